@@ -1,0 +1,19 @@
+import { InvalidArgumentError } from 'commander';
+
+export function intOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${value}'`);
+  return n;
+}
+
+export function floatOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);
+  return n;
+}
+
+export function scheduleOption(value: string): 'exponential' | 'cosine' {
+  if (value !== 'exponential' && value !== 'cosine')
+    throw new InvalidArgumentError(`expected 'cosine' or 'exponential', got '${value}'`);
+  return value;
+}
