@@ -1,0 +1,145 @@
+/**
+ * Each kernel advsieve registers on wasm against the cpu backend's reference implementation, on
+ * random shapes, strides 1 and 2, padding same and valid. Tolerance: 1e-4 relative to the largest
+ * magnitude of the reference (float32 sums over up to a few thousand terms, in another order).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { getKernel } from '@tensorflow/tfjs-core';
+import { WASM_KERNELS, WASM_KERNEL_WRAPPERS } from '../../src/engine/kernels/wasm/register';
+import { maxAbsDiff, onBackend, randomValues, setUpBackends, sizeOf } from '../helpers/backends';
+
+const TOL = 1e-4;
+
+function expectClose(actual: number[], expected: number[]): void {
+  const scale = Math.max(1, ...expected.map(Math.abs));
+  expect(maxAbsDiff(actual, expected) / scale).toBeLessThan(TOL);
+}
+
+async function compare(f: () => tf.Tensor | tf.Tensor[]): Promise<void> {
+  const [wasm, cpu] = [await onBackend('wasm', f), await onBackend('cpu', f)];
+  expect(wasm.length).toBe(cpu.length);
+  wasm.forEach((w, i) => expectClose(w, cpu[i]));
+}
+
+beforeAll(async () => {
+  await setUpBackends();
+});
+
+test('the advsieve kernels are the ones registered on wasm', () => {
+  for (const k of WASM_KERNELS) expect(getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+  for (const name of Object.keys(WASM_KERNEL_WRAPPERS)) expect(getKernel(name, 'wasm')).toBeDefined();
+});
+
+// [batch, height, width, inChannels, filterH, filterW, outChannels]
+const CONV_SHAPES: Array<[number, number, number, number, number, number, number]> = [
+  [2, 9, 9, 3, 3, 3, 4],
+  [1, 10, 7, 1, 5, 3, 6],
+  [3, 8, 11, 5, 2, 2, 3],
+  [2, 28, 28, 1, 3, 3, 8],
+];
+
+describe.each(CONV_SHAPES)('conv gradients, x [%i,%i,%i,%i], filter [%i,%i,·,%i]', (n, h, w, ci, kh, kw, co) => {
+  test.each([
+    [1, 'same'],
+    [1, 'valid'],
+    [2, 'same'],
+    [2, 'valid'],
+  ] as const)('stride %i, padding %s: Conv2DBackpropFilter and Conv2DBackpropInput match cpu', async (stride, pad) => {
+    const seed = n * 1000 + h * 100 + w * 10 + ci + stride;
+    const xv = randomValues(n * h * w * ci, seed);
+    const wv = randomValues(kh * kw * ci * co, seed + 1);
+    await compare(() => {
+      const x = tf.tensor4d(xv, [n, h, w, ci]);
+      const filter = tf.tensor4d(wv, [kh, kw, ci, co]);
+      const y = tf.conv2d(x, filter, stride, pad);
+      const dy = tf.tensor(randomValues(y.size, seed + 2), y.shape);
+      // The gradient of Σ conv(x, W)·dy is exactly (Conv2DBackpropInput, Conv2DBackpropFilter) at dy.
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad), dy)),
+      )([x, filter]);
+      return [dx, dw];
+    });
+  });
+});
+
+test.each([
+  [[2, 8, 8, 3], 2, 2, 'valid'],
+  [[1, 9, 7, 4], 3, 2, 'same'],
+  [[2, 6, 6, 2], 3, 1, 'valid'],
+] as const)('MaxPoolGrad on %j, window %i, stride %i, %s matches cpu', async (shape, size, stride, pad) => {
+  const xv = randomValues(sizeOf(shape), 7);
+  await compare(() =>
+    tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(x as tf.Tensor4D, size, stride, pad), 3)))(
+      tf.tensor4d(xv, [...shape]),
+    ),
+  );
+});
+
+test("MaxPoolGrad sends a tied window's gradient to its first maximum, as cpu does", async () => {
+  const x = [1, 1, 1, 1, 0, 2, 2, 0]; // two 2×2 windows: all tied; tie on the diagonal
+  await compare(() =>
+    tf.grad((t: tf.Tensor) => tf.sum(tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid')))(tf.tensor4d(x, [1, 2, 4, 1])),
+  );
+});
+
+test.each([
+  [
+    [1, 1, 1, 5],
+    [4, 3, 2, 1],
+  ],
+  [
+    [2, 3],
+    [2, 2],
+  ],
+  [
+    [3, 1, 2],
+    [1, 4, 1],
+  ],
+] as const)('Tile of %j by %j matches cpu', async (shape, reps) => {
+  const v = randomValues(sizeOf(shape), 3);
+  await compare(() => tf.tile(tf.tensor(v, [...shape]), [...reps]));
+});
+
+test.each([
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+])('BatchMatMul transposeA=%s transposeB=%s matches cpu', async (ta, tb) => {
+  const a = randomValues(2 * 5 * 7, 11);
+  const b = randomValues(2 * 7 * 3, 12);
+  await compare(() =>
+    tf.matMul(tf.tensor3d(a, ta ? [2, 7, 5] : [2, 5, 7]), tf.tensor3d(b, tb ? [2, 3, 7] : [2, 7, 3]), ta, tb),
+  );
+});
+
+test.each([
+  [[4, 5, 6, 3], [0, 1, 2], false],
+  [[4, 5, 6, 3], [0], true],
+  [[7, 3], [0], false],
+  [[4, 5, 6, 3], [1, 2], false], // not leading: stock kernel
+  [[4, 5, 6, 3], [3], true],
+] as const)('Sum and Mean of %j over %j (keepDims %s) match cpu', async (shape, axes, keepDims) => {
+  const v = randomValues(sizeOf(shape), 5);
+  await compare(() => {
+    const x = tf.tensor(v, [...shape]);
+    return [tf.sum(x, [...axes], keepDims), tf.mean(x, [...axes], keepDims)];
+  });
+});
+
+test('training through the wasm kernels changes the filter in the direction cpu does', async () => {
+  // End to end: one SGD step on a conv + pool + dense net, same weights, on both backends.
+  const xv = randomValues(4 * 12 * 12, 21);
+  const kv = randomValues(3 * 3 * 4, 22);
+  const dv = randomValues(6 * 6 * 4 * 3, 23);
+  await compare(() => {
+    const x = tf.tensor4d(xv, [4, 12, 12, 1]);
+    const k = tf.tensor4d(kv, [3, 3, 1, 4]);
+    const d = tf.tensor2d(dv, [6 * 6 * 4, 3]);
+    const loss = (kk: tf.Tensor, dd: tf.Tensor) => {
+      const h = tf.maxPool(tf.relu(tf.conv2d(x, kk as tf.Tensor4D, 1, 'same')), 2, 2, 'valid');
+      return tf.mean(tf.square(tf.matMul(tf.reshape(h, [4, -1]), dd as tf.Tensor2D)));
+    };
+    return tf.grads(loss)([k, d]);
+  });
+});
