@@ -1,0 +1,158 @@
+/**
+ * Spectra on every backend: the 2-D discrete Fourier transform of a batch of images as real matrix
+ * products with cosine and sine DFT matrices. tf.spectral needs complex tensors, which the wasm
+ * backend lacks; matrix products run fast on every backend and have exact gradients, which the
+ * adaptive attacks through the low-pass defense need.
+ *
+ * With W = C − iS (C[k,n] = cos 2πkn/N, S[k,n] = sin 2πkn/N) and a real image X:
+ *   X·W_w = A − iB  (A = X·C_w, B = X·S_w)
+ *   F = W_h·X·W_w = (C_h·A − S_h·B) − i(S_h·A + C_h·B)
+ * computed as one product X·[C_w | S_w] and one batched product [C_h; S_h]·[A | B].
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type Spectrum = {
+  /** Real part, [N, H, W]. */
+  readonly re: tf.Tensor3D;
+  /** Imaginary part, [N, H, W]. */
+  readonly im: tf.Tensor3D;
+};
+
+function cosSin(n: number): { cos: Float32Array; sin: Float32Array } {
+  const cos = new Float32Array(n * n);
+  const sin = new Float32Array(n * n);
+  for (let k = 0; k < n; k++) {
+    for (let j = 0; j < n; j++) {
+      // (k·j) mod n keeps the angle small, so float64 cos/sin stay exact to float32 precision.
+      const angle = (2 * Math.PI * ((k * j) % n)) / n;
+      cos[k * n + j] = Math.cos(angle);
+      sin[k * n + j] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+type DftMatrices = {
+  /** [C | S], [n, 2n]: right factor of the row transform. */
+  readonly rowCS: tf.Tensor2D;
+  /** [C; S], [2n, n]: left factor of the column transform. */
+  readonly colCS: tf.Tensor3D;
+  readonly cos: tf.Tensor2D;
+  readonly sin: tf.Tensor2D;
+};
+
+// The matrices are constants per size and backend, kept for the life of the process.
+const cache = new Map<string, DftMatrices>();
+
+function matrices(n: number): DftMatrices {
+  const key = `${tf.getBackend()}:${n}`;
+  let m = cache.get(key);
+  if (!m) {
+    const { cos, sin } = cosSin(n);
+    const made = tf.tidy((): DftMatrices => {
+      const c = tf.tensor2d(cos, [n, n]);
+      const s = tf.tensor2d(sin, [n, n]);
+      return {
+        cos: tf.keep(c),
+        sin: tf.keep(s),
+        rowCS: tf.keep(tf.concat([c, s], 1)),
+        colCS: tf.keep(tf.reshape(tf.concat([c, s], 0), [1, 2 * n, n]) as tf.Tensor3D),
+      };
+    });
+    cache.set(key, made);
+    m = made;
+  }
+  return m;
+}
+
+/** Number of constant tensors the DFT cache holds (for leak tests: they are not leaks). */
+export function dftCacheTensorCount(): number {
+  return cache.size * 4;
+}
+
+/** Forward 2-D DFT of real images x [N, H, W] (no normalisation, as numpy.fft.fft2). */
+export function dft2d(x: tf.Tensor3D): Spectrum {
+  return tf.tidy((): Spectrum => {
+    const [n, h, w] = x.shape;
+    const row = matrices(w);
+    const col = matrices(h);
+    const ab = tf.reshape(tf.matMul(tf.reshape(x, [n * h, w]), row.rowCS), [n, h, 2 * w]); // [A | B]
+    const prod = tf.matMul(tf.tile(col.colCS, [n, 1, 1]), ab); // [[C·A, C·B], [S·A, S·B]]
+    const cA = tf.slice(prod, [0, 0, 0], [n, h, w]);
+    const cB = tf.slice(prod, [0, 0, w], [n, h, w]);
+    const sA = tf.slice(prod, [0, h, 0], [n, h, w]);
+    const sB = tf.slice(prod, [0, h, w], [n, h, w]);
+    return { re: tf.sub(cA, sB) as tf.Tensor3D, im: tf.neg(tf.add(sA, cB)) as tf.Tensor3D };
+  });
+}
+
+/** Inverse 2-D DFT, real part: x = Re(W*_h · F · W*_w) / (H·W). */
+export function idft2d(f: Spectrum): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [n, h, w] = f.re.shape;
+    const row = matrices(w);
+    const col = matrices(h);
+    // F·W*_w = (P + iQ)(C + iS) = (P·C − Q·S) + i(P·S + Q·C)
+    const pq = tf.reshape(tf.concat([f.re, f.im], 0), [2 * n * h, w]);
+    const prod = tf.reshape(tf.matMul(pq, row.rowCS), [2, n, h, 2 * w]);
+    const pC = tf.slice(prod, [0, 0, 0, 0], [1, n, h, w]);
+    const pS = tf.slice(prod, [0, 0, 0, w], [1, n, h, w]);
+    const qC = tf.slice(prod, [1, 0, 0, 0], [1, n, h, w]);
+    const qS = tf.slice(prod, [1, 0, 0, w], [1, n, h, w]);
+    const u = tf.reshape(tf.sub(pC, qS), [n, h, w]);
+    const v = tf.reshape(tf.add(pS, qC), [n, h, w]);
+    // Re[(C_h + iS_h)(U + iV)] = C_h·U − S_h·V
+    const cu = tf.matMul(tf.tile(tf.reshape(col.cos, [1, h, h]), [n, 1, 1]), u);
+    const sv = tf.matMul(tf.tile(tf.reshape(col.sin, [1, h, h]), [n, 1, 1]), v);
+    return tf.div(tf.sub(cu, sv), h * w) as tf.Tensor3D;
+  });
+}
+
+/** |F|², [N, H, W], normalised by H·W so that it sums to H·W times the mean squared pixel (Parseval). */
+export function powerSpectrum(x: tf.Tensor3D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const { re, im } = dft2d(x);
+    const [, h, w] = x.shape;
+    return tf.div(tf.add(tf.square(re), tf.square(im)), h * w) as tf.Tensor3D;
+  });
+}
+
+/**
+ * Normalised radial frequency of each DFT bin, [H·W] row-major, in cycles per pixel: bin k of n
+ * has frequency k/n for k ≤ n/2 and (k − n)/n above (numpy.fft.fftfreq); the radius is
+ * √(fy² + fx²), 0 at DC, 0.5 at the Nyquist frequency of one axis, up to ≈0.707 in the corners.
+ */
+export function radialFrequencyGrid(h: number, w: number): Float32Array {
+  const freq = (k: number, n: number) => (k <= n / 2 ? k : k - n) / n;
+  const r = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) r[y * w + x] = Math.hypot(freq(y, h), freq(x, w));
+  }
+  return r;
+}
+
+export type LowPassKind = 'ideal' | 'gaussian';
+
+/**
+ * A low-pass mask over the DFT bins, [H·W] row-major: 'ideal' keeps bins with radial frequency
+ * ≤ radius (cycles/pixel); 'gaussian' weighs each bin by exp(−r² / 2·radius²), without the ideal
+ * mask's ringing. Masks depend on |frequency| only, so the filtered image stays real.
+ */
+export function lowPassMask(h: number, w: number, radius: number, kind: LowPassKind = 'ideal'): Float32Array {
+  if (!(radius > 0)) throw new RangeError(`low-pass radius must be > 0 cycles/pixel, got ${radius}`);
+  const r = radialFrequencyGrid(h, w);
+  return r.map((f) => (kind === 'ideal' ? (f <= radius + 1e-9 ? 1 : 0) : Math.exp(-(f * f) / (2 * radius * radius))));
+}
+
+/**
+ * Low-pass filters a batch of images x [N, H, W]: DFT, multiply by the mask, inverse DFT. Linear in
+ * x, so its exact gradient flows through tfjs's autodiff (adaptive attacks through the defense).
+ */
+export function lowPass(x: tf.Tensor3D, radius: number, kind: LowPassKind = 'ideal'): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [, h, w] = x.shape;
+    const mask = tf.tensor3d(lowPassMask(h, w, radius, kind), [1, h, w]);
+    const f = dft2d(x);
+    return idft2d({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
+  });
+}

@@ -1,0 +1,157 @@
+/**
+ * The matrix-product DFT against a naive DFT, on every backend present. Tolerance 1e-4 relative to
+ * the largest coefficient (float32 products of length ≤ 32).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { dft2d, idft2d, lowPass, lowPassMask, powerSpectrum, radialFrequencyGrid } from '../../src/engine/spectra';
+import { backendsUnderTest, randomValues, setUpBackends } from '../helpers/backends';
+
+function naiveDft(x: Float32Array, h: number, w: number): { re: number[]; im: number[] } {
+  const re: number[] = [];
+  const im: number[] = [];
+  for (let k = 0; k < h; k++) {
+    for (let l = 0; l < w; l++) {
+      let sr = 0;
+      let si = 0;
+      for (let y = 0; y < h; y++) {
+        for (let z = 0; z < w; z++) {
+          const a = -2 * Math.PI * ((k * y) / h + (l * z) / w);
+          sr += x[y * w + z] * Math.cos(a);
+          si += x[y * w + z] * Math.sin(a);
+        }
+      }
+      re.push(sr);
+      im.push(si);
+    }
+  }
+  return { re, im };
+}
+
+beforeAll(async () => {
+  await setUpBackends();
+});
+
+afterEach(async () => {
+  await tf.setBackend('wasm');
+});
+
+// Reads are asynchronous (t.data()): the WebGPU backend cannot read synchronously in Node.
+describe.each(backendsUnderTest())('on %s', (backend) => {
+  beforeEach(async () => {
+    await tf.setBackend(backend);
+  });
+
+  test.each([
+    [6, 5],
+    [8, 8],
+    [28, 28],
+    [7, 12],
+  ])('dft2d of a %i×%i batch matches the naive DFT', async (h, w) => {
+    const n = 3;
+    const values = randomValues(n * h * w, h * 31 + w);
+    const { re, im } = dft2d(tf.tensor3d(values, [n, h, w]));
+    const R = await re.data();
+    const I = await im.data();
+    for (let b = 0; b < n; b++) {
+      const ref = naiveDft(values.subarray(b * h * w, (b + 1) * h * w), h, w);
+      const scale = Math.max(1, ...ref.re.map(Math.abs), ...ref.im.map(Math.abs));
+      for (let i = 0; i < h * w; i++) {
+        expect(Math.abs(R[b * h * w + i] - ref.re[i]) / scale).toBeLessThan(1e-4);
+        expect(Math.abs(I[b * h * w + i] - ref.im[i]) / scale).toBeLessThan(1e-4);
+      }
+    }
+    tf.dispose([re, im]);
+  });
+
+  test('idft2d inverts dft2d', async () => {
+    const x = tf.tensor3d(randomValues(2 * 10 * 9, 3), [2, 10, 9]);
+    const back = idft2d(dft2d(x));
+    expect((await tf.max(tf.abs(tf.sub(back, x))).data())[0]).toBeLessThan(1e-5);
+  });
+
+  test('a constant image has all its power at DC; a checkerboard at the Nyquist corner', async () => {
+    const h = 8;
+    const constant = new Float32Array(h * h).fill(0.5);
+    const checker = new Float32Array(h * h).map((_, i) => ((Math.floor(i / h) + (i % h)) % 2 ? 1 : 0));
+    const p = (await powerSpectrum(tf.tensor3d([...constant, ...checker], [2, h, h])).data()) as Float32Array;
+    const total = (b: number) => p.subarray(b * h * h, (b + 1) * h * h).reduce((s, v) => s + v, 0);
+    expect(p[0] / total(0)).toBeCloseTo(1, 5);
+    // The checkerboard: half its power at DC (its mean 0.5), half at (h/2, h/2).
+    const corner = h * h + (h / 2) * h + h / 2;
+    expect(p[corner] / total(1)).toBeCloseTo(0.5, 5);
+    expect(p[h * h] / total(1)).toBeCloseTo(0.5, 5);
+  });
+
+  test('low-pass keeps a constant image, removes a checkerboard, and with a radius past the corner is the identity', async () => {
+    const h = 8;
+    const constant = new Float32Array(h * h).fill(0.25);
+    const checker = new Float32Array(h * h).map((_, i) => ((Math.floor(i / h) + (i % h)) % 2 ? 1 : 0));
+    const x = tf.tensor3d([...constant, ...checker], [2, h, h]);
+    const out = (await lowPass(x, 0.3, 'ideal').data()) as Float32Array;
+    out.subarray(0, h * h).forEach((v) => expect(v).toBeCloseTo(0.25, 5));
+    out.subarray(h * h).forEach((v) => expect(v).toBeCloseTo(0.5, 5)); // only the mean survives
+    const r = tf.tensor3d(randomValues(2 * 9 * 7, 4), [2, 9, 7]);
+    expect((await tf.max(tf.abs(tf.sub(lowPass(r, 0.75, 'ideal'), r))).data())[0]).toBeLessThan(1e-5);
+  });
+
+  test.each(['ideal', 'gaussian'] as const)('%s low-pass matches mask × naive DFT, inverted naively', async (kind) => {
+    const h = 6;
+    const w = 5;
+    const v = randomValues(h * w, 17);
+    const got = (await lowPass(tf.tensor3d(v, [1, h, w]), 0.25, kind).data()) as Float32Array;
+    const { re, im } = naiveDft(v, h, w);
+    const mask = lowPassMask(h, w, 0.25, kind);
+    for (let y = 0; y < h; y++) {
+      for (let z = 0; z < w; z++) {
+        let acc = 0;
+        for (let k = 0; k < h; k++) {
+          for (let l = 0; l < w; l++) {
+            const a = 2 * Math.PI * ((k * y) / h + (l * z) / w);
+            const i = k * w + l;
+            acc += mask[i] * (re[i] * Math.cos(a) - im[i] * Math.sin(a));
+          }
+        }
+        expect(got[y * w + z]).toBeCloseTo(acc / (h * w), 4);
+      }
+    }
+  });
+
+  test('Parseval: the power spectrum sums to the sum of squared pixels', async () => {
+    const v = randomValues(16 * 16, 9);
+    const p = (await powerSpectrum(tf.tensor3d(v, [1, 16, 16])).data()) as Float32Array;
+    const energy = v.reduce((s, x) => s + x * x, 0);
+    expect(p.reduce((s, x) => s + x, 0)).toBeCloseTo(energy, 2);
+  });
+});
+
+test('radial frequency grid: 0 at DC, 0.5 at an axis Nyquist bin, √0.5 at the corner, symmetric', () => {
+  const r = radialFrequencyGrid(8, 8);
+  expect(r[0]).toBe(0);
+  expect(r[4]).toBeCloseTo(0.5);
+  expect(r[4 * 8 + 4]).toBeCloseTo(Math.SQRT1_2);
+  expect(r[1]).toBeCloseTo(r[7]);
+  expect(r[8]).toBeCloseTo(r[7 * 8]);
+});
+
+test('low-pass masks: ideal is a disc, gaussian falls off with the radius, a bad radius is named', () => {
+  const ideal = lowPassMask(8, 8, 0.25, 'ideal');
+  expect(ideal[0]).toBe(1);
+  expect(ideal[2]).toBe(1); // f = 0.25
+  expect(ideal[3]).toBe(0); // f = 0.375
+  const g = lowPassMask(8, 8, 0.25, 'gaussian');
+  expect(g[0]).toBe(1);
+  expect(g[2]).toBeCloseTo(Math.exp(-0.5));
+  expect(() => lowPassMask(8, 8, 0)).toThrow(/radius must be > 0/);
+});
+
+test('dft2d and idft2d leak no tensors', () => {
+  const x = tf.tensor3d(randomValues(4 * 28 * 28, 1), [4, 28, 28]);
+  dft2d(x); // builds the cached DFT matrices once
+  tf.dispose(Object.values(dft2d(x)));
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 20; i++) {
+    const f = dft2d(x);
+    tf.dispose([idft2d(f), f.re, f.im, powerSpectrum(x), lowPass(x, 0.2, 'gaussian')]);
+  }
+  expect(tf.memory().numTensors).toBe(before);
+});
