@@ -1,0 +1,125 @@
+/**
+ * The batched inference engine: a shared dynamic batcher in front of a pool of inference workers.
+ * Every caller (CLI, GraphQL resolvers, benchmarks) submits single images; the batcher merges them
+ * into batches across callers, and each batch runs on an idle worker.
+ */
+import { BatcherStats, BatchInfo, DynamicBatcher } from './batcher';
+import { ImageOutput, splitBatch } from './model';
+import { ModelMetadata, readMetadata } from './modelStore';
+import { InferencePool } from './pool';
+import { logger } from '../util/logger';
+
+export interface EngineOptions {
+  readonly modelDir: string;
+  /** Inference workers; default per backend (BATCHING_DEFAULTS). */
+  readonly workers?: number;
+  /** Images per batch at most; default per backend. */
+  readonly maxBatch?: number;
+  /** Longest an image waits for its batch to fill, in ms; default per backend. */
+  readonly maxDelayMs?: number;
+  /** Images waiting at most before submissions are refused with OverloadError; default per backend. */
+  readonly maxQueue?: number;
+  readonly backend?: string;
+  readonly activationLayers?: readonly string[];
+  readonly faultInjection?: boolean;
+  readonly onBatch?: (info: BatchInfo) => void;
+}
+
+/**
+ * Batching that suits each kind of backend. CPU (wasm, tfjs-node, cpu): one worker per core, since
+ * each backend instance runs one thread, and batches of 64, past which wasm's throughput per image
+ * stops improving (bench:engine). GPU (webgpu on a hardware adapter, tfjs-node-gpu): one worker
+ * with batches of hundreds, which a GPU needs to fill its cores, and a longer delay to gather them.
+ */
+export const BATCHING_DEFAULTS = {
+  cpu: { maxBatch: 64, maxDelayMs: 5, maxQueue: 1024 },
+  gpu: { maxBatch: 512, maxDelayMs: 10, maxQueue: 4096 },
+} as const;
+
+export class Engine {
+  private constructor(
+    readonly pool: InferencePool,
+    private readonly batcher: DynamicBatcher<Float32Array, ImageOutput>,
+    readonly metadata: ModelMetadata,
+    private readonly settings: { maxBatch: number; maxDelayMs: number; maxQueue: number },
+  ) {}
+
+  /** Values per image: height × width × channels. */
+  get imageSize(): number {
+    const [h, w, c] = this.metadata.inputShape;
+    return h * w * c;
+  }
+
+  static async start(opts: EngineOptions): Promise<Engine> {
+    const metadata = readMetadata(opts.modelDir);
+    const pool = await InferencePool.start({
+      modelDir: opts.modelDir,
+      workers: opts.workers,
+      backend: opts.backend,
+      activationLayers: opts.activationLayers,
+      faultInjection: opts.faultInjection,
+    });
+    const defaults = pool.gpu ? BATCHING_DEFAULTS.gpu : BATCHING_DEFAULTS.cpu;
+    const a = pool.adapter;
+    const settings = {
+      maxBatch: opts.maxBatch ?? defaults.maxBatch,
+      maxDelayMs: opts.maxDelayMs ?? defaults.maxDelayMs,
+      maxQueue: opts.maxQueue ?? defaults.maxQueue,
+    };
+    const batcher = new DynamicBatcher<Float32Array, ImageOutput>({
+      ...settings,
+      concurrency: pool.size,
+      onBatch: opts.onBatch,
+      run: async (images) => {
+        const size = images[0].length;
+        const pixels = new Float32Array(images.length * size);
+        images.forEach((img, i) => pixels.set(img, i * size));
+        return splitBatch(await pool.run(pixels, images.length));
+      },
+    });
+    logger.info(
+      {
+        backend: pool.backend,
+        adapter: a,
+        workers: pool.size,
+        ...settings,
+        model: metadata.id,
+        modelSha256: pool.modelSha256,
+      },
+      `engine ready: ${pool.size} × ${pool.backend}${a ? ` on ${a.vendor} ${a.device}${a.software ? ' (software)' : ''}` : ''}, ` +
+        `batches of ≤ ${settings.maxBatch} after ≤ ${settings.maxDelayMs} ms`,
+    );
+    return new Engine(pool, batcher, metadata, settings);
+  }
+
+  /** Classifies images (each H×W×C values in [0, 1]); one promise per image. Throws OverloadError when full. */
+  infer(images: readonly Float32Array[]): Promise<ImageOutput>[] {
+    const bad = images.findIndex((img) => img.length !== this.imageSize);
+    if (bad >= 0) {
+      throw new RangeError(
+        `image ${bad} has ${images[bad].length} values; the model takes ${this.metadata.inputShape.join('×')} = ${this.imageSize}`,
+      );
+    }
+    return this.batcher.submitAll(images);
+  }
+
+  stats(): BatcherStats {
+    return this.batcher.stats();
+  }
+
+  /** The batching settings in force (after per-backend defaults). */
+  get batching(): {
+    readonly maxBatch: number;
+    readonly maxDelayMs: number;
+    readonly maxQueue: number;
+    readonly workers: number;
+  } {
+    return { ...this.settings, workers: this.pool.size };
+  }
+
+  /** Finishes queued work, then stops the workers. */
+  async close(): Promise<void> {
+    await this.batcher.close();
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Worker-thread entry of the inference pool: its own backend and model, one batch at a time.
+ * Requests: {type:'run', id, pixels, count} → {type:'result', id, output}; {type:'memory'} →
+ * live tensor count (leak tests); {type:'crash'} exits at once (fault-injection tests only).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parentPort, workerData } from 'worker_threads';
+import { initBackend } from './backends';
+import { InferenceModel } from './model';
+import type { InferenceWorkerData, WorkerReply, WorkerRequest } from './pool';
+
+async function main(): Promise<void> {
+  const data = workerData as InferenceWorkerData;
+  const port = parentPort!;
+  const backend = await initBackend(data.backend);
+  const model = await InferenceModel.load(data.modelDir, data.activationLayers);
+  // Warm-up: the first call compiles kernels and sizes buffers; keep it out of request latency.
+  await model.runBatch(new Float32Array(model.imageSize), 1);
+  // Batches are handled one at a time, in arrival order: the pool sends a worker one batch at once.
+  let queue: Promise<void> = Promise.resolve();
+  port.on('message', (msg: WorkerRequest) => {
+    queue = queue.then(() => handle(msg));
+  });
+  const handle = async (msg: WorkerRequest): Promise<void> => {
+    if (msg.type === 'crash') {
+      if (data.faultInjection) process.exit(70);
+      return;
+    }
+    if (msg.type === 'memory') {
+      port.postMessage({ type: 'memory', id: msg.id, numTensors: tf.memory().numTensors } satisfies WorkerReply);
+      return;
+    }
+    try {
+      const output = await model.runBatch(msg.pixels, msg.count);
+      // Reads are copies out of the backend, safe to transfer; a tensor read twice may share a buffer.
+      const buffers = new Set(
+        [output.probs, output.logits, ...Object.values(output.activations).map((a) => a.values)].map(
+          (a) => a.buffer as ArrayBuffer,
+        ),
+      );
+      port.postMessage({ type: 'result', id: msg.id, output } satisfies WorkerReply, [...buffers]);
+    } catch (err) {
+      port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerReply);
+    }
+  };
+  port.postMessage({
+    type: 'ready',
+    backend: backend.name,
+    gpu: backend.gpu,
+    adapter: backend.adapter,
+    sha256: model.stored.sha256,
+  } satisfies WorkerReply);
+}
+
+main().catch((err) => {
+  parentPort?.postMessage({ type: 'fatal', message: (err as Error).message } satisfies WorkerReply);
+});

@@ -1,0 +1,116 @@
+/** The engine end to end: real worker threads, the bundled model, the shared batcher. */
+import { initBackend } from '../../src/engine/backends';
+import { OverloadError } from '../../src/engine/batcher';
+import { Engine } from '../../src/engine/engine';
+import { InferenceModel } from '../../src/engine/model';
+import { WorkerCrashedError } from '../../src/engine/pool';
+import { BUNDLED_MODEL_DIR, fixtureLabels, fixturePixels } from '../helpers/fixtures';
+
+let engine: Engine;
+let images: Float32Array[];
+let labels: number[];
+
+beforeAll(async () => {
+  engine = await Engine.start({
+    modelDir: BUNDLED_MODEL_DIR,
+    backend: 'wasm',
+    workers: 2,
+    maxBatch: 8,
+    maxDelayMs: 20,
+    faultInjection: true,
+  });
+  const fx = fixtureLabels();
+  images = await Promise.all(fx.map((f) => fixturePixels(f.file)));
+  labels = fx.map((f) => f.label);
+});
+afterAll(async () => {
+  await engine.close();
+});
+
+const argmax = (a: Float32Array) => a.indexOf(Math.max(...a));
+
+test('the workers run the wasm backend and agree with the in-process model', async () => {
+  expect(engine.pool.backend).toBe('wasm');
+  expect(engine.pool.size).toBe(2);
+  await initBackend('wasm');
+  const local = await InferenceModel.load(BUNDLED_MODEL_DIR);
+  const ref = await local.runBatch(images[0].slice(), 1);
+  const [out] = await Promise.all(engine.infer([images[0]]));
+  Array.from(out.probs).forEach((p, i) => expect(p).toBeCloseTo(ref.probs[i], 5));
+  local.dispose();
+});
+
+test('classifies the committed fixtures through the batcher', async () => {
+  const outs = await Promise.all(engine.infer(images));
+  const correct = outs.filter((o, i) => argmax(o.probs) === labels[i]).length;
+  expect(correct).toBeGreaterThanOrEqual(18);
+  expect(outs[0].activations.conv2).toHaveLength(64);
+});
+
+test('concurrent callers share batches: fewer batches than images', async () => {
+  const before = engine.stats();
+  const callers = Array.from({ length: 40 }, (_, i) => Promise.all(engine.infer([images[i % images.length]])));
+  await Promise.all(callers);
+  const after = engine.stats();
+  const batches = after.batches - before.batches;
+  expect(after.items - before.items).toBe(40);
+  expect(batches).toBeLessThan(40);
+  expect(batches).toBeGreaterThanOrEqual(5); // maxBatch 8
+});
+
+test('a worker that dies mid-batch fails that batch only and is replaced', async () => {
+  const replacedBefore = engine.pool.replacedWorkers;
+  engine.pool.crashNextBatch();
+  const doomed = Promise.allSettled(engine.infer(images.slice(0, 8))); // one full batch: the crash takes it
+  const other = Promise.allSettled(engine.infer(images.slice(8, 16)));
+  const [a, b] = await Promise.all([doomed, other]);
+  expect(a.every((r) => r.status === 'rejected' && r.reason instanceof WorkerCrashedError)).toBe(true);
+  expect(b.every((r) => r.status === 'fulfilled')).toBe(true);
+  // The pool heals: a replacement starts and later work succeeds on both workers.
+  for (let i = 0; i < 100 && engine.pool.readyWorkers < 2; i++) await new Promise((r) => setTimeout(r, 100));
+  expect(engine.pool.readyWorkers).toBe(2);
+  expect(engine.pool.replacedWorkers).toBe(replacedBefore + 1);
+  const again = await Promise.all(engine.infer(images.slice(0, 16)));
+  expect(again).toHaveLength(16);
+});
+
+test('images of the wrong size are refused before they reach a worker', () => {
+  expect(() => engine.infer([new Float32Array(10)])).toThrow(/image 0 has 10 values; the model takes 28×28×1 = 784/);
+});
+
+test('live tensors stay constant over thousands of batches', async () => {
+  // No delay and batches of at most 4: eight callers a wave make about four batches.
+  const e = await Engine.start({ modelDir: BUNDLED_MODEL_DIR, backend: 'wasm', workers: 2, maxBatch: 4, maxDelayMs: 0 });
+  try {
+    await Promise.all(e.infer(images));
+    const before = await e.pool.liveTensors();
+    const start = e.stats().batches;
+    for (let wave = 0; wave < 600; wave++) {
+      const callers = Array.from({ length: 8 }, (_, i) => Promise.all(e.infer(images.slice(i % 5, (i % 5) + 1 + (wave % 3)))));
+      await Promise.all(callers);
+    }
+    expect(e.stats().batches - start).toBeGreaterThanOrEqual(2000);
+    expect(await e.pool.liveTensors()).toEqual(before);
+  } finally {
+    await e.close();
+  }
+});
+
+test('a full queue answers at once with OverloadError', async () => {
+  const small = await Engine.start({
+    modelDir: BUNDLED_MODEL_DIR,
+    backend: 'wasm',
+    workers: 1,
+    maxBatch: 4,
+    maxDelayMs: 50,
+    maxQueue: 6,
+  });
+  try {
+    const first = small.infer(images.slice(0, 4)); // leaves at once (full batch)
+    const queued = small.infer(images.slice(4, 10)); // fills the queue while the worker is busy
+    expect(() => small.infer([images[0]])).toThrow(OverloadError);
+    await Promise.all([...first, ...queued]);
+  } finally {
+    await small.close();
+  }
+});
