@@ -1,0 +1,112 @@
+/**
+ * One copy of the model being trained, with its optimizer. Training is synchronous data-parallel:
+ * every replica computes gradients on its shard of a batch, the gradients are averaged, and every
+ * replica applies the same average with its own Adam, so the trainable weights stay identical
+ * without being sent around. In-process training is the same with a single replica.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ImageSet } from '../data/fashionMnist';
+import { augmentImage, AugmentOptions } from './augment';
+import { buildTrainingModel, FashionCnnOptions, NUM_CLASSES } from './fashionCnn';
+import { mulberry32 } from './random';
+
+export interface ShardResult {
+  /** Gradient of the mean loss over the shard, one array per trainable weight, in model order. */
+  readonly grads: Float32Array[];
+  readonly loss: number;
+  readonly correct: number;
+  readonly count: number;
+}
+
+export class TrainingReplica {
+  readonly model: tf.Sequential;
+  private readonly optimizer: tf.AdamOptimizer;
+
+  constructor(
+    private readonly data: ImageSet,
+    modelOptions: FashionCnnOptions,
+    learningRate: number,
+    private readonly augment?: AugmentOptions,
+  ) {
+    this.model = buildTrainingModel(modelOptions);
+    this.optimizer = tf.train.adam(learningRate);
+  }
+
+  setLearningRate(lr: number): void {
+    // AdamOptimizer reads this field on every step.
+    (this.optimizer as unknown as { learningRate: number }).learningRate = lr;
+  }
+
+  /**
+   * Forward and backward pass on the images `indices` (in training mode: dropout, batch statistics).
+   * `dropoutSeed` must differ per step and shard: a seeded tfjs dropout layer draws the same mask on
+   * every call, so the trainer hands each call a fresh seed (reproducible, yet a new mask per step).
+   */
+  computeGradients(indices: ArrayLike<number>, dropoutSeed: number): ShardResult {
+    this.model.layers.forEach((layer, i) => {
+      if (layer.getClassName() === 'Dropout') (layer as unknown as { seed: number }).seed = dropoutSeed * 31 + i;
+    });
+    const n = indices.length;
+    const { height, width, pixels, labels } = this.data;
+    const size = height * width;
+    const batch = new Float32Array(n * size);
+    const y = new Int32Array(n);
+    const random = mulberry32(dropoutSeed ^ 0x5bd1e995);
+    for (let i = 0; i < n; i++) {
+      const src = pixels.subarray(indices[i] * size, (indices[i] + 1) * size);
+      if (this.augment)
+        augmentImage(src, batch.subarray(i * size, (i + 1) * size), height, width, random, this.augment);
+      else batch.set(src, i * size);
+      y[i] = labels[indices[i]];
+    }
+    const weights = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    let predicted: tf.Tensor | undefined;
+    const { value, grads } = tf.tidy(() => {
+      const x = tf.tensor4d(batch, [n, height, width, 1]);
+      const target = tf.oneHot(tf.tensor1d(y, 'int32'), NUM_CLASSES);
+      return tf.variableGrads(() => {
+        const logits = this.model.apply(x, { training: true }) as tf.Tensor;
+        // variableGrads disposes every intermediate; keep the predictions for the accuracy count.
+        predicted = tf.keep(tf.argMax(logits, 1));
+        return tf.losses.softmaxCrossEntropy(target, logits) as tf.Scalar;
+      }, weights);
+    });
+    // Read outside tidy: tidy walks a returned TypedArray element by element.
+    const gradArrays = weights.map((w) => grads[w.name].dataSync() as Float32Array);
+    const loss = value.dataSync()[0];
+    const pred = predicted!.dataSync();
+    let correct = 0;
+    for (let i = 0; i < n; i++) if (pred[i] === y[i]) correct++;
+    tf.dispose([value, predicted!, ...Object.values(grads)]);
+    return { grads: gradArrays.map((g) => g.slice()), loss, correct, count: n };
+  }
+
+  applyGradients(grads: readonly Float32Array[]): void {
+    const weights = this.model.trainableWeights;
+    const named = weights.map((w, i) => ({
+      name: (w.read() as tf.Variable).name,
+      tensor: tf.tensor(grads[i], w.shape as number[]),
+    }));
+    this.optimizer.applyGradients(named);
+    tf.dispose(named.map((g) => g.tensor));
+  }
+
+  /** All weights (trainable and batch-norm statistics) as arrays, for transfer between threads. */
+  exportWeights(): { shape: number[]; values: Float32Array }[] {
+    return this.model.getWeights().map((w) => ({ shape: w.shape, values: w.dataSync() as Float32Array }));
+  }
+}
+
+/** Averages shard gradients weighted by shard size (the mean loss over the whole batch). */
+export function averageGradients(results: readonly ShardResult[]): Float32Array[] {
+  const total = results.reduce((s, r) => s + r.count, 0);
+  return results[0].grads.map((_, k) => {
+    const out = new Float32Array(results[0].grads[k].length);
+    for (const r of results) {
+      const w = r.count / total;
+      const g = r.grads[k];
+      for (let i = 0; i < out.length; i++) out[i] += w * g[i];
+    }
+    return out;
+  });
+}

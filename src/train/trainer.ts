@@ -1,0 +1,265 @@
+/**
+ * Trains the reference model. Synchronous data-parallel over `workers` worker threads (one per core
+ * is the point: the wasm backend runs one thread), or in-process with workers = 1. Seeded: the
+ * initial weights, the shuffling and dropout follow `seed`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Worker } from 'worker_threads';
+import { ImageSet, loadFashionMnist } from '../data/fashionMnist';
+import { workerScript } from '../util/workerScript';
+import { buildServingModel, buildTrainingModel, FashionCnnOptions } from './fashionCnn';
+import { AugmentOptions } from './augment';
+import { mulberry32, permutation } from './random';
+import { averageGradients, ShardResult, TrainingReplica } from './replica';
+
+export interface TrainOptions {
+  readonly dataDir: string;
+  readonly epochs: number;
+  readonly batchSize: number;
+  /** Peak learning rate. */
+  readonly learningRate: number;
+  /** 'exponential': × lrDecay after each epoch; 'cosine': linear warm-up, then cosine decay to ~0. */
+  readonly lrSchedule?: 'exponential' | 'cosine';
+  /** Learning rate multiplier applied after each epoch ('exponential'). */
+  readonly lrDecay: number;
+  /** Epochs of linear warm-up ('cosine'). */
+  readonly warmupEpochs?: number;
+  readonly seed: number;
+  readonly workers: number;
+  /** Train on the first N training images only (tests, quick runs). */
+  readonly limit?: number;
+  /** Stop after this many steps in total (tests). */
+  readonly maxSteps?: number;
+  readonly backend?: string;
+  readonly model?: Omit<FashionCnnOptions, 'seed'>;
+  /** Random flips and shifts of the training images (none when absent). */
+  readonly augment?: AugmentOptions;
+  readonly onProgress?: (p: TrainProgress) => void;
+}
+
+export interface TrainProgress {
+  readonly epoch: number;
+  readonly step: number;
+  readonly stepsPerEpoch: number;
+  readonly loss: number;
+  readonly samplesPerSec: number;
+}
+
+export interface EpochStats {
+  readonly epoch: number;
+  readonly loss: number;
+  readonly trainAccuracy: number;
+  readonly learningRate: number;
+  readonly seconds: number;
+}
+
+export interface TrainResult {
+  /** The serving graph (batch norm folded). */
+  readonly model: tf.Sequential;
+  readonly history: EpochStats[];
+  readonly seconds: number;
+  readonly samplesPerSec: number;
+  readonly samples: number;
+}
+
+export interface TrainWorkerData {
+  readonly dataDir: string;
+  readonly limit?: number;
+  readonly backend?: string;
+  readonly model: FashionCnnOptions;
+  readonly learningRate: number;
+  readonly augment?: AugmentOptions;
+}
+
+export type TrainWorkerRequest =
+  | { type: 'step'; indices: Uint32Array; dropoutSeed: number; learningRate?: number }
+  | { type: 'apply'; grads: Float32Array[] }
+  | { type: 'export' };
+
+type ExportedWeights = { shape: number[]; values: Float32Array }[];
+
+interface ReplicaHandle {
+  step(indices: Uint32Array, dropoutSeed: number, learningRate: number): Promise<ShardResult>;
+  apply(grads: Float32Array[]): Promise<void>;
+  exportWeights(): Promise<ExportedWeights>;
+  close(): Promise<void>;
+}
+
+function localReplica(data: ImageSet, model: FashionCnnOptions, lr: number, augment?: AugmentOptions): ReplicaHandle {
+  const r = new TrainingReplica(data, model, lr, augment);
+  return {
+    step: async (indices, dropoutSeed, learningRate) => {
+      r.setLearningRate(learningRate);
+      return r.computeGradients(indices, dropoutSeed);
+    },
+    apply: async (grads) => r.applyGradients(grads),
+    exportWeights: async () => r.exportWeights(),
+    close: async () => {
+      r.model.dispose();
+    },
+  };
+}
+
+async function workerReplica(data: TrainWorkerData): Promise<ReplicaHandle> {
+  const worker = new Worker(workerScript(__dirname, 'trainWorker'), { workerData: data });
+  type Reply = { type: string; result?: ShardResult; weights?: ExportedWeights; message?: string };
+  let pending: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
+  const next = () =>
+    new Promise<Reply>((resolve, reject) => {
+      pending = { resolve, reject };
+    });
+  worker.on('message', (msg: Reply) => {
+    const p = pending;
+    pending = undefined;
+    if (msg.type === 'error') p?.reject(new Error(`training worker: ${msg.message}`));
+    else p?.resolve(msg);
+  });
+  worker.on('error', (err) => pending?.reject(err));
+  worker.on('exit', (code) => pending?.reject(new Error(`training worker exited with code ${code}`)));
+  await next(); // ready
+  const ask = async (req: TrainWorkerRequest, transfer: ArrayBuffer[] = []) => {
+    const reply = next();
+    worker.postMessage(req, transfer);
+    return reply;
+  };
+  return {
+    step: async (indices, dropoutSeed, learningRate) =>
+      (await ask({ type: 'step', indices, dropoutSeed, learningRate })).result!,
+    apply: async (grads) => {
+      await ask({ type: 'apply', grads });
+    },
+    exportWeights: async () => (await ask({ type: 'export' })).weights!,
+    close: async () => {
+      await worker.terminate();
+    },
+  };
+}
+
+/**
+ * Learning rate at a step. The cosine schedule (warm-up, then half a cosine down to 1 % of the peak)
+ * reaches a given accuracy in fewer epochs than a fixed or exponentially decayed rate
+ * (Loshchilov & Hutter 2017; Smith & Topin 2018, "super-convergence").
+ */
+export function learningRateAt(
+  opts: Pick<TrainOptions, 'learningRate' | 'lrSchedule' | 'lrDecay' | 'warmupEpochs' | 'epochs'>,
+  step: number,
+  stepsPerEpoch: number,
+): number {
+  const epochFloat = step / stepsPerEpoch;
+  if ((opts.lrSchedule ?? 'exponential') === 'exponential')
+    return opts.learningRate * Math.pow(opts.lrDecay, Math.floor(epochFloat));
+  const warm = (opts.warmupEpochs ?? 1) * stepsPerEpoch;
+  if (step < warm) return (opts.learningRate * (step + 1)) / warm;
+  const progress = (step - warm) / Math.max(1, opts.epochs * stepsPerEpoch - warm);
+  const floor = 0.01 * opts.learningRate;
+  return floor + 0.5 * (opts.learningRate - floor) * (1 + Math.cos(Math.PI * Math.min(1, progress)));
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const data = loadFashionMnist('train', opts.dataDir, opts.limit);
+  const modelOptions: FashionCnnOptions = { ...opts.model, seed: opts.seed };
+  const workers = Math.max(1, opts.workers);
+  const replicas =
+    workers === 1
+      ? [localReplica(data, modelOptions, opts.learningRate, opts.augment)]
+      : await Promise.all(
+          Array.from({ length: workers }, () =>
+            workerReplica({
+              dataDir: opts.dataDir,
+              limit: opts.limit,
+              backend: opts.backend,
+              model: modelOptions,
+              learningRate: opts.learningRate,
+              augment: opts.augment,
+            }),
+          ),
+        );
+  const random = mulberry32(opts.seed);
+  const stepsPerEpoch = Math.floor(data.count / opts.batchSize);
+  if (stepsPerEpoch === 0) throw new Error(`batch size ${opts.batchSize} exceeds the ${data.count} training images`);
+  const history: EpochStats[] = [];
+  const start = Date.now();
+  let samples = 0;
+  let totalSteps = 0;
+  try {
+    for (let epoch = 0; epoch < opts.epochs; epoch++) {
+      const order = permutation(data.count, random);
+      const epochStart = Date.now();
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      let step = 0;
+      let lastLr = opts.learningRate;
+      for (
+        ;
+        step < stepsPerEpoch && (opts.maxSteps === undefined || totalSteps < opts.maxSteps);
+        step++, totalSteps++
+      ) {
+        const batch = order.subarray(step * opts.batchSize, (step + 1) * opts.batchSize);
+        const lr = learningRateAt(opts, epoch * stepsPerEpoch + step, stepsPerEpoch);
+        lastLr = lr;
+        const shard = Math.ceil(batch.length / workers);
+        const results = await Promise.all(
+          replicas.map((r, w) =>
+            r.step(
+              batch.slice(w * shard, (w + 1) * shard),
+              (opts.seed * 1_000_003 + totalSteps * workers + w) % 2 ** 31,
+              lr,
+            ),
+          ),
+        );
+        const avg = averageGradients(results);
+        await Promise.all(replicas.map((r) => r.apply(avg)));
+        for (const r of results) {
+          lossSum += r.loss * r.count;
+          correct += r.correct;
+          seen += r.count;
+        }
+        samples += batch.length;
+        opts.onProgress?.({
+          epoch,
+          step: step + 1,
+          stepsPerEpoch,
+          loss: lossSum / seen,
+          samplesPerSec: samples / ((Date.now() - start) / 1000),
+        });
+      }
+      if (seen > 0) {
+        history.push({
+          epoch,
+          loss: lossSum / seen,
+          trainAccuracy: correct / seen,
+          learningRate: lastLr,
+          seconds: (Date.now() - epochStart) / 1000,
+        });
+      }
+      if (opts.maxSteps !== undefined && totalSteps >= opts.maxSteps) break;
+    }
+    const weights = await replicas[0].exportWeights();
+    const seconds = (Date.now() - start) / 1000;
+    const trained = buildTrainingModel(modelOptions);
+    tf.tidy(() => trained.setWeights(weights.map((w) => tf.tensor(w.values, w.shape))));
+    const model = buildServingModel(trained);
+    trained.dispose();
+    return { model, history, seconds, samplesPerSec: samples / seconds, samples };
+  } finally {
+    await Promise.all(replicas.map((r) => r.close()));
+  }
+}
+
+/** Top-1 accuracy of a model whose last layer gives class probabilities (or logits). */
+export function accuracy(model: tf.LayersModel, set: ImageSet, batchSize = 256): number {
+  let correct = 0;
+  const size = set.height * set.width;
+  for (let i = 0; i < set.count; i += batchSize) {
+    const n = Math.min(batchSize, set.count - i);
+    const pred = tf.tidy(() => {
+      const x = tf.tensor4d(set.pixels.subarray(i * size, (i + n) * size), [n, set.height, set.width, 1]);
+      return tf.argMax(model.predict(x) as tf.Tensor, 1);
+    });
+    const p = pred.dataSync();
+    pred.dispose();
+    for (let k = 0; k < n; k++) if (p[k] === set.labels[i + k]) correct++;
+  }
+  return correct / set.count;
+}
