@@ -1,0 +1,187 @@
+/** `advsieve train`: trains the reference CNN on Fashion-MNIST and writes models/<id>/ with its card. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Command } from 'commander';
+import { DEFAULT_FASHION_MNIST_DIR, FASHION_LABELS, loadFashionMnist } from '../../data/fashionMnist';
+import { activeBackend, describeBackend, initBackend } from '../../engine/backends';
+import { saveModel } from '../../engine/modelStore';
+import { ACTIVATION_LAYERS, INPUT_SHAPE } from '../../train/fashionCnn';
+import { accuracy, train, TrainResult } from '../../train/trainer';
+import { logger } from '../../util/logger';
+import { progressBar } from '../progress';
+import { floatOption, intOption, scheduleOption } from '../options';
+
+export interface TrainCommandOptions {
+  data: string;
+  out: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  lrSchedule: 'exponential' | 'cosine';
+  lrDecay: number;
+  warmupEpochs: number;
+  dropout: number;
+  augment: boolean;
+  seed: number;
+  workers: number;
+  limit?: number;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train the reference CNN on Fashion-MNIST and write the model, its metadata and model card')
+    .option('--data <dir>', 'directory with the Fashion-MNIST IDX files', DEFAULT_FASHION_MNIST_DIR)
+    .option('--out <dir>', 'output model directory', path.join('models', 'fashion-cnn'))
+    .option('--epochs <n>', 'training epochs', intOption, 15)
+    .option('--batch-size <n>', 'global batch size (split across workers)', intOption, 128)
+    .option('--lr <x>', 'peak Adam learning rate', floatOption, 2e-3)
+    .option('--lr-schedule <name>', "'cosine' (warm-up, then cosine decay) or 'exponential'", scheduleOption, 'cosine')
+    .option('--lr-decay <x>', "learning rate multiplier after each epoch ('exponential')", floatOption, 0.8)
+    .option('--warmup-epochs <n>', "epochs of linear warm-up ('cosine')", floatOption, 1)
+    .option('--dropout <x>', 'dropout rate before and after fc1', floatOption, 0.2)
+    .option('--no-augment', 'train without random flips and 2-pixel shifts')
+    .option('--seed <n>', 'random seed (weights, shuffling, dropout)', intOption, 1)
+    .option(
+      '--workers <n>',
+      'data-parallel worker threads (one per core)',
+      intOption,
+      Math.min(2, os.availableParallelism()),
+    )
+    .option('--limit <n>', 'train on the first N training images only', intOption)
+    .action(async (opts: TrainCommandOptions) => {
+      await runTrain(opts);
+    });
+}
+
+export async function runTrain(opts: TrainCommandOptions): Promise<void> {
+  const backend = await initBackend();
+  logger.info({ backend: backend.name }, describeBackend(backend));
+  const test = loadFashionMnist('test', opts.data); // fail early when the data is missing
+  const bar = progressBar(
+    'epoch {epoch}/{epochs} |{bar}| {value}/{total} steps  loss {loss}  {rate} samples/s  eta {eta_formatted}',
+  );
+  let lastEpoch = -1;
+  const result = await train({
+    dataDir: opts.data,
+    epochs: opts.epochs,
+    batchSize: opts.batchSize,
+    learningRate: opts.lr,
+    lrDecay: opts.lrDecay,
+    lrSchedule: opts.lrSchedule,
+    warmupEpochs: opts.warmupEpochs,
+    model: { dropout: opts.dropout },
+    augment: opts.augment ? { flip: true, maxShift: 2 } : undefined,
+    seed: opts.seed,
+    workers: opts.workers,
+    limit: opts.limit,
+    onProgress: (p) => {
+      const payload = {
+        epoch: p.epoch + 1,
+        epochs: opts.epochs,
+        loss: p.loss.toFixed(4),
+        rate: p.samplesPerSec.toFixed(0),
+      };
+      if (p.epoch !== lastEpoch) {
+        if (lastEpoch >= 0) bar.stop();
+        bar.start(p.stepsPerEpoch, p.step, payload);
+        lastEpoch = p.epoch;
+      } else {
+        bar.update(p.step, payload);
+      }
+    },
+  });
+  bar.stop();
+  for (const e of result.history) {
+    logger.info(
+      { epoch: e.epoch + 1, loss: e.loss, trainAccuracy: e.trainAccuracy, lr: e.learningRate, seconds: e.seconds },
+      'epoch done',
+    );
+  }
+  const testAccuracy = accuracy(result.model, test);
+  const training = {
+    command: `npx advsieve train ${process.argv.slice(3).join(' ')}`.trim(),
+    backend: activeBackend()?.name,
+    epochs: result.history.length,
+    batchSize: opts.batchSize,
+    learningRate: opts.lr,
+    lrSchedule: opts.lrSchedule,
+    lrDecay: opts.lrDecay,
+    warmupEpochs: opts.warmupEpochs,
+    dropout: opts.dropout,
+    augment: opts.augment,
+    seed: opts.seed,
+    workers: opts.workers,
+    trainImages: result.samples / Math.max(1, result.history.length),
+    wallSeconds: Math.round(result.seconds),
+    samplesPerSec: Math.round(result.samplesPerSec),
+    testAccuracy,
+    testImages: test.count,
+    date: new Date().toISOString().slice(0, 10),
+    history: result.history,
+  };
+  const sha = await saveModel(result.model, opts.out, {
+    id: path.basename(opts.out),
+    labels: [...FASHION_LABELS],
+    inputShape: [...INPUT_SHAPE],
+    outputLayer: 'probs',
+    logitsLayer: 'logits',
+    activationLayers: [...ACTIVATION_LAYERS],
+    training,
+  });
+  fs.writeFileSync(path.join(opts.out, 'README.md'), modelCard(result, training, sha));
+  logger.info({ testAccuracy, wallSeconds: training.wallSeconds, out: opts.out, sha256: sha }, 'model written');
+  process.stdout.write(
+    `test accuracy ${(testAccuracy * 100).toFixed(2)} % on ${test.count} images; ` +
+      `${training.wallSeconds} s of training; written to ${opts.out}\n`,
+  );
+}
+
+function modelCard(result: TrainResult, t: Record<string, unknown> & { testAccuracy: number }, sha: string): string {
+  const rows = result.history.map(
+    (e) =>
+      `| ${e.epoch + 1} | ${e.loss.toFixed(4)} | ${(e.trainAccuracy * 100).toFixed(2)} % | ${e.learningRate.toExponential(2)} | ${e.seconds.toFixed(0)} |`,
+  );
+  return `# fashion-cnn — advsieve's reference model
+
+A small CNN for 28×28 grey images, trained on Fashion-MNIST by \`advsieve train\`. It is the model
+the service screens for when started on the bundled files; the detectors read the activations
+of the layers listed in \`metadata.json\`.
+
+## Architecture (serving graph, \`model.json\`)
+| layer | output | notes |
+| --- | --- | --- |
+| conv1 | 28×28×32 | 3×3, same padding, ReLU |
+| pool1 | 14×14×32 | 2×2 max |
+| conv2 | 14×14×64 | 3×3, same padding, ReLU; batch norm of training folded into kernel and bias |
+| pool2 | 7×7×64 | 2×2 max |
+| flatten | 3136 | |
+| fc1 | 128 | ReLU (dropout ${t.dropout} before and after it in training) |
+| logits | 10 | linear |
+| probs | 10 | softmax |
+
+Input: pixel values in [0, 1], shape [28, 28, 1]. Labels: ${FASHION_LABELS.join(', ')}.
+
+## Data
+Fashion-MNIST (Xiao, Rasul & Vollgraf 2017), official split: ${t.trainImages} training images
+(Debian package \`dataset-fashion-mnist\`), ${t.testImages} test images for the accuracy below only.
+
+## Result
+- **Test accuracy: ${(t.testAccuracy * 100).toFixed(2)} %** (${t.testImages} official test images)
+- Training wall time: ${t.wallSeconds} s on ${t.workers} worker thread(s), backend \`${t.backend}\`,
+  ${t.samplesPerSec} samples/s; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}); ${t.date}
+- Adam, ${t.lrSchedule === 'cosine' ? `peak learning rate ${t.learningRate}, ${t.warmupEpochs} epoch(s) of warm-up then cosine decay` : `learning rate ${t.learningRate} × ${t.lrDecay} per epoch`},
+  dropout ${t.dropout}, ${t.augment ? 'random horizontal flips and shifts of up to 2 pixels' : 'no augmentation'}, global batch ${t.batchSize}, seed ${t.seed}
+- SHA-256 of model.json + weights.bin: \`${sha}\`
+
+Command:
+\`\`\`
+${t.command}
+\`\`\`
+
+| epoch | train loss | train accuracy (dropout on) | learning rate at the end | seconds |
+| --- | --- | --- | --- | --- |
+${rows.join('\n')}
+`;
+}

@@ -1,0 +1,110 @@
+/**
+ * Image files to model input. Decoding is sharp's (libvips): PNG, JPEG, WebP, GIF (first frame),
+ * TIFF, 8- or 16-bit, with or without alpha. The format is sniffed from the bytes, never taken from
+ * a file name or MIME type. Policy, in order:
+ *   1. EXIF orientation is applied;
+ *   2. alpha is flattened onto black (Fashion-MNIST's background);
+ *   3. colour: to grey (luminance) for 1-channel models, sRGB for 3-channel ones;
+ *   4. size: scaled to fit inside the model's H×W keeping the aspect ratio, centred, padded with
+ *      black ('contain'); images already H×W are left untouched;
+ *   5. values: 8-bit, divided by 255 into [0, 1].
+ * A pixel limit is checked from the header before any pixel is decoded (decompression bombs).
+ */
+import sharp, { Metadata, OutputInfo } from 'sharp';
+
+export type ImageErrorCode = 'UNSUPPORTED_FORMAT' | 'CORRUPT_IMAGE' | 'IMAGE_TOO_LARGE' | 'EMPTY_IMAGE';
+
+export class ImageDecodeError extends Error {
+  constructor(
+    readonly code: ImageErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ImageDecodeError';
+  }
+}
+
+export const SUPPORTED_FORMATS = ['png', 'jpeg', 'webp', 'gif', 'tiff'] as const;
+
+export interface DecodeOptions {
+  /** Largest width × height accepted (default 40 megapixels). */
+  readonly maxPixels?: number;
+}
+
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+export interface DecodedImage {
+  /** H × W × C values in [0, 1], row-major. */
+  readonly pixels: Float32Array;
+  /** The format sharp detected from the bytes. */
+  readonly format: string;
+  readonly originalWidth: number;
+  readonly originalHeight: number;
+}
+
+/** Reads the header only: format and size, checked before any pixel is decoded. */
+async function probe(bytes: Buffer, maxPixels: number): Promise<Metadata & { format: string }> {
+  if (bytes.length === 0) throw new ImageDecodeError('EMPTY_IMAGE', 'the image is empty (0 bytes)');
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes).metadata();
+  } catch (err) {
+    throw new ImageDecodeError(
+      'UNSUPPORTED_FORMAT',
+      `not a supported raster image (${SUPPORTED_FORMATS.join(', ')}): ${(err as Error).message}`,
+    );
+  }
+  if (!meta.format || !(SUPPORTED_FORMATS as readonly string[]).includes(meta.format)) {
+    throw new ImageDecodeError(
+      'UNSUPPORTED_FORMAT',
+      `format '${meta.format ?? 'unknown'}' is not accepted; send ${SUPPORTED_FORMATS.join(', ')}`,
+    );
+  }
+  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
+  if (pixels > maxPixels) {
+    throw new ImageDecodeError(
+      'IMAGE_TOO_LARGE',
+      `${meta.width}×${meta.height} = ${pixels} pixels exceeds the limit of ${maxPixels}`,
+    );
+  }
+  return meta as Metadata & { format: string };
+}
+
+export async function decodeImage(
+  bytes: Buffer,
+  inputShape: readonly [number, number, number],
+  opts: DecodeOptions = {},
+): Promise<DecodedImage> {
+  const [height, width, channels] = inputShape;
+  if (channels !== 1 && channels !== 3) throw new Error(`models with ${channels} channels are not supported (1 or 3)`);
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const meta = await probe(bytes, maxPixels);
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  let raw: { data: Buffer; info: OutputInfo };
+  try {
+    let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', pages: 1 })
+      .rotate()
+      .flatten({ background: '#000000' });
+    pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
+    if (w !== width || h !== height) {
+      pipeline = pipeline.resize(width, height, { fit: 'contain', background: '#000000' });
+    }
+    raw = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new ImageDecodeError(
+      'CORRUPT_IMAGE',
+      `the ${meta.format} image could not be decoded: ${(err as Error).message}`,
+    );
+  }
+  const { data, info } = raw;
+  if (info.width !== width || info.height !== height) {
+    throw new ImageDecodeError('CORRUPT_IMAGE', `decoded to ${info.width}×${info.height}, expected ${width}×${height}`);
+  }
+  const pixels = new Float32Array(width * height * channels);
+  const stride = info.channels;
+  for (let i = 0; i < width * height; i++) {
+    for (let c = 0; c < channels; c++) pixels[i * channels + c] = data[i * stride + Math.min(c, stride - 1)] / 255;
+  }
+  return { pixels, format: meta.format, originalWidth: w, originalHeight: h };
+}
