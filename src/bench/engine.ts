@@ -1,0 +1,161 @@
+/**
+ * `npm run bench:engine`: throughput of the inference engine on this machine, as a table and, as
+ * the last line, one JSON object. All figures come from one run, so ratios are comparable:
+ * forward images/s of the reference model per batch size (one thread, in-process), the cpu
+ * backend at batch 64, the worker pool with 1 and 2 workers (through the batcher), input gradients
+ * at batch 64 with advsieve's kernels and with tfjs-wasm's stock ones, and training samples/s.
+ *
+ * Options (environment): BENCH_SECONDS (per measurement, default 3), FASHION_MNIST_DIR.
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as os from 'os';
+import { DEFAULT_FASHION_MNIST_DIR } from '../data/fashionMnist';
+import { initBackend, softwareAdapterAllowed } from '../engine/backends';
+import { Engine } from '../engine/engine';
+import { useStockWasmKernels } from '../engine/kernels/wasm/register';
+import { InferenceModel } from '../engine/model';
+import { train } from '../train/trainer';
+import { defaultModelDir } from '../util/paths';
+import { printTable, randomImages, rate as measure } from './measure';
+import { measureWebGpu, WebGpuFigures } from './webgpu';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const DATA = process.env.FASHION_MNIST_DIR ?? DEFAULT_FASHION_MNIST_DIR;
+const rate = (perStep: number, step: () => void | Promise<void>) => measure(perStep, step, SECONDS);
+
+async function poolRate(workers: number, size: number): Promise<number> {
+  const engine = await Engine.start({
+    modelDir: defaultModelDir(),
+    workers,
+    maxBatch: 64,
+    maxDelayMs: 5,
+    maxQueue: 4096,
+  });
+  try {
+    const images = Array.from({ length: 512 }, () => randomImages(1, size));
+    // 16 callers of 32 images keep every worker fed with full batches.
+    return await rate(512, async () => {
+      await Promise.all(
+        Array.from({ length: 16 }, (_, c) => Promise.all(engine.infer(images.slice(c * 32, (c + 1) * 32)))),
+      );
+    });
+  } finally {
+    await engine.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const backend = await initBackend(process.env.ADVSIEVE_BACKEND ?? 'wasm');
+  const model = await InferenceModel.load(defaultModelDir());
+  const size = model.imageSize;
+  const [h, w, c] = model.inputShape;
+  const rows: [string, string][] = [];
+  const forward: Record<number, number> = {};
+  for (const batch of [1, 8, 32, 64, 128]) {
+    const px = randomImages(batch, size);
+    forward[batch] = await rate(batch, async () => {
+      await model.runBatch(px, batch);
+    });
+    rows.push([`forward, batch ${batch} (${backend.name}, 1 thread)`, `${forward[batch].toFixed(0)} img/s`]);
+  }
+
+  const x64 = tf.tensor4d(randomImages(64, size), [64, h, w, c]);
+  const labels = new Int32Array(64).map((_, i) => i % model.metadata.labels.length);
+  const gradStep = async () => {
+    const g = model.inputGradient(x64, labels);
+    await g.data();
+    g.dispose();
+  };
+  const inputGradient64 = await rate(64, gradStep);
+  rows.push(['input gradient, batch 64 (advsieve kernels)', `${inputGradient64.toFixed(0)} img/s`]);
+  let inputGradientStock64: number | null = null;
+  if (backend.name === 'wasm') {
+    useStockWasmKernels(true);
+    inputGradientStock64 = await rate(64, gradStep);
+    useStockWasmKernels(false);
+    rows.push(['input gradient, batch 64 (stock tfjs-wasm kernels)', `${inputGradientStock64.toFixed(0)} img/s`]);
+  }
+  x64.dispose();
+
+  await import('@tensorflow/tfjs-backend-cpu');
+  await tf.setBackend('cpu');
+  const cpuModel = await InferenceModel.load(defaultModelDir());
+  const px64 = randomImages(64, size);
+  const forwardCpu64 = await rate(64, async () => {
+    await cpuModel.runBatch(px64, 64);
+  });
+  rows.push(['forward, batch 64 (cpu backend)', `${forwardCpu64.toFixed(0)} img/s`]);
+  cpuModel.dispose();
+  await tf.setBackend(backend.tfjsName);
+
+  const round = (o: Record<number, number>) =>
+    Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v)]));
+  const pool: Record<number, number> = {};
+  for (const workers of [1, 2]) {
+    pool[workers] = await poolRate(workers, size);
+    rows.push([`pool of ${workers} worker(s), batches of 64`, `${pool[workers].toFixed(0)} img/s`]);
+  }
+
+  const trainRate = async (workers: number) =>
+    (
+      await train({
+        dataDir: DATA,
+        epochs: 1,
+        batchSize: 128,
+        learningRate: 1e-3,
+        lrDecay: 1,
+        seed: 1,
+        workers,
+        limit: 128 * 30,
+      })
+    ).samplesPerSec;
+  const trainSamplesPerSecOneWorker = await trainRate(1);
+  const trainSamplesPerSec = await trainRate(2);
+  rows.push(['training, 1 thread (batch 128)', `${trainSamplesPerSecOneWorker.toFixed(0)} samples/s`]);
+  rows.push(['training, 2 data-parallel workers (batch 128)', `${trainSamplesPerSec.toFixed(0)} samples/s`]);
+
+  // WebGPU rows when an adapter is present (a software one only with ADVSIEVE_WEBGPU_ALLOW_SOFTWARE=1).
+  let webgpu:
+    | (Omit<WebGpuFigures, 'forward' | 'inputGradient'> & { forward: Record<string, number>; inputGradient64: number })
+    | null = null;
+  let webgpuAbsent = '';
+  try {
+    const g = await measureWebGpu(defaultModelDir(), [64, 256], [64], SECONDS, softwareAdapterAllowed());
+    const a = g.adapter;
+    rows.push([`webgpu adapter`, `${a.vendor}/${a.architecture}/${a.device}${a.software ? ' (software)' : ''}`]);
+    for (const [b, v] of Object.entries(g.forward))
+      rows.push([`forward, batch ${b} (webgpu)`, `${v.toFixed(0)} img/s`]);
+    rows.push(['input gradient, batch 64 (webgpu)', `${g.inputGradient[64].toFixed(0)} img/s`]);
+    webgpu = { adapter: a, forward: round(g.forward), inputGradient64: Math.round(g.inputGradient[64]) };
+  } catch (err) {
+    webgpuAbsent = (err as Error).message;
+    rows.push(['webgpu', `not measured: ${webgpuAbsent}`]);
+  }
+
+  printTable(
+    `advsieve engine benchmark — ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}`,
+    rows,
+  );
+  const summary = {
+    backend: backend.name,
+    forward: round(forward),
+    forwardCpu64: Math.round(forwardCpu64),
+    pool: round(pool),
+    poolSpeedup: Number((pool[2] / pool[1]).toFixed(2)),
+    inputGradient64: Math.round(inputGradient64),
+    inputGradientStock64: inputGradientStock64 === null ? null : Math.round(inputGradientStock64),
+    trainSamplesPerSec: Math.round(trainSamplesPerSec),
+    trainSamplesPerSecOneWorker: Math.round(trainSamplesPerSecOneWorker),
+    webgpu,
+    ...(webgpu ? {} : { webgpuAbsent }),
+  };
+  process.stdout.write(JSON.stringify(summary) + '\n');
+  model.dispose();
+}
+
+main()
+  .then(() => process.exit(0))
+  .catch((err: Error) => {
+    process.stderr.write(`bench:engine: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  });
