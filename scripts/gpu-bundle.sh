@@ -10,7 +10,7 @@ rm -rf "$out"
 mkdir -p "$out/wasm" "$out/model" "$out/gl"
 
 npm run build --silent
-npx esbuild dist/bench/gpuCheck.js --bundle --platform=node --target=node20 --log-level=warning \
+npx esbuild dist/bench/gpuCheck.js --bundle --platform=node --target=node20 --log-level=error \
   --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu --outfile="$out/gpu-check.js"
 cp node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "$out/wasm/"
 cp models/fashion-cnn/model.json models/fashion-cnn/weights.bin models/fashion-cnn/metadata.json "$out/model/"

@@ -23,8 +23,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const DATA = process.env.FASHION_MNIST_DIR ?? DEFAULT_FASHION_MNIST_DIR;
 const rate = (perStep: number, step: () => void | Promise<void>) => measure(perStep, step, SECONDS);
 
-async function poolRate(workers: number, size: number): Promise<number> {
+async function poolRate(backend: string, workers: number, size: number): Promise<number> {
   const engine = await Engine.start({
+    backend,
     modelDir: defaultModelDir(),
     workers,
     maxBatch: 64,
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v)]));
   const pool: Record<number, number> = {};
   for (const workers of [1, 2]) {
-    pool[workers] = await poolRate(workers, size);
+    pool[workers] = await poolRate(backend.name, workers, size);
     rows.push([`pool of ${workers} worker(s), batches of 64`, `${pool[workers].toFixed(0)} img/s`]);
   }
 
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
         seed: 1,
         workers,
         limit: 128 * 30,
+        backend: backend.name,
       })
     ).samplesPerSec;
   const trainSamplesPerSecOneWorker = await trainRate(1);

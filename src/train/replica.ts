@@ -41,8 +41,9 @@ export class TrainingReplica {
    * Forward and backward pass on the images `indices` (in training mode: dropout, batch statistics).
    * `dropoutSeed` must differ per step and shard: a seeded tfjs dropout layer draws the same mask on
    * every call, so the trainer hands each call a fresh seed (reproducible, yet a new mask per step).
+   * Reads are asynchronous: the WebGPU backend cannot read synchronously in Node.
    */
-  computeGradients(indices: ArrayLike<number>, dropoutSeed: number): ShardResult {
+  async computeGradients(indices: ArrayLike<number>, dropoutSeed: number): Promise<ShardResult> {
     this.model.layers.forEach((layer, i) => {
       if (layer.getClassName() === 'Dropout') (layer as unknown as { seed: number }).seed = dropoutSeed * 31 + i;
     });
@@ -71,14 +72,17 @@ export class TrainingReplica {
         return tf.losses.softmaxCrossEntropy(target, logits) as tf.Scalar;
       }, weights);
     });
-    // Read outside tidy: tidy walks a returned TypedArray element by element.
-    const gradArrays = weights.map((w) => grads[w.name].dataSync() as Float32Array);
-    const loss = value.dataSync()[0];
-    const pred = predicted!.dataSync();
-    let correct = 0;
-    for (let i = 0; i < n; i++) if (pred[i] === y[i]) correct++;
-    tf.dispose([value, predicted!, ...Object.values(grads)]);
-    return { grads: gradArrays.map((g) => g.slice()), loss, correct, count: n };
+    try {
+      // Read outside tidy: tidy walks a returned TypedArray element by element. The reads are copies.
+      const gradArrays = (await Promise.all(weights.map((w) => grads[w.name].data()))) as Float32Array[];
+      const loss = (await value.data())[0];
+      const pred = await predicted!.data();
+      let correct = 0;
+      for (let i = 0; i < n; i++) if (pred[i] === y[i]) correct++;
+      return { grads: gradArrays, loss, correct, count: n };
+    } finally {
+      tf.dispose([value, predicted!, ...Object.values(grads)]);
+    }
   }
 
   applyGradients(grads: readonly Float32Array[]): void {
@@ -92,8 +96,10 @@ export class TrainingReplica {
   }
 
   /** All weights (trainable and batch-norm statistics) as arrays, for transfer between threads. */
-  exportWeights(): { shape: number[]; values: Float32Array }[] {
-    return this.model.getWeights().map((w) => ({ shape: w.shape, values: w.dataSync() as Float32Array }));
+  async exportWeights(): Promise<{ shape: number[]; values: Float32Array }[]> {
+    return Promise.all(
+      this.model.getWeights().map(async (w) => ({ shape: w.shape, values: (await w.data()) as Float32Array })),
+    );
   }
 }
 

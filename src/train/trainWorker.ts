@@ -11,25 +11,28 @@ async function main(): Promise<void> {
   const set = loadFashionMnist('train', data.dataDir, data.limit);
   const replica = new TrainingReplica(set, data.model, data.learningRate, data.augment);
   const port = parentPort!;
+  // Requests are handled one at a time, in order (a step's reads are asynchronous).
+  let queue: Promise<void> = Promise.resolve();
   port.on('message', (msg: TrainWorkerRequest) => {
+    queue = queue.then(() => handle(msg));
+  });
+  const handle = async (msg: TrainWorkerRequest): Promise<void> => {
     try {
       if (msg.type === 'apply') {
         replica.applyGradients(msg.grads);
         port.postMessage({ type: 'applied' });
       } else if (msg.type === 'step') {
         if (msg.learningRate !== undefined) replica.setLearningRate(msg.learningRate);
-        const r = replica.computeGradients(msg.indices, msg.dropoutSeed);
-        port.postMessage(
-          { type: 'grads', result: r },
-          r.grads.map((g) => g.buffer as ArrayBuffer),
-        );
+        const r = await replica.computeGradients(msg.indices, msg.dropoutSeed);
+        // The gradient arrays are copies read from the backend: safe to transfer.
+        port.postMessage({ type: 'grads', result: r }, [...new Set(r.grads.map((g) => g.buffer as ArrayBuffer))]);
       } else if (msg.type === 'export') {
-        port.postMessage({ type: 'weights', weights: replica.exportWeights() });
+        port.postMessage({ type: 'weights', weights: await replica.exportWeights() });
       }
     } catch (err) {
       port.postMessage({ type: 'error', message: (err as Error).stack ?? String(err) });
     }
-  });
+  };
   port.postMessage({ type: 'ready' });
 }
 

@@ -59,7 +59,10 @@ export interface TrainResult {
   readonly history: EpochStats[];
   readonly seconds: number;
   readonly samplesPerSec: number;
+  /** Samples processed over all epochs (each epoch drops its last partial batch). */
   readonly samples: number;
+  /** Images in the training set. */
+  readonly trainImages: number;
 }
 
 export interface TrainWorkerData {
@@ -93,7 +96,7 @@ function localReplica(data: ImageSet, model: FashionCnnOptions, lr: number, augm
       return r.computeGradients(indices, dropoutSeed);
     },
     apply: async (grads) => r.applyGradients(grads),
-    exportWeights: async () => r.exportWeights(),
+    exportWeights: () => r.exportWeights(),
     close: async () => {
       r.model.dispose();
     },
@@ -241,14 +244,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     tf.tidy(() => trained.setWeights(weights.map((w) => tf.tensor(w.values, w.shape))));
     const model = buildServingModel(trained);
     trained.dispose();
-    return { model, history, seconds, samplesPerSec: samples / seconds, samples };
+    return { model, history, seconds, samplesPerSec: samples / seconds, samples, trainImages: data.count };
   } finally {
     await Promise.all(replicas.map((r) => r.close()));
   }
 }
 
 /** Top-1 accuracy of a model whose last layer gives class probabilities (or logits). */
-export function accuracy(model: tf.LayersModel, set: ImageSet, batchSize = 256): number {
+export async function accuracy(model: tf.LayersModel, set: ImageSet, batchSize = 256): Promise<number> {
   let correct = 0;
   const size = set.height * set.width;
   for (let i = 0; i < set.count; i += batchSize) {
@@ -257,7 +260,7 @@ export function accuracy(model: tf.LayersModel, set: ImageSet, batchSize = 256):
       const x = tf.tensor4d(set.pixels.subarray(i * size, (i + n) * size), [n, set.height, set.width, 1]);
       return tf.argMax(model.predict(x) as tf.Tensor, 1);
     });
-    const p = pred.dataSync();
+    const p = await pred.data();
     pred.dispose();
     for (let k = 0; k < n; k++) if (p[k] === set.labels[i + k]) correct++;
   }

@@ -37,7 +37,7 @@ test('a small model trained for 100 steps learns (loss falls, test accuracy well
   expect(result.history).toHaveLength(4);
   expect(result.history[3].loss).toBeLessThan(result.history[0].loss * 0.8);
   const test = loadFashionMnist('test', DATA, 500);
-  expect(accuracy(result.model, test)).toBeGreaterThan(0.4);
+  expect(await accuracy(result.model, test)).toBeGreaterThan(0.4);
   result.model.dispose();
 });
 
