@@ -34,13 +34,13 @@ export function registerTrain(program: Command): void {
     .description('train the reference CNN on Fashion-MNIST and write the model, its metadata and model card')
     .option('--data <dir>', 'directory with the Fashion-MNIST IDX files', DEFAULT_FASHION_MNIST_DIR)
     .option('--out <dir>', 'output model directory', path.join('models', 'fashion-cnn'))
-    .option('--epochs <n>', 'training epochs', intOption, 15)
+    .option('--epochs <n>', 'training epochs', intOption, 16)
     .option('--batch-size <n>', 'global batch size (split across workers)', intOption, 128)
     .option('--lr <x>', 'peak Adam learning rate', floatOption, 2e-3)
     .option('--lr-schedule <name>', "'cosine' (warm-up, then cosine decay) or 'exponential'", scheduleOption, 'cosine')
     .option('--lr-decay <x>', "learning rate multiplier after each epoch ('exponential')", floatOption, 0.8)
     .option('--warmup-epochs <n>', "epochs of linear warm-up ('cosine')", floatOption, 1)
-    .option('--dropout <x>', 'dropout rate before and after fc1', floatOption, 0.2)
+    .option('--dropout <x>', 'dropout rate before and after fc1', floatOption, 0.25)
     .option(
       '--augment',
       'random horizontal flips and shifts of up to 2 pixels (measured: lower test accuracy at 15 epochs)',
