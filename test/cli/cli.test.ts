@@ -38,6 +38,8 @@ test('classify --json prints one JSON array with label, class index and confiden
     expect(r.confidence).toBeLessThanOrEqual(1);
   });
   expect(rows.filter((r, i) => r.classIndex === fx[i].label).length).toBeGreaterThanOrEqual(5);
+  // Probabilities are JSON floats even when float32 saturates to exactly 1 (clients type them).
+  for (const m of stdout.matchAll(/"(confidence|score)": ([^,\n}]+)/g)) expect(m[2]).toMatch(/[.eE]/);
 });
 
 test('classify prints a line per file; a missing or non-image file gets a coded error and exit 1, the others are classified', async () => {

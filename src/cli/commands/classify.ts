@@ -7,7 +7,11 @@ import { InferenceModel } from '../../engine/model';
 import { decodeImage, ImageDecodeError } from '../../images/decode';
 import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
+import { toJson } from '../json';
 import { intOption } from '../options';
+
+/** Fields that are probabilities: always written as JSON floats. */
+const FLOAT_KEYS = new Set(['confidence', 'score']);
 
 export interface ClassScore {
   readonly label: string;
@@ -75,7 +79,7 @@ export function registerClassify(program: Command): void {
       const model = await InferenceModel.load(opts.model);
       const rows = await classifyFiles(files, model, Math.max(1, opts.top));
       if (opts.json) {
-        process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+        process.stdout.write(toJson(rows, FLOAT_KEYS) + '\n');
       } else {
         for (const r of rows) {
           if ('error' in r) process.stdout.write(`${r.file}: error ${r.error.code}: ${r.error.message}\n`);
