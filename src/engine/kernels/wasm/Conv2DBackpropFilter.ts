@@ -11,7 +11,6 @@
  * along the channel axis is a slow element loop.
  */
 import {
-  backend_util,
   KernelBackend,
   Conv2DBackpropFilterAttrs,
   Conv2DBackpropFilterInputs,
@@ -19,7 +18,7 @@ import {
   KernelFunc,
   TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { KernelComposer } from './compose';
+import { KernelComposer, nhwcConvInfo } from './compose';
 
 export function conv2DBackpropFilter(args: {
   inputs: Conv2DBackpropFilterInputs;
@@ -29,20 +28,7 @@ export function conv2DBackpropFilter(args: {
   const { inputs, backend, attrs } = args;
   const x = inputs.x as TensorInfo;
   const dy = inputs.dy as TensorInfo;
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs;
-  if (dataFormat !== undefined && dataFormat !== 'NHWC') {
-    throw new Error(`wasm Conv2DBackpropFilter supports dataFormat NHWC only; got ${dataFormat}`);
-  }
-  const info = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = nhwcConvInfo('Conv2DBackpropFilter', x.shape, attrs.filterShape, attrs);
   const { inChannels: ci, outChannels: co } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const { top, bottom, left, right } = info.padInfo;

@@ -9,7 +9,6 @@
  * reshape + pad, and the borders are Conv2D's explicit padding (or a slice where negative).
  */
 import {
-  backend_util,
   KernelBackend,
   Conv2DBackpropInputAttrs,
   Conv2DBackpropInputInputs,
@@ -17,7 +16,7 @@ import {
   KernelFunc,
   TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { KernelComposer } from './compose';
+import { KernelComposer, nhwcConvInfo } from './compose';
 
 export function conv2DBackpropInput(args: {
   inputs: Conv2DBackpropInputInputs;
@@ -27,20 +26,7 @@ export function conv2DBackpropInput(args: {
   const { inputs, backend, attrs } = args;
   const dy = inputs.dy as TensorInfo;
   const filter = inputs.filter as TensorInfo;
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs;
-  if (dataFormat !== undefined && dataFormat !== 'NHWC') {
-    throw new Error(`wasm Conv2DBackpropInput supports dataFormat NHWC only; got ${dataFormat}`);
-  }
-  const info = backend_util.computeConv2DInfo(
-    inputShape,
-    filter.shape as [number, number, number, number],
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = nhwcConvInfo('Conv2DBackpropInput', attrs.inputShape, filter.shape, attrs);
   const { batchSize: n, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const c = new KernelComposer(backend, 'wasm');

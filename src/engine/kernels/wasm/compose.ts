@@ -3,7 +3,14 @@
  * would be taped and tracked as user tensors); they call kernel functions directly, the way the
  * backends' own composite kernels do, and free every intermediate they made.
  */
-import { getKernel, KernelBackend, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  backend_util,
+  getKernel,
+  KernelBackend,
+  NamedAttrMap,
+  NamedTensorInfoMap,
+  TensorInfo,
+} from '@tensorflow/tfjs-core';
 
 /** The parts of tfjs-wasm's BackendWasm that hand-written kernels use to read and write its heap. */
 export interface WasmHeapBackend extends KernelBackend {
@@ -57,4 +64,34 @@ export class KernelComposer {
     for (const t of this.intermediates) this.backend.disposeData(t.dataId);
     this.intermediates.length = 0;
   }
+}
+
+/**
+ * The convolution geometry of a conv gradient kernel, NHWC only (wasm's Conv2D has no other
+ * layout); dilation 1, as tfjs's conv gradients require.
+ */
+export function nhwcConvInfo(
+  kernelName: string,
+  xShape: number[],
+  filterShape: number[],
+  attrs: {
+    strides: number | [number, number];
+    pad: backend_util.ExplicitPadding | 'valid' | 'same' | number;
+    dataFormat?: string;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  },
+): backend_util.Conv2DInfo {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') {
+    throw new Error(`wasm ${kernelName} supports dataFormat NHWC only; got ${attrs.dataFormat}`);
+  }
+  return backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
 }
