@@ -12,12 +12,18 @@ export function buildProgram(): Command {
   return program;
 }
 
-if (require.main === module) {
+/**
+ * Runs the command line and exits: explicitly, since worker threads or a WebGPU device left by a
+ * subcommand would otherwise keep the process alive.
+ */
+export function main(argv: string[] = process.argv): void {
   buildProgram()
-    .parseAsync(process.argv)
+    .parseAsync(argv)
     .then(() => process.exit(process.exitCode ?? 0))
     .catch((err: Error) => {
       process.stderr.write(`advsieve: ${err.message}\n`);
       process.exit(1);
     });
 }
+
+if (require.main === module) main();
