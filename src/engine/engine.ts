@@ -27,9 +27,10 @@ export interface EngineOptions {
 
 /**
  * Batching that suits each kind of backend. CPU (wasm, tfjs-node, cpu): one worker per core, since
- * each backend instance runs one thread, and batches of 64, past which wasm's throughput per image
- * stops improving (bench:engine). GPU (webgpu on a hardware adapter, tfjs-node-gpu): one worker
- * with batches of hundreds, which a GPU needs to fill its cores, and a longer delay to gather them.
+ * each backend instance runs one thread; batches of at most 64: wasm's throughput per image is flat
+ * from batch 8 to 128 (bench:engine), and 64 amortises a worker round trip without long batches.
+ * GPU (webgpu on a hardware adapter, tfjs-node-gpu): one worker with batches of hundreds, which a
+ * GPU needs to fill its cores, and a longer delay to gather them.
  */
 export const BATCHING_DEFAULTS = {
   cpu: { maxBatch: 64, maxDelayMs: 5, maxQueue: 1024 },
