@@ -1,0 +1,136 @@
+/** The image policy of src/images/decode.ts, on images made here with sharp. */
+import sharp from 'sharp';
+import { decodeImage, ImageDecodeError } from '../../src/images/decode';
+
+const GREY: [number, number, number] = [28, 28, 1];
+
+function greyRaw(width: number, height: number, value: (x: number, y: number) => number): Buffer {
+  const b = Buffer.alloc(width * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) b[y * width + x] = value(x, y);
+  return b;
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
+  await expect(p).rejects.toBeInstanceOf(ImageDecodeError);
+  await expect(p).rejects.toMatchObject({ code });
+}
+
+test('an 8-bit grey PNG of the model size is taken as is, scaled to [0, 1]', async () => {
+  const png = await sharp(
+    greyRaw(28, 28, (x, y) => (x + y * 28) % 256),
+    { raw: { width: 28, height: 28, channels: 1 } },
+  )
+    .png()
+    .toBuffer();
+  const { pixels, format } = await decodeImage(png, GREY);
+  expect(format).toBe('png');
+  expect(pixels).toHaveLength(784);
+  expect(pixels[0]).toBe(0);
+  expect(pixels[255]).toBeCloseTo(1, 6);
+  expect(pixels[100]).toBeCloseTo(100 / 255, 6);
+});
+
+test.each(['jpeg', 'webp', 'gif', 'tiff'] as const)('%s decodes to the model shape', async (format) => {
+  const img = await sharp(
+    greyRaw(28, 28, (x) => (x < 14 ? 0 : 255)),
+    { raw: { width: 28, height: 28, channels: 1 } },
+  )
+    .toFormat(format)
+    .toBuffer();
+  const { pixels, format: found } = await decodeImage(img, GREY);
+  expect(found).toBe(format);
+  expect(pixels[0]).toBeLessThan(0.1);
+  expect(pixels[27]).toBeGreaterThan(0.9);
+});
+
+test('16-bit PNG: full scale maps to 1', async () => {
+  const raw = new Uint16Array(28 * 28).map((_, i) => (i < 392 ? 0 : 65535));
+  const png = await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
+    .toColourspace('grey16')
+    .png()
+    .toBuffer();
+  expect((await sharp(png).metadata()).depth).toBe('ushort');
+  const { pixels } = await decodeImage(png, GREY);
+  expect(pixels[0]).toBe(0);
+  expect(pixels[783]).toBe(1);
+});
+
+test('transparent pixels become black (alpha flattened onto the background)', async () => {
+  const rgba = Buffer.alloc(28 * 28 * 4);
+  for (let i = 0; i < 28 * 28; i++) rgba.set(i < 392 ? [255, 255, 255, 0] : [255, 255, 255, 255], i * 4);
+  const png = await sharp(rgba, { raw: { width: 28, height: 28, channels: 4 } })
+    .png()
+    .toBuffer();
+  const { pixels } = await decodeImage(png, GREY);
+  expect(pixels[0]).toBe(0); // transparent white → black
+  expect(pixels[783]).toBeCloseTo(1, 5); // opaque white stays white
+});
+
+test('a wider image is scaled to fit and padded with black above and below', async () => {
+  const png = await sharp(
+    greyRaw(56, 28, () => 255),
+    { raw: { width: 56, height: 28, channels: 1 } },
+  )
+    .png()
+    .toBuffer();
+  const { pixels, originalWidth, originalHeight } = await decodeImage(png, GREY);
+  expect([originalWidth, originalHeight]).toEqual([56, 28]);
+  expect(pixels[0]).toBe(0); // top padding
+  expect(pixels[14 * 28 + 14]).toBeGreaterThan(0.9); // the image, centred
+  expect(pixels[27 * 28]).toBe(0); // bottom padding
+});
+
+test('EXIF orientation is applied', async () => {
+  // A white marker at the top-left of the stored pixels; orientation 6 means "rotate 90° clockwise".
+  const png = await sharp(
+    greyRaw(28, 28, (x, y) => (x < 4 && y < 4 ? 255 : 0)),
+    { raw: { width: 28, height: 28, channels: 1 } },
+  )
+    .withMetadata({ orientation: 6 })
+    .jpeg({ quality: 100 })
+    .toBuffer();
+  const { pixels } = await decodeImage(png, GREY);
+  expect(pixels[0 * 28 + 26]).toBeGreaterThan(0.8); // now at the top-right
+  expect(pixels[0]).toBeLessThan(0.2);
+});
+
+test('colour images become grey for a 1-channel model and RGB for a 3-channel one', async () => {
+  const red = await sharp({ create: { width: 28, height: 28, channels: 3, background: { r: 255, g: 0, b: 0 } } })
+    .png()
+    .toBuffer();
+  const grey = await decodeImage(red, GREY);
+  expect(grey.pixels[0]).toBeGreaterThan(0.1);
+  expect(grey.pixels[0]).toBeLessThan(0.5); // luminance of pure red
+  const rgb = await decodeImage(red, [28, 28, 3]);
+  expect(Array.from(rgb.pixels.subarray(0, 3))).toEqual([1, 0, 0]);
+});
+
+test('SVG, random bytes and an empty file are refused with their codes', async () => {
+  const svg = Buffer.from(
+    '<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><rect width="28" height="28"/></svg>',
+  );
+  await expectCode(decodeImage(svg, GREY), 'UNSUPPORTED_FORMAT');
+  await expectCode(
+    decodeImage(Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 7919) % 256)), GREY),
+    'UNSUPPORTED_FORMAT',
+  );
+  await expectCode(decodeImage(Buffer.alloc(0), GREY), 'EMPTY_IMAGE');
+});
+
+test('a truncated PNG is CORRUPT_IMAGE', async () => {
+  const png = await sharp(
+    greyRaw(28, 28, (x, y) => (x * y) % 256),
+    { raw: { width: 28, height: 28, channels: 1 } },
+  )
+    .png({ compressionLevel: 0 })
+    .toBuffer();
+  await expectCode(decodeImage(png.subarray(0, Math.floor(png.length / 2)), GREY), 'CORRUPT_IMAGE');
+});
+
+test('the pixel limit refuses an image from its header, before decoding', async () => {
+  const png = await sharp(Buffer.alloc(300 * 200), { raw: { width: 300, height: 200, channels: 1 } })
+    .png()
+    .toBuffer();
+  await expectCode(decodeImage(png, GREY, { maxPixels: 50_000 }), 'IMAGE_TOO_LARGE');
+  await expect(decodeImage(png, GREY, { maxPixels: 60_000 })).resolves.toMatchObject({ originalWidth: 300 });
+});
