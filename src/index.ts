@@ -12,8 +12,17 @@ export type { ModelMetadata, StoredModel } from './engine/modelStore';
 export { InferencePool, WorkerCrashedError } from './engine/pool';
 export { registerWebGpuBackend, describeAdapter } from './engine/webgpu';
 export type { AdapterDescription } from './engine/webgpu';
-export { dft2d, idft2d, lowPass, lowPassMask, powerSpectrum, radialFrequencyGrid } from './engine/spectra';
+export {
+  dft2d,
+  highFrequencyShare,
+  idft2d,
+  lowPass,
+  lowPassMask,
+  powerSpectrum,
+  radialFrequencyGrid,
+} from './engine/spectra';
 export type { LowPassKind, Spectrum } from './engine/spectra';
 export { loadFashionMnist, FASHION_LABELS, DEFAULT_FASHION_MNIST_DIR, DatasetMissingError } from './data/fashionMnist';
 export { parseIdx, readIdxFile, IdxFormatError } from './data/idx';
 export { decodeImage, ImageDecodeError } from './images/decode';
+export { auroc, rateAbove, thresholdForFpr, tprAtFpr } from './evaluation/metrics';

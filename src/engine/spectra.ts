@@ -156,3 +156,24 @@ export function lowPass(x: tf.Tensor3D, radius: number, kind: LowPassKind = 'ide
     return idft2d({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
   });
 }
+
+/**
+ * Per image, the share of spectral energy above a radial cut-off (cycles/pixel), DC excluded: the
+ * mean brightness would otherwise dominate the total and hide the high band. [N] values in [0, 1].
+ * An image whose AC energy is below 1e-6 of its total (a constant image, where float32 rounding
+ * leaves only residue in the AC bins) scores ≈ 0 rather than a ratio of rounding errors. The
+ * high-frequency energy sieve compares this against clean images of the predicted class.
+ */
+export function highFrequencyShare(x: tf.Tensor3D, cutoff: number): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [n, h, w] = x.shape;
+    const r = radialFrequencyGrid(h, w);
+    const high = tf.tensor1d(r.map((f) => (f > cutoff ? 1 : 0)));
+    const nonDc = tf.tensor1d(r.map((f) => (f > 0 ? 1 : 0)));
+    const power = tf.reshape(powerSpectrum(x), [n, h * w]);
+    const highEnergy = tf.sum(tf.mul(power, high), 1);
+    const ac = tf.sum(tf.mul(power, nonDc), 1);
+    const floor = tf.add(tf.mul(tf.sum(power, 1), 1e-6), 1e-12);
+    return tf.div(highEnergy, tf.maximum(ac, floor)) as tf.Tensor1D;
+  });
+}

@@ -80,13 +80,21 @@ test('images of the wrong size are refused before they reach a worker', () => {
 
 test('live tensors stay constant over thousands of batches', async () => {
   // No delay and batches of at most 4: eight callers a wave make about four batches.
-  const e = await Engine.start({ modelDir: BUNDLED_MODEL_DIR, backend: 'wasm', workers: 2, maxBatch: 4, maxDelayMs: 0 });
+  const e = await Engine.start({
+    modelDir: BUNDLED_MODEL_DIR,
+    backend: 'wasm',
+    workers: 2,
+    maxBatch: 4,
+    maxDelayMs: 0,
+  });
   try {
     await Promise.all(e.infer(images));
     const before = await e.pool.liveTensors();
     const start = e.stats().batches;
     for (let wave = 0; wave < 600; wave++) {
-      const callers = Array.from({ length: 8 }, (_, i) => Promise.all(e.infer(images.slice(i % 5, (i % 5) + 1 + (wave % 3)))));
+      const callers = Array.from({ length: 8 }, (_, i) =>
+        Promise.all(e.infer(images.slice(i % 5, (i % 5) + 1 + (wave % 3)))),
+      );
       await Promise.all(callers);
     }
     expect(e.stats().batches - start).toBeGreaterThanOrEqual(2000);

@@ -3,7 +3,15 @@
  * the largest coefficient (float32 products of length ≤ 32).
  */
 import * as tf from '@tensorflow/tfjs';
-import { dft2d, idft2d, lowPass, lowPassMask, powerSpectrum, radialFrequencyGrid } from '../../src/engine/spectra';
+import {
+  dft2d,
+  highFrequencyShare,
+  idft2d,
+  lowPass,
+  lowPassMask,
+  powerSpectrum,
+  radialFrequencyGrid,
+} from '../../src/engine/spectra';
 import { backendsUnderTest, randomValues, setUpBackends } from '../helpers/backends';
 
 function naiveDft(x: Float32Array, h: number, w: number): { re: number[]; im: number[] } {
@@ -114,6 +122,23 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
         expect(got[y * w + z]).toBeCloseTo(acc / (h * w), 4);
       }
     }
+  });
+
+  test('high-frequency share: 0 for a constant image, 1 for a checkerboard, and low-pass lowers it', async () => {
+    const h = 16;
+    const constant = new Float32Array(h * h).fill(0.7);
+    const checker = new Float32Array(h * h).map((_, i) => ((Math.floor(i / h) + (i % h)) % 2 ? 1 : 0));
+    const noise = randomValues(h * h, 8);
+    const x = tf.tensor3d([...constant, ...checker, ...noise], [3, h, h]);
+    const share = (await highFrequencyShare(x, 0.25).data()) as Float32Array;
+    expect(share[0]).toBeLessThan(1e-3); // float32 residue only
+    expect(share[1]).toBeCloseTo(1, 5);
+    // White noise spreads its energy evenly: its share is about the share of bins above the cut-off
+    // (one 16×16 draw: within 0.1).
+    const bins = radialFrequencyGrid(h, h).filter((f) => f > 0);
+    expect(Math.abs(share[2] - bins.filter((f) => f > 0.25).length / bins.length)).toBeLessThan(0.1);
+    const filtered = (await highFrequencyShare(lowPass(x, 0.2, 'ideal'), 0.25).data()) as Float32Array;
+    expect(filtered[2]).toBeLessThan(1e-6);
   });
 
   test('Parseval: the power spectrum sums to the sum of squared pixels', async () => {
