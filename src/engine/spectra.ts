@@ -65,11 +65,6 @@ function matrices(n: number): DftMatrices {
   return m;
 }
 
-/** Number of constant tensors the DFT cache holds (for leak tests: they are not leaks). */
-export function dftCacheTensorCount(): number {
-  return cache.size * 4;
-}
-
 /** Forward 2-D DFT of real images x [N, H, W] (no normalisation, as numpy.fft.fft2). */
 export function dft2d(x: tf.Tensor3D): Spectrum {
   return tf.tidy((): Spectrum => {

@@ -45,14 +45,6 @@ export class KernelComposer {
     return this.run('Transpose', { x }, { perm });
   }
 
-  /** Plain matrix product of 2-D operands, as a batch of one (no transposed operands: slow on wasm). */
-  matMul(a: TensorInfo, b: TensorInfo): TensorInfo {
-    const a3 = this.reshape(a, [1, a.shape[0], a.shape[1]]);
-    const b3 = this.reshape(b, [1, b.shape[0], b.shape[1]]);
-    const c = this.run('BatchMatMul', { a: a3, b: b3 }, { transposeA: false, transposeB: false });
-    return this.reshape(c, [a.shape[0], b.shape[1]]);
-  }
-
   /** Removes `out` from the intermediates so that it survives `dispose()`. */
   keep(out: TensorInfo): TensorInfo {
     const i = this.intermediates.lastIndexOf(out);
