@@ -4,7 +4,7 @@
  * into batches across callers, and each batch runs on an idle worker.
  */
 import { BatcherStats, BatchInfo, DynamicBatcher } from './batcher';
-import { ImageOutput, splitBatch } from './model';
+import { BatchExtras, ImageOutput, splitBatch } from './model';
 import { ModelMetadata, readMetadata } from './modelStore';
 import { InferencePool } from './pool';
 import { logger } from '../util/logger';
@@ -21,6 +21,8 @@ export interface EngineOptions {
   readonly maxQueue?: number;
   readonly backend?: string;
   readonly activationLayers?: readonly string[];
+  /** Computed with every batch (the screening features: high-frequency shares, low-pass probabilities). */
+  readonly extras?: BatchExtras;
   readonly faultInjection?: boolean;
   readonly onBatch?: (info: BatchInfo) => void;
 }
@@ -58,6 +60,7 @@ export class Engine {
       workers: opts.workers,
       backend: opts.backend,
       activationLayers: opts.activationLayers,
+      extras: opts.extras,
       faultInjection: opts.faultInjection,
     });
     const defaults = pool.gpu ? BATCHING_DEFAULTS.gpu : BATCHING_DEFAULTS.cpu;

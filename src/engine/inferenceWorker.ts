@@ -31,12 +31,17 @@ async function main(): Promise<void> {
       return;
     }
     try {
-      const output = await model.runBatch(msg.pixels, msg.count);
+      const output = await model.runBatch(msg.pixels, msg.count, data.extras);
       // Reads are copies out of the backend, safe to transfer; a tensor read twice may share a buffer.
       const buffers = new Set(
-        [output.probs, output.logits, ...Object.values(output.activations).map((a) => a.values)].map(
-          (a) => a.buffer as ArrayBuffer,
-        ),
+        [
+          output.probs,
+          output.logits,
+          ...Object.values(output.activations).map((a) => a.values),
+          output.hfShare,
+          output.lowPassProbs,
+          output.lowPassPixels,
+        ].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : [])),
       );
       port.postMessage({ type: 'result', id: msg.id, output } satisfies WorkerReply, [...buffers]);
     } catch (err) {

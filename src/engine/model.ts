@@ -5,13 +5,32 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadModel, ModelMetadata, StoredModel } from './modelStore';
+import { highFrequencyShareImages, lowPassImages, LowPassKind } from './spectra';
+
+/**
+ * What a batch computes besides the forward pass, for the detectors and the defense: the share of
+ * spectral energy above each cut-off (per channel), and the probabilities of the low-passed image.
+ * Computed where the batch runs, so that screening costs one trip to a worker.
+ */
+export interface BatchExtras {
+  readonly hfCutoffs?: readonly number[];
+  readonly lowPass?: { readonly radius: number; readonly kind: LowPassKind };
+  /** Also return the low-passed pixels (the defense's "purified" image). */
+  readonly lowPassPixels?: boolean;
+}
 
 /** One image's outputs, as plain arrays (they cross thread boundaries). */
 export interface ImageOutput {
   readonly probs: Float32Array;
   readonly logits: Float32Array;
-  /** Per activation layer: the flattened activation, conv layers averaged per channel. */
+  /** Per activation layer: the flattened activation, conv layers pooled per channel (mean, std). */
   readonly activations: Readonly<Record<string, Float32Array>>;
+  /** With BatchExtras.hfCutoffs: cut-offs × channels, row-major. */
+  readonly hfShare?: Float32Array;
+  /** With BatchExtras.lowPass: probabilities of the low-passed image. */
+  readonly lowPassProbs?: Float32Array;
+  /** With BatchExtras.lowPassPixels: the low-passed image, H×W×C. */
+  readonly lowPassPixels?: Float32Array;
 }
 
 export interface BatchOutput {
@@ -20,8 +39,27 @@ export interface BatchOutput {
   /** count × numClasses, row-major. */
   readonly probs: Float32Array;
   readonly logits: Float32Array;
-  /** Per layer: count × width, row-major (conv layers pooled per channel). */
+  /** Per layer: count × width, row-major (conv layers pooled per channel: means, then stds). */
   readonly activations: Readonly<Record<string, { width: number; values: Float32Array }>>;
+  /** count × (cut-offs × channels). */
+  readonly hfShare?: Float32Array;
+  /** count × numClasses. */
+  readonly lowPassProbs?: Float32Array;
+  /** count × H × W × C. */
+  readonly lowPassPixels?: Float32Array;
+}
+
+/**
+ * A conv activation [N, H, W, C] pooled per channel into [N, 2C]: the spatial mean and standard
+ * deviation of each channel. The mean alone (Lee et al. 2018) misses how unevenly a channel fires,
+ * which is where a speckled perturbation shows.
+ */
+export function poolPerChannel(a: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const mean = tf.mean(a, [1, 2], true);
+    const std = tf.sqrt(tf.add(tf.mean(tf.square(tf.sub(a, mean)), [1, 2]), 1e-8));
+    return tf.concat([tf.reshape(mean, [a.shape[0], a.shape[3]]), std], 1) as tf.Tensor2D;
+  });
 }
 
 export class InferenceModel {
@@ -79,10 +117,27 @@ export class InferenceModel {
       this.activationLayers.forEach((name) => {
         const a = get(name);
         activations[name] =
-          pool && a.rank === 4 ? tf.mean(a, [1, 2]) : a.rank > 2 ? tf.reshape(a, [a.shape[0], -1]) : a;
+          pool && a.rank === 4 ? poolPerChannel(a as tf.Tensor4D) : a.rank > 2 ? tf.reshape(a, [a.shape[0], -1]) : a;
       });
       return { probs: probs as tf.Tensor2D, logits: logits as tf.Tensor2D, activations };
     });
+  }
+
+  /**
+   * forward() on the differentiable path (Layers' apply rather than predict): adaptive attacks
+   * differentiate the detectors, which read the activations.
+   */
+  forwardDifferentiable(x: tf.Tensor4D): { logits: tf.Tensor2D; activations: Record<string, tf.Tensor2D> } {
+    const outs = this.graph.apply(x) as tf.Tensor[];
+    const get = (name: string) => outs[this.outputIndex.get(name)!];
+    const activations: Record<string, tf.Tensor2D> = {};
+    for (const name of this.activationLayers) {
+      const a = get(name);
+      activations[name] = (
+        a.rank === 4 ? poolPerChannel(a as tf.Tensor4D) : a.rank > 2 ? tf.reshape(a, [a.shape[0], -1]) : a
+      ) as tf.Tensor2D;
+    }
+    return { logits: get(this.metadata.logitsLayer) as tf.Tensor2D, activations };
   }
 
   /** Logits only, differentiable (the path attacks and gradients take). */
@@ -105,26 +160,53 @@ export class InferenceModel {
    * Runs a batch given as pixels (count × H × W × C, values in [0, 1]) and returns plain arrays.
    * Reads are asynchronous: the WebGPU backend cannot read synchronously in Node.
    */
-  async runBatch(pixels: Float32Array, count: number): Promise<BatchOutput> {
+  async runBatch(pixels: Float32Array, count: number, extras: BatchExtras = {}): Promise<BatchOutput> {
     const [h, w, c] = this.inputShape;
     if (pixels.length !== count * h * w * c) {
       throw new Error(`expected ${count}×${h}×${w}×${c} = ${count * h * w * c} pixel values, got ${pixels.length}`);
     }
-    const out = tf.tidy(() => this.forward(tf.tensor4d(pixels, [count, h, w, c])));
+    const out = tf.tidy(() => {
+      const x = tf.tensor4d(pixels, [count, h, w, c]);
+      const filtered = extras.lowPass ? lowPassImages(x, extras.lowPass.radius, extras.lowPass.kind) : undefined;
+      return {
+        ...this.forward(x),
+        hfShare: extras.hfCutoffs?.length ? highFrequencyShareImages(x, extras.hfCutoffs) : undefined,
+        lowPassProbs: filtered ? this.probabilities(filtered) : undefined,
+        lowPassPixels: extras.lowPassPixels ? filtered : undefined,
+      };
+    });
     const names = Object.keys(out.activations);
+    const optional = [out.hfShare, out.lowPassProbs, out.lowPassPixels];
+    const tensors = [out.probs, out.logits, ...names.map((n) => out.activations[n])];
     try {
       // Read outside tidy: tidy walks returned TypedArrays element by element.
-      const [probs, logits, ...acts] = (await Promise.all(
-        [out.probs, out.logits, ...names.map((n) => out.activations[n])].map((t) => t.data()),
-      )) as Float32Array[];
+      const read = (await Promise.all([...tensors, ...optional].map((t) => t?.data()))) as Array<
+        Float32Array | undefined
+      >;
+      const [probs, logits, ...acts] = read.slice(0, tensors.length) as Float32Array[];
+      const [hfShare, lowPassProbs, lowPassPixels] = read.slice(tensors.length);
       const activations: Record<string, { width: number; values: Float32Array }> = {};
       names.forEach((name, i) => {
         activations[name] = { width: out.activations[name].shape[1] as number, values: acts[i] };
       });
-      return { count, numClasses: out.probs.shape[1], probs, logits, activations };
+      return {
+        count,
+        numClasses: out.probs.shape[1],
+        probs,
+        logits,
+        activations,
+        hfShare,
+        lowPassProbs,
+        lowPassPixels,
+      };
     } finally {
-      tf.dispose([out.probs, out.logits, ...Object.values(out.activations)]);
+      tf.dispose([...tensors, ...(optional.filter((t) => t !== undefined) as tf.Tensor[])]);
     }
+  }
+
+  /** Class probabilities only (the second pass of the low-pass defense). */
+  probabilities(x: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => tf.softmax(this.logits(x)));
   }
 
   dispose(): void {
@@ -135,6 +217,11 @@ export class InferenceModel {
 /** Splits a batch output into per-image outputs (views, no copies). */
 export function splitBatch(out: BatchOutput): ImageOutput[] {
   const k = out.numClasses;
+  const slice = (a: Float32Array | undefined, i: number) => {
+    if (!a) return undefined;
+    const width = a.length / out.count;
+    return a.subarray(i * width, (i + 1) * width);
+  };
   return Array.from({ length: out.count }, (_, i) => {
     const activations: Record<string, Float32Array> = {};
     for (const [name, a] of Object.entries(out.activations))
@@ -143,6 +230,9 @@ export function splitBatch(out: BatchOutput): ImageOutput[] {
       probs: out.probs.subarray(i * k, (i + 1) * k),
       logits: out.logits.subarray(i * k, (i + 1) * k),
       activations,
+      hfShare: slice(out.hfShare, i),
+      lowPassProbs: slice(out.lowPassProbs, i),
+      lowPassPixels: slice(out.lowPassPixels, i),
     };
   });
 }

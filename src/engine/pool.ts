@@ -6,13 +6,15 @@
 import * as os from 'os';
 import { Worker } from 'worker_threads';
 import { workerScript } from '../util/workerScript';
-import type { BatchOutput } from './model';
+import type { BatchExtras, BatchOutput } from './model';
 import type { AdapterDescription } from './webgpu';
 
 export interface InferenceWorkerData {
   readonly modelDir: string;
   readonly backend?: string;
   readonly activationLayers?: readonly string[];
+  /** Computed with every batch besides the forward pass (screening). */
+  readonly extras?: BatchExtras;
   /** Lets tests kill a worker mid-batch; never set in production. */
   readonly faultInjection?: boolean;
 }
@@ -90,6 +92,7 @@ export class InferencePool {
       modelDir: opts.modelDir,
       backend: opts.backend,
       activationLayers: opts.activationLayers,
+      extras: opts.extras,
       faultInjection: opts.faultInjection,
     };
   }

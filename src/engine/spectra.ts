@@ -172,3 +172,119 @@ export function highFrequencyShare(x: tf.Tensor3D, cutoff: number): tf.Tensor1D 
     return tf.div(highEnergy, tf.maximum(ac, floor)) as tf.Tensor1D;
   });
 }
+
+/** [N, H, W, C] → [N·C, H, W]: one plane per image and channel, channels of an image adjacent. */
+function planes(x: tf.Tensor4D): tf.Tensor3D {
+  const [n, h, w, c] = x.shape;
+  return c === 1 ? tf.reshape(x, [n, h, w]) : tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [n * c, h, w]);
+}
+
+/** [N·C, H, W] → [N, H, W, C]. */
+function fromPlanes(p: tf.Tensor, [n, h, w, c]: readonly number[]): tf.Tensor4D {
+  return (
+    c === 1 ? tf.reshape(p, [n, h, w, 1]) : tf.transpose(tf.reshape(p, [n, c, h, w]), [0, 2, 3, 1])
+  ) as tf.Tensor4D;
+}
+
+/**
+ * Images of at most this many pixels per channel (Fashion-MNIST's 784) take the screening extras
+ * as dense operators: the low-pass filter and the high band of the DFT are linear maps, so on small
+ * images one plain product [N, H·W] × [H·W, ·] does what the DFT's six products, tile and slices do,
+ * ~4× faster on wasm (bench:detect). Larger images keep the DFT: the dense matrix grows as (H·W)².
+ */
+export const DENSE_SPECTRA_MAX_PIXELS = 1024;
+
+// Dense operators: constants per size, parameters and backend, kept for the life of the process.
+const denseCache = new Map<string, tf.Tensor2D>();
+
+function dense(key: string, build: () => tf.Tensor2D): tf.Tensor2D {
+  const full = `${tf.getBackend()}:${key}`;
+  let m = denseCache.get(full);
+  if (!m) {
+    m = tf.keep(tf.tidy(build));
+    denseCache.set(full, m);
+  }
+  return m;
+}
+
+/** The operator applied to every basis image e_i, row i: then y = x · M for flattened x. */
+function basisResponses(h: number, w: number, op: (basis: tf.Tensor3D) => tf.Tensor): tf.Tensor2D {
+  return tf.reshape(op(tf.reshape(tf.eye(h * w), [h * w, h, w]) as tf.Tensor3D), [h * w, -1]) as tf.Tensor2D;
+}
+
+/**
+ * Low-pass per channel of images x [N, H, W, C], clipped back to [0, 1]: the low-pass defense.
+ * Differentiable (the mask is linear; the clip passes gradients inside the range).
+ */
+export function lowPassImages(x: tf.Tensor4D, radius: number, kind: LowPassKind = 'ideal'): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, h, w, c] = x.shape;
+    let filtered: tf.Tensor;
+    if (h * w <= DENSE_SPECTRA_MAX_PIXELS) {
+      const m = dense(`lowpass:${h}x${w}:${radius}:${kind}`, () =>
+        basisResponses(h, w, (b) => lowPass(b, radius, kind)),
+      );
+      filtered = tf.matMul(tf.reshape(planes(x), [n * c, h * w]), m);
+    } else {
+      filtered = lowPass(planes(x), radius, kind);
+    }
+    return tf.clipByValue(fromPlanes(filtered, [n, h, w, c]), 0, 1);
+  });
+}
+
+/**
+ * highFrequencyShare per image, cut-off and channel of x [N, H, W, C]: [N, K, C] for K cut-offs
+ * (calibration compares several cut-offs; serving uses one).
+ */
+export function highFrequencyShareImages(x: tf.Tensor4D, cutoffs: readonly number[]): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [n, h, w, c] = x.shape;
+    const k = cutoffs.length;
+    const r = radialFrequencyGrid(h, w);
+    const flat = tf.reshape(planes(x), [n * c, h * w]);
+    let high: tf.Tensor2D;
+    let ac: tf.Tensor2D;
+    if (h * w <= DENSE_SPECTRA_MAX_PIXELS) {
+      // Only the bins above the lowest cut-off: their DFT coefficients as one product, scaled so that
+      // squared they are the power spectrum's bins.
+      const lowest = Math.min(...cutoffs);
+      const bins = Array.from(r.keys()).filter((b) => r[b] > lowest);
+      const coefficients = dense(`band:${h}x${w}:${lowest}`, () => {
+        const { re, im } = dft2d(tf.reshape(tf.eye(h * w), [h * w, h, w]) as tf.Tensor3D);
+        const pick = tf.tensor1d(Int32Array.from(bins), 'int32');
+        const scale = 1 / Math.sqrt(h * w);
+        return tf.mul(
+          tf.concat(
+            [tf.gather(tf.reshape(re, [h * w, h * w]), pick, 1), tf.gather(tf.reshape(im, [h * w, h * w]), pick, 1)],
+            1,
+          ),
+          scale,
+        ) as tf.Tensor2D;
+      });
+      const f = tf.matMul(flat, coefficients); // [N·C, 2·bins]: real parts, then imaginary parts
+      const power = tf.add(
+        tf.square(tf.slice(f, [0, 0], [-1, bins.length])),
+        tf.square(tf.slice(f, [0, bins.length], [-1, bins.length])),
+      );
+      const masks = new Float32Array(bins.length * k);
+      bins.forEach((bin, i) => cutoffs.forEach((cut, j) => (masks[i * k + j] = r[bin] > cut ? 1 : 0)));
+      high = tf.matMul(power, tf.tensor2d(masks, [bins.length, k]));
+      // Parseval: the AC power is the energy of the image less its mean.
+      ac = tf.sum(tf.square(tf.sub(flat, tf.mean(flat, 1, true))), 1, true);
+    } else {
+      const power = tf.reshape(powerSpectrum(planes(x)), [n * c, h * w]);
+      const masks = new Float32Array(h * w * (k + 1));
+      r.forEach((f, bin) => {
+        cutoffs.forEach((cut, j) => (masks[bin * (k + 1) + j] = f > cut ? 1 : 0));
+        masks[bin * (k + 1) + k] = f > 0 ? 1 : 0;
+      });
+      const sums = tf.matMul(power, tf.tensor2d(masks, [h * w, k + 1]));
+      high = tf.slice(sums, [0, 0], [n * c, k]) as tf.Tensor2D;
+      ac = tf.slice(sums, [0, k], [n * c, 1]) as tf.Tensor2D;
+    }
+    // As highFrequencyShare: an image with (almost) no AC energy scores ≈ 0.
+    const floor = tf.add(tf.mul(tf.sum(tf.square(flat), 1, true), 1e-6), 1e-12);
+    const share = tf.div(high, tf.maximum(ac, floor)); // [N·C, K]
+    return tf.transpose(tf.reshape(share, [n, c, k]), [0, 2, 1]) as tf.Tensor3D;
+  });
+}

@@ -7,7 +7,7 @@
  *   3. colour: to grey (luminance) for 1-channel models, sRGB for 3-channel ones;
  *   4. size: scaled to fit inside the model's H×W keeping the aspect ratio, centred, padded with
  *      black ('contain'); images already H×W are left untouched;
- *   5. values: 8-bit, divided by 255 into [0, 1].
+ *   5. values: divided by 255 (8-bit) or 65535 (16-bit images keep their precision) into [0, 1].
  * A pixel limit is checked from the header before any pixel is decoded (decompression bombs).
  */
 import sharp, { Metadata, OutputInfo } from 'sharp';
@@ -81,16 +81,21 @@ export async function decodeImage(
   const meta = await probe(bytes, maxPixels);
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
+  // 16-bit images keep their precision for grey models (adversarial images saved by `advsieve attack`
+  // are 16-bit PNGs); colour models read 8 bits (the 16-bit colour path is not tested here).
+  const sixteenBit = meta.depth === 'ushort' && channels === 1;
   let raw: { data: Buffer; info: OutputInfo };
   try {
     let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', pages: 1 })
       .rotate()
       .flatten({ background: '#000000' });
-    pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
+    // greyscale() and 'srgb' are 8-bit colour spaces; their 16-bit twins keep a 16-bit image's levels.
+    if (sixteenBit) pipeline = pipeline.toColourspace('grey16');
+    else pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
     if (w !== width || h !== height) {
       pipeline = pipeline.resize(width, height, { fit: 'contain', background: '#000000' });
     }
-    raw = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    raw = await pipeline.raw({ depth: sixteenBit ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
     throw new ImageDecodeError(
       'CORRUPT_IMAGE',
@@ -103,8 +108,10 @@ export async function decodeImage(
   }
   const pixels = new Float32Array(width * height * channels);
   const stride = info.channels;
+  const values = sixteenBit ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
+  const max = sixteenBit ? 65535 : 255;
   for (let i = 0; i < width * height; i++) {
-    for (let c = 0; c < channels; c++) pixels[i * channels + c] = data[i * stride + Math.min(c, stride - 1)] / 255;
+    for (let c = 0; c < channels; c++) pixels[i * channels + c] = values[i * stride + Math.min(c, stride - 1)] / max;
   }
   return { pixels, format: meta.format, originalWidth: w, originalHeight: h };
 }

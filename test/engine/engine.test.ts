@@ -44,7 +44,7 @@ test('classifies the committed fixtures through the batcher', async () => {
   const outs = await Promise.all(engine.infer(images));
   const correct = outs.filter((o, i) => argmax(o.probs) === labels[i]).length;
   expect(correct).toBeGreaterThanOrEqual(18);
-  expect(outs[0].activations.conv2).toHaveLength(64);
+  expect(outs[0].activations.conv2).toHaveLength(128); // 64 channels, mean and std each
 });
 
 test('concurrent callers share batches: fewer batches than images', async () => {
@@ -120,5 +120,36 @@ test('a full queue answers at once with OverloadError', async () => {
     await Promise.all([...first, ...queued]);
   } finally {
     await small.close();
+  }
+});
+
+test('with screening extras the workers also return spectral shares, low-pass probabilities and pixels, as in-process', async () => {
+  const extras = { hfCutoffs: [0.3, 0.5], lowPass: { radius: 0.4, kind: 'ideal' as const }, lowPassPixels: true };
+  const screening = await Engine.start({
+    modelDir: BUNDLED_MODEL_DIR,
+    backend: 'wasm',
+    workers: 1,
+    maxBatch: 4,
+    extras,
+  });
+  try {
+    await initBackend('wasm');
+    const local = await InferenceModel.load(BUNDLED_MODEL_DIR);
+    const ref = await local.runBatch(
+      images.slice(0, 3).reduce((all, img, i) => (all.set(img, i * 784), all), new Float32Array(3 * 784)),
+      3,
+      extras,
+    );
+    const outs = await Promise.all(screening.infer(images.slice(0, 3)));
+    outs.forEach((o, i) => {
+      expect(o.hfShare).toHaveLength(2);
+      expect(o.lowPassProbs).toHaveLength(10);
+      expect(o.lowPassPixels).toHaveLength(784);
+      o.hfShare!.forEach((v, k) => expect(v).toBeCloseTo(ref.hfShare![i * 2 + k], 5));
+      o.lowPassProbs!.forEach((v, k) => expect(v).toBeCloseTo(ref.lowPassProbs![i * 10 + k], 5));
+    });
+    local.dispose();
+  } finally {
+    await screening.close();
   }
 });

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { initBackend } from '../../src/engine/backends';
-import { InferenceModel } from '../../src/engine/model';
+import { InferenceModel, poolPerChannel } from '../../src/engine/model';
 import { loadModel, ModelFileError } from '../../src/engine/modelStore';
 import { BUNDLED_MODEL_DIR, fixtureLabels, fixturePixels } from '../helpers/fixtures';
 
@@ -33,18 +33,25 @@ test('classifies the committed official test images (at least 18 of 20 right)', 
   expect(correct).toBeGreaterThanOrEqual(18);
 });
 
-test('one forward pass returns probabilities, logits and the named activations, pooled per channel', async () => {
+test('one forward pass returns probabilities, logits and the named activations, pooled per channel (mean, std)', async () => {
   const out = await model.runBatch(new Float32Array(3 * 784).fill(0.3), 3);
   expect(out.count).toBe(3);
   for (let i = 0; i < 3; i++)
     expect(out.probs.subarray(i * 10, i * 10 + 10).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
   expect(Object.fromEntries(Object.entries(out.activations).map(([k, v]) => [k, v.width]))).toEqual({
-    conv1: 32,
-    conv2: 64,
+    conv1: 64,
+    conv2: 128,
     fc1: 128,
     logits: 10,
   });
   expect(Array.from(out.activations.logits.values)).toEqual(Array.from(out.logits));
+});
+
+test('per-channel pooling: the spatial mean then the standard deviation of each channel', async () => {
+  const a = tf.tensor4d([1, 10, 3, 10, 5, 10, 7, 10], [1, 2, 2, 2]); // channel 0: 1,3,5,7; channel 1: all 10
+  const pooled = await poolPerChannel(a).data();
+  [4, 10, Math.sqrt(5), 0].forEach((v, i) => expect(pooled[i]).toBeCloseTo(v, 3));
+  a.dispose();
 });
 
 test('softmax of the returned logits is the returned probabilities', async () => {

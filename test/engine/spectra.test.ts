@@ -6,8 +6,10 @@ import * as tf from '@tensorflow/tfjs';
 import {
   dft2d,
   highFrequencyShare,
+  highFrequencyShareImages,
   idft2d,
   lowPass,
+  lowPassImages,
   lowPassMask,
   powerSpectrum,
   radialFrequencyGrid,
@@ -140,6 +142,30 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
     const filtered = (await highFrequencyShare(lowPass(x, 0.2, 'ideal'), 0.25).data()) as Float32Array;
     expect(filtered[2]).toBeLessThan(1e-6);
   });
+
+  // 8×6 takes the dense operators, 40×30 (over DENSE_SPECTRA_MAX_PIXELS) the DFT.
+  test.each([
+    [2, 8, 6, 3],
+    [1, 40, 30, 1],
+  ])(
+    'per-channel images [%i, %i, %i, %i]: low-pass and high-frequency shares match the per-plane functions',
+    async (n, h, w, c) => {
+      const v = randomValues(n * h * w * c, 21);
+      const x = tf.tensor4d(v, [n, h, w, c]);
+      const planes = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [n * c, h, w]) as tf.Tensor3D;
+      const filtered = (await lowPassImages(x, 0.2, 'gaussian').data()) as Float32Array;
+      const expected = (await tf
+        .clipByValue(tf.transpose(tf.reshape(lowPass(planes, 0.2, 'gaussian'), [n, c, h, w]), [0, 2, 3, 1]), 0, 1)
+        .data()) as Float32Array;
+      filtered.forEach((f, i) => expect(f).toBeCloseTo(expected[i], 4));
+      const shares = (await highFrequencyShareImages(x, [0.1, 0.3]).data()) as Float32Array; // [N, K, C]
+      for (const [k, cut] of [0.1, 0.3].entries()) {
+        const perPlane = (await highFrequencyShare(planes, cut).data()) as Float32Array; // [N·C]
+        for (let i = 0; i < n; i++)
+          for (let ch = 0; ch < c; ch++) expect(shares[(i * 2 + k) * c + ch]).toBeCloseTo(perPlane[i * c + ch], 4);
+      }
+    },
+  );
 
   test('Parseval: the power spectrum sums to the sum of squared pixels', async () => {
     const v = randomValues(16 * 16, 9);

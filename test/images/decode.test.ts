@@ -55,6 +55,16 @@ test('16-bit PNG: full scale maps to 1', async () => {
   expect(pixels[783]).toBe(1);
 });
 
+test('16-bit PNG keeps its precision: levels finer than 8 bits survive decoding', async () => {
+  const raw = new Uint16Array(28 * 28).map((_, i) => i * 83);
+  const png = await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
+    .toColourspace('grey16')
+    .png()
+    .toBuffer();
+  const { pixels } = await decodeImage(png, GREY);
+  raw.forEach((v, i) => expect(Math.abs(pixels[i] - v / 65535)).toBeLessThan(1e-6));
+});
+
 test('transparent pixels become black (alpha flattened onto the background)', async () => {
   const rgba = Buffer.alloc(28 * 28 * 4);
   for (let i = 0; i < 28 * 28; i++) rgba.set(i < 392 ? [255, 255, 255, 0] : [255, 255, 255, 255], i * 4);
