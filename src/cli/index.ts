@@ -1,14 +1,22 @@
 /** The `advsieve` command: one subcommand per file in ./commands. */
 import { Command } from 'commander';
+import { registerAttack } from './commands/attack';
+import { registerCalibrate } from './commands/calibrate';
 import { registerClassify } from './commands/classify';
+import { registerEvaluate } from './commands/evaluate';
+import { registerScreen } from './commands/screen';
 import { registerTrain } from './commands/train';
 
 export function buildProgram(): Command {
   const program = new Command('advsieve')
-    .description('adversarial-image screening: classify, train and benchmark the reference model')
+    .description('adversarial-image screening: screen, classify, attack, calibrate, evaluate, train')
     .showHelpAfterError();
   registerTrain(program);
   registerClassify(program);
+  registerAttack(program);
+  registerCalibrate(program);
+  registerScreen(program);
+  registerEvaluate(program);
   return program;
 }
 

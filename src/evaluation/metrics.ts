@@ -50,3 +50,66 @@ export function rateAbove(scores: ArrayLike<number>, threshold: number): number 
 export function tprAtFpr(positives: ArrayLike<number>, negatives: ArrayLike<number>, fpr: number): number {
   return rateAbove(positives, thresholdForFpr(negatives, fpr));
 }
+
+/**
+ * The ROC curve for plotting: one point per threshold at each distinct score, from (0, 0) (threshold
+ * at the top score, nothing flagged) to (1, 1) (everything flagged), flagging scores strictly above
+ * the threshold as `rateAbove` does. Tied scores move both rates in one step, so ties draw a diagonal
+ * and the trapezoid area under the unthinned curve equals `auroc`.
+ *
+ * Curves longer than `maxPoints` are thinned by fpr + tpr, which grows monotonically from 0 to 2
+ * along the curve: a point is kept when it enters a new slice of width 2 / (maxPoints − 1), so every
+ * dropped point lies within that L1 distance of a kept one, and both endpoints stay.
+ */
+export function rocCurve(
+  positives: ArrayLike<number>,
+  negatives: ArrayLike<number>,
+  maxPoints = 200,
+): { fpr: number[]; tpr: number[] } {
+  const p = positives.length;
+  const n = negatives.length;
+  if (p === 0 || n === 0) throw new RangeError(`ROC curve needs positives and negatives (got ${p} and ${n})`);
+  if (!(maxPoints >= 3 && (Number.isInteger(maxPoints) || maxPoints === Infinity))) {
+    throw new RangeError(`maxPoints must be an integer ≥ 3 or Infinity, got ${maxPoints}`);
+  }
+  const all = [
+    ...Array.from(positives, (s) => ({ s, pos: true })),
+    ...Array.from(negatives, (s) => ({ s, pos: false })),
+  ];
+  if (all.some(({ s }) => Number.isNaN(s))) throw new RangeError('ROC curve scores must not be NaN');
+  all.sort((a, b) => b.s - a.s);
+
+  const fpr = [0];
+  const tpr = [0];
+  let truePos = 0;
+  let falsePos = 0;
+  for (let i = 0; i < all.length;) {
+    // Lowering the threshold past one distinct score flags every item tied at it.
+    const score = all[i].s;
+    for (; i < all.length && all[i].s === score; i++) {
+      if (all[i].pos) truePos++;
+      else falsePos++;
+    }
+    fpr.push(falsePos / n);
+    tpr.push(truePos / p);
+  }
+  return fpr.length <= maxPoints ? { fpr, tpr } : thinCurve(fpr, tpr, maxPoints);
+}
+
+function thinCurve(fpr: number[], tpr: number[], maxPoints: number): { fpr: number[]; tpr: number[] } {
+  const last = fpr.length - 1;
+  const slices = (maxPoints - 1) / 2; // interior points have fpr + tpr < 2: slices 1 … maxPoints − 2
+  const out = { fpr: [fpr[0]], tpr: [tpr[0]] };
+  let slice = 0;
+  for (let i = 1; i < last; i++) {
+    const s = Math.floor((fpr[i] + tpr[i]) * slices);
+    if (s > slice) {
+      slice = s;
+      out.fpr.push(fpr[i]);
+      out.tpr.push(tpr[i]);
+    }
+  }
+  out.fpr.push(fpr[last]);
+  out.tpr.push(tpr[last]);
+  return out;
+}

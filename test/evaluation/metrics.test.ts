@@ -1,4 +1,4 @@
-import { auroc, rateAbove, thresholdForFpr, tprAtFpr } from '../../src/evaluation/metrics';
+import { auroc, rateAbove, rocCurve, thresholdForFpr, tprAtFpr } from '../../src/evaluation/metrics';
 
 test('AUROC of separated, reversed, identical and hand-counted score sets', () => {
   expect(auroc([3, 4, 5], [0, 1, 2])).toBe(1);
@@ -22,4 +22,57 @@ test('threshold for a target false-positive rate lets at most that share of clea
 test('TPR at 5 % FPR counts positives strictly above the clean threshold', () => {
   const clean = Array.from({ length: 20 }, (_, i) => i / 20); // 0 … 0.95; threshold 0.9 (one above)
   expect(tprAtFpr([0.95, 0.91, 0.9, 0.1], clean, 0.05)).toBe(0.5);
+});
+
+test('ROC curve of perfectly separated, reversed and identical score sets', () => {
+  // Thresholds 5, 4, 3, 2, 1, 0, then below 0: positives leave first.
+  expect(rocCurve([3, 4, 5], [0, 1, 2])).toEqual({
+    fpr: [0, 0, 0, 0, 1 / 3, 2 / 3, 1],
+    tpr: [0, 1 / 3, 2 / 3, 1, 1, 1, 1],
+  });
+  expect(rocCurve([0, 1], [2, 3])).toEqual({ fpr: [0, 0.5, 1, 1, 1], tpr: [0, 0, 0, 0.5, 1] });
+  // One shared score: a single step from (0, 0) to (1, 1), the chance diagonal.
+  expect(rocCurve([1, 1], [1, 1, 1])).toEqual({ fpr: [0, 1], tpr: [0, 1] });
+  expect(() => rocCurve([], [1])).toThrow(/positives and negatives/);
+  expect(() => rocCurve([NaN], [1])).toThrow(/NaN/);
+});
+
+test('ROC curve moves diagonally through tied scores and agrees with rateAbove at each threshold', () => {
+  // pos {0.9, 0.5, 0.5}, neg {0.5, 0.1}: threshold 0.9 → (0, 0); 0.5 → 0.9 flagged (0, 1/3);
+  // 0.1 → the three at 0.5 join (1/2, 1); below 0.1 → (1, 1).
+  const pos = [0.5, 0.9, 0.5];
+  const neg = [0.1, 0.5];
+  const roc = rocCurve(pos, neg);
+  expect(roc).toEqual({ fpr: [0, 0, 0.5, 1], tpr: [0, 1 / 3, 1, 1] });
+  [0.9, 0.5, 0.1].forEach((t, i) => {
+    expect(roc.fpr[i]).toBe(rateAbove(neg, t));
+    expect(roc.tpr[i]).toBe(rateAbove(pos, t));
+  });
+});
+
+test('ROC curve area equals AUROC, and thinning keeps the endpoints and the shape', () => {
+  let seed = 7;
+  const random = () => ((seed = (seed * 16807) % 2147483647) - 1) / 2147483646;
+  // Rounded scores, so there are ties as well as 1000+ distinct thresholds.
+  const pos = Array.from({ length: 1500 }, () => Math.round((random() + random() + 0.6) * 1000) / 1000);
+  const neg = Array.from({ length: 1500 }, () => Math.round((random() + random()) * 1000) / 1000);
+  const area = ({ fpr, tpr }: { fpr: number[]; tpr: number[] }) =>
+    fpr.slice(1).reduce((sum, f, i) => sum + ((f - fpr[i]) * (tpr[i + 1] + tpr[i])) / 2, 0);
+
+  const exact = rocCurve(pos, neg, Infinity);
+  expect(exact.fpr.length).toBeGreaterThan(1000);
+  expect(area(exact)).toBeCloseTo(auroc(pos, neg), 10);
+
+  const thin = rocCurve(pos, neg);
+  expect(thin.fpr.length).toBeLessThanOrEqual(200);
+  expect(thin.fpr.length).toBeGreaterThan(100);
+  expect([thin.fpr[0], thin.tpr[0], thin.fpr.at(-1), thin.tpr.at(-1)]).toEqual([0, 0, 1, 1]);
+  // Every kept point is a point of the exact curve, in order, and the area barely moves.
+  let j = 0;
+  thin.fpr.forEach((f, i) => {
+    while (exact.fpr[j] !== f || exact.tpr[j] !== thin.tpr[i]) j++;
+  });
+  expect(j).toBe(exact.fpr.length - 1);
+  expect(Math.abs(area(thin) - area(exact))).toBeLessThan(0.005);
+  expect(rocCurve(pos, neg, 3).fpr).toHaveLength(3);
 });

@@ -1,0 +1,42 @@
+/**
+ * Adaptive attack targets: the defense and the detectors as the attacker sees them when it knows
+ * them (Carlini & Wagner 2017; Athalye et al. 2018, "Obfuscated gradients give a false sense of
+ * security"). A detector that only stops attackers who ignore it is not a detector.
+ *  - through the low-pass defense: the filter is linear, so the attack differentiates the
+ *    classifier composed with it exactly (no BPDA approximation needed);
+ *  - against the detectors: the loss also pushes every detector's score, and the combined score,
+ *    under its threshold — each excess measured in units of that score's clean spread.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Calibration } from '../calibration/calibrationFile';
+import { combinedScoreTensor } from '../detectors/combined';
+import type { InferenceModel } from '../engine/model';
+import { lowPassImages, LowPassKind } from '../engine/spectra';
+import type { Screener } from '../screening/screener';
+import { tensorFeatures } from '../screening/tensorFeatures';
+import type { AttackTarget } from './attack';
+
+export function lowPassTarget(model: InferenceModel, lowPass: { radius: number; kind: LowPassKind }): AttackTarget {
+  return { logits: (x) => model.logits(lowPassImages(x, lowPass.radius, lowPass.kind)) };
+}
+
+export function detectorAwareTarget(model: InferenceModel, screener: Screener, targetFpr?: number): AttackTarget {
+  const calibration: Calibration = screener.calibration;
+  const thresholds = screener.thresholds(targetFpr);
+  const spread = calibration.combined.spread;
+  return {
+    logits: (x) => model.logits(x),
+    penalty: (x) =>
+      tf.tidy(() => {
+        const f = tensorFeatures(model, x, calibration);
+        const classes = tf.argMax(f.logits, 1) as tf.Tensor1D;
+        const scores = screener.detectors.map((d) => d.scoreTensor(calibration.detectors[d.name], f, classes));
+        const combined = combinedScoreTensor(calibration.combined, scores);
+        const excess = scores.map((s, k) =>
+          tf.div(tf.relu(tf.sub(s, thresholds[screener.detectors[k].name])), spread[k]),
+        );
+        excess.push(tf.relu(tf.sub(combined, thresholds.combined)));
+        return tf.addN(excess) as tf.Tensor1D;
+      }),
+  };
+}

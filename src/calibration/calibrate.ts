@@ -1,0 +1,272 @@
+/**
+ * Calibration: fits everything screening needs from labelled clean images of the *training* split
+ * (never the test split, which the evaluation reserves), and from attacks on some of them:
+ *  - the images are split (seeded) into a fit set, a clean hold-out set and an attack set;
+ *  - the low-pass defense's radius and mask: among the candidates that cost at most `maxAccuracyCost`
+ *    of clean hold-out accuracy, the one that recovers most accuracy on the calibration attacks;
+ *  - each detector is fitted on the fit set (the high-frequency sieve also picks its cut-off there,
+ *    against the calibration attacks);
+ *  - the combined regression on adversarial scores and the first half of the hold-out set;
+ *  - thresholds: the second half's clean scores of every detector, kept sorted, from which any
+ *    false-positive rate's threshold is read (calibration fitted nothing on those images).
+ */
+import { attackInBatches } from '../attacks/runAttack';
+import { getAttack } from '../attacks/registry';
+import { modelTarget } from '../attacks/target';
+import { combinedScore, fitCombined } from '../detectors/combined';
+import { argmax, FitData, ImageFeatures, toFeatures } from '../detectors/detector';
+import { HF_CUTOFF_CANDIDATES } from '../detectors/highFrequencyEnergy';
+import { COMBINED, screeningDetectors } from '../detectors/registry';
+import type { BatchExtras, ImageOutput, InferenceModel } from '../engine/model';
+import type { LowPassKind } from '../engine/spectra';
+import { auroc, tprAtFpr } from '../evaluation/metrics';
+import { runInBatches } from '../screening/inProcess';
+import { mulberry32, permutation } from '../train/random';
+import { Calibration, CALIBRATION_SCHEMA_VERSION, LowPassChoice } from './calibrationFile';
+
+export interface LabelledImages {
+  /** count × H × W × C values in [0, 1]. */
+  readonly pixels: Float32Array;
+  readonly labels: Int32Array;
+  readonly count: number;
+  /** Where they came from, for the record (e.g. "fashion-mnist train"). */
+  readonly source: string;
+}
+
+export interface CalibrateOptions {
+  /** Images the detectors are fitted on. */
+  readonly fit: number;
+  /** Clean images thresholds are read from (not fitted on). */
+  readonly holdout: number;
+  /** Images attacked for the defense's radius, the cut-off and the combined regression. */
+  readonly attacked: number;
+  readonly seed: number;
+  readonly targetFpr: number;
+  /** Largest clean-accuracy drop the low-pass defense may cost (0.01 = 1 point). */
+  readonly maxAccuracyCost: number;
+  readonly command?: string;
+  readonly onStage?: (stage: string) => void;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export const CALIBRATE_DEFAULTS = {
+  fit: 8000,
+  holdout: 3000,
+  attacked: 1200,
+  seed: 1,
+  targetFpr: 0.05,
+  maxAccuracyCost: 0.01,
+} as const;
+
+export const LOW_PASS_CANDIDATES: ReadonlyArray<{ radius: number; kind: LowPassKind }> = [
+  ...[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6].map((radius) => ({ radius, kind: 'ideal' as const })),
+  ...[0.15, 0.2, 0.25, 0.3, 0.35, 0.4].map((radius) => ({ radius, kind: 'gaussian' as const })),
+];
+
+/** The calibration attacks: a mix of budgets and methods, so the fitted choices do not suit one attack only. */
+const CALIBRATION_ATTACKS = [
+  { method: 'fgsm', epsilon: 0.05 },
+  { method: 'fgsm', epsilon: 0.1 },
+  { method: 'fgsm', epsilon: 0.2 },
+  { method: 'pgd', epsilon: 0.05, steps: 10 },
+  { method: 'pgd', epsilon: 0.1, steps: 10 },
+  { method: 'cw', epsilon: Infinity, steps: 30 },
+] as const;
+
+function subset(images: LabelledImages, indices: ArrayLike<number>, size: number) {
+  const pixels = new Float32Array(indices.length * size);
+  const labels = new Int32Array(indices.length);
+  for (let k = 0; k < indices.length; k++) {
+    pixels.set(images.pixels.subarray(indices[k] * size, (indices[k] + 1) * size), k * size);
+    labels[k] = images.labels[indices[k]];
+  }
+  return { pixels, labels, count: indices.length };
+}
+
+const accuracyOf = (probs: Float32Array[], labels: ArrayLike<number>) =>
+  probs.reduce((n, p, i) => n + (argmax(p) === labels[i] ? 1 : 0), 0) / Math.max(probs.length, 1);
+
+/** Splits the images: fit, hold-out and attack sets (the attack set reuses fit images when there are too few). */
+function split(images: LabelledImages, options: CalibrateOptions) {
+  const order = permutation(images.count, mulberry32(options.seed));
+  const holdout = Math.min(options.holdout, Math.floor(images.count * 0.3));
+  const fit = Math.min(options.fit, images.count - holdout);
+  const rest = images.count - holdout - fit;
+  const attackFrom = rest >= options.attacked ? holdout + fit : holdout;
+  const attacked = Math.min(options.attacked, images.count - attackFrom);
+  if (fit < 20 || holdout < 20) throw new Error(`calibration needs at least 40 labelled images, got ${images.count}`);
+  return {
+    holdout: order.subarray(0, holdout),
+    fit: order.subarray(holdout, holdout + fit),
+    attacked: order.subarray(attackFrom, attackFrom + attacked),
+  };
+}
+
+async function generateAttacks(
+  model: InferenceModel,
+  images: { pixels: Float32Array; labels: Int32Array; count: number },
+  seed: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ pixels: Float32Array; labels: Int32Array; count: number; attacks: string[] }> {
+  const size = model.imageSize;
+  const out = new Float32Array(images.count * size);
+  const share = Math.ceil(images.count / CALIBRATION_ATTACKS.length);
+  const attacks: string[] = [];
+  for (const [k, spec] of CALIBRATION_ATTACKS.entries()) {
+    const start = k * share;
+    const end = Math.min(images.count, start + share);
+    if (start >= end) break;
+    const adv = await attackInBatches(
+      getAttack(spec.method),
+      modelTarget(model),
+      images.pixels.subarray(start * size, end * size),
+      images.labels.subarray(start, end),
+      model.inputShape,
+      { epsilon: spec.epsilon, steps: 'steps' in spec ? spec.steps : undefined, seed: seed + start },
+      (done) => onProgress?.(start + done, images.count),
+    );
+    out.set(adv, start * size);
+    attacks.push(`${spec.method} ε=${spec.epsilon}${'steps' in spec ? ` ${spec.steps} steps` : ''} ×${end - start}`);
+  }
+  return { pixels: out, labels: images.labels, count: images.count, attacks };
+}
+
+async function chooseLowPass(
+  model: InferenceModel,
+  clean: { pixels: Float32Array; labels: Int32Array; count: number },
+  adversarial: { pixels: Float32Array; labels: Int32Array; count: number },
+  maxCost: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<LowPassChoice> {
+  const base = accuracyOf(
+    (await runInBatches(model, clean.pixels, clean.count)).map((o) => o.probs),
+    clean.labels,
+  );
+  const candidates: Array<LowPassChoice['candidates'][number]> = [];
+  for (const [k, c] of LOW_PASS_CANDIDATES.entries()) {
+    const extras: BatchExtras = { lowPass: c };
+    const cleanOut = await runInBatches(model, clean.pixels, clean.count, extras);
+    const advOut = await runInBatches(model, adversarial.pixels, adversarial.count, extras);
+    candidates.push({
+      ...c,
+      filteredAccuracy: accuracyOf(
+        cleanOut.map((o) => o.lowPassProbs!),
+        clean.labels,
+      ),
+      adversarialAccuracy: accuracyOf(
+        advOut.map((o) => o.lowPassProbs!),
+        adversarial.labels,
+      ),
+    });
+    onProgress?.(k + 1, LOW_PASS_CANDIDATES.length);
+  }
+  const affordable = candidates.filter((c) => base - c.filteredAccuracy <= maxCost);
+  // When none is affordable, the cheapest filter is the least harmful.
+  const pool = affordable.length
+    ? affordable
+    : [candidates.reduce((a, b) => (b.filteredAccuracy > a.filteredAccuracy ? b : a))];
+  const best = pool.reduce((a, b) => (b.adversarialAccuracy > a.adversarialAccuracy ? b : a));
+  return {
+    radius: best.radius,
+    kind: best.kind,
+    cleanAccuracy: base,
+    filteredAccuracy: best.filteredAccuracy,
+    adversarialAccuracy: best.adversarialAccuracy,
+    maxCost,
+    candidates,
+  };
+}
+
+const sortedAscending = (values: number[]) =>
+  Float64Array.from(values)
+    .sort()
+    .map((v) => Number(v.toPrecision(7)));
+
+export async function calibrate(
+  model: InferenceModel,
+  images: LabelledImages,
+  options: CalibrateOptions,
+  modelSha256: string,
+): Promise<Calibration> {
+  const started = Date.now();
+  const size = model.imageSize;
+  const numClasses = model.metadata.labels.length;
+  const parts = split(images, options);
+  const fitSet = subset(images, parts.fit, size);
+  const holdoutSet = subset(images, parts.holdout, size);
+  const attackSet = subset(images, parts.attacked, size);
+
+  options.onStage?.(`attacking ${attackSet.count} training images`);
+  const generated = await generateAttacks(model, attackSet, options.seed, options.onProgress);
+  // Only attacks that changed the prediction are adversarial examples.
+  const advOutPlain = await runInBatches(model, generated.pixels, generated.count);
+  const successful = advOutPlain.flatMap((o, i) => (argmax(o.probs) !== generated.labels[i] ? [i] : []));
+  const adversarialSet = subset({ ...generated, source: '' }, successful, size);
+  if (adversarialSet.count < 10)
+    throw new Error(`only ${adversarialSet.count} calibration attacks succeeded; too few to fit on`);
+
+  options.onStage?.('choosing the low-pass radius');
+  const lowPass = await chooseLowPass(model, holdoutSet, adversarialSet, options.maxAccuracyCost, options.onProgress);
+
+  options.onStage?.('computing features');
+  const extras: BatchExtras = {
+    hfCutoffs: HF_CUTOFF_CANDIDATES,
+    lowPass: { radius: lowPass.radius, kind: lowPass.kind },
+  };
+  const features = async (set: { pixels: Float32Array; count: number }) =>
+    (await runInBatches(model, set.pixels, set.count, extras)).map((o: ImageOutput) =>
+      toFeatures(o, HF_CUTOFF_CANDIDATES),
+    );
+  const fitFeatures = await features(fitSet);
+  const holdoutFeatures = await features(holdoutSet);
+  const advFeatures = await features(adversarialSet);
+
+  options.onStage?.('fitting the detectors');
+  const hiddenLayer = model.activationLayers.filter((l) => l !== model.metadata.logitsLayer).slice(-1)[0];
+  const detectors = screeningDetectors(hiddenLayer);
+  const fitData: FitData = { clean: fitFeatures, labels: fitSet.labels, adversarial: advFeatures, numClasses };
+  const states: Record<string, unknown> = {};
+  for (const d of detectors) states[d.name] = d.fit(fitData);
+  const scoresOf = (fs: ImageFeatures[]) => fs.map((f) => detectors.map((d) => d.score(states[d.name], f)));
+  // The regression's clean side and the thresholds come from disjoint halves of the hold-out set:
+  // on fit-set images the density estimate would score its own kernel centres, unrealistically clean.
+  const half = Math.floor(holdoutFeatures.length / 2);
+  const combinerScores = scoresOf(holdoutFeatures.slice(0, half));
+  const advScores = scoresOf(advFeatures);
+  const holdoutScores = scoresOf(holdoutFeatures.slice(half));
+  const names = detectors.map((d) => d.name);
+  const combined = fitCombined(names, combinerScores, advScores);
+
+  const holdoutByName: Record<string, number[]> = {};
+  const summary: Record<string, unknown> = {};
+  [...names, COMBINED].forEach((name, k) => {
+    const score = (row: number[]) => (k < names.length ? row[k] : combinedScore(combined, row));
+    const clean = holdoutScores.map(score);
+    const adv = advScores.map(score);
+    holdoutByName[name] = Array.from(sortedAscending(clean));
+    summary[name] = {
+      aurocOnCalibrationAttacks: auroc(adv, clean),
+      tprAtTargetFpr: tprAtFpr(adv, clean, options.targetFpr),
+    };
+  });
+  return {
+    schemaVersion: CALIBRATION_SCHEMA_VERSION,
+    model: { id: model.metadata.id, sha256: modelSha256 },
+    createdAt: new Date().toISOString(),
+    data: {
+      source: images.source,
+      fit: fitSet.count,
+      holdout: holdoutSet.count,
+      thresholdImages: holdoutSet.count - half,
+      adversarial: adversarialSet.count,
+      attacks: generated.attacks,
+    },
+    hiddenLayer,
+    defaultTargetFpr: options.targetFpr,
+    lowPass,
+    detectors: states,
+    combined,
+    holdoutScores: holdoutByName,
+    summary: { ...summary, command: options.command, seconds: (Date.now() - started) / 1000 },
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * The research claims, measured on our model:
+ *  - spectra: does the perturbation's power spectrum resemble the mean spectrum of clean images of
+ *    the class it pushes towards more than that of other classes ("High frequency patterns play a
+ *    key role in the generation of adversarial examples")?
+ *  - trajectory: per layer, how far adversarial activations are from the origin class's and the
+ *    target class's expectation, relative to clean images of those classes;
+ *  - promotion vs suppression ("Interpreting adversarial examples by activation promotion and
+ *    suppression"): did the attack win by lowering the true class's logit or by raising the target's?
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ActivationDistanceState } from '../detectors/activationDistance';
+import { squaredDistance } from '../detectors/detector';
+import { powerSpectrum } from '../engine/spectra';
+
+/** Mean over channels of log10 power spectra, per image: count × (H·W). */
+export async function logPowerSpectra(
+  pixels: Float32Array,
+  count: number,
+  shape: readonly number[],
+): Promise<Float32Array> {
+  const [h, w, c] = shape;
+  const out = new Float32Array(count * h * w);
+  for (let start = 0; start < count; start += 256) {
+    const n = Math.min(256, count - start);
+    const t = tf.tidy(() => {
+      const x = tf.tensor4d(pixels.subarray(start * h * w * c, (start + n) * h * w * c), [n, h, w, c]);
+      const planes = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [n * c, h, w]) as tf.Tensor3D;
+      const p = tf.reshape(powerSpectrum(planes), [n, c, h * w]);
+      return tf.mean(tf.div(tf.log(tf.add(p, 1e-10)), Math.LN10), 1);
+    });
+    out.set((await t.data()) as Float32Array, start * h * w);
+    t.dispose();
+  }
+  return out;
+}
+
+/** Mean of the rows of `rows` (count × width) per class; classes without rows get zeros. */
+export function classMeans(
+  rows: Float32Array,
+  width: number,
+  classes: ArrayLike<number>,
+  numClasses: number,
+): Float32Array[] {
+  const sums = Array.from({ length: numClasses }, () => new Float64Array(width));
+  const counts = new Array(numClasses).fill(0);
+  for (let i = 0; i < classes.length; i++) {
+    const r = rows.subarray(i * width, (i + 1) * width);
+    const s = sums[classes[i]];
+    for (let j = 0; j < width; j++) s[j] += r[j];
+    counts[classes[i]]++;
+  }
+  return sums.map((s, c) => Float32Array.from(s, (v) => (counts[c] ? v / counts[c] : 0)));
+}
+
+/** Pearson correlation, skipping index 0 (the DC bin, which brightness dominates). */
+export function pearsonNoDc(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length - 1;
+  let ma = 0;
+  let mb = 0;
+  for (let i = 1; i < a.length; i++) {
+    ma += a[i];
+    mb += b[i];
+  }
+  ma /= n;
+  mb /= n;
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 1; i < a.length; i++) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) ** 2;
+    sbb += (b[i] - mb) ** 2;
+  }
+  return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : 0;
+}
+
+export interface SpectrumClaim {
+  /** Mean correlation of perturbation spectra with the clean mean spectrum of their target class. */
+  readonly targetCorrelation: number;
+  /** ... and with the clean mean spectra of the other classes (origin excluded). */
+  readonly otherCorrelation: number;
+  /** Share of adversarial images whose perturbation correlates best with the target class. */
+  readonly targetIsBest: number;
+  readonly images: number;
+}
+
+export function spectrumClaim(
+  perturbationSpectra: Float32Array,
+  width: number,
+  origin: ArrayLike<number>,
+  target: ArrayLike<number>,
+  cleanClassSpectra: Float32Array[],
+): SpectrumClaim {
+  let t = 0;
+  let o = 0;
+  let best = 0;
+  const n = origin.length;
+  for (let i = 0; i < n; i++) {
+    const p = perturbationSpectra.subarray(i * width, (i + 1) * width);
+    const corr = cleanClassSpectra.map((s) => pearsonNoDc(p, s));
+    const others = corr.filter((_, c) => c !== target[i] && c !== origin[i]);
+    t += corr[target[i]];
+    o += others.reduce((a, b) => a + b, 0) / Math.max(others.length, 1);
+    if (others.every((v) => corr[target[i]] > v)) best++;
+  }
+  return {
+    targetCorrelation: n ? t / n : 0,
+    otherCorrelation: n ? o / n : 0,
+    targetIsBest: n ? best / n : 0,
+    images: n,
+  };
+}
+
+export interface TrajectoryLayer {
+  readonly layer: string;
+  /** Mean distances, each relative to the clean mean distance of that class at that layer. */
+  readonly cleanToOrigin: number;
+  readonly cleanToTarget: number;
+  readonly adversarialToOrigin: number;
+  readonly adversarialToTarget: number;
+  /** Share of adversarial images whose nearest class expectation at this layer is the target. */
+  readonly nearestIsTarget: number;
+}
+
+export function trajectoryClaim(
+  state: ActivationDistanceState,
+  clean: ReadonlyArray<Readonly<Record<string, Float32Array>>>,
+  adversarial: ReadonlyArray<Readonly<Record<string, Float32Array>>>,
+  origin: ArrayLike<number>,
+  target: ArrayLike<number>,
+): TrajectoryLayer[] {
+  return state.layers.map((layer) => {
+    const mu = state.expectations[layer];
+    const rel = (a: Float32Array, c: number) => Math.sqrt(squaredDistance(a, mu[c])) / state.scale[layer][c];
+    let co = 0;
+    let ct = 0;
+    let ao = 0;
+    let at = 0;
+    let nearest = 0;
+    const n = origin.length;
+    for (let i = 0; i < n; i++) {
+      co += rel(clean[i][layer], origin[i]);
+      ct += rel(clean[i][layer], target[i]);
+      ao += rel(adversarial[i][layer], origin[i]);
+      at += rel(adversarial[i][layer], target[i]);
+      const d = mu.map((m) => squaredDistance(adversarial[i][layer], m));
+      if (d.indexOf(Math.min(...d)) === target[i]) nearest++;
+    }
+    const k = Math.max(n, 1);
+    return {
+      layer,
+      cleanToOrigin: co / k,
+      cleanToTarget: ct / k,
+      adversarialToOrigin: ao / k,
+      adversarialToTarget: at / k,
+      nearestIsTarget: nearest / k,
+    };
+  });
+}
+
+export type PromotionSuppressionType = 'suppression' | 'promotion' | 'balanced';
+
+/**
+ * Drop of the true class's logit against rise of the adversarial class's logit; the share of the
+ * drop in (drop⁺ + rise⁺) ≥ 2/3 is suppression-dominated, ≤ 1/3 promotion-dominated, else balanced.
+ */
+export function promotionSuppression(
+  cleanLogits: Float32Array,
+  advLogits: Float32Array,
+  trueClass: number,
+  advClass: number,
+): { drop: number; rise: number; type: PromotionSuppressionType } {
+  const drop = cleanLogits[trueClass] - advLogits[trueClass];
+  const rise = advLogits[advClass] - cleanLogits[advClass];
+  const d = Math.max(drop, 0);
+  const r = Math.max(rise, 0);
+  const share = d + r > 0 ? d / (d + r) : 0.5;
+  return { drop, rise, type: share >= 2 / 3 ? 'suppression' : share <= 1 / 3 ? 'promotion' : 'balanced' };
+}

@@ -1,0 +1,358 @@
+/**
+ * The evaluation: on N seeded test images, clean accuracy; per attack, its success rate, every
+ * detector's AUROC and TPR at 5 % FPR (ours, the combined verdict and the Feature Squeezing
+ * baseline), the accuracy of each defense under it, and the research claims (spectra, feature
+ * trajectory, promotion–suppression). Test images only: calibration never saw them.
+ *
+ * Conventions: success and detection are measured on the images the model classified right
+ * before the attack (an attack cannot "succeed" on an image that was already wrong); positives
+ * for AUROC are the successful adversarial images, negatives every clean test image; defense
+ * accuracies are over all N images against their true labels.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { detectorAwareTarget, lowPassTarget } from '../attacks/adaptive';
+import type { AttackTarget } from '../attacks/attack';
+import { getAttack } from '../attacks/registry';
+import { attackInBatches } from '../attacks/runAttack';
+import { modelTarget } from '../attacks/target';
+import type { ActivationDistanceState } from '../detectors/activationDistance';
+import { argmax } from '../detectors/detector';
+import { featureSqueezing } from '../detectors/featureSqueezing';
+import { COMBINED } from '../detectors/registry';
+import { Defense } from '../defenses/defense';
+import { makeDefense } from '../defenses/registry';
+import type { ImageOutput, InferenceModel } from '../engine/model';
+import { runInBatches } from '../screening/inProcess';
+import type { Screener } from '../screening/screener';
+import { mulberry32 } from '../train/random';
+import {
+  classMeans,
+  logPowerSpectra,
+  promotionSuppression,
+  PromotionSuppressionType,
+  spectrumClaim,
+  SpectrumClaim,
+  trajectoryClaim,
+  TrajectoryLayer,
+} from './analysis';
+import { AttackSpec } from './attackSuite';
+import { auroc, rocCurve, tprAtFpr } from './metrics';
+
+export const REPORT_FPR = 0.05;
+export const FEATURE_SQUEEZING = 'featureSqueezing';
+
+export interface DetectorRow {
+  readonly name: string;
+  readonly auroc: number;
+  /** At the threshold that holds 5 % FPR on these clean test images. */
+  readonly tprAtFpr5: number;
+  /** At calibration's threshold (set on training hold-out images), as deployed. */
+  readonly tprAtCalibratedThreshold: number;
+}
+
+export interface DefenseRow {
+  readonly name: string;
+  /** Accuracy on the attacked images. */
+  readonly accuracy: number;
+  /** Accuracy on the clean images with this defense. */
+  readonly cleanAccuracy: number;
+}
+
+export interface AttackRow {
+  readonly name: string;
+  readonly method: string;
+  readonly epsilon: number | null;
+  readonly steps: number | null;
+  readonly targeted: boolean;
+  readonly adaptive: boolean;
+  readonly adaptiveTo: string | null;
+  /** Adaptive rows: misclassified and not flagged; others: misclassified (targeted: reached the target). */
+  readonly successRate: number;
+  readonly misclassificationRate: number;
+  /** Misclassified and not flagged by the combined verdict at calibration's threshold. */
+  readonly evasionRate: number;
+  readonly successful: number;
+  readonly meanLinf: number;
+  readonly meanL2: number;
+  readonly detectors: DetectorRow[];
+  readonly defenses: DefenseRow[];
+  readonly spectrum: SpectrumClaim;
+  readonly trajectory: TrajectoryLayer[];
+  readonly promotionSuppression: Record<PromotionSuppressionType, number> & { meanDrop: number; meanRise: number };
+  readonly seconds: number;
+}
+
+export interface EvaluationResult {
+  readonly images: number;
+  readonly seed: number;
+  readonly cleanAccuracy: number;
+  /** Clean false-positive rate of each detector at calibration's thresholds (target: calibration's FPR). */
+  readonly cleanFalsePositiveRate: Record<string, number>;
+  readonly defensesClean: DefenseRow[];
+  readonly attacks: AttackRow[];
+  readonly seconds: number;
+}
+
+/** What the report's plots need besides the JSON. */
+export interface EvaluationArtifacts {
+  readonly roc: Record<string, Array<{ name: string; fpr: number[]; tpr: number[] }>>;
+  readonly cleanSpectra: Float32Array[];
+  readonly adversarialSpectra: Record<string, Float32Array[]>;
+  readonly perturbationSpectra: Record<string, Float32Array[]>;
+}
+
+interface SetAnalysis {
+  readonly outputs: ImageOutput[];
+  readonly predicted: Int32Array;
+  /** Per image: every screening detector, combined, then feature squeezing. */
+  readonly scores: number[][];
+  /** Defense name → predicted classes. */
+  readonly defended: Record<string, Int32Array>;
+}
+
+const BASELINE_DEFENSES = ['bitdepth', 'median', 'jpeg'] as const;
+
+async function defendedProbs(
+  model: InferenceModel,
+  defense: Defense,
+  pixels: Float32Array,
+  count: number,
+): Promise<Float32Array[]> {
+  const [h, w, c] = model.inputShape;
+  const size = h * w * c;
+  const out: Float32Array[] = [];
+  for (let start = 0; start < count; start += 64) {
+    const n = Math.min(64, count - start);
+    const x = tf.tensor4d(pixels.subarray(start * size, (start + n) * size), [n, h, w, c]);
+    const y = await defense.apply(x);
+    const p = model.probabilities(y);
+    const data = (await p.data()) as Float32Array;
+    const k = p.shape[1];
+    for (let i = 0; i < n; i++) out.push(data.slice(i * k, (i + 1) * k));
+    tf.dispose([x, y, p]);
+  }
+  return out;
+}
+
+async function analyse(
+  model: InferenceModel,
+  screener: Screener,
+  pixels: Float32Array,
+  count: number,
+): Promise<SetAnalysis> {
+  const outputs = await runInBatches(model, pixels, count, screener.extras);
+  const defenses = Object.fromEntries(
+    await Promise.all(
+      BASELINE_DEFENSES.map(
+        async (name) => [name, await defendedProbs(model, makeDefense(name), pixels, count)] as const,
+      ),
+    ),
+  ) as Record<(typeof BASELINE_DEFENSES)[number], Float32Array[]>;
+  const scores = outputs.map((o, i) => {
+    const f = screener.features(o);
+    const fs = featureSqueezing.score({}, { ...f, squeezedProbs: [defenses.bitdepth[i], defenses.median[i]] });
+    return [...screener.scores(f), fs];
+  });
+  const defended: Record<string, Int32Array> = {
+    lowpass: Int32Array.from(outputs, (o) => argmax(o.lowPassProbs!)),
+  };
+  for (const name of BASELINE_DEFENSES) defended[name] = Int32Array.from(defenses[name], (p) => argmax(p));
+  return { outputs, predicted: Int32Array.from(outputs, (o) => argmax(o.probs)), scores, defended };
+}
+
+const accuracy = (predicted: Int32Array, labels: Int32Array) =>
+  predicted.reduce((n, p, i) => n + (p === labels[i] ? 1 : 0), 0) / Math.max(labels.length, 1);
+
+function randomTargets(labels: Int32Array, numClasses: number, seed: number): Int32Array {
+  const random = mulberry32(seed);
+  // Uniform over the other classes: shift the true class by 1..K−1.
+  return labels.map((y) => (y + 1 + Math.floor(random() * (numClasses - 1))) % numClasses);
+}
+
+function attackTarget(spec: AttackSpec, model: InferenceModel, screener: Screener): AttackTarget {
+  if (spec.adaptive === 'lowpass') return lowPassTarget(model, screener.calibration.lowPass);
+  if (spec.adaptive === 'detectors') return detectorAwareTarget(model, screener);
+  return modelTarget(model);
+}
+
+function norms(clean: Float32Array, adv: Float32Array, size: number, indices: number[]): { linf: number; l2: number } {
+  let linf = 0;
+  let l2 = 0;
+  for (const i of indices) {
+    let m = 0;
+    let s = 0;
+    for (let j = i * size; j < (i + 1) * size; j++) {
+      const d = Math.abs(adv[j] - clean[j]);
+      m = Math.max(m, d);
+      s += d * d;
+    }
+    linf += m;
+    l2 += Math.sqrt(s);
+  }
+  const n = Math.max(indices.length, 1);
+  return { linf: linf / n, l2: l2 / n };
+}
+
+export interface EvaluateOptions {
+  readonly attacks: readonly AttackSpec[];
+  readonly seed: number;
+  readonly onStage?: (stage: string) => void;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export async function evaluate(
+  model: InferenceModel,
+  screener: Screener,
+  images: { pixels: Float32Array; labels: Int32Array; count: number },
+  options: EvaluateOptions,
+): Promise<{ result: EvaluationResult; artifacts: EvaluationArtifacts }> {
+  const started = Date.now();
+  const size = model.imageSize;
+  const numClasses = model.metadata.labels.length;
+  const { labels, count } = images;
+  const names = [...screener.detectorNames, FEATURE_SQUEEZING];
+  const calibrated = screener.thresholds();
+
+  options.onStage?.(`clean images (${count})`);
+  const clean = await analyse(model, screener, images.pixels, count);
+  const cleanAccuracy = accuracy(clean.predicted, labels);
+  const correct = Array.from(labels.keys()).filter((i) => clean.predicted[i] === labels[i]);
+  const cleanScore = (k: number) => clean.scores.map((s) => s[k]);
+  const cleanFalsePositiveRate = Object.fromEntries(
+    screener.detectorNames.map((name, k) => [name, cleanScore(k).filter((s) => s > calibrated[name]).length / count]),
+  );
+  const defensesClean = Object.entries(clean.defended).map(([name, p]) => ({
+    name,
+    accuracy: accuracy(p, labels),
+    cleanAccuracy: accuracy(p, labels),
+  }));
+  const cleanLogSpectra = await logPowerSpectra(images.pixels, count, model.inputShape);
+  const spectrumWidth = model.inputShape[0] * model.inputShape[1];
+  const cleanSpectra = classMeans(cleanLogSpectra, spectrumWidth, labels, numClasses);
+  const expectations = screener.calibration.detectors.activationDistance as ActivationDistanceState;
+
+  const artifacts: EvaluationArtifacts = { roc: {}, cleanSpectra, adversarialSpectra: {}, perturbationSpectra: {} };
+  const rows: AttackRow[] = [];
+  for (const spec of options.attacks) {
+    options.onStage?.(`${spec.name}${spec.adaptive ? ` (adaptive to ${spec.adaptive})` : ''}`);
+    const t0 = Date.now();
+    const targets = spec.targeted ? randomTargets(labels, numClasses, options.seed + 17) : undefined;
+    const advPixels = await attackInBatches(
+      getAttack(spec.method),
+      attackTarget(spec, model, screener),
+      images.pixels,
+      labels,
+      model.inputShape,
+      { epsilon: spec.epsilon, steps: spec.steps, targets, seed: options.seed },
+      options.onProgress && ((done) => options.onProgress!(done, count)),
+    );
+    const adv = await analyse(model, screener, advPixels, count);
+    const combinedIndex = screener.detectorNames.indexOf(COMBINED);
+    const succeeded = correct.filter((i) =>
+      targets ? adv.predicted[i] === targets[i] : adv.predicted[i] !== labels[i],
+    );
+    const misclassified = correct.filter((i) => adv.predicted[i] !== labels[i]);
+    const evaded = misclassified.filter((i) => !(adv.scores[i][combinedIndex] > calibrated.combined));
+    const detectors = names.map((name, k) => {
+      const positives = misclassified.map((i) => adv.scores[i][k]);
+      const negatives = cleanScore(k);
+      const threshold = calibrated[name] ?? Infinity;
+      if (!positives.length) return { name, auroc: NaN, tprAtFpr5: NaN, tprAtCalibratedThreshold: NaN };
+      return {
+        name,
+        auroc: auroc(positives, negatives),
+        tprAtFpr5: tprAtFpr(positives, negatives, REPORT_FPR),
+        tprAtCalibratedThreshold:
+          name === FEATURE_SQUEEZING
+            ? tprAtFpr(positives, negatives, REPORT_FPR)
+            : positives.filter((s) => s > threshold).length / positives.length,
+      };
+    });
+    artifacts.roc[spec.name] = names.map((name, k) =>
+      misclassified.length
+        ? {
+            name,
+            ...rocCurve(
+              misclassified.map((i) => adv.scores[i][k]),
+              cleanScore(k),
+            ),
+          }
+        : { name, fpr: [0, 1], tpr: [0, 1] },
+    );
+    const defenses = Object.entries(adv.defended).map(([name, p]) => ({
+      name,
+      accuracy: accuracy(p, labels),
+      cleanAccuracy: defensesClean.find((d) => d.name === name)!.cleanAccuracy,
+    }));
+    // Research claims, on the misclassified images: origin = true class, target = adversarial prediction.
+    const origin = misclassified.map((i) => labels[i]);
+    const target = misclassified.map((i) => adv.predicted[i]);
+    const perturbation = new Float32Array(misclassified.length * size);
+    const advSubset = new Float32Array(misclassified.length * size);
+    misclassified.forEach((i, k) => {
+      for (let j = 0; j < size; j++) {
+        perturbation[k * size + j] = advPixels[i * size + j] - images.pixels[i * size + j];
+        advSubset[k * size + j] = advPixels[i * size + j];
+      }
+    });
+    const perturbationLog = await logPowerSpectra(perturbation, misclassified.length, model.inputShape);
+    artifacts.perturbationSpectra[spec.name] = classMeans(perturbationLog, spectrumWidth, target, numClasses);
+    artifacts.adversarialSpectra[spec.name] = classMeans(
+      await logPowerSpectra(advSubset, misclassified.length, model.inputShape),
+      spectrumWidth,
+      target,
+      numClasses,
+    );
+    const ps = misclassified.map((i) =>
+      promotionSuppression(clean.outputs[i].logits, adv.outputs[i].logits, labels[i], adv.predicted[i]),
+    );
+    const typeShare = (t: PromotionSuppressionType) => ps.filter((p) => p.type === t).length / Math.max(ps.length, 1);
+    const n = norms(images.pixels, advPixels, size, misclassified);
+    const base = Math.max(correct.length, 1);
+    rows.push({
+      name: spec.name,
+      method: spec.method,
+      epsilon: Number.isFinite(spec.epsilon) ? spec.epsilon : null,
+      steps: spec.steps ?? null,
+      targeted: !!spec.targeted,
+      adaptive: !!spec.adaptive,
+      adaptiveTo: spec.adaptive ?? null,
+      successRate: (spec.adaptive ? evaded.length : succeeded.length) / base,
+      misclassificationRate: misclassified.length / Math.max(correct.length, 1),
+      evasionRate: evaded.length / Math.max(correct.length, 1),
+      successful: succeeded.length,
+      meanLinf: n.linf,
+      meanL2: n.l2,
+      detectors,
+      defenses,
+      spectrum: spectrumClaim(perturbationLog, spectrumWidth, origin, target, cleanSpectra),
+      trajectory: trajectoryClaim(
+        expectations,
+        misclassified.map((i) => clean.outputs[i].activations),
+        misclassified.map((i) => adv.outputs[i].activations),
+        origin,
+        target,
+      ),
+      promotionSuppression: {
+        suppression: typeShare('suppression'),
+        promotion: typeShare('promotion'),
+        balanced: typeShare('balanced'),
+        meanDrop: ps.reduce((a, p) => a + p.drop, 0) / Math.max(ps.length, 1),
+        meanRise: ps.reduce((a, p) => a + p.rise, 0) / Math.max(ps.length, 1),
+      },
+      seconds: (Date.now() - t0) / 1000,
+    });
+  }
+  return {
+    result: {
+      images: count,
+      seed: options.seed,
+      cleanAccuracy,
+      cleanFalsePositiveRate,
+      defensesClean,
+      attacks: rows,
+      seconds: (Date.now() - started) / 1000,
+    },
+    artifacts,
+  };
+}

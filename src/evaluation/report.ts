@@ -1,0 +1,292 @@
+/**
+ * The evaluation report: reports/evaluation.json (the result object), reports/evaluation.md (tables,
+ * the goals with the margin by which each is met or missed, the research claims) and PNG plots.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { COMBINED } from '../detectors/registry';
+import { heatmapGrid, linePlot, rocPlot } from '../report/plots';
+import type { AttackRow, EvaluationArtifacts, EvaluationResult } from './evaluate';
+import { FEATURE_SQUEEZING } from './evaluate';
+
+export interface GoalCheck {
+  readonly goal: string;
+  readonly measured: string;
+  readonly met: boolean;
+  /** How far from the goal, when missed. */
+  readonly shortfall?: string;
+}
+
+export interface ReportContext {
+  readonly command: string;
+  readonly date: string;
+  readonly model: { id: string; sha256: string };
+  readonly backend: string;
+  readonly calibration: {
+    createdAt: string;
+    defaultTargetFpr: number;
+    lowPass: { radius: number; kind: string; filteredAccuracy: number; cleanAccuracy: number };
+  };
+  readonly labels: readonly string[];
+  readonly imageShape: readonly number[];
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : 'n/a');
+const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const detector = (row: AttackRow, name: string) => row.detectors.find((d) => d.name === name)!;
+const defense = (row: AttackRow, name: string) => row.defenses.find((d) => d.name === name)!;
+
+export function checkGoals(result: EvaluationResult): GoalCheck[] {
+  const checks: GoalCheck[] = [];
+  const plain = result.attacks.filter((a) => !a.adaptive);
+  const atLeast = (goal: string, value: number, min: number, show: (x: number) => string) =>
+    checks.push({
+      goal,
+      measured: show(value),
+      met: value >= min,
+      shortfall: value >= min ? undefined : `${show(min - value)} short`,
+    });
+  for (const a of plain.filter((r) => ['fgsm', 'pgd', 'cw'].includes(r.method))) {
+    const c = detector(a, COMBINED);
+    const min = a.method === 'cw' ? 0.95 : 0.99;
+    atLeast(`${a.name}: combined AUROC ≥ ${min}`, c.auroc, min, f3);
+    atLeast(`${a.name}: combined TPR at 5 % FPR ≥ 0.95`, c.tprAtFpr5, 0.95, f3);
+  }
+  for (const a of plain) {
+    const fsAuc = detector(a, FEATURE_SQUEEZING).auroc;
+    const ours = a.detectors.filter((d) => d.name !== FEATURE_SQUEEZING);
+    const losers = ours.filter((d) => !(d.auroc > fsAuc));
+    checks.push({
+      goal: `${a.name}: each of our detectors beats Feature Squeezing (AUROC ${f3(fsAuc)})`,
+      measured: ours.map((d) => `${d.name} ${f3(d.auroc)}`).join(', '),
+      met: losers.length === 0,
+      shortfall: losers.length
+        ? `not beaten by ${losers.map((d) => `${d.name} (${f3(fsAuc - d.auroc)} below)`).join(', ')}`
+        : undefined,
+    });
+  }
+  const pgd = plain.find((a) => a.name === 'pgd-0.1');
+  if (pgd) {
+    const lp = defense(pgd, 'lowpass');
+    const cost = result.cleanAccuracy - lp.cleanAccuracy;
+    atLeast('low-pass accuracy under PGD ε = 0.1 ≥ 50 %', lp.accuracy, 0.5, pct);
+    checks.push({
+      goal: 'low-pass clean-accuracy cost ≤ 1 point',
+      measured: `${(cost * 100).toFixed(2)} points`,
+      met: cost <= 0.01 + 1e-9,
+      shortfall: cost <= 0.01 + 1e-9 ? undefined : `${((cost - 0.01) * 100).toFixed(2)} points over`,
+    });
+  }
+  return checks;
+}
+
+function attackTable(result: EvaluationResult): string[] {
+  const lines = [
+    '| attack | ε | steps | success | misclassified | evaded combined | mean L∞ / L2 | combined AUROC | combined TPR@5 % | FS AUROC | low-pass acc. | seconds |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const a of result.attacks) {
+    const c = detector(a, COMBINED);
+    lines.push(
+      `| ${a.name}${a.adaptive ? ' (adaptive)' : ''} | ${a.epsilon ?? '∞'} | ${a.steps ?? '–'} | ${pct(a.successRate)} | ` +
+        `${pct(a.misclassificationRate)} | ${pct(a.evasionRate)} | ${a.meanLinf.toFixed(3)} / ${a.meanL2.toFixed(2)} | ` +
+        `${f3(c.auroc)} | ${f3(c.tprAtFpr5)} | ${f3(detector(a, FEATURE_SQUEEZING).auroc)} | ${pct(defense(a, 'lowpass').accuracy)} | ${a.seconds.toFixed(0)} |`,
+    );
+  }
+  return lines;
+}
+
+function detectorTable(result: EvaluationResult): string[] {
+  const names = result.attacks[0]?.detectors.map((d) => d.name) ?? [];
+  const lines = [`| attack | ${names.join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`];
+  for (const a of result.attacks)
+    lines.push(`| ${a.name} | ${a.detectors.map((d) => `${f3(d.auroc)} / ${f3(d.tprAtFpr5)}`).join(' | ')} |`);
+  return lines;
+}
+
+function defenseTable(result: EvaluationResult): string[] {
+  const names = result.defensesClean.map((d) => d.name);
+  const lines = [
+    `| | ${names.join(' | ')} |`,
+    `|---|${names.map(() => '---').join('|')}|`,
+    `| clean (no attack) | ${result.defensesClean.map((d) => `${pct(d.cleanAccuracy)} (${((d.cleanAccuracy - result.cleanAccuracy) * 100).toFixed(1)} pts)`).join(' | ')} |`,
+  ];
+  for (const a of result.attacks)
+    lines.push(`| ${a.name} | ${names.map((n) => pct(defense(a, n).accuracy)).join(' | ')} |`);
+  return lines;
+}
+
+function researchTables(result: EvaluationResult): string[] {
+  const lines = [
+    '### Perturbation spectra against class spectra',
+    '',
+    'Pearson correlation (log power, DC excluded) of each successful perturbation with the mean clean spectrum of the class it',
+    'was pushed to, against the other classes (origin excluded); "best" is the share of images whose perturbation correlates',
+    'more with the target class than with every other class.',
+    '',
+    '| attack | images | corr. with target class | corr. with other classes | target best |',
+    '|---|---|---|---|---|',
+  ];
+  for (const a of result.attacks)
+    lines.push(
+      `| ${a.name} | ${a.spectrum.images} | ${f3(a.spectrum.targetCorrelation)} | ${f3(a.spectrum.otherCorrelation)} | ${pct(a.spectrum.targetIsBest)} |`,
+    );
+  const layers = result.attacks[0]?.trajectory.map((t) => t.layer) ?? [];
+  lines.push(
+    '',
+    '### Feature trajectory',
+    '',
+    'Per layer: distance of the adversarial activations to the origin-class and target-class expectations, each relative to the',
+    'mean distance of clean images of that class (1 = typical of the class); and the share whose nearest expectation is the target.',
+    '',
+    `| attack | ${layers.map((l) => `${l}: origin → target (nearest = target)`).join(' | ')} |`,
+    `|---|${layers.map(() => '---').join('|')}|`,
+  );
+  for (const a of result.attacks)
+    lines.push(
+      `| ${a.name} | ${a.trajectory.map((t) => `${t.adversarialToOrigin.toFixed(2)} → ${t.adversarialToTarget.toFixed(2)} (${pct(t.nearestIsTarget)})`).join(' | ')} |`,
+    );
+  lines.push(
+    '',
+    '### Promotion and suppression',
+    '',
+    "Per successful adversarial image: the drop of the true class's logit against the rise of the adversarial class's logit;",
+    'suppression-dominated when the drop is ≥ 2/3 of (drop⁺ + rise⁺), promotion-dominated when ≤ 1/3, else balanced.',
+    '',
+    '| attack | suppression | balanced | promotion | mean drop | mean rise |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const a of result.attacks) {
+    const p = a.promotionSuppression;
+    lines.push(
+      `| ${a.name} | ${pct(p.suppression)} | ${pct(p.balanced)} | ${pct(p.promotion)} | ${p.meanDrop.toFixed(2)} | ${p.meanRise.toFixed(2)} |`,
+    );
+  }
+  return lines;
+}
+
+async function writePlots(
+  dir: string,
+  result: EvaluationResult,
+  artifacts: EvaluationArtifacts,
+  ctx: ReportContext,
+): Promise<string[]> {
+  const written: string[] = [];
+  const save = (name: string, png: Buffer) => {
+    fs.writeFileSync(path.join(dir, name), png);
+    written.push(name);
+  };
+  for (const [attack, curves] of Object.entries(artifacts.roc))
+    save(`roc-${attack}.png`, await rocPlot(`ROC — ${attack}`, curves));
+  const [h, w] = ctx.imageShape;
+  const spectraFor =
+    Object.keys(artifacts.perturbationSpectra).find((k) => k === 'pgd-0.1') ??
+    Object.keys(artifacts.perturbationSpectra)[0];
+  if (spectraFor) {
+    const tiles = [
+      ...artifacts.cleanSpectra.map((v, c) => ({ label: `clean ${ctx.labels[c]}`, values: v, width: w, height: h })),
+      ...artifacts.adversarialSpectra[spectraFor].map((v, c) => ({
+        label: `adv → ${ctx.labels[c]}`,
+        values: v,
+        width: w,
+        height: h,
+      })),
+      ...artifacts.perturbationSpectra[spectraFor].map((v, c) => ({
+        label: `δ → ${ctx.labels[c]}`,
+        values: v,
+        width: w,
+        height: h,
+      })),
+    ];
+    // Spectra are already log10 power: shift only.
+    save(
+      'spectra.png',
+      await heatmapGrid(
+        `Mean log power spectra (${spectraFor}): clean by class, adversarial and perturbation by target class`,
+        tiles,
+        { columns: ctx.labels.length, shift: true },
+      ),
+    );
+  }
+  const layers = result.attacks[0]?.trajectory.map((t) => t.layer) ?? [];
+  const series = result.attacks
+    .filter((a) => ['fgsm-0.1', 'pgd-0.1', 'cw-l2'].includes(a.name))
+    .flatMap((a) => [
+      { name: `${a.name}: to origin`, x: layers, y: a.trajectory.map((t) => t.adversarialToOrigin) },
+      { name: `${a.name}: to target`, x: layers, y: a.trajectory.map((t) => t.adversarialToTarget) },
+    ]);
+  if (series.length)
+    save(
+      'trajectory.png',
+      await linePlot(
+        'Feature trajectory: distance to class expectations (1 = typical clean)',
+        'layer',
+        'relative distance',
+        series,
+      ),
+    );
+  return written;
+}
+
+export async function writeReport(
+  dir: string,
+  result: EvaluationResult,
+  artifacts: EvaluationArtifacts,
+  ctx: ReportContext,
+): Promise<{ markdown: string; json: string; plots: string[] }> {
+  fs.mkdirSync(dir, { recursive: true });
+  const goals = checkGoals(result);
+  const json = path.join(dir, 'evaluation.json');
+  fs.writeFileSync(json, JSON.stringify({ ...result, goals, context: ctx }, null, 2) + '\n');
+  const plots = await writePlots(dir, result, artifacts, ctx);
+  const lp = ctx.calibration.lowPass;
+  const md = [
+    '# advsieve evaluation report',
+    '',
+    `Command: \`${ctx.command}\` — ${ctx.date}, ${result.seconds.toFixed(0)} s wall time on backend ${ctx.backend}.`,
+    `Model ${ctx.model.id} (SHA-256 ${ctx.model.sha256.slice(0, 12)}…), calibration of ${ctx.calibration.createdAt} (training split only).`,
+    `${result.images} official test images (seed ${result.seed}); clean accuracy **${pct(result.cleanAccuracy)}**.`,
+    `Low-pass defense as calibrated: ${lp.kind} mask, radius ${lp.radius} cycles/pixel.`,
+    '',
+    'Success and detection are measured on the test images the model classified right; AUROC positives are the misclassified',
+    'adversarial images, negatives all clean test images; TPR@5 % uses the threshold that holds 5 % FPR on these clean images.',
+    'Adaptive rows count a success only when the image is misclassified *and* not flagged by the combined verdict at',
+    "calibration's threshold (the deployed one).",
+    '',
+    '## Goals',
+    '',
+    '| goal | measured | met |',
+    '|---|---|---|',
+    ...goals.map((g) => `| ${g.goal} | ${g.measured} | ${g.met ? 'yes' : `**no** — ${g.shortfall}`} |`),
+    '',
+    '## Attacks',
+    '',
+    ...attackTable(result),
+    '',
+    '## Detectors: AUROC / TPR at 5 % FPR',
+    '',
+    ...detectorTable(result),
+    '',
+    `Clean false-positive rate at calibration's thresholds (set for ${pct(ctx.calibration.defaultTargetFpr)} on training hold-out images): ` +
+      Object.entries(result.cleanFalsePositiveRate)
+        .map(([k, v]) => `${k} ${pct(v)}`)
+        .join(', ') +
+      '.',
+    '',
+    '## Defenses: accuracy',
+    '',
+    ...defenseTable(result),
+    '',
+    '## Research claims, measured on this model',
+    '',
+    ...researchTables(result),
+    '',
+    '## Plots',
+    '',
+    ...plots.map((p) => `![${p}](${p})`),
+    '',
+  ].join('\n');
+  const markdown = path.join(dir, 'evaluation.md');
+  fs.writeFileSync(markdown, md);
+  return { markdown, json, plots };
+}

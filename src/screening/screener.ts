@@ -1,0 +1,147 @@
+/**
+ * Screening one image: its prediction, every detector's score against its threshold, the combined
+ * verdict and (on request) the low-pass defense's prediction. Thresholds are read from the clean
+ * hold-out scores of calibration at the false-positive rate the caller asks for, so a client sees
+ * why an image was flagged and can trade false alarms for detections per request. The CLI and the
+ * API both call this; they differ only in where the features are computed (in-process or engine).
+ */
+import { Calibration } from '../calibration/calibrationFile';
+import { combinedScore } from '../detectors/combined';
+import { argmax, Detector, ImageFeatures, toFeatures } from '../detectors/detector';
+import { COMBINED, screeningDetectors } from '../detectors/registry';
+import { trajectory, TrajectoryStep } from '../detectors/classExpectations';
+import type { ActivationDistanceState } from '../detectors/activationDistance';
+import type { BatchExtras, ImageOutput } from '../engine/model';
+import { thresholdForFpr } from '../evaluation/metrics';
+
+export interface ClassScore {
+  readonly label: string;
+  readonly classIndex: number;
+  readonly score: number;
+}
+
+export interface Prediction {
+  readonly label: string;
+  readonly classIndex: number;
+  readonly confidence: number;
+  readonly top: ClassScore[];
+}
+
+export interface DetectorScore {
+  readonly name: string;
+  readonly score: number;
+  readonly threshold: number;
+  readonly flagged: boolean;
+}
+
+export interface Detection {
+  readonly adversarial: boolean;
+  /** The combined score and its threshold. */
+  readonly score: number;
+  readonly threshold: number;
+  readonly targetFpr: number;
+  readonly detectors: DetectorScore[];
+}
+
+export interface ScreenOutcome {
+  readonly prediction: Prediction;
+  readonly detection: Detection;
+  /** The low-pass defense's prediction (always computed: the disagreement detector needs it). */
+  readonly defense: { readonly radius: number; readonly kind: string; readonly prediction: Prediction };
+}
+
+export function prediction(probs: ArrayLike<number>, labels: readonly string[], k = 3): Prediction {
+  const top = Array.from(probs, (score, classIndex) => ({ label: labels[classIndex], classIndex, score }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, Math.max(1, k));
+  return { label: top[0].label, classIndex: top[0].classIndex, confidence: top[0].score, top };
+}
+
+export class Screener {
+  readonly detectors: Detector[];
+  private readonly thresholdCache = new Map<number, Record<string, number>>();
+
+  constructor(
+    readonly calibration: Calibration,
+    readonly labels: readonly string[],
+  ) {
+    this.detectors = screeningDetectors(calibration.hiddenLayer);
+    for (const d of this.detectors) {
+      if (!(d.name in calibration.detectors)) throw new Error(`calibration has no state for detector '${d.name}'`);
+    }
+  }
+
+  /** What the engine must compute with each batch for these detectors and the defense. */
+  get extras(): BatchExtras {
+    const hf = this.calibration.detectors.highFrequency as { cutoff: number };
+    return {
+      hfCutoffs: [hf.cutoff],
+      lowPass: { radius: this.calibration.lowPass.radius, kind: this.calibration.lowPass.kind },
+    };
+  }
+
+  get detectorNames(): string[] {
+    return [...this.detectors.map((d) => d.name), COMBINED];
+  }
+
+  /** Threshold of every detector (and 'combined') at a target false-positive rate on clean hold-out images. */
+  thresholds(targetFpr = this.calibration.defaultTargetFpr): Record<string, number> {
+    if (!(targetFpr > 0 && targetFpr < 1)) throw new RangeError(`targetFpr must be in (0, 1), got ${targetFpr}`);
+    let t = this.thresholdCache.get(targetFpr);
+    if (!t) {
+      t = Object.fromEntries(
+        Object.entries(this.calibration.holdoutScores).map(([name, scores]) => [
+          name,
+          thresholdForFpr(scores, targetFpr),
+        ]),
+      );
+      this.thresholdCache.set(targetFpr, t);
+    }
+    return t;
+  }
+
+  /** Every detector's score, then the combined score, in `detectorNames` order. */
+  scores(f: ImageFeatures): number[] {
+    const s = this.detectors.map((d) => d.score(this.calibration.detectors[d.name], f));
+    return [...s, combinedScore(this.calibration.combined, s)];
+  }
+
+  features(out: ImageOutput): ImageFeatures {
+    return toFeatures(out, this.extras.hfCutoffs!);
+  }
+
+  screen(out: ImageOutput, options: { targetFpr?: number; top?: number } = {}): ScreenOutcome {
+    const targetFpr = options.targetFpr ?? this.calibration.defaultTargetFpr;
+    const thresholds = this.thresholds(targetFpr);
+    const scores = this.scores(this.features(out));
+    const detectors = this.detectorNames.map((name, i) => ({
+      name,
+      score: scores[i],
+      threshold: thresholds[name],
+      flagged: scores[i] > thresholds[name],
+    }));
+    const combined = detectors[detectors.length - 1];
+    const { radius, kind } = this.calibration.lowPass;
+    return {
+      prediction: prediction(out.probs, this.labels, options.top),
+      detection: {
+        adversarial: combined.flagged,
+        score: combined.score,
+        threshold: combined.threshold,
+        targetFpr,
+        detectors: detectors.slice(0, -1),
+      },
+      defense: { radius, kind, prediction: prediction(out.lowPassProbs!, this.labels, options.top) },
+    };
+  }
+
+  /** Per layer, the distance to every class expectation and the nearest class: the feature trajectory. */
+  trajectory(out: ImageOutput): TrajectoryStep[] {
+    const state = this.calibration.detectors.activationDistance as ActivationDistanceState;
+    return trajectory(state.expectations, out.activations);
+  }
+
+  predictedClass(out: ImageOutput): number {
+    return argmax(out.probs);
+  }
+}

@@ -1,0 +1,186 @@
+/** `advsieve screen`, `calibrate --images` and `evaluate` as users run them: child processes, JSON on stdout. */
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import sharp from 'sharp';
+import { promisify } from 'util';
+import { loadFashionMnist, FASHION_LABELS } from '../../src/data/fashionMnist';
+import { FIXTURE_DIR, fixtureLabels } from '../helpers/fixtures';
+
+const run = promisify(execFile);
+const BIN = path.join(__dirname, '..', '..', 'bin', 'advsieve.js');
+
+async function advsieve(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run('node', [BIN, ...args], {
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+      maxBuffer: 64 << 20,
+    });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+let tmp: string;
+beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-cli-'))));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('screen --json: prediction, every detector with its threshold, the verdict; --defend adds the low-pass prediction', async () => {
+  const fx = fixtureLabels().slice(0, 5);
+  const { stdout, code } = await advsieve('screen', ...fx.map((f) => f.file), '--json', '--defend');
+  expect(code).toBe(0);
+  const rows = JSON.parse(stdout);
+  expect(rows).toHaveLength(5);
+  for (const [i, r] of rows.entries()) {
+    expect(r.file).toBe(fx[i].file);
+    expect(Number.isInteger(r.prediction.classIndex)).toBe(true);
+    expect(typeof r.detection.adversarial).toBe('boolean');
+    expect(r.detection.score).toEqual(expect.any(Number));
+    expect(r.detection.threshold).toEqual(expect.any(Number));
+    expect(r.detection.detectors.map((d: { name: string }) => d.name)).toEqual([
+      'highFrequency',
+      'activationDistance',
+      'mahalanobis',
+      'density',
+      'lowPassDisagreement',
+    ]);
+    for (const d of r.detection.detectors) expect(d.flagged).toBe(d.score > d.threshold);
+    expect(Number.isInteger(r.defense.prediction.classIndex)).toBe(true);
+  }
+  // Clean official test images: mostly not flagged.
+  expect(
+    rows.filter((r: { detection: { adversarial: boolean } }) => r.detection.adversarial).length,
+  ).toBeLessThanOrEqual(1);
+});
+
+test('screen: a stricter false-positive rate raises thresholds; a bad file gets a coded error and exit 1', async () => {
+  const good = path.join(FIXTURE_DIR, 'test-0002-trouser.png');
+  const loose = JSON.parse((await advsieve('screen', good, '--json', '--target-fpr', '0.2')).stdout);
+  const strict = JSON.parse((await advsieve('screen', good, '--json', '--target-fpr', '0.01')).stdout);
+  expect(strict[0].detection.threshold).toBeGreaterThan(loose[0].detection.threshold);
+  expect(strict[0].defense).toBeUndefined();
+  const { stdout, code } = await advsieve('screen', good, path.join(FIXTURE_DIR, 'labels.json'));
+  expect(code).toBe(1);
+  expect(stdout).toMatch(/test-0002-trouser.png: Trouser .* (clean|ADVERSARIAL)/);
+  expect(stdout).toMatch(/labels.json: error UNSUPPORTED_FORMAT/);
+});
+
+test('calibrate --images: a folder with a sub-folder per class, any size and colour, calibrates a model', async () => {
+  const train = loadFashionMnist('train', undefined, 150);
+  const root = path.join(tmp, 'images');
+  for (let i = 0; i < train.count; i++) {
+    // Folders named by label ('/' written '_': "T-shirt_top"), one by class index.
+    const label = train.labels[i];
+    const dir = path.join(root, label === 9 ? '9' : FASHION_LABELS[label].replace('/', '_'));
+    fs.mkdirSync(dir, { recursive: true });
+    const grey = Buffer.from(train.pixels.subarray(i * 784, (i + 1) * 784).map((v) => Math.round(v * 255)));
+    // Some as 56×56 RGB JPEG: calibration decodes what users have, as the service does.
+    const img = sharp(grey, { raw: { width: 28, height: 28, channels: 1 } });
+    if (i % 3 === 0)
+      await img
+        .resize(56, 56)
+        .toColourspace('srgb')
+        .jpeg()
+        .toFile(path.join(dir, `${i}.jpg`));
+    else await img.png().toFile(path.join(dir, `${i}.png`));
+  }
+  const out = path.join(tmp, 'calibration.json');
+  const { stdout, stderr, code } = await advsieve(
+    'calibrate',
+    '--images',
+    root,
+    '--fit',
+    '90',
+    '--holdout',
+    '40',
+    '--attacked',
+    '30',
+    '--out',
+    out,
+  );
+  expect(stderr).not.toMatch(/advsieve:/);
+  expect(code).toBe(0);
+  expect(stdout).toMatch(/wrote .*calibration.json/);
+  const cal = JSON.parse(fs.readFileSync(out, 'utf8'));
+  expect(cal.data.source).toBe(`folder ${root}`);
+  expect([cal.data.fit, cal.data.holdout]).toEqual([90, 40]);
+  const screened = await advsieve('screen', fixtureLabels()[0].file, '--calibration', out, '--json');
+  expect(screened.code).toBe(0);
+  expect(JSON.parse(screened.stdout)[0].detection.detectors).toHaveLength(5);
+});
+
+test('evaluate --quick --json writes the report and prints the result with combined and lowpass rows', async () => {
+  const dir = path.join(tmp, 'reports');
+  const { stdout, code } = await advsieve(
+    'evaluate',
+    '--quick',
+    '--images',
+    '48',
+    '--attacks',
+    'fgsm-0.1,pgd-0.1',
+    '--out',
+    dir,
+    '--json',
+  );
+  expect(code).toBe(0);
+  const lines = stdout.trim().split('\n');
+  const result = JSON.parse(lines[lines.length - 1]);
+  expect(result.cleanAccuracy).toBeGreaterThan(0.8);
+  expect(result.attacks.map((a: { name: string }) => a.name)).toEqual(['fgsm-0.1', 'pgd-0.1']);
+  for (const a of result.attacks) {
+    expect(a.successRate).toBeGreaterThan(0.2);
+    const combined = a.detectors.find((d: { name: string }) => d.name === 'combined');
+    expect(combined.auroc).toBeGreaterThan(0.5);
+    expect(a.detectors.map((d: { name: string }) => d.name)).toContain('featureSqueezing');
+    const lowpass = a.defenses.find((d: { name: string }) => d.name === 'lowpass');
+    expect(lowpass.cleanAccuracy).toBeGreaterThan(0.5);
+  }
+  for (const f of ['evaluation.md', 'evaluation.json', 'roc-pgd-0.1.png', 'spectra.png', 'trajectory.png'])
+    expect(fs.existsSync(path.join(dir, f))).toBe(true);
+  expect(fs.readFileSync(path.join(dir, 'evaluation.md'), 'utf8')).toMatch(/## Goals/);
+});
+
+test('attack --adaptive detectors writes images that screen reads; an unknown adaptive target is refused', async () => {
+  const fx = fixtureLabels().slice(2, 4);
+  const out = path.join(tmp, 'adaptive');
+  const attacked = await advsieve(
+    'attack',
+    ...fx.map((f) => f.file),
+    '--method',
+    'pgd',
+    '--epsilon',
+    '0.1',
+    '--steps',
+    '5',
+    '--adaptive',
+    'detectors',
+    '--out',
+    out,
+    '--json',
+  );
+  expect(attacked.code).toBe(0);
+  const rows = JSON.parse(attacked.stdout);
+  expect(rows).toHaveLength(2);
+  const screened = await advsieve('screen', ...rows.map((r: { out: string }) => r.out), '--json');
+  expect(screened.code).toBe(0);
+  expect(
+    JSON.parse(screened.stdout).map((r: { prediction: { classIndex: number } }) => r.prediction.classIndex),
+  ).toEqual(rows.map((r: { adversarial: { classIndex: number } }) => r.adversarial.classIndex));
+  const bad = await advsieve(
+    'attack',
+    fx[0].file,
+    '--method',
+    'pgd',
+    '--epsilon',
+    '0.1',
+    '--adaptive',
+    'everything',
+    '--out',
+    out,
+  );
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toMatch(/Allowed choices are lowpass, detectors/);
+});
