@@ -5,11 +5,12 @@ import { registerCalibrate } from './commands/calibrate';
 import { registerClassify } from './commands/classify';
 import { registerEvaluate } from './commands/evaluate';
 import { registerScreen } from './commands/screen';
+import { registerServe } from './commands/serve';
 import { registerTrain } from './commands/train';
 
 export function buildProgram(): Command {
   const program = new Command('advsieve')
-    .description('adversarial-image screening: screen, classify, attack, calibrate, evaluate, train')
+    .description('adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train')
     .showHelpAfterError();
   registerTrain(program);
   registerClassify(program);
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerCalibrate(program);
   registerScreen(program);
   registerEvaluate(program);
+  registerServe(program);
   return program;
 }
 

@@ -1,0 +1,22 @@
+import { Arg, Ctx, Query, Resolver } from 'type-graphql';
+import { ImageInput } from '../schema/image.input';
+import { SpectrumResult } from '../schema/spectrum.type';
+import { TrajectoryResult } from '../schema/trajectory.type';
+import { ApiContext, spectrum, trajectory } from '../server/operations';
+
+@Resolver()
+export class AnalysisResolver {
+  @Query(() => SpectrumResult, {
+    description: 'The image’s power spectrum: radial energy profile, high-frequency share and a log-magnitude PNG.',
+  })
+  spectrum(@Arg('image', () => ImageInput) image: ImageInput, @Ctx() ctx: ApiContext): Promise<SpectrumResult> {
+    return spectrum(ctx, image);
+  }
+
+  @Query(() => TrajectoryResult, {
+    description: 'Per layer, the distance of the image’s activations to every class expectation.',
+  })
+  trajectory(@Arg('image', () => ImageInput) image: ImageInput, @Ctx() ctx: ApiContext): Promise<TrajectoryResult> {
+    return trajectory(ctx, image);
+  }
+}

@@ -1,0 +1,22 @@
+import { Ctx, Query, Resolver } from 'type-graphql';
+import { EngineStats, Limits, ModelInfo } from '../schema/model-info.type';
+import type { ApiContext } from '../server/operations';
+import { engineStats, limits, modelInfo } from '../server/info';
+
+@Resolver()
+export class ModelResolver {
+  @Query(() => ModelInfo, { description: 'The model, its calibration and how the engine runs it.' })
+  model(@Ctx() ctx: ApiContext): ModelInfo {
+    return modelInfo(ctx.service);
+  }
+
+  @Query(() => EngineStats, { description: 'Batch statistics of the engine since start: how requests were merged.' })
+  engineStats(@Ctx() ctx: ApiContext): EngineStats {
+    return engineStats(ctx.service);
+  }
+
+  @Query(() => Limits, { description: 'Request limits in force.' })
+  limits(@Ctx() ctx: ApiContext): Limits {
+    return limits(ctx.service);
+  }
+}

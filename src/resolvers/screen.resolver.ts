@@ -1,0 +1,46 @@
+import { Arg, Ctx, Float, Int, Mutation, Resolver } from 'type-graphql';
+import { ClassifyResult } from '../schema/classify-result.type';
+import { DefendResult } from '../schema/defend-result.type';
+import { ImageInput } from '../schema/image.input';
+import { ScreenOptions } from '../schema/screen-options.input';
+import { ScreenResult } from '../schema/screen-result.type';
+import { ApiContext, classify, defend, screen } from '../server/operations';
+
+@Resolver()
+export class ScreenResolver {
+  @Mutation(() => [ClassifyResult], { description: 'The model’s prediction for each image, in order.' })
+  classify(
+    @Arg('images', () => [ImageInput]) images: ImageInput[],
+    @Arg('top', () => Int, { nullable: true, description: 'Classes listed per prediction.' }) top: number | null,
+    @Ctx() ctx: ApiContext,
+  ): Promise<ClassifyResult[]> {
+    return classify(ctx, images, top);
+  }
+
+  @Mutation(() => [ScreenResult], {
+    description:
+      'Each image’s prediction and whether it looks adversarial, with every detector’s score and threshold; one result per image, in order. An image that cannot be read gets its own `error`; the others are screened.',
+  })
+  screen(
+    @Arg('images', () => [ImageInput]) images: ImageInput[],
+    @Arg('options', () => ScreenOptions, { nullable: true }) options: ScreenOptions | null,
+    @Ctx() ctx: ApiContext,
+  ): Promise<ScreenResult[]> {
+    return screen(ctx, images, options);
+  }
+
+  @Mutation(() => [DefendResult], {
+    description: 'The low-pass defense: each image filtered, classified again, and returned (base64 PNG).',
+  })
+  defend(
+    @Arg('images', () => [ImageInput]) images: ImageInput[],
+    @Arg('radius', () => Float, {
+      nullable: true,
+      description: 'Cut-off in cycles per pixel, in (0, 1]; default: the calibrated one.',
+    })
+    radius: number | null,
+    @Ctx() ctx: ApiContext,
+  ): Promise<DefendResult[]> {
+    return defend(ctx, images, radius);
+  }
+}

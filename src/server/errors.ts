@@ -1,0 +1,99 @@
+/**
+ * Errors as clients see them. Two kinds, kept apart on purpose:
+ * - per image (`ImageError` in that image's result): the image could not be read or decoded, or its
+ *   inference failed; the request's other images are still answered;
+ * - per request (a GraphQL error with `extensions.code`): the request itself is wrong or cannot be
+ *   served now, so no part of it is answered. These carry an HTTP status through Apollo's `http`
+ *   extension, so proxies and load balancers see 400 / 413 / 503 without reading the body.
+ */
+import { HeaderMap } from '@apollo/server';
+import { GraphQLError } from 'graphql';
+import { OverloadError } from '../engine/batcher';
+
+/** Codes of request-level errors this service raises (besides Apollo's own, e.g. GRAPHQL_VALIDATION_FAILED). */
+export const REQUEST_ERROR_CODES = [
+  'BAD_USER_INPUT',
+  'PAYLOAD_TOO_LARGE',
+  'OVERLOADED',
+  'ATTACKS_DISABLED',
+  'UNAVAILABLE',
+  'INTERNAL_SERVER_ERROR',
+] as const;
+
+/** Codes an image's own `error` may carry. */
+export const IMAGE_ERROR_CODES = [
+  'UNSUPPORTED_FORMAT',
+  'CORRUPT_IMAGE',
+  'IMAGE_TOO_LARGE',
+  'EMPTY_IMAGE',
+  'INVALID_BASE64',
+  'INFERENCE_FAILED',
+] as const;
+
+export type ImageErrorCode = (typeof IMAGE_ERROR_CODES)[number];
+
+/** What goes into one image's result when that image alone failed. */
+export class ImageFailure {
+  constructor(
+    readonly code: ImageErrorCode,
+    readonly message: string,
+  ) {}
+}
+
+function requestError(
+  code: string,
+  message: string,
+  status: number,
+  extra: Record<string, unknown> = {},
+  headers?: Array<[string, string]>,
+): GraphQLError {
+  return new GraphQLError(message, {
+    extensions: { code, ...extra, http: { status, headers: new HeaderMap(headers ?? []) } },
+  });
+}
+
+export function badUserInput(message: string, argumentName?: string): GraphQLError {
+  return requestError('BAD_USER_INPUT', message, 400, argumentName ? { argumentName } : {});
+}
+
+export function payloadTooLarge(message: string, limit?: { name: string; value: number }): GraphQLError {
+  return requestError('PAYLOAD_TOO_LARGE', message, 413, limit ? { limit: limit.name, limitValue: limit.value } : {});
+}
+
+/** The engine's queue is full: 503 with Retry-After (whole seconds) and the hint in ms. */
+export function overloaded(err: OverloadError): GraphQLError {
+  return requestError('OVERLOADED', err.message, 503, { retryAfterMs: err.retryAfterMs }, [
+    ['retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)))],
+  ]);
+}
+
+export function attackQueueFull(waiting: number, retryAfterMs: number): GraphQLError {
+  return requestError(
+    'OVERLOADED',
+    `an attack is running and ${waiting} are waiting; retry after ${retryAfterMs} ms`,
+    503,
+    { retryAfterMs },
+    [['retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000)))]],
+  );
+}
+
+export function attacksDisabled(production: boolean): GraphQLError {
+  return requestError(
+    'ATTACKS_DISABLED',
+    production
+      ? 'attacks are off in production (NODE_ENV=production)'
+      : 'attacks are switched off by configuration (ADVSIEVE_ATTACKS=0)',
+    403,
+  );
+}
+
+export function unavailable(message: string): GraphQLError {
+  return requestError('UNAVAILABLE', message, 503);
+}
+
+/** Status of an http-errors style error (graphql-upload's, body-parser's), if it has one. */
+export function httpStatusOf(err: unknown): number | undefined {
+  const s =
+    (err as { status?: unknown; statusCode?: unknown })?.status ?? (err as { statusCode?: unknown })?.statusCode;
+  return typeof s === 'number' && s >= 400 && s < 600 ? s : undefined;
+}

@@ -1,0 +1,118 @@
+/**
+ * Prometheus metrics (prom-client), on a registry of the service's own so that two services in one
+ * process (tests, the benchmark) never share counters. Names follow Prometheus' conventions: base
+ * units (seconds), `_total` for counters. Label values are bounded: operations are the schema's
+ * root fields, outcomes are `ok` or an error code.
+ */
+import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
+import { Kind, type OperationDefinitionNode } from 'graphql';
+import * as client from 'prom-client';
+import type { BatchInfo } from '../engine/batcher';
+import { logger } from '../util/logger';
+
+/** Detector scores are z-score-like (clean hold-out: roughly −9 … 7, thresholds near 1–3). */
+const SCORE_BUCKETS = [-8, -4, -2, -1, 0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 6, 8, 12, 20];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+const WAIT_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const COMPUTE_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly requests: client.Counter<'operation' | 'outcome'>;
+  readonly images: client.Counter<'operation' | 'outcome'>;
+  readonly flagged: client.Counter<string>;
+  readonly batchSize: client.Histogram<string>;
+  readonly queueWait: client.Histogram<string>;
+  readonly compute: client.Histogram<string>;
+  readonly detectorScore: client.Histogram<'detector'>;
+  readonly requestSeconds: client.Histogram<'operation'>;
+
+  constructor() {
+    const registers = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'advsieve_' });
+    this.requests = new client.Counter({
+      name: 'advsieve_requests_total',
+      help: 'GraphQL requests by root field and outcome (ok or the first error code)',
+      labelNames: ['operation', 'outcome'],
+      registers,
+    });
+    this.images = new client.Counter({
+      name: 'advsieve_images_total',
+      help: 'Images answered, by root field and outcome (ok or the image error code)',
+      labelNames: ['operation', 'outcome'],
+      registers,
+    });
+    this.flagged = new client.Counter({
+      name: 'advsieve_images_flagged_total',
+      help: 'Images screened whose combined score was above its threshold',
+      registers,
+    });
+    this.batchSize = new client.Histogram({
+      name: 'advsieve_engine_batch_size',
+      help: 'Images per engine batch',
+      buckets: BATCH_BUCKETS,
+      registers,
+    });
+    this.queueWait = new client.Histogram({
+      name: 'advsieve_engine_queue_wait_seconds',
+      help: 'Per image: time from submission to its batch leaving the queue',
+      buckets: WAIT_BUCKETS,
+      registers,
+    });
+    this.compute = new client.Histogram({
+      name: 'advsieve_engine_batch_compute_seconds',
+      help: 'Per batch: time on a worker, round trip included',
+      buckets: COMPUTE_BUCKETS,
+      registers,
+    });
+    this.detectorScore = new client.Histogram({
+      name: 'advsieve_detector_score',
+      help: 'Scores of screened images, per detector (and combined)',
+      labelNames: ['detector'],
+      buckets: SCORE_BUCKETS,
+      registers,
+    });
+    this.requestSeconds = new client.Histogram({
+      name: 'advsieve_request_duration_seconds',
+      help: 'GraphQL request time, by root field',
+      labelNames: ['operation'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+  }
+
+  /** The engine's onBatch. */
+  observeBatch = (info: BatchInfo): void => {
+    this.batchSize.observe(info.size);
+    for (const w of info.queueWaitMs) this.queueWait.observe(w / 1000);
+    this.compute.observe(info.computeMs / 1000);
+  };
+
+  /** Counts requests by outcome, times them and logs each (at debug level). */
+  plugin(): ApolloServerPlugin {
+    const { requests, requestSeconds } = this;
+    return {
+      async requestDidStart() {
+        const start = performance.now();
+        return {
+          async willSendResponse(ctx: GraphQLRequestContext<object>) {
+            const operation = rootField(ctx.operation);
+            const body = ctx.response.body;
+            const errors = body?.kind === 'single' ? body.singleResult.errors : undefined;
+            const outcome = errors?.length ? String(errors[0].extensions?.code ?? 'INTERNAL_SERVER_ERROR') : 'ok';
+            requests.inc({ operation, outcome });
+            const ms = performance.now() - start;
+            requestSeconds.observe({ operation }, ms / 1000);
+            logger.debug({ operation, outcome, ms: Math.round(ms * 10) / 10 }, `${operation} ${outcome}`);
+          },
+        };
+      },
+    };
+  }
+}
+
+/** The first root field of the operation (a schema name: bounded), or `none` when it did not parse. */
+function rootField(op: OperationDefinitionNode | undefined): string {
+  const first = op?.selectionSet.selections.find((s) => s.kind === Kind.FIELD);
+  return first && first.kind === Kind.FIELD ? first.name.value : 'none';
+}

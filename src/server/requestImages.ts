@@ -1,0 +1,170 @@
+/**
+ * One request's images: reading (uploads and base64, within the size limits), decoding once per
+ * distinct file, and inference through a DataLoader, so that every image a resolver needs goes to
+ * the engine in one call and an image sent twice (two list entries, two fields, two aliases) is
+ * inferred once. Everything here lives and dies with its request: nothing is shared between
+ * requests, whose images may belong to different users.
+ */
+import { createHash } from 'crypto';
+import DataLoader from 'dataloader';
+import type { Readable } from 'stream';
+import { BatcherClosedError, OverloadError } from '../engine/batcher';
+import type { ImageOutput } from '../engine/model';
+import { decodeImage, ImageDecodeError } from '../images/decode';
+import type { ImageInput } from '../schema/image.input';
+import type { FileUpload } from '../schema/upload.scalar';
+import { badUserInput, httpStatusOf, ImageFailure, overloaded, payloadTooLarge, unavailable } from './errors';
+import type { ScreeningService } from './service';
+
+/** An image of the request once read and decoded, or why it could not be. */
+export type ReadImage =
+  | { readonly index: number; readonly sha256: string; readonly pixels: Float32Array }
+  | { readonly index: number; readonly sha256?: string; readonly failure: ImageFailure };
+
+export function isFailed(img: ReadImage): img is Extract<ReadImage, { failure: ImageFailure }> {
+  return 'failure' in img;
+}
+
+const DATA_URL = /^data:[^,]*;base64,/i;
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+export class RequestImages {
+  /** Decoded pixels by SHA-256 of the file (also the loader's keys), and derived images by their key. */
+  private readonly pixels = new Map<string, Promise<Float32Array | ImageFailure>>();
+  private readonly ready = new Map<string, Float32Array>();
+  private readonly loader: DataLoader<string, ImageOutput>;
+  private counted = 0;
+
+  constructor(private readonly service: ScreeningService) {
+    this.loader = new DataLoader((keys) => this.inferBatch(keys));
+  }
+
+  /**
+   * Reads and decodes the images of one argument. Request-level problems (an input with both or
+   * neither of file and base64, too many images, a file over the size limit) throw GraphQL errors;
+   * an image that cannot be decoded gets its own failure.
+   */
+  async read(inputs: readonly ImageInput[], argumentName: string): Promise<ReadImage[]> {
+    const limits = this.service.config;
+    this.counted += inputs.length;
+    if (this.counted > limits.maxImages) {
+      throw payloadTooLarge(`the request has ${this.counted} images; at most ${limits.maxImages} are accepted`, {
+        name: 'maxImages',
+        value: limits.maxImages,
+      });
+    }
+    inputs.forEach((input, i) => {
+      const has = [input.file != null, input.base64 != null].filter(Boolean).length;
+      if (has !== 1) {
+        throw badUserInput(
+          `${argumentName}[${i}]: give exactly one of 'file' and 'base64', got ${has === 0 ? 'neither' : 'both'}`,
+          argumentName,
+        );
+      }
+    });
+    const bytes = await Promise.all(inputs.map((input, i) => this.bytes(input, `${argumentName}[${i}]`)));
+    return Promise.all(bytes.map((b, index) => this.decode(index, b)));
+  }
+
+  /**
+   * Engine outputs for the given images (for failed ones, their failure), from one engine call.
+   * A full engine queue is a request-level OVERLOADED error: retrying part of a request helps no one.
+   */
+  async infer(images: readonly ReadImage[]): Promise<Array<ImageOutput | ImageFailure>> {
+    const keys = images.flatMap((img) => (isFailed(img) ? [] : [img.sha256]));
+    const outputs = await this.loader.loadMany(keys);
+    const byKey = new Map(keys.map((k, i) => [k, outputs[i]]));
+    return images.map((img) => (isFailed(img) ? img.failure : this.checked(byKey.get(img.sha256)!)));
+  }
+
+  /** Engine outputs for pixels made during the request (a low-passed or attacked image), by key. */
+  async inferPixels(
+    entries: ReadonlyArray<{ key: string; pixels: Float32Array }>,
+  ): Promise<Array<ImageOutput | ImageFailure>> {
+    for (const e of entries) this.ready.set(e.key, e.pixels);
+    const outputs = await this.loader.loadMany(entries.map((e) => e.key));
+    return outputs.map((o) => this.checked(o));
+  }
+
+  private checked(o: ImageOutput | Error): ImageOutput | ImageFailure {
+    if (!(o instanceof Error)) return o;
+    if (o instanceof OverloadError) throw overloaded(o);
+    if (o instanceof BatcherClosedError) throw unavailable('the service is shutting down; retry on another instance');
+    return new ImageFailure('INFERENCE_FAILED', o.message);
+  }
+
+  private async inferBatch(keys: readonly string[]): Promise<Array<ImageOutput | Error>> {
+    const pixels = keys.map((k) => this.ready.get(k));
+    const missing = pixels.findIndex((p) => p === undefined);
+    if (missing >= 0) throw new Error(`no pixels for image key ${keys[missing]}`);
+    // Throws OverloadError synchronously when the queue cannot take all of them: the batch's
+    // promise rejects and every key of it gets the error (DataLoader does not cache it).
+    const settled = await Promise.allSettled(this.service.engine.infer(pixels as Float32Array[]));
+    return settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error)));
+  }
+
+  private async bytes(input: ImageInput, where: string): Promise<Buffer | ImageFailure> {
+    const max = this.service.config.maxFileBytes;
+    if (input.base64 != null) return decodeBase64(input.base64, where, max);
+    let file: FileUpload;
+    let data: Buffer;
+    try {
+      file = await input.file!;
+      data = await readAll(file.createReadStream());
+    } catch (err) {
+      const status = httpStatusOf(err);
+      const message = `${where}: ${(err as Error).message}`;
+      if (status === 413) throw payloadTooLarge(message, { name: 'maxFileBytes', value: max });
+      if (status !== undefined && status < 500) throw badUserInput(message);
+      throw err;
+    }
+    return data;
+  }
+
+  private async decode(index: number, bytes: Buffer | ImageFailure): Promise<ReadImage> {
+    if (bytes instanceof ImageFailure) return { index, failure: bytes };
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    let decoded = this.pixels.get(sha256);
+    if (!decoded) {
+      decoded = decodeImage(bytes, this.service.metadata.inputShape, { maxPixels: this.service.config.maxPixels }).then(
+        (d) => d.pixels,
+        (err: Error) => {
+          if (err instanceof ImageDecodeError) return new ImageFailure(err.code, err.message);
+          throw err;
+        },
+      );
+      this.pixels.set(sha256, decoded);
+    }
+    const result = await decoded;
+    if (result instanceof ImageFailure) return { index, sha256, failure: result };
+    this.ready.set(sha256, result);
+    return { index, sha256, pixels: result };
+  }
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Strict base64 (standard or URL-safe alphabet, padding optional, whitespace ignored, a `data:`
+ * URL prefix allowed): Node's own decoder skips bad characters silently, which would turn a
+ * mangled string into a "corrupt image" instead of saying what is wrong with it.
+ */
+function decodeBase64(text: string, where: string, maxBytes: number): Buffer | ImageFailure {
+  const body = text.replace(DATA_URL, '').replace(/\s+/g, '');
+  const padding = body.endsWith('==') ? 2 : body.endsWith('=') ? 1 : 0;
+  const size = Math.floor((body.length * 3) / 4) - padding;
+  if (size > maxBytes) {
+    throw payloadTooLarge(`${where}: the image is ${size} bytes; at most ${maxBytes} are accepted`, {
+      name: 'maxFileBytes',
+      value: maxBytes,
+    });
+  }
+  if (!BASE64.test(body) || body.length % 4 === 1) {
+    return new ImageFailure('INVALID_BASE64', `${where}: not valid base64`);
+  }
+  return Buffer.from(body.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+}

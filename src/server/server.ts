@@ -1,0 +1,196 @@
+/**
+ * The HTTP service: Express 5 with Apollo Server 5 on /graphql, health on /health/live and
+ * /health/ready, Prometheus on /metrics. The port opens before the model loads, so an orchestrator
+ * sees "live, not ready" while the workers start; /graphql answers 503 until then.
+ *
+ * /graphql's middleware, in order: refuse multipart requests without a CSRF-preventing header
+ * before any upload is read (Apollo checks the same later, too late to avoid reading the files);
+ * graphql-upload (multipart, with the file size and count limits); the JSON body parser (its limit
+ * is what bounds base64 images); Apollo.
+ */
+import { ApolloServer } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { unwrapResolverError } from '@apollo/server/errors';
+import express, { ErrorRequestHandler, RequestHandler } from 'express';
+import { GraphQLError, GraphQLFormattedError } from 'graphql';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import { buildApiSchema } from '../schema';
+import { logger } from '../util/logger';
+import type { ServerConfig } from './config';
+import { httpStatusOf } from './errors';
+import { Metrics } from './metrics';
+import type { ApiContext } from './operations';
+import { RequestImages } from './requestImages';
+import { ScreeningService } from './service';
+import { uploadMiddleware } from './upload';
+
+export interface RunningServer {
+  readonly port: number;
+  readonly url: string;
+  /** Stops accepting, lets requests in flight and queued batches finish, stops the workers. */
+  shutdown(reason: string): Promise<void>;
+  /** Resolves once a shutdown has finished. */
+  readonly closed: Promise<void>;
+}
+
+/** Apollo's CSRF rule (preventCsrf.ts), applied to multipart requests before their files are read. */
+const PREFLIGHT_HEADERS = ['x-apollo-operation-name', 'apollo-require-preflight'];
+
+function graphqlErrorBody(message: string, code: string): { errors: GraphQLFormattedError[] } {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+function csrfGuard(metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    if (req.is('multipart/form-data') && !PREFLIGHT_HEADERS.some((h) => (req.get(h) ?? '').length > 0)) {
+      metrics.requests.inc({ operation: 'none', outcome: 'BAD_REQUEST' });
+      res
+        .status(400)
+        .json(
+          graphqlErrorBody(
+            'This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). Multipart requests must send a non-empty ' +
+              `header ${PREFLIGHT_HEADERS.join(' or ')} (e.g. 'Apollo-Require-Preflight: true').`,
+            'BAD_REQUEST',
+          ),
+        );
+      return;
+    }
+    next();
+  };
+}
+
+/** Express 5 leaves req.body unset when no parser ran (a GET); Apollo's middleware wants it present. */
+const bodyPresent: RequestHandler = (req, _res, next) => {
+  if (!('body' in req)) (req as { body?: unknown }).body = undefined;
+  next();
+};
+
+/** Transport-level errors (graphql-upload, the JSON parser) as GraphQL error bodies. */
+function errorHandler(production: boolean, metrics: Metrics): ErrorRequestHandler {
+  return (err, _req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    const status = httpStatusOf(err) ?? 500;
+    const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';
+    if (status >= 500) logger.error({ err }, 'request failed');
+    metrics.requests.inc({ operation: 'none', outcome: code });
+    const message = status >= 500 && production ? 'internal server error' : (err as Error).message;
+    res.status(status).json(graphqlErrorBody(message, code));
+  };
+}
+
+/** Unexpected errors are logged with their stack; in production their message is not sent. */
+function formatError(production: boolean) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    const expected = original instanceof GraphQLError || formatted.extensions?.code !== 'INTERNAL_SERVER_ERROR';
+    if (expected) return formatted;
+    logger.error({ err: original }, 'resolver failed');
+    if (!production) return formatted;
+    return { message: 'internal server error', path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+  };
+}
+
+function listen(server: http.Server, port: number, host: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const metrics = new Metrics();
+  const app = express();
+  app.disable('x-powered-by');
+  let service: ScreeningService | undefined;
+  let graphql: RequestHandler | undefined;
+  let stopping = false;
+
+  app.get('/health/live', (_req, res) => {
+    res.json({ status: 'live' });
+  });
+  app.get('/health/ready', (_req, res) => {
+    const ready = !stopping && graphql !== undefined && service?.ready === true;
+    const pool = service?.engine.pool;
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : stopping ? 'stopping' : 'starting',
+      workers: pool?.size ?? 0,
+      readyWorkers: pool?.readyWorkers ?? 0,
+    });
+  });
+  app.get('/metrics', (_req, res, next) => {
+    metrics.registry.metrics().then((text) => {
+      res.set('content-type', metrics.registry.contentType).send(text);
+    }, next);
+  });
+  app.use('/graphql', (req, res, next) => {
+    if (graphql) graphql(req, res, next);
+    else
+      res
+        .status(503)
+        .json(graphqlErrorBody('the service is starting; retry when /health/ready says so', 'UNAVAILABLE'));
+  });
+  app.use(errorHandler(config.production, metrics));
+
+  const httpServer = http.createServer(app);
+  const port = await listen(httpServer, config.port, config.host);
+  const url = `http://${config.host ?? 'localhost'}:${port}/graphql`;
+  logger.info({ port, url }, `listening on ${url} (ready when /health/ready says so)`);
+
+  let apollo: ApolloServer<ApiContext> | undefined;
+  try {
+    service = await ScreeningService.start(config, metrics);
+    apollo = new ApolloServer<ApiContext>({
+      schema: await buildApiSchema(),
+      csrfPrevention: true,
+      includeStacktraceInErrorResponses: !config.production,
+      // We stop on signals ourselves, after the batches drain (Apollo would re-raise the signal).
+      stopOnTerminationSignals: false,
+      formatError: formatError(config.production),
+      plugins: [
+        ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
+        metrics.plugin(),
+      ],
+    });
+    await apollo.start();
+    const upload = await uploadMiddleware({ maxFileSize: config.maxFileBytes, maxFiles: config.maxFiles });
+    const ready = service;
+    const router = express.Router();
+    router.use(
+      csrfGuard(metrics),
+      upload,
+      express.json({ limit: config.maxBodyBytes }),
+      bodyPresent,
+      expressMiddleware(apollo, { context: async () => ({ service: ready, images: new RequestImages(ready) }) }),
+    );
+    graphql = router;
+  } catch (err) {
+    await new Promise((resolve) => httpServer.close(resolve));
+    await service?.close();
+    throw err;
+  }
+
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
+  let shutdownPromise: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    shutdownPromise ??= (async () => {
+      stopping = true;
+      const start = performance.now();
+      logger.info({ reason }, `shutting down (${reason}): finishing requests in flight`);
+      await apollo!.stop(); // stops accepting, waits for requests in flight (up to the grace period)
+      await service!.close(); // queued batches run, then the workers stop
+      logger.info({ ms: Math.round(performance.now() - start) }, 'shut down');
+      resolveClosed();
+    })();
+    return shutdownPromise;
+  };
+  return { port, url, shutdown, closed };
+}

@@ -1,0 +1,25 @@
+/** The service's configuration from the environment: defaults, checked values, production's rules. */
+import { configFromEnv } from '../../src/server/config';
+
+test('defaults: port 4000, attacks on outside production, the engine’s own batching', () => {
+  const c = configFromEnv({});
+  expect(c).toMatchObject({ port: 4000, production: false, attacksEnabled: true, maxFiles: 64, maxImages: 256 });
+  expect(c.maxBatch).toBeUndefined();
+  expect(c.targetFpr).toBeUndefined();
+});
+
+test('values are read and checked, naming the variable', () => {
+  const c = configFromEnv({ PORT: '0', ADVSIEVE_MAX_BATCH: '1', ADVSIEVE_TARGET_FPR: '0.01', ADVSIEVE_ATTACKS: 'off' });
+  expect(c).toMatchObject({ port: 0, maxBatch: 1, targetFpr: 0.01, attacksEnabled: false });
+  expect(() => configFromEnv({ PORT: 'http' })).toThrow(/PORT must be an integer ≥ 0; got 'http'/);
+  expect(() => configFromEnv({ ADVSIEVE_TARGET_FPR: '1' })).toThrow(/ADVSIEVE_TARGET_FPR must be a number in \(0, 1\)/);
+  expect(() => configFromEnv({ ADVSIEVE_MAX_QUEUE: '0' })).toThrow(/ADVSIEVE_MAX_QUEUE/);
+  expect(() => configFromEnv({ ADVSIEVE_ATTACKS: 'maybe' })).toThrow(/ADVSIEVE_ATTACKS/);
+});
+
+test('production: attacks off, and switching them on is refused', () => {
+  expect(configFromEnv({ NODE_ENV: 'production' })).toMatchObject({ production: true, attacksEnabled: false });
+  expect(() => configFromEnv({ NODE_ENV: 'production', ADVSIEVE_ATTACKS: '1' })).toThrow(
+    /off when NODE_ENV=production/,
+  );
+});
