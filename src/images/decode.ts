@@ -9,7 +9,13 @@
  *      black ('contain'); images already H×W are left untouched;
  *   5. values: divided by 255 (8-bit) or 65535 (16-bit images keep their precision) into [0, 1].
  * A pixel limit is checked from the header before any pixel is decoded (decompression bombs).
+ *
+ * Fast path: a plain 8-bit PNG already at the model's size and colour type, with no chunk that
+ * the policy would act on, needs none of the steps; pngjs decodes it in ~0.05 ms against ~1 ms for
+ * sharp's two calls (header, then pixels), which was the service's largest cost per image. Its
+ * result is identical (tested); anything else, or a PNG pngjs refuses, takes the sharp path.
  */
+import { PNG } from 'pngjs';
 import sharp, { Metadata, OutputInfo } from 'sharp';
 
 export type ImageErrorCode = 'UNSUPPORTED_FORMAT' | 'CORRUPT_IMAGE' | 'IMAGE_TOO_LARGE' | 'EMPTY_IMAGE';
@@ -29,6 +35,8 @@ export const SUPPORTED_FORMATS = ['png', 'jpeg', 'webp', 'gif', 'tiff'] as const
 export interface DecodeOptions {
   /** Largest width × height accepted (default 40 megapixels). */
   readonly maxPixels?: number;
+  /** false: always decode with sharp (tests compare the two paths). Default true. */
+  readonly fastPath?: boolean;
 }
 
 export const DEFAULT_MAX_PIXELS = 40_000_000;
@@ -70,6 +78,40 @@ async function probe(bytes: Buffer, maxPixels: number): Promise<Metadata & { for
   return meta as Metadata & { format: string };
 }
 
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** Chunks that change nothing the policy does (no palette, transparency, colour profile, gamma or EXIF). */
+const PLAIN_PNG_CHUNKS = new Set(['IHDR', 'IDAT', 'IEND', 'tEXt', 'zTXt', 'iTXt', 'tIME', 'pHYs']);
+
+/** A PNG the fast path can take: 8-bit grey (1-channel model) or RGB (3-channel), H×W, not interlaced, plain chunks. */
+function plainPng(bytes: Buffer, width: number, height: number, channels: number): boolean {
+  if (bytes.length < 33 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return false;
+  if (bytes.readUInt32BE(16) !== width || bytes.readUInt32BE(20) !== height || bytes[24] !== 8) return false;
+  if (bytes[25] !== (channels === 1 ? 0 : 2)) return false;
+  // Not interlaced: pngjs bounds inflation to the image's size only for non-interlaced images (bombs).
+  if (bytes[28] !== 0) return false;
+  for (let offset = 8; offset + 8 <= bytes.length;) {
+    const type = bytes.toString('latin1', offset + 4, offset + 8);
+    if (!PLAIN_PNG_CHUNKS.has(type)) return false;
+    if (type === 'IEND') return true;
+    offset += 12 + bytes.readUInt32BE(offset);
+  }
+  return false;
+}
+
+function decodePlainPng(bytes: Buffer, width: number, height: number, channels: number): DecodedImage | undefined {
+  let rgba: Buffer;
+  try {
+    rgba = PNG.sync.read(bytes).data; // always RGBA, 8 bits
+  } catch {
+    return undefined; // damaged: sharp's path names the damage
+  }
+  const pixels = new Float32Array(width * height * channels);
+  for (let i = 0; i < width * height; i++) {
+    for (let c = 0; c < channels; c++) pixels[i * channels + c] = rgba[i * 4 + c] / 255;
+  }
+  return { pixels, format: 'png', originalWidth: width, originalHeight: height };
+}
+
 export async function decodeImage(
   bytes: Buffer,
   inputShape: readonly [number, number, number],
@@ -78,6 +120,10 @@ export async function decodeImage(
   const [height, width, channels] = inputShape;
   if (channels !== 1 && channels !== 3) throw new Error(`models with ${channels} channels are not supported (1 or 3)`);
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (opts.fastPath !== false && width * height <= maxPixels && plainPng(bytes, width, height, channels)) {
+    const fast = decodePlainPng(bytes, width, height, channels);
+    if (fast) return fast;
+  }
   const meta = await probe(bytes, maxPixels);
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;

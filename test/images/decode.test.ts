@@ -1,6 +1,8 @@
 /** The image policy of src/images/decode.ts, on images made here with sharp. */
+import * as fs from 'fs';
 import sharp from 'sharp';
 import { decodeImage, ImageDecodeError } from '../../src/images/decode';
+import { fixtureLabels } from '../helpers/fixtures';
 
 const GREY: [number, number, number] = [28, 28, 1];
 
@@ -143,4 +145,34 @@ test('the pixel limit refuses an image from its header, before decoding', async 
     .toBuffer();
   await expectCode(decodeImage(png, GREY, { maxPixels: 50_000 }), 'IMAGE_TOO_LARGE');
   await expect(decodeImage(png, GREY, { maxPixels: 60_000 })).resolves.toMatchObject({ originalWidth: 300 });
+});
+
+test('the fast path for plain model-sized PNGs gives exactly what sharp gives', async () => {
+  for (const { file } of fixtureLabels()) {
+    const bytes = fs.readFileSync(file);
+    const fast = await decodeImage(bytes, GREY);
+    const slow = await decodeImage(bytes, GREY, { fastPath: false });
+    expect(fast.format).toBe('png');
+    expect(Array.from(fast.pixels)).toEqual(Array.from(slow.pixels));
+  }
+  const rgb = Buffer.from(Array.from({ length: 28 * 28 * 3 }, (_, i) => (i * 37) % 256));
+  const png = await sharp(rgb, { raw: { width: 28, height: 28, channels: 3 } })
+    .png()
+    .toBuffer();
+  const fast = await decodeImage(png, [28, 28, 3]);
+  const slow = await decodeImage(png, [28, 28, 3], { fastPath: false });
+  expect(Array.from(fast.pixels)).toEqual(Array.from(slow.pixels));
+  // Interlaced PNGs take sharp's path (pngjs bounds inflation only for plain ones): same pixels.
+  const interlaced = await sharp(fs.readFileSync(fixtureLabels()[0].file)).png({ progressive: true }).toBuffer();
+  expect(interlaced[28]).toBe(1);
+  const a = await decodeImage(interlaced, GREY);
+  const b = await decodeImage(fs.readFileSync(fixtureLabels()[0].file), GREY);
+  expect(Array.from(a.pixels)).toEqual(Array.from(b.pixels));
+});
+
+test('a model-sized PNG with a damaged chunk still gets CORRUPT_IMAGE (the fast path falls back)', async () => {
+  const bytes = Buffer.from(fs.readFileSync(fixtureLabels()[0].file));
+  const idat = bytes.indexOf('IDAT');
+  bytes[idat + 10] ^= 0xff; // inside the compressed data: the CRC no longer matches
+  await expect(decodeImage(bytes, GREY)).rejects.toMatchObject({ code: 'CORRUPT_IMAGE' });
 });
