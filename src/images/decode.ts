@@ -112,6 +112,33 @@ function decodePlainPng(bytes: Buffer, width: number, height: number, channels: 
   return { pixels, format: 'png', originalWidth: width, originalHeight: height };
 }
 
+/** The policy's steps 1-4 in one sharp pipeline, to raw 8- or 16-bit values. */
+async function convert(
+  bytes: Buffer,
+  meta: Metadata & { format: string },
+  [height, width, channels]: readonly [number, number, number],
+  maxPixels: number,
+  sixteenBit: boolean,
+): Promise<{ data: Buffer; info: OutputInfo }> {
+  try {
+    let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', pages: 1 })
+      .rotate()
+      .flatten({ background: '#000000' });
+    // greyscale() and 'srgb' are 8-bit colour spaces; their 16-bit twins keep a 16-bit image's levels.
+    if (sixteenBit) pipeline = pipeline.toColourspace('grey16');
+    else pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
+    if (meta.width !== width || meta.height !== height) {
+      pipeline = pipeline.resize(width, height, { fit: 'contain', background: '#000000' });
+    }
+    return await pipeline.raw({ depth: sixteenBit ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new ImageDecodeError(
+      'CORRUPT_IMAGE',
+      `the ${meta.format} image could not be decoded: ${(err as Error).message}`,
+    );
+  }
+}
+
 export async function decodeImage(
   bytes: Buffer,
   inputShape: readonly [number, number, number],
@@ -130,24 +157,7 @@ export async function decodeImage(
   // 16-bit images keep their precision for grey models (adversarial images saved by `advsieve attack`
   // are 16-bit PNGs); colour models read 8 bits (the 16-bit colour path is not tested here).
   const sixteenBit = meta.depth === 'ushort' && channels === 1;
-  let raw: { data: Buffer; info: OutputInfo };
-  try {
-    let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', pages: 1 })
-      .rotate()
-      .flatten({ background: '#000000' });
-    // greyscale() and 'srgb' are 8-bit colour spaces; their 16-bit twins keep a 16-bit image's levels.
-    if (sixteenBit) pipeline = pipeline.toColourspace('grey16');
-    else pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
-    if (w !== width || h !== height) {
-      pipeline = pipeline.resize(width, height, { fit: 'contain', background: '#000000' });
-    }
-    raw = await pipeline.raw({ depth: sixteenBit ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    throw new ImageDecodeError(
-      'CORRUPT_IMAGE',
-      `the ${meta.format} image could not be decoded: ${(err as Error).message}`,
-    );
-  }
+  const raw = await convert(bytes, meta, inputShape, maxPixels, sixteenBit);
   const { data, info } = raw;
   if (info.width !== width || info.height !== height) {
     throw new ImageDecodeError('CORRUPT_IMAGE', `decoded to ${info.width}×${info.height}, expected ${width}×${height}`);
