@@ -63,14 +63,17 @@ export const LOW_PASS_CANDIDATES: ReadonlyArray<{ radius: number; kind: LowPassK
   ...[0.15, 0.2, 0.25, 0.3, 0.35, 0.4].map((radius) => ({ radius, kind: 'gaussian' as const })),
 ];
 
+/** Hidden units of the combined verdict beside its linear part (see detectors/combined.ts). */
+export const COMBINER_HIDDEN_UNITS = 8;
+
 /** The calibration attacks: a mix of budgets and methods, so the fitted choices do not suit one attack only. */
 const CALIBRATION_ATTACKS = [
   { method: 'fgsm', epsilon: 0.05 },
   { method: 'fgsm', epsilon: 0.1 },
   { method: 'fgsm', epsilon: 0.2 },
-  { method: 'pgd', epsilon: 0.05, steps: 10 },
-  { method: 'pgd', epsilon: 0.1, steps: 10 },
-  { method: 'cw', epsilon: Infinity, steps: 30 },
+  { method: 'pgd', epsilon: 0.05, steps: 20 },
+  { method: 'pgd', epsilon: 0.1, steps: 20 },
+  { method: 'cw', epsilon: Infinity, steps: 50 },
 ] as const;
 
 function subset(images: LabelledImages, indices: ArrayLike<number>, size: number) {
@@ -235,7 +238,7 @@ export async function calibrate(
   const advScores = scoresOf(advFeatures);
   const holdoutScores = scoresOf(holdoutFeatures.slice(half));
   const names = detectors.map((d) => d.name);
-  const combined = fitCombined(names, combinerScores, advScores);
+  const combined = fitCombined(names, combinerScores, advScores, { hidden: COMBINER_HIDDEN_UNITS, seed: options.seed });
 
   const holdoutByName: Record<string, number[]> = {};
   const summary: Record<string, unknown> = {};

@@ -1,6 +1,10 @@
 /**
  * The combined verdict: one score from the detectors' scores, by logistic regression on clean and
- * adversarial *training* images (the feature ensemble of Lee et al. 2018). Each score is first
+ * adversarial *training* images (the feature ensemble of Lee et al. 2018), optionally with a small
+ * ReLU layer beside the linear part. The detectors are complementary — Mahalanobis separates PGD
+ * almost perfectly, low-pass disagreement CW-L2, and each is noise on the other's attack — and a
+ * linear sum cannot say "either one"; the hidden units can, and they start at zero so that the
+ * fit starts from the regression and departs from it only where the data pays. Each score is first
  * standardised on clean images (median and interquartile range, robust to the long tails) and
  * compressed with sign·log(1 + |z|), so that an attack that sends one detector to a million does
  * not dominate the fit. The combined score is the regression's logit, not its probability: a
@@ -8,13 +12,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Matrix, solve } from 'ml-matrix';
+import { mulberry32 } from '../train/random';
 
 export interface CombinedState {
   readonly detectors: readonly string[];
   readonly center: number[];
   readonly spread: number[];
+  /** The linear part: one weight per detector, and the bias. */
   readonly weights: number[];
   readonly bias: number;
+  /** Hidden ReLU units added to the linear part: score += Σ_h out[h]·relu(Σ_j in[h][j]·t_j + bias[h]). */
+  readonly hidden?: { readonly in: number[][]; readonly bias: number[]; readonly out: number[] };
 }
 
 const L2 = 1e-3;
@@ -30,8 +38,21 @@ function transform(state: Pick<CombinedState, 'center' | 'spread'>, scores: read
   });
 }
 
-/** Fits the regression by Newton's method (a handful of features: the Hessian is tiny), classes weighted equally. */
+/**
+ * Fits the regression by Newton's method (a handful of features: the Hessian is tiny), classes
+ * weighted equally; with `hidden` units, then trains those beside it (fitHidden).
+ */
 export function fitCombined(
+  detectors: readonly string[],
+  clean: readonly number[][],
+  adversarial: readonly number[][],
+  options: { hidden?: number; seed?: number } = {},
+): CombinedState {
+  const linear = fitLinear(detectors, clean, adversarial);
+  return options.hidden ? fitHidden(linear, clean, adversarial, options.hidden, options.seed ?? 1) : linear;
+}
+
+function fitLinear(
   detectors: readonly string[],
   clean: readonly number[][],
   adversarial: readonly number[][],
@@ -70,19 +91,111 @@ export function fitCombined(
   return { detectors: [...detectors], center, spread, weights: beta.slice(0, k), bias: beta[k] };
 }
 
+/** The score of transformed inputs t: the linear part plus the hidden units. */
+function scoreOf(state: Omit<CombinedState, 'detectors' | 'center' | 'spread'>, t: readonly number[]): number {
+  let score = t.reduce((s, v, j) => s + v * state.weights[j], state.bias);
+  const h = state.hidden;
+  if (h) {
+    for (let u = 0; u < h.out.length; u++) {
+      const a = t.reduce((s, v, j) => s + v * h.in[u][j], h.bias[u]);
+      if (a > 0) score += h.out[u] * a;
+    }
+  }
+  return score;
+}
+
+/**
+ * Trains hidden ReLU units beside a fitted regression: full-batch Adam on the class-weighted
+ * cross-entropy with L2 on every parameter but the bias; the output weights start at zero, so training starts
+ * from the regression's solution. Seeded: the same data gives the same state.
+ */
+function fitHidden(
+  linear: CombinedState,
+  clean: readonly number[][],
+  adversarial: readonly number[][],
+  units: number,
+  seed: number,
+): CombinedState {
+  const random = mulberry32(seed);
+  const k = linear.detectors.length;
+  const rows = [...clean, ...adversarial].map((r) => transform(linear, r));
+  const y = [...clean.map(() => 0), ...adversarial.map(() => 1)];
+  const weight = [...clean.map(() => 0.5 / clean.length), ...adversarial.map(() => 0.5 / adversarial.length)];
+  // Parameters as one flat vector: linear weights, bias, hidden in-weights, hidden biases, out-weights.
+  const nIn = units * k;
+  const p = new Float64Array(k + 1 + nIn + 2 * units);
+  linear.weights.forEach((w, j) => (p[j] = w));
+  p[k] = linear.bias;
+  for (let i = 0; i < nIn; i++) p[k + 1 + i] = (random() * 2 - 1) / Math.sqrt(k);
+  const view = () => ({
+    weights: Array.from(p.subarray(0, k)),
+    bias: p[k],
+    hidden: {
+      in: Array.from({ length: units }, (_, u) => Array.from(p.subarray(k + 1 + u * k, k + 1 + (u + 1) * k))),
+      bias: Array.from(p.subarray(k + 1 + nIn, k + 1 + nIn + units)),
+      out: Array.from(p.subarray(k + 1 + nIn + units)),
+    },
+  });
+  const m = new Float64Array(p.length);
+  const v = new Float64Array(p.length);
+  const rate = 0.01;
+  for (let step = 1; step <= 1500; step++) {
+    const g = new Float64Array(p.length);
+    rows.forEach((t, n) => {
+      const act = new Float64Array(units);
+      let score = p[k];
+      for (let j = 0; j < k; j++) score += p[j] * t[j];
+      for (let u = 0; u < units; u++) {
+        let a = p[k + 1 + nIn + u];
+        for (let j = 0; j < k; j++) a += p[k + 1 + u * k + j] * t[j];
+        act[u] = Math.max(a, 0);
+        score += p[k + 1 + nIn + units + u] * act[u];
+      }
+      const d = weight[n] * (1 / (1 + Math.exp(-score)) - y[n]);
+      for (let j = 0; j < k; j++) g[j] += d * t[j];
+      g[k] += d;
+      for (let u = 0; u < units; u++) {
+        const out = p[k + 1 + nIn + units + u];
+        g[k + 1 + nIn + units + u] += d * act[u];
+        if (act[u] <= 0) continue;
+        g[k + 1 + nIn + u] += d * out;
+        for (let j = 0; j < k; j++) g[k + 1 + u * k + j] += d * out * t[j];
+      }
+    });
+    for (let i = 0; i < p.length; i++) {
+      if (i < k || i >= k + 1) g[i] += L2 * p[i];
+      m[i] = 0.9 * m[i] + 0.1 * g[i];
+      v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+      p[i] -= (rate * (m[i] / (1 - 0.9 ** step))) / (Math.sqrt(v[i] / (1 - 0.999 ** step)) + 1e-8);
+    }
+  }
+  return { ...linear, ...view() };
+}
+
 /** The combined score of one image from its detectors' scores (in `state.detectors` order). */
 export function combinedScore(state: CombinedState, scores: readonly number[]): number {
-  return transform(state, scores).reduce((s, v, j) => s + v * state.weights[j], state.bias);
+  return scoreOf(state, transform(state, scores));
 }
 
 /** combinedScore on a batch, differentiable: `scores` in `state.detectors` order, each [N]. */
 export function combinedScoreTensor(state: CombinedState, scores: readonly tf.Tensor1D[]): tf.Tensor1D {
   return tf.tidy(() => {
-    const terms = scores.map((s, k) => {
-      const z = tf.div(tf.sub(s, state.center[k]), state.spread[k]);
-      return tf.mul(tf.mul(tf.sign(z), tf.log1p(tf.abs(z))), state.weights[k]);
-    });
-    return tf.add(tf.addN(terms), state.bias) as tf.Tensor1D;
+    const t = tf.stack(
+      scores.map((s, k) => {
+        const z = tf.div(tf.sub(s, state.center[k]), state.spread[k]);
+        return tf.mul(tf.sign(z), tf.log1p(tf.abs(z)));
+      }),
+      1,
+    ) as tf.Tensor2D; // [N, k]
+    let score = tf.add(tf.matMul(t, tf.tensor2d(state.weights, [state.weights.length, 1])), state.bias);
+    const h = state.hidden;
+    if (h) {
+      // in: [units][k] → [k, units] as a constant, so the product needs no transposed operand.
+      const inT = tf.tensor2d(h.in[0].map((_, j) => h.in.map((row) => row[j])));
+      const act = tf.relu(tf.add(tf.matMul(t, inT), tf.tensor1d(h.bias)));
+      score = tf.add(score, tf.matMul(act, tf.tensor2d(h.out, [h.out.length, 1])));
+    }
+    return tf.reshape(score, [-1]) as tf.Tensor1D;
   });
 }
 

@@ -98,6 +98,32 @@ test('the combined regression weighs the detector that separates and ignores the
   t.dispose();
 });
 
+test('hidden units let the verdict say "either detector", which a linear sum cannot; the tensor score agrees', () => {
+  // Two attacks, each seen by one detector only, and noise on the other: an OR of the two.
+  const wave = (i: number, f: number) => Math.sin(i * f) * 0.5;
+  const clean = Array.from({ length: 300 }, (_, i) => [wave(i, 1.3), wave(i, 2.9)]);
+  const adversarial = [
+    ...Array.from({ length: 150 }, (_, i) => [4 + wave(i, 1.7), wave(i, 3.7) - 0.8]),
+    ...Array.from({ length: 150 }, (_, i) => [wave(i, 2.3) - 0.8, 4 + wave(i, 0.7)]),
+  ];
+  const auc = (state: ReturnType<typeof fitCombined>) =>
+    auroc(
+      adversarial.map((r) => combinedScore(state, r)),
+      clean.map((r) => combinedScore(state, r)),
+    );
+  const linear = fitCombined(['a', 'b'], clean, adversarial);
+  const hidden = fitCombined(['a', 'b'], clean, adversarial, { hidden: 8, seed: 3 });
+  expect(hidden.hidden!.out).toHaveLength(8);
+  expect(auc(hidden)).toBeGreaterThanOrEqual(auc(linear));
+  expect(auc(hidden)).toBeGreaterThan(0.99);
+  expect(fitCombined(['a', 'b'], clean, adversarial, { hidden: 8, seed: 3 })).toEqual(hidden); // seeded
+  const rows = [clean[0], adversarial[0], adversarial[200]];
+  const t = combinedScoreTensor(hidden, [tf.tensor1d(rows.map((r) => r[0])), tf.tensor1d(rows.map((r) => r[1]))]);
+  const v = t.dataSync();
+  rows.forEach((r, i) => expect(v[i]).toBeCloseTo(combinedScore(hidden, r), 3));
+  t.dispose();
+});
+
 test('each detector’s differentiable score agrees with its plain score on real images', async () => {
   const out = splitBatch(await model.runBatch(pixels, 20, screener.extras));
   const plain = out.map((o) =>
