@@ -50,10 +50,15 @@ export interface ScreenOutcome {
   readonly defense: { readonly radius: number; readonly kind: string; readonly prediction: Prediction };
 }
 
-export function prediction(probs: ArrayLike<number>, labels: readonly string[], k = 3): Prediction {
-  const top = Array.from(probs, (score, classIndex) => ({ label: labels[classIndex], classIndex, score }))
+/** The k most probable classes, most probable first. */
+export function topK(probs: ArrayLike<number>, labels: readonly string[], k: number): ClassScore[] {
+  return Array.from(probs, (score, classIndex) => ({ label: labels[classIndex], classIndex, score }))
     .sort((a, b) => b.score - a.score)
-    .slice(0, Math.max(1, k));
+    .slice(0, k);
+}
+
+export function prediction(probs: ArrayLike<number>, labels: readonly string[], k = 3): Prediction {
+  const top = topK(probs, labels, Math.max(1, k));
   return { label: top[0].label, classIndex: top[0].classIndex, confidence: top[0].score, top };
 }
 

@@ -21,7 +21,8 @@ import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
 import { toJson } from '../json';
 import { floatOption, intOption } from '../options';
-import { loadImages, topK } from './classify';
+import { topK } from '../../screening/screener';
+import { loadImages } from './classify';
 
 /** Fields that are real numbers: always written as JSON floats. */
 const FLOAT_KEYS = new Set(['confidence', 'epsilon', 'linf', 'l2']);

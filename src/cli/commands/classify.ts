@@ -3,8 +3,9 @@ import { Command } from 'commander';
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../../engine/backends';
-import { InferenceModel } from '../../engine/model';
+import { BatchExtras, ImageOutput, InferenceModel, splitBatch } from '../../engine/model';
 import { decodeImage, ImageDecodeError } from '../../images/decode';
+import { ClassScore, prediction } from '../../screening/screener';
 import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
 import { toJson } from '../json';
@@ -13,21 +14,9 @@ import { intOption } from '../options';
 /** Fields that are probabilities: always written as JSON floats. */
 const FLOAT_KEYS = new Set(['confidence', 'score']);
 
-export interface ClassScore {
-  readonly label: string;
-  readonly classIndex: number;
-  readonly score: number;
-}
-
 export type ClassifyRow =
   | { file: string; label: string; classIndex: number; confidence: number; top: ClassScore[] }
   | { file: string; error: { code: string; message: string } };
-
-export function topK(probs: ArrayLike<number>, labels: readonly string[], k: number): ClassScore[] {
-  return Array.from(probs, (score, classIndex) => ({ label: labels[classIndex], classIndex, score }))
-    .sort((a, b) => b.score - a.score)
-    .slice(0, k);
-}
 
 /** Reads and decodes files; an unreadable or undecodable file yields an error row, not an exception. */
 export async function loadImages(
@@ -47,21 +36,28 @@ export async function loadImages(
   );
 }
 
-export async function classifyFiles(files: readonly string[], model: InferenceModel, k = 3): Promise<ClassifyRow[]> {
-  const images = await loadImages(files, model);
+/**
+ * Runs the images that decoded as one batch (with `extras` for screening); per file its output, or
+ * its decoding error.
+ */
+export async function runDecoded(
+  images: ReadonlyArray<Float32Array | { code: string; message: string }>,
+  model: InferenceModel,
+  extras?: BatchExtras,
+): Promise<Array<ImageOutput | { code: string; message: string }>> {
   const good = images.flatMap((img, i) => (img instanceof Float32Array ? [i] : []));
   const size = model.imageSize;
   const pixels = new Float32Array(good.length * size);
   good.forEach((i, j) => pixels.set(images[i] as Float32Array, j * size));
-  const out = good.length ? await model.runBatch(pixels, good.length) : undefined;
-  const labels = model.metadata.labels;
+  const outputs = good.length ? splitBatch(await model.runBatch(pixels, good.length, extras)) : [];
+  return images.map((img, i) => (img instanceof Float32Array ? outputs[good.indexOf(i)] : img));
+}
+
+export async function classifyFiles(files: readonly string[], model: InferenceModel, k = 3): Promise<ClassifyRow[]> {
+  const outputs = await runDecoded(await loadImages(files, model), model);
   return files.map((file, i) => {
-    const img = images[i];
-    if (!(img instanceof Float32Array)) return { file, error: img };
-    const j = good.indexOf(i);
-    const probs = out!.probs.subarray(j * out!.numClasses, (j + 1) * out!.numClasses);
-    const top = topK(probs, labels, k);
-    return { file, label: top[0].label, classIndex: top[0].classIndex, confidence: top[0].score, top };
+    const out = outputs[i];
+    return 'probs' in out ? { file, ...prediction(out.probs, model.metadata.labels, k) } : { file, error: out };
   });
 }
 

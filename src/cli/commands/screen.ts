@@ -6,13 +6,13 @@
 import { Command } from 'commander';
 import { calibrationPath, loadCalibration } from '../../calibration/calibrationFile';
 import { describeBackend, initBackend } from '../../engine/backends';
-import { InferenceModel, splitBatch } from '../../engine/model';
+import { InferenceModel } from '../../engine/model';
 import { Screener, ScreenOutcome } from '../../screening/screener';
 import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
 import { toJson } from '../json';
 import { floatOption } from '../options';
-import { loadImages } from './classify';
+import { loadImages, runDecoded } from './classify';
 
 const FLOAT_KEYS = new Set(['confidence', 'score', 'threshold', 'targetFpr', 'radius']);
 
@@ -26,18 +26,11 @@ export async function screenFiles(
   screener: Screener,
   options: { defend?: boolean; targetFpr?: number },
 ): Promise<ScreenRow[]> {
-  const images = await loadImages(files, model);
-  const good = images.flatMap((img, i) => (img instanceof Float32Array ? [i] : []));
-  const size = model.imageSize;
-  const pixels = new Float32Array(good.length * size);
-  good.forEach((i, j) => pixels.set(images[i] as Float32Array, j * size));
-  const outputs = good.length ? splitBatch(await model.runBatch(pixels, good.length, screener.extras)) : [];
+  const outputs = await runDecoded(await loadImages(files, model), model, screener.extras);
   return files.map((file, i) => {
-    const img = images[i];
-    if (!(img instanceof Float32Array)) return { file, error: img };
-    const { prediction, detection, defense } = screener.screen(outputs[good.indexOf(i)], {
-      targetFpr: options.targetFpr,
-    });
+    const out = outputs[i];
+    if (!('probs' in out)) return { file, error: out };
+    const { prediction, detection, defense } = screener.screen(out, { targetFpr: options.targetFpr });
     return options.defend ? { file, prediction, detection, defense } : { file, prediction, detection };
   });
 }
