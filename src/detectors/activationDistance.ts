@@ -9,7 +9,7 @@
  * and of class-conditional detectors such as Ma et al. 2019, "NIC").
  */
 import { ClassExpectations, classExpectations } from './classExpectations';
-import { CombinedState, fitCombined, layerScore, layerScoreTensor } from './combined';
+import { CombinedState, fitLayerWeights, layerScore, layerScoreTensor } from './combined';
 import * as tf from '@tensorflow/tfjs';
 import {
   argmax,
@@ -55,13 +55,7 @@ export const activationDistance: Detector<ActivationDistanceState> = {
       });
     }
     const fitted = { layers, expectations, scale };
-    if (!data.adversarial.length) return fitted;
-    const layerWeights = fitCombined(
-      layers,
-      data.clean.map((f) => perLayer(fitted, f)),
-      data.adversarial.map((f) => perLayer(fitted, f)),
-    );
-    return { ...fitted, layerWeights };
+    return { ...fitted, layerWeights: fitLayerWeights(layers, fitted, data, perLayer) };
   },
   score(state, f) {
     const ratios = perLayer(state, f);

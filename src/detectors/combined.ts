@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Matrix, solve } from 'ml-matrix';
 import { mulberry32 } from '../train/random';
+import type { ImageFeatures } from './detector';
 
 export interface CombinedState {
   readonly detectors: readonly string[];
@@ -205,6 +206,24 @@ export function combinedScoreTensor(state: CombinedState, scores: readonly tf.Te
  */
 export function layerScore(weights: CombinedState | undefined, scores: readonly number[]): number {
   return weights ? combinedScore(weights, scores) : scores.reduce((a, b) => a + b, 0) / scores.length;
+}
+
+/**
+ * The layer weights of a multi-layer detector: a regression on its per-layer scores of clean and
+ * adversarial training images, or none (the mean) when calibration has no attacks to fit on.
+ */
+export function fitLayerWeights<S>(
+  layers: readonly string[],
+  state: S,
+  data: { clean: readonly ImageFeatures[]; adversarial: readonly ImageFeatures[] },
+  perLayer: (state: S, f: ImageFeatures) => number[],
+): CombinedState | undefined {
+  if (!data.adversarial.length) return undefined;
+  return fitCombined(
+    layers,
+    data.clean.map((f) => perLayer(state, f)),
+    data.adversarial.map((f) => perLayer(state, f)),
+  );
 }
 
 /** layerScore on a batch, differentiable: one [N] tensor per layer. */

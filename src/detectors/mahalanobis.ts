@@ -12,7 +12,7 @@
 import { CholeskyDecomposition, Matrix } from 'ml-matrix';
 import { classExpectations, ClassExpectations } from './classExpectations';
 import * as tf from '@tensorflow/tfjs';
-import { CombinedState, fitCombined, layerScore, layerScoreTensor } from './combined';
+import { CombinedState, fitLayerWeights, layerScore, layerScoreTensor } from './combined';
 import { argmax, classRows, Detector, FitData, ImageFeatures, stateTensors } from './detector';
 
 export interface MahalanobisState {
@@ -113,13 +113,7 @@ export const mahalanobis: Detector<MahalanobisState> = {
       scale[layer] = Math.max(sum / data.clean.length, 1e-9);
     }
     const fitted = { layers, expectations, precision, scale };
-    if (!data.adversarial.length) return fitted;
-    const layerWeights = fitCombined(
-      layers,
-      data.clean.map((f) => perLayer(fitted, f)),
-      data.adversarial.map((f) => perLayer(fitted, f)),
-    );
-    return { ...fitted, layerWeights };
+    return { ...fitted, layerWeights: fitLayerWeights(layers, fitted, data, perLayer) };
   },
   score(state, f) {
     const scores = perLayer(state, f);
