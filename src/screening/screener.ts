@@ -64,6 +64,10 @@ export function prediction(probs: ArrayLike<number>, labels: readonly string[], 
 
 export class Screener {
   readonly detectors: Detector[];
+  /** What the engine must compute with each batch for these detectors and the defense. */
+  readonly extras: BatchExtras;
+  /** Every detector's name, then 'combined': the order of scores(). */
+  readonly detectorNames: readonly string[];
   private readonly thresholdCache = new Map<number, Record<string, number>>();
 
   constructor(
@@ -74,19 +78,12 @@ export class Screener {
     for (const d of this.detectors) {
       if (!(d.name in calibration.detectors)) throw new Error(`calibration has no state for detector '${d.name}'`);
     }
-  }
-
-  /** What the engine must compute with each batch for these detectors and the defense. */
-  get extras(): BatchExtras {
-    const hf = this.calibration.detectors.highFrequency as { cutoff: number };
-    return {
+    this.detectorNames = [...this.detectors.map((d) => d.name), COMBINED];
+    const hf = calibration.detectors.highFrequency as { cutoff: number };
+    this.extras = {
       hfCutoffs: [hf.cutoff],
-      lowPass: { radius: this.calibration.lowPass.radius, kind: this.calibration.lowPass.kind },
+      lowPass: { radius: calibration.lowPass.radius, kind: calibration.lowPass.kind },
     };
-  }
-
-  get detectorNames(): string[] {
-    return [...this.detectors.map((d) => d.name), COMBINED];
   }
 
   /** Threshold of every detector (and 'combined') at a target false-positive rate on clean hold-out images. */
