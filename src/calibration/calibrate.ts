@@ -20,7 +20,8 @@ import { COMBINED, screeningDetectors } from '../detectors/registry';
 import type { BatchExtras, ImageOutput, InferenceModel } from '../engine/model';
 import type { LowPassKind } from '../engine/spectra';
 import { auroc, tprAtFpr } from '../evaluation/metrics';
-import { runInBatches } from '../screening/inProcess';
+import { probabilitiesInBatches, runInBatches } from '../screening/inProcess';
+import { makeDefense } from '../defenses/registry';
 import { mulberry32, permutation } from '../train/random';
 import { Calibration, CALIBRATION_SCHEMA_VERSION, LowPassChoice } from './calibrationFile';
 
@@ -141,23 +142,19 @@ async function chooseLowPass(
   maxCost: number,
   onProgress?: (done: number, total: number) => void,
 ): Promise<LowPassChoice> {
-  const base = accuracyOf(
-    (await runInBatches(model, clean.pixels, clean.count)).map((o) => o.probs),
-    clean.labels,
-  );
+  const base = accuracyOf(await probabilitiesInBatches(model, clean.pixels, clean.count), clean.labels);
   const candidates: Array<LowPassChoice['candidates'][number]> = [];
   for (const [k, c] of LOW_PASS_CANDIDATES.entries()) {
-    const extras: BatchExtras = { lowPass: c };
-    const cleanOut = await runInBatches(model, clean.pixels, clean.count, extras);
-    const advOut = await runInBatches(model, adversarial.pixels, adversarial.count, extras);
+    // Only the filtered images' probabilities: the candidates need no activations or extras.
+    const filter = makeDefense('lowpass', c);
     candidates.push({
       ...c,
       filteredAccuracy: accuracyOf(
-        cleanOut.map((o) => o.lowPassProbs!),
+        await probabilitiesInBatches(model, clean.pixels, clean.count, filter),
         clean.labels,
       ),
       adversarialAccuracy: accuracyOf(
-        advOut.map((o) => o.lowPassProbs!),
+        await probabilitiesInBatches(model, adversarial.pixels, adversarial.count, filter),
         adversarial.labels,
       ),
     });

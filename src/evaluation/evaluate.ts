@@ -9,7 +9,6 @@
  * for AUROC are the successful adversarial images, negatives every clean test image; defense
  * accuracies are over all N images against their true labels.
  */
-import * as tf from '@tensorflow/tfjs';
 import { detectorAwareTarget, lowPassTarget } from '../attacks/adaptive';
 import type { AttackTarget } from '../attacks/attack';
 import { getAttack } from '../attacks/registry';
@@ -19,10 +18,9 @@ import type { ActivationDistanceState } from '../detectors/activationDistance';
 import { argmax } from '../detectors/detector';
 import { featureSqueezing } from '../detectors/featureSqueezing';
 import { COMBINED } from '../detectors/registry';
-import { Defense } from '../defenses/defense';
 import { makeDefense } from '../defenses/registry';
 import type { ImageOutput, InferenceModel } from '../engine/model';
-import { runInBatches } from '../screening/inProcess';
+import { probabilitiesInBatches, runInBatches } from '../screening/inProcess';
 import type { Screener } from '../screening/screener';
 import { mulberry32 } from '../train/random';
 import {
@@ -112,28 +110,6 @@ interface SetAnalysis {
 
 const BASELINE_DEFENSES = ['bitdepth', 'median', 'jpeg'] as const;
 
-async function defendedProbs(
-  model: InferenceModel,
-  defense: Defense,
-  pixels: Float32Array,
-  count: number,
-): Promise<Float32Array[]> {
-  const [h, w, c] = model.inputShape;
-  const size = h * w * c;
-  const out: Float32Array[] = [];
-  for (let start = 0; start < count; start += 64) {
-    const n = Math.min(64, count - start);
-    const x = tf.tensor4d(pixels.subarray(start * size, (start + n) * size), [n, h, w, c]);
-    const y = await defense.apply(x);
-    const p = model.probabilities(y);
-    const data = (await p.data()) as Float32Array;
-    const k = p.shape[1];
-    for (let i = 0; i < n; i++) out.push(data.slice(i * k, (i + 1) * k));
-    tf.dispose([x, y, p]);
-  }
-  return out;
-}
-
 async function analyse(
   model: InferenceModel,
   screener: Screener,
@@ -144,7 +120,7 @@ async function analyse(
   const defenses = Object.fromEntries(
     await Promise.all(
       BASELINE_DEFENSES.map(
-        async (name) => [name, await defendedProbs(model, makeDefense(name), pixels, count)] as const,
+        async (name) => [name, await probabilitiesInBatches(model, pixels, count, makeDefense(name))] as const,
       ),
     ),
   ) as Record<(typeof BASELINE_DEFENSES)[number], Float32Array[]>;
