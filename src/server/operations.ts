@@ -27,10 +27,20 @@ import { attackQueueFull, attacksDisabled, badUserInput, ImageFailure } from './
 import { isFailed, ReadImage, RequestImages } from './requestImages';
 import type { ScreeningService } from './service';
 
-/** What every resolver gets: the process's service and this request's images. */
+/** Who sent a request: the API key's id and its scopes (undefined when no keys are configured). */
+export interface Principal {
+  readonly keyId: string;
+  readonly scopes: ReadonlySet<'screen' | 'attack' | 'admin'>;
+}
+
+/** What every resolver gets: the process's service, this request's images, who asked, and the request's id. */
 export interface ApiContext {
   readonly service: ScreeningService;
   readonly images: RequestImages;
+  /** The caller, once authenticated; undefined when the gateway has no keys configured. */
+  readonly principal: Principal | undefined;
+  /** The request's id: the client's `x-request-id` when it sent a sane one, else a new UUID; logged and audited. */
+  readonly requestId: string;
 }
 
 const ATTACK_DEFAULT_STEPS: Readonly<Record<AttackName, number>> = {

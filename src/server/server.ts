@@ -14,6 +14,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { unwrapResolverError } from '@apollo/server/errors';
 import express, { ErrorRequestHandler, RequestHandler } from 'express';
 import { GraphQLError, GraphQLFormattedError } from 'graphql';
+import { randomUUID } from 'crypto';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { buildApiSchema } from '../schema';
@@ -59,6 +60,13 @@ function csrfGuard(metrics: Metrics): RequestHandler {
     }
     next();
   };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The client's request id when it is a sane token (it is logged and audited), else a fresh UUID. */
+function requestIdOf(header: string | undefined): string {
+  return header && REQUEST_ID.test(header) ? header : randomUUID();
 }
 
 /** Express 5 leaves req.body unset when no parser ran (a GET); Apollo's middleware wants it present. */
@@ -168,7 +176,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       upload,
       express.json({ limit: config.maxBodyBytes }),
       bodyPresent,
-      expressMiddleware(apollo, { context: async () => ({ service: ready, images: new RequestImages(ready) }) }),
+      expressMiddleware(apollo, {
+        context: async ({ req, res }) => {
+          const requestId = requestIdOf(req.get('x-request-id'));
+          res.set('x-request-id', requestId);
+          return { service: ready, images: new RequestImages(ready), principal: undefined, requestId };
+        },
+      }),
     );
     graphql = router;
   } catch (err) {
