@@ -14,80 +14,39 @@
  * Options (environment): BENCH_SECONDS (per measurement, default 5), BENCH_IMAGES_PER_REQUEST
  * (default 1), ADVSIEVE_MODEL_DIR.
  */
-import { ChildProcess, spawn } from 'child_process';
-import * as fs from 'fs';
 import * as http from 'http';
-import * as path from 'path';
 import { calibrationPath, loadCalibration } from '../calibration/calibrationFile';
 import { Engine } from '../engine/engine';
 import { hashModelFiles, readMetadata } from '../engine/modelStore';
 import { decodeImage } from '../images/decode';
 import { Screener } from '../screening/screener';
-import { defaultModelDir, PACKAGE_ROOT } from '../util/paths';
+import { defaultModelDir } from '../util/paths';
+import {
+  closedLoop as closedLoopOf,
+  fixtureBytes,
+  histogram,
+  LoadFigures,
+  openLoop as openLoopOf,
+  round,
+  screenBodies,
+  startService,
+  stopService,
+} from './load';
 import { printTable } from './measure';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const PER_REQUEST = Number(process.env.BENCH_IMAGES_PER_REQUEST ?? 1);
 const WARMUP_SECONDS = 1;
 const CONCURRENCY = [1, 8, 64] as const;
-const FIXTURES = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'fashion');
-const QUERY =
-  'mutation($images: [ImageInput!]!) { screen(images: $images) { index prediction { classIndex confidence } ' +
-  'detection { adversarial score threshold } error { code } } }';
 
-interface LoadFigures {
-  imagesPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  errors: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-}
-
-/** Throughput and latency percentiles of the requests answered in `elapsed` seconds. */
-function figures(latencies: number[], errors: number, elapsed: number): LoadFigures {
-  latencies.sort((a, b) => a - b);
-  return {
-    imagesPerSec: (latencies.length * PER_REQUEST) / elapsed,
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-    requests: latencies.length,
-    errors,
-  };
-}
-
-function round(x: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-function fixtureBytes(): Buffer[] {
-  return fs
-    .readdirSync(FIXTURES)
-    .filter((f) => f.endsWith('.png'))
-    .sort()
-    .map((f) => fs.readFileSync(path.join(FIXTURES, f)));
-}
-
-/** Request bodies, each with PER_REQUEST distinct images, rotating through the fixtures. */
-function bodies(files: readonly Buffer[]): Buffer[] {
-  return files.map((_, start) =>
-    Buffer.from(
-      JSON.stringify({
-        query: QUERY,
-        variables: {
-          images: Array.from({ length: PER_REQUEST }, (_, j) => ({
-            base64: files[(start + j) % files.length].toString('base64'),
-          })),
-        },
-      }),
-    ),
-  );
-}
+const closedLoop = (port: number, bodies: readonly Buffer[], concurrency: number) =>
+  closedLoopOf(port, bodies, concurrency, {
+    seconds: SECONDS,
+    warmupSeconds: WARMUP_SECONDS,
+    imagesPerRequest: PER_REQUEST,
+  });
+const openLoop = (port: number, bodies: readonly Buffer[], requestsPerSec: number) =>
+  openLoopOf(port, bodies, requestsPerSec, { seconds: SECONDS, imagesPerRequest: PER_REQUEST });
 
 // ---- engine only ----
 
@@ -124,149 +83,6 @@ async function engineOnly(files: readonly Buffer[], callers: number): Promise<nu
   }
 }
 
-// ---- the service ----
-
-interface Service {
-  readonly port: number;
-  readonly proc: ChildProcess;
-}
-
-async function startService(env: Record<string, string>): Promise<Service> {
-  const proc = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'bin', 'advsieve.js'), 'serve'], {
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffered = '';
-    proc.stderr!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as { port?: number; url?: string; level?: number; msg?: string };
-        if (entry.port && entry.url) resolve(entry.port);
-        else if ((entry.level ?? 0) >= 50) process.stderr.write(`service: ${entry.msg}\n`);
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`service exited (${code}) before listening`)));
-  });
-  for (let i = 0; ; i++) {
-    const status = await get(port, '/health/ready').then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (status === 200) break;
-    if (i > 1200) throw new Error('service not ready after 60 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { port, proc };
-}
-
-async function stopService(s: Service): Promise<void> {
-  const exited = new Promise((r) => s.proc.once('exit', r));
-  s.proc.kill('SIGTERM');
-  await exited;
-}
-
-function get(port: number, p: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: p }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      })
-      .on('error', reject);
-  });
-}
-
-function post(agent: http.Agent, port: number, body: Buffer): Promise<{ ok: boolean; ms: number }> {
-  const start = performance.now();
-  return new Promise((resolve) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/graphql',
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': body.length },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () =>
-          resolve({ ok: res.statusCode === 200 && !text.includes('"errors"'), ms: performance.now() - start }),
-        );
-      },
-    );
-    req.on('error', () => resolve({ ok: false, ms: performance.now() - start }));
-    req.end(body);
-  });
-}
-
-/** Closed loop: `concurrency` clients, each sending its next request when the last is answered. */
-async function closedLoop(port: number, requestBodies: readonly Buffer[], concurrency: number): Promise<LoadFigures> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const latencies: number[] = [];
-  let errors = 0;
-  let measuring = false;
-  let stop = false;
-  const client = async (c: number) => {
-    for (let i = c; !stop; i += concurrency) {
-      const r = await post(agent, port, requestBodies[i % requestBodies.length]);
-      if (!measuring) continue;
-      if (r.ok) latencies.push(r.ms);
-      else errors++;
-    }
-  };
-  const running = Array.from({ length: concurrency }, (_, c) => client(c));
-  await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
-  measuring = true;
-  const start = performance.now();
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  measuring = false;
-  const elapsed = (performance.now() - start) / 1000;
-  stop = true;
-  await Promise.all(running);
-  agent.destroy();
-  return figures(latencies, errors, elapsed);
-}
-
-/** Open loop: requests sent at a fixed rate whatever the answers, for latency under a given load. */
-async function openLoop(port: number, requestBodies: readonly Buffer[], requestsPerSec: number): Promise<LoadFigures> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const latencies: number[] = [];
-  const pending: Promise<void>[] = [];
-  let errors = 0;
-  const start = performance.now();
-  for (let i = 0; performance.now() - start < SECONDS * 1000; i++) {
-    const due = start + (i * 1000) / requestsPerSec;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pending.push(
-      post(agent, port, requestBodies[i % requestBodies.length]).then((r) => {
-        if (r.ok) latencies.push(r.ms);
-        else errors++;
-      }),
-    );
-  }
-  const elapsed = (performance.now() - start) / 1000;
-  await Promise.all(pending);
-  agent.destroy();
-  return figures(latencies, errors, elapsed);
-}
-
-/** Sum and count of a histogram in the service's /metrics text. */
-async function histogram(port: number, name: string): Promise<{ sum: number; count: number }> {
-  const { text } = await get(port, '/metrics');
-  const value = (suffix: string) => Number(text.match(new RegExp(`^${name}_${suffix} (\\S+)$`, 'm'))?.[1] ?? 0);
-  return { sum: value('sum'), count: value('count') };
-}
-
 async function batchingSettings(
   port: number,
 ): Promise<{ maxDelayMs: number; maxBatch: number; workers: number; backend: string }> {
@@ -293,11 +109,12 @@ async function batchingSettings(
 
 const fmt = (f: LoadFigures) =>
   `${f.imagesPerSec.toFixed(0)} img/s, p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms` +
-  (f.errors ? `, ${f.errors} errors` : '');
+  (f.errors ? `, ${f.errors} errors` : '') +
+  (f.overloaded ? `, ${f.overloaded} overloaded` : '');
 
 async function main(): Promise<void> {
   const files = fixtureBytes();
-  const requestBodies = bodies(files);
+  const requestBodies = screenBodies(files, PER_REQUEST);
   const rows: [string, string][] = [];
 
   const engine = await engineOnly(files, 64);
@@ -363,7 +180,12 @@ async function main(): Promise<void> {
       batchComputeMs: round(computeMs, 2),
       boundMs: round(bound),
     },
-    errors: Object.values(service).reduce((a, f) => a + f.errors, 0) + batchingOff.errors + halfLoad.errors,
+    errors:
+      Object.values(service).reduce((a, f) => a + f.errors + f.overloaded, 0) +
+      batchingOff.errors +
+      batchingOff.overloaded +
+      halfLoad.errors +
+      halfLoad.overloaded,
   };
   rows.push(['service ÷ engine only at 64 (goal ≥ 0.8)', summary.serviceOverEngine64.toFixed(2)]);
   rows.push(['batching on ÷ off at 64 (goal ≥ 5)', summary.batchingSpeedup64.toFixed(2)]);
