@@ -82,11 +82,17 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 /** Chunks that change nothing the policy does (no palette, transparency, colour profile, gamma or EXIF). */
 const PLAIN_PNG_CHUNKS = new Set(['IHDR', 'IDAT', 'IEND', 'tEXt', 'zTXt', 'iTXt', 'tIME', 'pHYs']);
 
-/** A PNG the fast path can take: 8-bit grey (1-channel model) or RGB (3-channel), H×W, not interlaced, plain chunks. */
+/**
+ * A PNG the fast path can take: 8-bit grey or RGB, H×W, not interlaced, plain chunks; for a
+ * 3-channel model only RGB. An RGB file for a grey model is a candidate too: many tools save grey
+ * pictures as RGB, and where every pixel has R = G = B sharp's greyscale gives exactly that value
+ * (checked for all 256 levels in test/images); other RGB files leave the fast path.
+ */
 function plainPng(bytes: Buffer, width: number, height: number, channels: number): boolean {
   if (bytes.length < 33 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return false;
   if (bytes.readUInt32BE(16) !== width || bytes.readUInt32BE(20) !== height || bytes[24] !== 8) return false;
-  if (bytes[25] !== (channels === 1 ? 0 : 2)) return false;
+  const colourType = bytes[25];
+  if (!(colourType === 2 || (colourType === 0 && channels === 1))) return false;
   // Not interlaced: pngjs bounds inflation to the image's size only for non-interlaced images (bombs).
   if (bytes[28] !== 0) return false;
   for (let offset = 8; offset + 8 <= bytes.length;) {
@@ -107,6 +113,9 @@ function decodePlainPng(bytes: Buffer, width: number, height: number, channels: 
   }
   const pixels = new Float32Array(width * height * channels);
   for (let i = 0; i < width * height; i++) {
+    const r = rgba[i * 4];
+    // A colour pixel for a grey model: sharp's greyscale conversion decides, not this path.
+    if (channels === 1 && (rgba[i * 4 + 1] !== r || rgba[i * 4 + 2] !== r)) return undefined;
     for (let c = 0; c < channels; c++) pixels[i * channels + c] = rgba[i * 4 + c] / 255;
   }
   return { pixels, format: 'png', originalWidth: width, originalHeight: height };

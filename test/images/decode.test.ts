@@ -1,5 +1,6 @@
 /** The image policy of src/images/decode.ts, on images made here with sharp. */
 import * as fs from 'fs';
+import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { decodeImage, ImageDecodeError } from '../../src/images/decode';
 import { fixtureLabels } from '../helpers/fixtures';
@@ -168,6 +169,28 @@ test('the fast path for plain model-sized PNGs gives exactly what sharp gives', 
   const a = await decodeImage(interlaced, GREY);
   const b = await decodeImage(fs.readFileSync(fixtureLabels()[0].file), GREY);
   expect(Array.from(a.pixels)).toEqual(Array.from(b.pixels));
+});
+
+test('RGB PNGs for a grey model: R = G = B takes the fast path with sharp’s values at all 256 levels; colour falls back', async () => {
+  const read = jest.spyOn(PNG.sync, 'read');
+  const levels = Buffer.alloc(28 * 28 * 3);
+  for (let i = 0; i < 28 * 28; i++) levels.fill(i % 256, i * 3, i * 3 + 3);
+  const grey = await sharp(levels, { raw: { width: 28, height: 28, channels: 3 } })
+    .png()
+    .toBuffer();
+  const fast = await decodeImage(grey, GREY);
+  expect(read).toHaveBeenCalledTimes(1);
+  expect(Array.from(fast.pixels)).toEqual(Array.from((await decodeImage(grey, GREY, { fastPath: false })).pixels));
+  const colour = Buffer.from(levels);
+  colour[3 * 100] ^= 0x40; // one pixel with R ≠ G
+  const png = await sharp(colour, { raw: { width: 28, height: 28, channels: 3 } })
+    .png()
+    .toBuffer();
+  const a = await decodeImage(png, GREY);
+  const b = await decodeImage(png, GREY, { fastPath: false });
+  expect(Array.from(a.pixels)).toEqual(Array.from(b.pixels));
+  expect(read).toHaveBeenCalledTimes(2); // tried, then left to sharp
+  read.mockRestore();
 });
 
 test('a model-sized PNG with a damaged chunk still gets CORRUPT_IMAGE (the fast path falls back)', async () => {
