@@ -4,6 +4,7 @@ import { registerAttack } from './commands/attack';
 import { registerCalibrate } from './commands/calibrate';
 import { registerClassify } from './commands/classify';
 import { registerEvaluate } from './commands/evaluate';
+import { registerKeys } from './commands/keys';
 import { registerScreen } from './commands/screen';
 import { registerServe } from './commands/serve';
 import { registerTrain } from './commands/train';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerScreen(program);
   registerEvaluate(program);
   registerServe(program);
+  registerKeys(program);
   return program;
 }
 

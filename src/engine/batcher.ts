@@ -7,6 +7,10 @@
  *
  * It keeps DataLoader's contract: one result per item, in the order given; an Error in one slot of
  * a batch's results fails only that item; a batch whose run throws fails only its own items.
+ *
+ * Items may carry a deadline (a `performance.now()` time): an item still waiting when its deadline
+ * passes is dropped before its batch leaves and fails with DeadlineExceededError. Its caller has
+ * given up on it already, and computing it would only delay the items behind it.
  */
 
 /** Refused at admission: the queue is full. Maps to GraphQL's OVERLOADED / HTTP 503. */
@@ -20,6 +24,20 @@ export class OverloadError extends Error {
     super(`engine queue full (${queueDepth} of ${maxQueue} waiting); retry after ${retryAfterMs} ms`);
     this.name = 'OverloadError';
   }
+}
+
+/** The item's deadline passed while it waited; it was not computed. Maps to DEADLINE_EXCEEDED / HTTP 504. */
+export class DeadlineExceededError extends Error {
+  readonly code = 'DEADLINE_EXCEEDED';
+  constructor(readonly waitedMs: number) {
+    super(`the deadline passed after ${Math.round(waitedMs)} ms in the engine queue; the image was not computed`);
+    this.name = 'DeadlineExceededError';
+  }
+}
+
+export interface SubmitOptions {
+  /** `performance.now()` time after which a still-waiting item is dropped; default: none. */
+  readonly deadline?: number;
 }
 
 export class BatcherClosedError extends Error {
@@ -57,6 +75,8 @@ export interface BatcherStats {
   readonly items: number;
   readonly failedBatches: number;
   readonly rejected: number;
+  /** Items dropped unrun because their deadline passed while they waited. */
+  readonly expired: number;
   readonly queueDepth: number;
   readonly inFlight: number;
   /** Batch size → number of batches of that size. */
@@ -66,6 +86,7 @@ export interface BatcherStats {
 interface Waiting<I, O> {
   readonly item: I;
   readonly enqueuedAt: number;
+  readonly deadline: number;
   readonly resolve: (o: O) => void;
   readonly reject: (e: Error) => void;
 }
@@ -86,7 +107,7 @@ export class DynamicBatcher<I, O> {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
-  private readonly counters = { batches: 0, items: 0, failedBatches: 0, rejected: 0 };
+  private readonly counters = { batches: 0, items: 0, failedBatches: 0, rejected: 0, expired: 0 };
   private readonly sizes: Record<number, number> = {};
   /** Recent compute times, for the retry hint of an OverloadError. */
   private meanComputeMs = 0;
@@ -99,25 +120,28 @@ export class DynamicBatcher<I, O> {
    * Enqueues all `items` or none: throws OverloadError (synchronously) when they do not fit in the
    * queue, so that one request is admitted or refused whole. Returns one promise per item.
    */
-  submitAll(items: readonly I[]): Promise<O>[] {
+  submitAll(items: readonly I[], options: SubmitOptions = {}): Promise<O>[] {
     if (this.closed) throw new BatcherClosedError();
+    // Expired items hold places only until the next batch leaves; free them before refusing anyone.
+    if (this.queue.length + items.length > this.opts.maxQueue) this.dropExpired(performance.now());
     if (this.queue.length + items.length > this.opts.maxQueue) {
       this.counters.rejected += items.length;
       throw new OverloadError(this.queue.length, this.opts.maxQueue, this.retryAfterMs());
     }
     const now = performance.now();
+    const deadline = options.deadline ?? Infinity;
     const promises = items.map(
       (item) =>
         new Promise<O>((resolve, reject) => {
-          this.queue.push({ item, enqueuedAt: now, resolve, reject });
+          this.queue.push({ item, enqueuedAt: now, deadline, resolve, reject });
         }),
     );
     this.pump();
     return promises;
   }
 
-  submit(item: I): Promise<O> {
-    return this.submitAll([item])[0];
+  submit(item: I, options?: SubmitOptions): Promise<O> {
+    return this.submitAll([item], options)[0];
   }
 
   stats(): BatcherStats {
@@ -149,15 +173,54 @@ export class DynamicBatcher<I, O> {
       this.timer = undefined;
     }
     while (this.inFlight < this.opts.concurrency && this.queue.length > 0) {
-      const waited = performance.now() - this.queue[0].enqueuedAt;
+      const now = performance.now();
+      this.dropExpiredHead(now);
+      if (this.queue.length === 0) break;
+      const waited = now - this.queue[0].enqueuedAt;
       if (this.queue.length >= this.opts.maxBatch || waited >= this.opts.maxDelayMs || this.closed) {
-        void this.dispatch(this.queue.splice(0, this.opts.maxBatch));
+        const batch = this.takeBatch(now);
+        if (batch.length > 0) void this.dispatch(batch);
       } else {
         this.timer = setTimeout(() => this.pump(), Math.max(0, this.opts.maxDelayMs - waited));
         return;
       }
     }
     if (this.queue.length === 0 && this.inFlight === 0) this.idleWaiters.splice(0).forEach((f) => f());
+  }
+
+  private expire(w: Waiting<I, O>, now: number): void {
+    this.counters.expired++;
+    w.reject(new DeadlineExceededError(now - w.enqueuedAt));
+  }
+
+  /** Fails, unrun, every waiting item whose deadline has passed (a full queue's last resort: O(queue)). */
+  private dropExpired(now: number): void {
+    let kept = 0;
+    for (const w of this.queue) {
+      if (w.deadline > now) this.queue[kept++] = w;
+      else this.expire(w, now);
+    }
+    this.queue.length = kept;
+  }
+
+  /** Drops expired items at the head, so that the delay is timed from the oldest live item. */
+  private dropExpiredHead(now: number): void {
+    let n = 0;
+    while (n < this.queue.length && this.queue[n].deadline <= now) this.expire(this.queue[n++], now);
+    if (n > 0) this.queue.splice(0, n);
+  }
+
+  /** Up to maxBatch live items from the head; expired ones met on the way are dropped, not sent. */
+  private takeBatch(now: number): Waiting<I, O>[] {
+    const batch: Waiting<I, O>[] = [];
+    let i = 0;
+    for (; i < this.queue.length && batch.length < this.opts.maxBatch; i++) {
+      const w = this.queue[i];
+      if (w.deadline <= now) this.expire(w, now);
+      else batch.push(w);
+    }
+    this.queue.splice(0, i);
+    return batch;
   }
 
   private async dispatch(batch: Waiting<I, O>[]): Promise<void> {

@@ -2,11 +2,15 @@
  * The batched inference engine: a shared dynamic batcher in front of a pool of inference workers.
  * Every caller (CLI, GraphQL resolvers, benchmarks) submits single images; the batcher merges them
  * into batches across callers, and each batch runs on an idle worker.
+ *
+ * A batch whose worker dies under it is run once more, on another worker or the dead one's
+ * replacement: a crash is usually the worker's (memory, a native fault), not the images'. If the
+ * second run dies too, the batch's images fail (INFERENCE_FAILED each) and nothing else does.
  */
-import { BatcherStats, BatchInfo, DynamicBatcher } from './batcher';
+import { BatcherStats, BatchInfo, DynamicBatcher, SubmitOptions } from './batcher';
 import { BatchExtras, ImageOutput, splitBatch } from './model';
 import { ModelMetadata, readMetadata } from './modelStore';
-import { InferencePool } from './pool';
+import { InferencePool, WorkerCrashedError } from './pool';
 import { logger } from '../util/logger';
 
 export interface EngineOptions {
@@ -23,6 +27,7 @@ export interface EngineOptions {
   readonly activationLayers?: readonly string[];
   /** Computed with every batch (the screening features: high-frequency shares, low-pass probabilities). */
   readonly extras?: BatchExtras;
+  /** Lets tests kill workers (crashNextBatch, src/engine/faultInjection.ts); never in production. */
   readonly faultInjection?: boolean;
   readonly onBatch?: (info: BatchInfo) => void;
 }
@@ -39,12 +44,20 @@ export const BATCHING_DEFAULTS = {
   gpu: { maxBatch: 512, maxDelayMs: 10, maxQueue: 4096 },
 } as const;
 
+export interface EngineStats extends BatcherStats {
+  /** Batches run a second time because their worker died under them. */
+  readonly retriedBatches: number;
+  /** Workers started to replace dead ones. */
+  readonly replacedWorkers: number;
+}
+
 export class Engine {
   private constructor(
     readonly pool: InferencePool,
     private readonly batcher: DynamicBatcher<Float32Array, ImageOutput>,
     readonly metadata: ModelMetadata,
     private readonly settings: { maxBatch: number; maxDelayMs: number; maxQueue: number },
+    private readonly retries: { count: number },
   ) {}
 
   /** Values per image: height × width × channels. */
@@ -70,15 +83,30 @@ export class Engine {
       maxDelayMs: opts.maxDelayMs ?? defaults.maxDelayMs,
       maxQueue: opts.maxQueue ?? defaults.maxQueue,
     };
+    const retries = { count: 0 };
+    // The pixels are packed afresh for each run: the first run's buffer went to the dead worker.
+    const runOnce = async (images: Float32Array[], attempt: number) => {
+      const size = images[0].length;
+      const pixels = new Float32Array(images.length * size);
+      images.forEach((img, i) => pixels.set(img, i * size));
+      return splitBatch(await pool.run(pixels, images.length, attempt));
+    };
     const batcher = new DynamicBatcher<Float32Array, ImageOutput>({
       ...settings,
       concurrency: pool.size,
       onBatch: opts.onBatch,
       run: async (images) => {
-        const size = images[0].length;
-        const pixels = new Float32Array(images.length * size);
-        images.forEach((img, i) => pixels.set(img, i * size));
-        return splitBatch(await pool.run(pixels, images.length));
+        try {
+          return await runOnce(images, 1);
+        } catch (err) {
+          if (!(err instanceof WorkerCrashedError)) throw err;
+          retries.count++;
+          logger.warn(
+            { err: err.message, images: images.length },
+            'inference worker died mid-batch; running the batch again',
+          );
+          return runOnce(images, 2);
+        }
       },
     });
     logger.info(
@@ -93,22 +121,25 @@ export class Engine {
       `engine ready: ${pool.size} × ${pool.backend}${a ? ` on ${a.vendor} ${a.device}${a.software ? ' (software)' : ''}` : ''}, ` +
         `batches of ≤ ${settings.maxBatch} after ≤ ${settings.maxDelayMs} ms`,
     );
-    return new Engine(pool, batcher, metadata, settings);
+    return new Engine(pool, batcher, metadata, settings, retries);
   }
 
-  /** Classifies images (each H×W×C values in [0, 1]); one promise per image. Throws OverloadError when full. */
-  infer(images: readonly Float32Array[]): Promise<ImageOutput>[] {
+  /**
+   * Classifies images (each H×W×C values in [0, 1]); one promise per image. Throws OverloadError
+   * when full; an image still queued at `options.deadline` rejects with DeadlineExceededError.
+   */
+  infer(images: readonly Float32Array[], options?: SubmitOptions): Promise<ImageOutput>[] {
     const bad = images.findIndex((img) => img.length !== this.imageSize);
     if (bad >= 0) {
       throw new RangeError(
         `image ${bad} has ${images[bad].length} values; the model takes ${this.metadata.inputShape.join('×')} = ${this.imageSize}`,
       );
     }
-    return this.batcher.submitAll(images);
+    return this.batcher.submitAll(images, options);
   }
 
-  stats(): BatcherStats {
-    return this.batcher.stats();
+  stats(): EngineStats {
+    return { ...this.batcher.stats(), retriedBatches: this.retries.count, replacedWorkers: this.pool.replacedWorkers };
   }
 
   /** The batching settings in force (after per-backend defaults). */

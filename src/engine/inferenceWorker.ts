@@ -1,11 +1,14 @@
 /**
  * Worker-thread entry of the inference pool: its own backend and model, one batch at a time.
  * Requests: {type:'run', id, pixels, count} → {type:'result', id, output}; {type:'memory'} →
- * live tensor count (leak tests); {type:'crash'} exits at once (fault-injection tests only).
+ * live tensor count (leak tests); {type:'crash'} exits at once (fault-injection tests only), as does
+ * a batch holding one of the fault patterns (./faultInjection). Ready and result replies carry
+ * tf.memory()'s tensor count and bytes (cheap counters), for the pool's tensorStats().
  */
 import * as tf from '@tensorflow/tfjs';
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend } from './backends';
+import { faultIn } from './faultInjection';
 import { InferenceModel } from './model';
 import type { InferenceWorkerData, WorkerReply, WorkerRequest } from './pool';
 
@@ -30,6 +33,10 @@ async function main(): Promise<void> {
       port.postMessage({ type: 'memory', id: msg.id, numTensors: tf.memory().numTensors } satisfies WorkerReply);
       return;
     }
+    if (data.faultInjection) {
+      const fault = faultIn(msg.pixels, msg.count, model.imageSize);
+      if (fault === 'crashAlways' || (fault === 'crashOnce' && msg.attempt === 1)) process.exit(70);
+    }
     try {
       const output = await model.runBatch(msg.pixels, msg.count, data.extras);
       // Reads are copies out of the backend, safe to transfer; a tensor read twice may share a buffer.
@@ -43,7 +50,9 @@ async function main(): Promise<void> {
           output.lowPassPixels,
         ].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : [])),
       );
-      port.postMessage({ type: 'result', id: msg.id, output } satisfies WorkerReply, [...buffers]);
+      port.postMessage({ type: 'result', id: msg.id, output, tensors: tensorStats() } satisfies WorkerReply, [
+        ...buffers,
+      ]);
     } catch (err) {
       port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerReply);
     }
@@ -54,7 +63,13 @@ async function main(): Promise<void> {
     gpu: backend.gpu,
     adapter: backend.adapter,
     sha256: model.stored.sha256,
+    tensors: tensorStats(),
   } satisfies WorkerReply);
+}
+
+function tensorStats(): { numTensors: number; numBytes: number } {
+  const m = tf.memory();
+  return { numTensors: m.numTensors, numBytes: m.numBytes };
 }
 
 main().catch((err) => {

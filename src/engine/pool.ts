@@ -1,7 +1,9 @@
 /**
  * A pool of inference workers (worker_threads), one per core by default: each has its own tfjs
  * backend and model, since a tfjs-wasm instance runs on one thread. A batch goes to an idle worker;
- * a worker that dies mid-batch fails that batch alone and is replaced.
+ * a worker that dies mid-batch fails that batch alone (WorkerCrashedError; the engine runs it once
+ * more) and is replaced. A worker reports its live tensor count and bytes with every result, so the
+ * pool can report them (metrics, the soak benchmark) without asking a busy worker.
  */
 import * as os from 'os';
 import { Worker } from 'worker_threads';
@@ -20,11 +22,19 @@ export interface InferenceWorkerData {
 }
 
 export type WorkerRequest =
-  { type: 'run'; id: number; pixels: Float32Array; count: number } | { type: 'memory'; id: number } | { type: 'crash' };
+  | { type: 'run'; id: number; pixels: Float32Array; count: number; attempt: number }
+  | { type: 'memory'; id: number }
+  | { type: 'crash' };
+
+/** A worker's live tfjs tensors (tf.memory()) after its last batch. */
+export interface TensorStats {
+  readonly numTensors: number;
+  readonly numBytes: number;
+}
 
 export type WorkerReply =
-  | { type: 'ready'; backend: string; gpu: boolean; adapter?: AdapterDescription; sha256: string }
-  | { type: 'result'; id: number; output: BatchOutput }
+  | { type: 'ready'; backend: string; gpu: boolean; adapter?: AdapterDescription; sha256: string; tensors: TensorStats }
+  | { type: 'result'; id: number; output: BatchOutput; tensors: TensorStats }
   | { type: 'memory'; id: number; numTensors: number }
   | { type: 'error'; id: number; message: string }
   | { type: 'fatal'; message: string };
@@ -62,6 +72,7 @@ class PoolWorker {
   gpu = false;
   adapter: AdapterDescription | undefined;
   sha256 = '';
+  tensors: TensorStats = { numTensors: 0, numBytes: 0 };
 
   constructor(
     data: InferenceWorkerData,
@@ -84,8 +95,9 @@ export class InferencePool {
   private replacements = 0;
   private readonly data: InferenceWorkerData;
   private readonly readyWaiters = new Map<PoolWorker, { resolve: () => void; reject: (e: Error) => void }>();
-  private readonly memoryWaiters = new Map<number, (n: number) => void>();
-  private crashPending = false;
+  /** Pending liveTensors() answers, by request id, with the worker asked. */
+  private readonly memoryWaiters = new Map<number, { worker: PoolWorker; resolve: (n: number) => void }>();
+  private crashesPending = 0;
 
   private constructor(opts: PoolOptions) {
     this.data = {
@@ -147,13 +159,16 @@ export class InferencePool {
     return this.replacements;
   }
 
-  async run(pixels: Float32Array, count: number): Promise<BatchOutput> {
-    const reply = await this.submit({ type: 'run', id: this.nextId++, pixels, count }, [pixels.buffer as ArrayBuffer]);
+  /** Runs one batch on an idle worker; `attempt` is 2 for the engine's rerun after a crash. */
+  async run(pixels: Float32Array, count: number, attempt = 1): Promise<BatchOutput> {
+    const reply = await this.submit({ type: 'run', id: this.nextId++, pixels, count, attempt }, [
+      pixels.buffer as ArrayBuffer,
+    ]);
     if (reply.type !== 'result') throw new Error(`unexpected worker reply ${reply.type}`);
     return reply.output;
   }
 
-  /** Live tensor count of every worker (leak tests). */
+  /** Live tensor count of every worker (leak tests); NaN for a worker that dies before it answers. */
   async liveTensors(): Promise<number[]> {
     // Asked of each worker directly (not through the job queue, which picks any idle worker); a busy
     // worker answers after its batch, since a worker handles its messages in order.
@@ -162,17 +177,30 @@ export class InferencePool {
         (w) =>
           new Promise<number>((resolve) => {
             const id = this.nextId++;
-            this.memoryWaiters.set(id, resolve);
+            this.memoryWaiters.set(id, { worker: w, resolve });
             w.worker.postMessage({ type: 'memory', id } satisfies WorkerRequest);
           }),
       ),
     );
   }
 
-  /** Fault injection (tests): the next worker to take a job dies while holding it. */
-  crashNextBatch(): void {
+  /** Live tensors summed over the ready workers, as each reported with its last batch. */
+  tensorStats(): TensorStats {
+    return this.workers
+      .filter((w) => w.ready)
+      .reduce(
+        (sum, w) => ({
+          numTensors: sum.numTensors + w.tensors.numTensors,
+          numBytes: sum.numBytes + w.tensors.numBytes,
+        }),
+        { numTensors: 0, numBytes: 0 },
+      );
+  }
+
+  /** Fault injection (tests): each of the next `n` workers to take a batch dies while holding it. */
+  crashNextBatch(n = 1): void {
     if (!this.data.faultInjection) throw new Error('fault injection is disabled for this pool');
-    this.crashPending = true;
+    this.crashesPending += n;
   }
 
   async close(): Promise<void> {
@@ -196,8 +224,8 @@ export class InferencePool {
       const w = this.idle.shift()!;
       const job = this.waiting.shift()!;
       w.job = job;
-      if (this.crashPending && job.request.type === 'run') {
-        this.crashPending = false;
+      if (this.crashesPending > 0 && job.request.type === 'run') {
+        this.crashesPending--;
         w.worker.postMessage({ type: 'crash' } satisfies WorkerRequest);
       }
       w.worker.postMessage(job.request, job.transfer);
@@ -221,6 +249,7 @@ export class InferencePool {
       w.gpu = reply.gpu;
       w.adapter = reply.adapter;
       w.sha256 = reply.sha256;
+      w.tensors = reply.tensors;
       this.readyWaiters.get(w)?.resolve();
       this.readyWaiters.delete(w);
       this.idle.push(w);
@@ -235,10 +264,11 @@ export class InferencePool {
       return;
     }
     if (reply.type === 'memory') {
-      this.memoryWaiters.get(reply.id)?.(reply.numTensors);
+      this.memoryWaiters.get(reply.id)?.resolve(reply.numTensors);
       this.memoryWaiters.delete(reply.id);
       return;
     }
+    if (reply.type === 'result') w.tensors = reply.tensors;
     const job = w.job;
     w.job = undefined;
     if (job) {
@@ -263,6 +293,11 @@ export class InferencePool {
     }
     if (w.job) w.job.reject(new WorkerCrashedError(detail));
     w.job = undefined;
+    for (const [id, waiter] of this.memoryWaiters) {
+      if (waiter.worker !== w) continue;
+      this.memoryWaiters.delete(id);
+      waiter.resolve(NaN);
+    }
     // A worker that never became ready (its model failed to load) is not replaced: the replacement
     // would fail the same way, in a loop.
     if (this.closing || !w.ready) return;

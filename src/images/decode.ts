@@ -9,6 +9,9 @@
  *      black ('contain'); images already H×W are left untouched;
  *   5. values: divided by 255 (8-bit) or 65535 (16-bit images keep their precision) into [0, 1].
  * A pixel limit is checked from the header before any pixel is decoded (decompression bombs).
+ * Only bytes that start like one of the accepted formats reach libvips at all: SVG, PDF, HEIF and
+ * the rest of its loaders are never parsed (no external entities, no fetches, less attack surface).
+ * A file that starts like an accepted format but whose header cannot be read is CORRUPT_IMAGE.
  *
  * Fast path: a plain 8-bit PNG already at the model's size and colour type, with no chunk that
  * the policy would act on, needs none of the steps; pngjs decodes it in ~0.05 ms against ~1 ms for
@@ -16,6 +19,7 @@
  * result is identical (tested); anything else, or a PNG pngjs refuses, takes the sharp path.
  */
 import { PNG } from 'pngjs';
+import * as zlib from 'zlib';
 import sharp, { Metadata, OutputInfo } from 'sharp';
 
 export type ImageErrorCode = 'UNSUPPORTED_FORMAT' | 'CORRUPT_IMAGE' | 'IMAGE_TOO_LARGE' | 'EMPTY_IMAGE';
@@ -50,17 +54,70 @@ export interface DecodedImage {
   readonly originalHeight: number;
 }
 
+/** The accepted format the bytes start like (magic numbers), if any. */
+export function sniffFormat(bytes: Buffer): (typeof SUPPORTED_FORMATS)[number] | undefined {
+  const starts = (magic: string, at = 0) =>
+    bytes.length >= at + magic.length && bytes.toString('latin1', at, at + magic.length) === magic;
+  if (starts('\x89PNG\r\n\x1a\n')) return 'png';
+  if (starts('\xff\xd8\xff')) return 'jpeg';
+  if (starts('GIF87a') || starts('GIF89a')) return 'gif';
+  if (starts('RIFF') && starts('WEBP', 8)) return 'webp';
+  if (starts('II*\0') || starts('MM\0*') || starts('II+\0') || starts('MM\0+')) return 'tiff';
+  return undefined;
+}
+
+function tooLarge(width: number, height: number, maxPixels: number): ImageDecodeError {
+  return new ImageDecodeError(
+    'IMAGE_TOO_LARGE',
+    `${width}×${height} = ${BigInt(width) * BigInt(height)} pixels exceeds the limit of ${maxPixels}`,
+  );
+}
+
+/** A PNG's declared size: IHDR comes first, at fixed offsets. */
+function pngSize(bytes: Buffer): { width: number; height: number } | undefined {
+  if (bytes.length < 24 || bytes.toString('latin1', 12, 16) !== 'IHDR') return undefined;
+  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
+}
+
+/** A JPEG's declared size: the first start-of-frame marker's, found by walking the marker segments. */
+function jpegSize(bytes: Buffer): { width: number; height: number } | undefined {
+  for (let i = 2; i + 9 <= bytes.length && bytes[i] === 0xff;) {
+    const marker = bytes[i + 1];
+    if (marker === 0xff) {
+      i++; // fill byte
+      continue;
+    }
+    // SOF0…SOF15, except DHT (C4), JPG (C8) and DAC (CC), which share the range.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc)
+      return { height: bytes.readUInt16BE(i + 5), width: bytes.readUInt16BE(i + 7) };
+    if (marker === 0xda) return undefined; // start of scan: no frame header before it
+    i += 2 + bytes.readUInt16BE(i + 2);
+  }
+  return undefined;
+}
+
 /** Reads the header only: format and size, checked before any pixel is decoded. */
 async function probe(bytes: Buffer, maxPixels: number): Promise<Metadata & { format: string }> {
   if (bytes.length === 0) throw new ImageDecodeError('EMPTY_IMAGE', 'the image is empty (0 bytes)');
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes).metadata();
-  } catch (err) {
+  const sniffed = sniffFormat(bytes);
+  if (!sniffed) {
     throw new ImageDecodeError(
       'UNSUPPORTED_FORMAT',
-      `not a supported raster image (${SUPPORTED_FORMATS.join(', ')}): ${(err as Error).message}`,
+      `not a supported raster image: the bytes start like none of ${SUPPORTED_FORMATS.join(', ')}`,
     );
+  }
+  // libpng and libjpeg refuse sizes beyond their own limits (a header declaring billions of pixels)
+  // with errors that do not say so: read those two formats' declared size here first.
+  const declared = sniffed === 'png' ? pngSize(bytes) : sniffed === 'jpeg' ? jpegSize(bytes) : undefined;
+  if (declared && declared.width * declared.height > maxPixels)
+    throw tooLarge(declared.width, declared.height, maxPixels);
+  let meta: Metadata;
+  try {
+    // No pixel limit for the header alone (sharp's default would refuse a large image with an error
+    // that does not say so); ours is checked below, and again by the decoding pipeline.
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new ImageDecodeError('CORRUPT_IMAGE', `the ${sniffed} header could not be read: ${(err as Error).message}`);
   }
   if (!meta.format || !(SUPPORTED_FORMATS as readonly string[]).includes(meta.format)) {
     throw new ImageDecodeError(
@@ -68,13 +125,7 @@ async function probe(bytes: Buffer, maxPixels: number): Promise<Metadata & { for
       `format '${meta.format ?? 'unknown'}' is not accepted; send ${SUPPORTED_FORMATS.join(', ')}`,
     );
   }
-  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
-  if (pixels > maxPixels) {
-    throw new ImageDecodeError(
-      'IMAGE_TOO_LARGE',
-      `${meta.width}×${meta.height} = ${pixels} pixels exceeds the limit of ${maxPixels}`,
-    );
-  }
+  if ((meta.width ?? 0) * (meta.height ?? 0) > maxPixels) throw tooLarge(meta.width ?? 0, meta.height ?? 0, maxPixels);
   return meta as Metadata & { format: string };
 }
 
@@ -104,7 +155,31 @@ function plainPng(bytes: Buffer, width: number, height: number, channels: number
   return false;
 }
 
+/**
+ * Whether the IDAT stream inflates to exactly the rows a width×height 8-bit image of this colour
+ * type needs. pngjs does not check this: on a stream that ends early it unfilters rows from
+ * uninitialised memory (Buffer.allocUnsafe), so a damaged file would decode to whatever bytes the
+ * process held before (other requests' data) instead of failing. Found by test/api/fuzz.test.ts.
+ */
+function completeImageData(bytes: Buffer, width: number, height: number): boolean {
+  const expected = height * (1 + width * (bytes[25] === 2 ? 3 : 1));
+  const idat: Buffer[] = [];
+  for (let offset = 8; offset + 12 <= bytes.length;) {
+    const length = bytes.readUInt32BE(offset);
+    if (bytes.toString('latin1', offset + 4, offset + 8) === 'IDAT') {
+      idat.push(bytes.subarray(offset + 8, offset + 8 + length));
+    }
+    offset += 12 + length;
+  }
+  try {
+    return zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: expected }).length === expected;
+  } catch {
+    return false; // not zlib, truncated, or longer than the image
+  }
+}
+
 function decodePlainPng(bytes: Buffer, width: number, height: number, channels: number): DecodedImage | undefined {
+  if (!completeImageData(bytes, width, height)) return undefined; // sharp's path names the damage
   let rgba: Buffer;
   try {
     rgba = PNG.sync.read(bytes).data; // always RGBA, 8 bits

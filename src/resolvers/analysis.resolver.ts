@@ -1,4 +1,4 @@
-import { Arg, Ctx, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, Query, Resolver } from 'type-graphql';
 import { ImageInput } from '../schema/image.input';
 import { SpectrumResult } from '../schema/spectrum.type';
 import { TrajectoryResult } from '../schema/trajectory.type';
@@ -6,6 +6,7 @@ import { ApiContext, spectrum, trajectory } from '../server/operations';
 
 @Resolver()
 export class AnalysisResolver {
+  @Authorized('screen')
   @Query(() => SpectrumResult, {
     description: 'The image’s power spectrum: radial energy profile, high-frequency share and a log-magnitude PNG.',
   })
@@ -13,6 +14,7 @@ export class AnalysisResolver {
     return spectrum(ctx, image);
   }
 
+  @Authorized('screen')
   @Query(() => TrajectoryResult, {
     description: 'Per layer, the distance of the image’s activations to every class expectation.',
   })

@@ -1,4 +1,4 @@
-import { Arg, Ctx, Float, Int, Mutation, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, Float, Int, Mutation, Resolver } from 'type-graphql';
 import type { AttackName } from '../attacks/attack';
 import { AttackMethod } from '../schema/attack-method.enum';
 import { AttackResult } from '../schema/attack-result.type';
@@ -7,6 +7,7 @@ import { ApiContext, attack } from '../server/operations';
 
 @Resolver()
 export class AttackResolver {
+  @Authorized('attack')
   @Mutation(() => AttackResult, {
     description:
       'Red-teaming: an adversarial version of the image and whether the detectors catch it. Off when NODE_ENV=production or ADVSIEVE_ATTACKS=0 (ATTACKS_DISABLED); one attack runs at a time.',

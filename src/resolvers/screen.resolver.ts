@@ -1,4 +1,4 @@
-import { Arg, Ctx, Float, Int, Mutation, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, Float, Int, Mutation, Resolver } from 'type-graphql';
 import { ClassifyResult } from '../schema/classify-result.type';
 import { DefendResult } from '../schema/defend-result.type';
 import { ImageInput } from '../schema/image.input';
@@ -8,6 +8,7 @@ import { ApiContext, classify, defend, screen } from '../server/operations';
 
 @Resolver()
 export class ScreenResolver {
+  @Authorized('screen')
   @Mutation(() => [ClassifyResult], { description: 'The model’s prediction for each image, in order.' })
   classify(
     @Arg('images', () => [ImageInput]) images: ImageInput[],
@@ -17,6 +18,7 @@ export class ScreenResolver {
     return classify(ctx, images, top);
   }
 
+  @Authorized('screen')
   @Mutation(() => [ScreenResult], {
     description:
       'Each image’s prediction and whether it looks adversarial, with every detector’s score and threshold; one result per image, in order. An image that cannot be read gets its own `error`; the others are screened.',
@@ -29,6 +31,7 @@ export class ScreenResolver {
     return screen(ctx, images, options);
   }
 
+  @Authorized('screen')
   @Mutation(() => [DefendResult], {
     description: 'The low-pass defense: each image filtered, classified again, and returned (base64 PNG).',
   })

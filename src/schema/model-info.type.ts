@@ -157,6 +157,21 @@ export class EngineStats {
   @Field(() => Int)
   inFlight!: number;
 
+  @Field(() => Int, { description: 'Images dropped unrun from the queue because their request’s deadline had passed.' })
+  expired!: number;
+
+  @Field(() => Int, { description: 'Batches run a second time because their worker died under them.' })
+  retriedBatches!: number;
+
+  @Field(() => Int, { description: 'Inference workers started to replace dead ones.' })
+  replacedWorkers!: number;
+
+  @Field(() => Int, { description: 'Live tfjs tensors in the inference workers, as of each one’s last batch.' })
+  workerTensors!: number;
+
+  @Field(() => Float, { description: 'Bytes those tensors hold.' })
+  workerTensorBytes!: number;
+
   @Field(() => [BatchSizeCount], { description: 'Batch size histogram, by size.' })
   batchSizes!: BatchSizeCount[];
 }

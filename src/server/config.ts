@@ -3,7 +3,13 @@
  * is checked when read, and a bad one stops the start with the variable's name, what was expected
  * and what came — a typo in a deployment fails loudly instead of serving with a default.
  */
-import { defaultModelDir } from '../util/paths';
+import * as os from 'os';
+import * as path from 'path';
+import type { AuditConfig } from '../audit/openAuditLog';
+import { apiKeysFromEnv } from '../gateway/apiKeys';
+import type { GatewayConfig } from '../gateway/gateway';
+import { DEFAULT_QUERY_LIMITS } from '../gateway/queryLimits';
+import { defaultModelDir, PACKAGE_ROOT } from '../util/paths';
 
 export interface ServerConfig {
   readonly port: number;
@@ -39,6 +45,18 @@ export interface ServerConfig {
   readonly maxQueue: number | undefined;
   /** Longest a graceful shutdown waits for requests in flight before closing their connections. */
   readonly shutdownTimeoutMs: number;
+  /** A request's deadline, from its arrival: receiving, decoding, queueing and inference (DEADLINE_EXCEEDED). */
+  readonly requestTimeoutMs: number;
+  /** GraphQL requests in flight at most; beyond, OVERLOADED before the body is read (bounds memory). */
+  readonly maxConcurrentRequests: number;
+  /** Images decoded at once, across all requests (libvips' working memory is per decode). */
+  readonly decodeConcurrency: number;
+  /** Tests only: images of the fault patterns kill their worker (src/engine/faultInjection.ts); refused in production. */
+  readonly faultInjection: boolean;
+  /** The audit log of verdicts: backend, durability, retention (src/audit/). */
+  readonly audit: AuditConfig;
+  /** Who gets in and how much they may ask: API keys, rate limits, query limits, trusted documents, /metrics (src/gateway/). */
+  readonly gateway: GatewayConfig;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -76,6 +94,84 @@ function flag(env: Env, name: string): boolean | undefined {
 
 const MiB = 1024 * 1024;
 
+/**
+ * The audit log's settings. Retention defaults to 90 days so that a busy service's log cannot fill
+ * its disk unnoticed (and then refuse every request, since unrecorded verdicts are not sent); 0
+ * keeps rows forever.
+ */
+function auditConfig(env: Env): AuditConfig {
+  const sync = (env.ADVSIEVE_AUDIT_SYNC || 'full').toLowerCase();
+  if (sync !== 'full' && sync !== 'normal')
+    throw new ConfigError('ADVSIEVE_AUDIT_SYNC', "'full' or 'normal'", env.ADVSIEVE_AUDIT_SYNC ?? '');
+  const retentionDays = integer(env, 'ADVSIEVE_AUDIT_RETENTION_DAYS', 0) ?? 90;
+  return {
+    enabled: flag(env, 'ADVSIEVE_AUDIT') ?? true,
+    sqliteFile: path.resolve(env.ADVSIEVE_AUDIT_DB || path.join(PACKAGE_ROOT, 'data', 'audit.sqlite')),
+    databaseUrl: env.DATABASE_URL || undefined,
+    sync,
+    retentionDays: retentionDays === 0 ? undefined : retentionDays,
+    storeImages: flag(env, 'ADVSIEVE_AUDIT_STORE_IMAGES') ?? false,
+    poolSize: integer(env, 'ADVSIEVE_AUDIT_PG_POOL', 1) ?? 4,
+  };
+}
+
+/**
+ * The gateway's settings. Rate limits apply to API keys only: without keys every caller is
+ * anonymous, and behind a proxy every caller would share the proxy's address (see docs/api.md).
+ */
+function gatewayConfig(env: Env): GatewayConfig {
+  const limits = DEFAULT_QUERY_LIMITS;
+  return {
+    apiKeys: apiKeysFromEnv(env),
+    rateLimit: {
+      perSecond: integer(env, 'ADVSIEVE_RATE_LIMIT_PER_SECOND', 0) ?? 100,
+      burst: integer(env, 'ADVSIEVE_RATE_LIMIT_BURST', 1) ?? 256,
+    },
+    queryLimits: {
+      maxDepth: integer(env, 'ADVSIEVE_MAX_DEPTH', 1) ?? limits.maxDepth,
+      maxCost: integer(env, 'ADVSIEVE_MAX_COST', 1) ?? limits.maxCost,
+      maxAliases: integer(env, 'ADVSIEVE_MAX_ALIASES', 0) ?? limits.maxAliases,
+      maxDirectives: integer(env, 'ADVSIEVE_MAX_DIRECTIVES', 0) ?? limits.maxDirectives,
+      maxTokens: integer(env, 'ADVSIEVE_MAX_TOKENS', 1) ?? limits.maxTokens,
+    },
+    maxBatchedOperations: integer(env, 'ADVSIEVE_MAX_BATCHED_OPERATIONS', 1) ?? 8,
+    trustedDocumentsFile: env.ADVSIEVE_TRUSTED_DOCUMENTS || undefined,
+    metrics: metricsEndpoint(env),
+  };
+}
+
+/** ADVSIEVE_METRICS: `on`, `off`, or a port for a listener of its own (on ADVSIEVE_METRICS_HOST, loopback by default). */
+function metricsEndpoint(env: Env): GatewayConfig['metrics'] {
+  const raw = (env.ADVSIEVE_METRICS || 'on').toLowerCase();
+  if (raw === 'on' || raw === 'off') return raw;
+  const port = Number(raw);
+  if (!(Number.isInteger(port) && port >= 1 && port <= 65535))
+    throw new ConfigError('ADVSIEVE_METRICS', "'on', 'off' or a port number (1-65535)", env.ADVSIEVE_METRICS ?? '');
+  return { port, host: env.ADVSIEVE_METRICS_HOST || '127.0.0.1' };
+}
+
+/** Deadlines, admission, decoding and fault injection (docs/api.md, "Holding under load and faults"). */
+function resilienceConfig(
+  env: Env,
+  production: boolean,
+): Pick<ServerConfig, 'requestTimeoutMs' | 'maxConcurrentRequests' | 'decodeConcurrency' | 'faultInjection'> {
+  const faultInjection = flag(env, 'ADVSIEVE_FAULT_INJECTION') ?? false;
+  if (production && faultInjection) {
+    // A client could kill workers at will: never in a production deployment.
+    throw new ConfigError(
+      'ADVSIEVE_FAULT_INJECTION',
+      'off when NODE_ENV=production',
+      env.ADVSIEVE_FAULT_INJECTION ?? '',
+    );
+  }
+  return {
+    requestTimeoutMs: integer(env, 'ADVSIEVE_REQUEST_TIMEOUT_MS', 1) ?? 30_000,
+    maxConcurrentRequests: integer(env, 'ADVSIEVE_MAX_CONCURRENT_REQUESTS', 1) ?? 256,
+    decodeConcurrency: integer(env, 'ADVSIEVE_DECODE_CONCURRENCY', 1) ?? os.availableParallelism(),
+    faultInjection,
+  };
+}
+
 export function configFromEnv(env: Env = process.env): ServerConfig {
   const production = env.NODE_ENV === 'production';
   const attacks = flag(env, 'ADVSIEVE_ATTACKS');
@@ -104,5 +200,8 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     maxDelayMs: integer(env, 'ADVSIEVE_MAX_DELAY_MS', 0),
     maxQueue: integer(env, 'ADVSIEVE_MAX_QUEUE', 1),
     shutdownTimeoutMs: integer(env, 'ADVSIEVE_SHUTDOWN_TIMEOUT_MS', 0) ?? 30_000,
+    ...resilienceConfig(env, production),
+    audit: auditConfig(env),
+    gateway: gatewayConfig(env),
   };
 }

@@ -15,9 +15,22 @@ export const REQUEST_ERROR_CODES = [
   'BAD_USER_INPUT',
   'PAYLOAD_TOO_LARGE',
   'OVERLOADED',
+  'DEADLINE_EXCEEDED',
   'ATTACKS_DISABLED',
   'UNAVAILABLE',
+  'AUDIT_UNAVAILABLE',
   'INTERNAL_SERVER_ERROR',
+  // The gateway's (src/gateway/): keys and scopes, rate limits, query limits, trusted documents.
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'RATE_LIMITED',
+  'QUERY_TOO_DEEP',
+  'QUERY_TOO_COSTLY',
+  'TOO_MANY_ALIASES',
+  'TOO_MANY_DIRECTIVES',
+  'TOO_MANY_TOKENS',
+  'TOO_MANY_OPERATIONS',
+  'PERSISTED_QUERY_NOT_ALLOWED',
 ] as const;
 
 /** Codes an image's own `error` may carry. */
@@ -40,7 +53,7 @@ export class ImageFailure {
   ) {}
 }
 
-function requestError(
+export function requestError(
   code: string,
   message: string,
   status: number,
@@ -67,6 +80,16 @@ export function overloaded(err: OverloadError): GraphQLError {
   ]);
 }
 
+/** The request's deadline (ADVSIEVE_REQUEST_TIMEOUT_MS) passed: 504, no partial answer. */
+export function deadlineExceeded(timeoutMs: number, stage: string): GraphQLError {
+  return requestError(
+    'DEADLINE_EXCEEDED',
+    `the request's deadline of ${timeoutMs} ms passed while ${stage}; nothing of it is answered`,
+    504,
+    { timeoutMs },
+  );
+}
+
 export function attackQueueFull(waiting: number, retryAfterMs: number): GraphQLError {
   return requestError(
     'OVERLOADED',
@@ -89,6 +112,13 @@ export function attacksDisabled(production: boolean): GraphQLError {
 
 export function unavailable(message: string): GraphQLError {
   return requestError('UNAVAILABLE', message, 503);
+}
+
+/** The audit log cannot record the verdicts (none is then given: src/audit/records.ts), or cannot be read. */
+export function auditUnavailable(
+  message = 'the audit log cannot record verdicts now, so none is given; retry later',
+): GraphQLError {
+  return requestError('AUDIT_UNAVAILABLE', message, 503);
 }
 
 /** Status of an http-errors style error (graphql-upload's, body-parser's), if it has one. */

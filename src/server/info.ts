@@ -46,8 +46,11 @@ export function modelInfo(service: ScreeningService): ModelInfo {
 
 export function engineStats(service: ScreeningService): EngineStats {
   const s = service.engine.stats();
+  const tensors = service.engine.pool.tensorStats();
   return {
     ...s,
+    workerTensors: tensors.numTensors,
+    workerTensorBytes: tensors.numBytes,
     batchSizes: Object.entries(s.batchSizes)
       .map(([size, count]) => ({ size: Number(size), count }))
       .sort((a, b) => a.size - b.size),

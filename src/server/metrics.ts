@@ -6,8 +6,10 @@
  */
 import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
 import { Kind, type OperationDefinitionNode } from 'graphql';
+import * as tf from '@tensorflow/tfjs';
 import * as client from 'prom-client';
 import type { BatchInfo } from '../engine/batcher';
+import type { Engine } from '../engine/engine';
 import { logger } from '../util/logger';
 
 /** Detector scores are z-score-like (clean hold-out: roughly −9 … 7, thresholds near 1–3). */
@@ -78,6 +80,63 @@ export class Metrics {
       labelNames: ['operation'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
+    });
+  }
+
+  /**
+   * Gauges read from the engine at each scrape: live tensors in the workers (as each reported with
+   * its last batch) and on this thread (spectra, defenses at another radius), ready workers, and the
+   * counts of worker deaths survived. The soak benchmark watches the tensor gauges for leaks.
+   */
+  observeEngine(engine: Engine): void {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, read: () => number) =>
+      new client.Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge(
+      'advsieve_worker_tensors',
+      'Live tfjs tensors, summed over the inference workers',
+      () => engine.pool.tensorStats().numTensors,
+    );
+    gauge(
+      'advsieve_worker_tensor_bytes',
+      'Bytes held by live tfjs tensors, summed over the inference workers',
+      () => engine.pool.tensorStats().numBytes,
+    );
+    gauge('advsieve_main_thread_tensors', 'Live tfjs tensors on the main thread', () => tf.memory().numTensors);
+    gauge('advsieve_workers_ready', 'Inference workers that have loaded the model', () => engine.pool.readyWorkers);
+    gauge(
+      'advsieve_worker_replacements',
+      'Inference workers started to replace dead ones since start',
+      () => engine.pool.replacedWorkers,
+    );
+    gauge(
+      'advsieve_engine_retried_batches',
+      'Batches run again after their worker died, since start',
+      () => engine.stats().retriedBatches,
+    );
+    gauge(
+      'advsieve_engine_expired_images',
+      'Images dropped unrun from the engine queue because their request’s deadline passed, since start',
+      () => engine.stats().expired,
+    );
+  }
+
+  /** The admission middleware's count of requests in flight. */
+  observeAdmission(inFlight: () => number): void {
+    new client.Gauge({
+      name: 'advsieve_requests_in_flight',
+      help: 'GraphQL requests admitted and not yet answered',
+      registers: [this.registry],
+      collect() {
+        this.set(inFlight());
+      },
     });
   }
 

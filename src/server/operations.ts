@@ -22,6 +22,7 @@ import type { ScreenOptions } from '../schema/screen-options.input';
 import type { ScreenResult } from '../schema/screen-result.type';
 import type { RadialBand, SpectrumResult } from '../schema/spectrum.type';
 import type { TrajectoryResult } from '../schema/trajectory.type';
+import { recordVerdicts } from '../audit/records';
 import { AttackQueueFullError } from './attackRunner';
 import { attackQueueFull, attacksDisabled, badUserInput, ImageFailure } from './errors';
 import { isFailed, ReadImage, RequestImages } from './requestImages';
@@ -41,6 +42,8 @@ export interface ApiContext {
   readonly principal: Principal | undefined;
   /** The request's id: the client's `x-request-id` when it sent a sane one, else a new UUID; logged and audited. */
   readonly requestId: string;
+  /** When the request must be answered by: a performance.now() time, from its arrival plus ADVSIEVE_REQUEST_TIMEOUT_MS. */
+  readonly deadline: number;
 }
 
 const ATTACK_DEFAULT_STEPS: Readonly<Record<AttackName, number>> = {
@@ -127,6 +130,8 @@ export async function screen(
     }),
   );
   count(service, 'screen', results);
+  // Recorded before the response leaves: a verdict the log does not have is not sent (AUDIT_UNAVAILABLE).
+  await recordVerdicts(ctx, 'screen', images, results);
   return results;
 }
 
@@ -387,6 +392,8 @@ export async function attack(ctx: ApiContext, a: AttackArgs): Promise<AttackResu
     sq += d * d;
   });
   count(service, 'attack', [{}]);
+  const screening = { index: 0, sha256: pngSha, prediction: outcome.prediction, detection: outcome.detection };
+  await recordVerdicts(ctx, 'attack', [{ sha256: pngSha, bytes: png.length, data: png }], [screening]);
   return {
     ...base,
     sha256: img.sha256,
@@ -397,6 +404,6 @@ export async function attack(ctx: ApiContext, a: AttackArgs): Promise<AttackResu
     linf,
     l2: Math.sqrt(sq),
     adversarialImage: png.toString('base64'),
-    screening: { index: 0, sha256: pngSha, prediction: outcome.prediction, detection: outcome.detection },
+    screening,
   };
 }

@@ -4,22 +4,50 @@
  * the engine in one call and an image sent twice (two list entries, two fields, two aliases) is
  * inferred once. Everything here lives and dies with its request: nothing is shared between
  * requests, whose images may belong to different users.
+ *
+ * The request's deadline bounds each stage: reading, decoding (a decode still waiting for one of
+ * the service's decode slots when the deadline passes is never started) and inference (images
+ * still queued in the engine are dropped unrun). Past it the request fails whole with
+ * DEADLINE_EXCEEDED: a partial answer after the client's patience helps no one.
  */
 import { createHash } from 'crypto';
 import DataLoader from 'dataloader';
 import type { Readable } from 'stream';
-import { BatcherClosedError, OverloadError } from '../engine/batcher';
+import { BatcherClosedError, DeadlineExceededError, OverloadError } from '../engine/batcher';
 import type { ImageOutput } from '../engine/model';
 import { decodeImage, ImageDecodeError } from '../images/decode';
 import type { ImageInput } from '../schema/image.input';
 import type { FileUpload } from '../schema/upload.scalar';
-import { badUserInput, httpStatusOf, ImageFailure, overloaded, payloadTooLarge, unavailable } from './errors';
+import {
+  badUserInput,
+  deadlineExceeded,
+  httpStatusOf,
+  ImageFailure,
+  overloaded,
+  payloadTooLarge,
+  unavailable,
+} from './errors';
 import type { ScreeningService } from './service';
 
-/** An image of the request once read and decoded, or why it could not be. */
+/**
+ * An image of the request once read and decoded, or why it could not be. `bytes` is the file's size
+ * and `data` the file itself, kept only when the audit log stores images (ADVSIEVE_AUDIT_STORE_IMAGES).
+ */
 export type ReadImage =
-  | { readonly index: number; readonly sha256: string; readonly pixels: Float32Array }
-  | { readonly index: number; readonly sha256?: string; readonly failure: ImageFailure };
+  | {
+      readonly index: number;
+      readonly sha256: string;
+      readonly bytes: number;
+      readonly data?: Buffer;
+      readonly pixels: Float32Array;
+    }
+  | {
+      readonly index: number;
+      readonly sha256?: string;
+      readonly bytes?: number;
+      readonly data?: Buffer;
+      readonly failure: ImageFailure;
+    };
 
 export function isFailed(img: ReadImage): img is Extract<ReadImage, { failure: ImageFailure }> {
   return 'failure' in img;
@@ -35,7 +63,11 @@ export class RequestImages {
   private readonly loader: DataLoader<string, ImageOutput>;
   private counted = 0;
 
-  constructor(private readonly service: ScreeningService) {
+  /** `deadline`: a performance.now() time (src/server/admission.ts sets it at the request's arrival). */
+  constructor(
+    private readonly service: ScreeningService,
+    private readonly deadline = Infinity,
+  ) {
     this.loader = new DataLoader((keys) => this.inferBatch(keys));
   }
 
@@ -62,8 +94,11 @@ export class RequestImages {
         );
       }
     });
-    const bytes = await Promise.all(inputs.map((input, i) => this.bytes(input, `${argumentName}[${i}]`)));
-    return Promise.all(bytes.map((b, index) => this.decode(index, b)));
+    const bytes = await this.withinDeadline(
+      Promise.all(inputs.map((input, i) => this.bytes(input, `${argumentName}[${i}]`))),
+      'reading its images',
+    );
+    return this.withinDeadline(Promise.all(bytes.map((b, index) => this.decode(index, b))), 'decoding its images');
   }
 
   /**
@@ -72,7 +107,7 @@ export class RequestImages {
    */
   async infer(images: readonly ReadImage[]): Promise<Array<ImageOutput | ImageFailure>> {
     const keys = images.flatMap((img) => (isFailed(img) ? [] : [img.sha256]));
-    const outputs = await this.loader.loadMany(keys);
+    const outputs = await this.withinDeadline(this.loader.loadMany(keys), 'its images waited for inference');
     const byKey = new Map(keys.map((k, i) => [k, outputs[i]]));
     return images.map((img) => (isFailed(img) ? img.failure : this.checked(byKey.get(img.sha256)!)));
   }
@@ -82,13 +117,40 @@ export class RequestImages {
     entries: ReadonlyArray<{ key: string; pixels: Float32Array }>,
   ): Promise<Array<ImageOutput | ImageFailure>> {
     for (const e of entries) this.ready.set(e.key, e.pixels);
-    const outputs = await this.loader.loadMany(entries.map((e) => e.key));
+    const outputs = await this.withinDeadline(
+      this.loader.loadMany(entries.map((e) => e.key)),
+      'its images waited for inference',
+    );
     return outputs.map((o) => this.checked(o));
+  }
+
+  /** `work`, or DEADLINE_EXCEEDED once the request's deadline passes, whichever comes first. */
+  private async withinDeadline<T>(work: Promise<T>, stage: string): Promise<T> {
+    if (this.deadline === Infinity) return work;
+    const left = this.deadline - performance.now();
+    if (left <= 0) {
+      work.catch(() => undefined); // failing anyway: its own error would only be unhandled
+      throw this.expired(stage);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.expired(stage)), left);
+    });
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private expired(stage: string): Error {
+    return deadlineExceeded(this.service.config.requestTimeoutMs, stage);
   }
 
   private checked(o: ImageOutput | Error): ImageOutput | ImageFailure {
     if (!(o instanceof Error)) return o;
     if (o instanceof OverloadError) throw overloaded(o);
+    if (o instanceof DeadlineExceededError) throw this.expired('its images waited in the engine queue');
     if (o instanceof BatcherClosedError) throw unavailable('the service is shutting down; retry on another instance');
     return new ImageFailure('INFERENCE_FAILED', o.message);
   }
@@ -99,7 +161,9 @@ export class RequestImages {
     if (missing >= 0) throw new Error(`no pixels for image key ${keys[missing]}`);
     // Throws OverloadError synchronously when the queue cannot take all of them: the batch's
     // promise rejects and every key of it gets the error (DataLoader does not cache it).
-    const settled = await Promise.allSettled(this.service.engine.infer(pixels as Float32Array[]));
+    const settled = await Promise.allSettled(
+      this.service.engine.infer(pixels as Float32Array[], { deadline: this.deadline }),
+    );
     return settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error)));
   }
 
@@ -126,19 +190,27 @@ export class RequestImages {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     let decoded = this.pixels.get(sha256);
     if (!decoded) {
-      decoded = decodeImage(bytes, this.service.metadata.inputShape, { maxPixels: this.service.config.maxPixels }).then(
-        (d) => d.pixels,
-        (err: Error) => {
-          if (err instanceof ImageDecodeError) return new ImageFailure(err.code, err.message);
-          throw err;
-        },
-      );
+      const shape = this.service.metadata.inputShape;
+      const maxPixels = this.service.config.maxPixels;
+      decoded = this.service.decodeSlots
+        .run(() => {
+          if (performance.now() >= this.deadline) throw this.expired('its images waited to be decoded');
+          return decodeImage(bytes, shape, { maxPixels });
+        })
+        .then(
+          (d) => d.pixels,
+          (err: Error) => {
+            if (err instanceof ImageDecodeError) return new ImageFailure(err.code, err.message);
+            throw err;
+          },
+        );
       this.pixels.set(sha256, decoded);
     }
     const result = await decoded;
-    if (result instanceof ImageFailure) return { index, sha256, failure: result };
+    const file = { bytes: bytes.length, data: this.service.config.audit.storeImages ? bytes : undefined };
+    if (result instanceof ImageFailure) return { index, sha256, ...file, failure: result };
     this.ready.set(sha256, result);
-    return { index, sha256, pixels: result };
+    return { index, sha256, ...file, pixels: result };
   }
 }
 

@@ -3,33 +3,42 @@
  * /health/ready, Prometheus on /metrics. The port opens before the model loads, so an orchestrator
  * sees "live, not ready" while the workers start; /graphql answers 503 until then.
  *
- * /graphql's middleware, in order: refuse multipart requests without a CSRF-preventing header
- * before any upload is read (Apollo checks the same later, too late to avoid reading the files);
- * graphql-upload (multipart, with the file size and count limits); the JSON body parser (its limit
- * is what bounds base64 images); Apollo.
+ * /graphql's middleware, in order: admission (requests in flight, the request's deadline, a
+ * declared body over the limit: src/server/admission.ts); refuse multipart requests without a
+ * CSRF-preventing header before any upload is read (Apollo checks the same later, too late to
+ * avoid reading the files); the gateway's API key and the key's rate limit (src/gateway/, headers
+ * only); graphql-upload
+ * (multipart, with the file size and count limits); the JSON body parser (its limit is what bounds
+ * base64 images); the gateway's batch size, trusted documents and query limits; Apollo.
  */
 import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { unwrapResolverError } from '@apollo/server/errors';
 import express, { ErrorRequestHandler, RequestHandler } from 'express';
 import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { randomUUID } from 'crypto';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
+import { Gateway } from '../gateway/gateway';
+import { mountMetrics, MetricsEndpoint } from '../gateway/metricsEndpoint';
+import { QueryLimiter } from '../gateway/queryLimits';
 import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
 import type { ServerConfig } from './config';
+import { admission, deadlineOf } from './admission';
 import { httpStatusOf } from './errors';
 import { Metrics } from './metrics';
 import type { ApiContext } from './operations';
-import { RequestImages } from './requestImages';
 import { ScreeningService } from './service';
 import { uploadMiddleware } from './upload';
 
 export interface RunningServer {
   readonly port: number;
   readonly url: string;
+  /** The port of /metrics' own listener, when ADVSIEVE_METRICS gives it one. */
+  readonly metricsPort: number | undefined;
   /** Stops accepting, lets requests in flight and queued batches finish, stops the workers. */
   shutdown(reason: string): Promise<void>;
   /** Resolves once a shutdown has finished. */
@@ -115,6 +124,8 @@ function listen(server: http.Server, port: number, host: string | undefined): Pr
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const metrics = new Metrics();
+  const gateway = new Gateway(config.gateway, metrics); // a bad trusted-documents manifest stops the start here
+  gateway.logSettings();
   const app = express();
   app.disable('x-powered-by');
   let service: ScreeningService | undefined;
@@ -131,13 +142,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       status: ready ? 'ready' : stopping ? 'stopping' : 'starting',
       workers: pool?.size ?? 0,
       readyWorkers: pool?.readyWorkers ?? 0,
+      audit: service?.audit.kind ?? null, // sqlite, postgres or off (src/audit/)
     });
   });
-  app.get('/metrics', (_req, res, next) => {
-    metrics.registry.metrics().then((text) => {
-      res.set('content-type', metrics.registry.contentType).send(text);
-    }, next);
-  });
+  const metricsEndpoint: MetricsEndpoint = await mountMetrics(app, gateway, metrics.registry);
   app.use('/graphql', (req, res, next) => {
     if (graphql) graphql(req, res, next);
     else
@@ -147,7 +155,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   app.use(errorHandler(config.production, metrics));
 
-  const httpServer = http.createServer(app);
+  // Receiving a request counts against its deadline too: a body that trickles in (slow loris) is
+  // cut off with 408 once ADVSIEVE_REQUEST_TIMEOUT_MS has passed (Node checks every second).
+  const httpServer = http.createServer(
+    {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: 1000,
+    },
+    app,
+  );
   const port = await listen(httpServer, config.port, config.host);
   const url = `http://${config.host ?? 'localhost'}:${port}/graphql`;
   logger.info({ port, url }, `listening on ${url} (ready when /health/ready says so)`);
@@ -155,9 +172,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   let apollo: ApolloServer<ApiContext> | undefined;
   try {
     service = await ScreeningService.start(config, metrics);
+    const schema = await buildApiSchema();
+    const queryLimiter = new QueryLimiter(schema, config.gateway.queryLimits, config.production);
     apollo = new ApolloServer<ApiContext>({
-      schema: await buildApiSchema(),
+      schema,
       csrfPrevention: true,
+      introspection: !config.production,
+      // A JSON array of operations; the gateway refuses more than ADVSIEVE_MAX_BATCHED_OPERATIONS.
+      allowBatchedHttpRequests: true,
       includeStacktraceInErrorResponses: !config.production,
       // We stop on signals ourselves, after the batches drain (Apollo would re-raise the signal).
       stopOnTerminationSignals: false,
@@ -165,6 +187,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
         metrics.plugin(),
+        ...queryLimiter.plugins,
+        ...(config.production ? [ApolloServerPluginLandingPageDisabled()] : []),
       ],
     });
     await apollo.start();
@@ -172,21 +196,33 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const ready = service;
     const router = express.Router();
     router.use(
+      admission(config, metrics),
       csrfGuard(metrics),
+      gateway.authenticate,
+      gateway.admit,
       upload,
       express.json({ limit: config.maxBodyBytes }),
       bodyPresent,
+      gateway.checkOperations(queryLimiter),
       expressMiddleware(apollo, {
         context: async ({ req, res }) => {
           const requestId = requestIdOf(req.get('x-request-id'));
           res.set('x-request-id', requestId);
-          return { service: ready, images: new RequestImages(ready), principal: undefined, requestId };
+          const deadline = deadlineOf(res, config.requestTimeoutMs);
+          return {
+            service: ready,
+            images: gateway.imagesFor(res, ready, deadline),
+            principal: gateway.principalOf(res),
+            requestId,
+            deadline,
+          };
         },
       }),
     );
     graphql = router;
   } catch (err) {
     await new Promise((resolve) => httpServer.close(resolve));
+    await metricsEndpoint.close();
     await service?.close();
     throw err;
   }
@@ -201,10 +237,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       logger.info({ reason }, `shutting down (${reason}): finishing requests in flight`);
       await apollo!.stop(); // stops accepting, waits for requests in flight (up to the grace period)
       await service!.close(); // queued batches run, then the workers stop
+      await metricsEndpoint.close();
       logger.info({ ms: Math.round(performance.now() - start) }, 'shut down');
       resolveClosed();
     })();
     return shutdownPromise;
   };
-  return { port, url, shutdown, closed };
+  return { port, url, metricsPort: metricsEndpoint.port, shutdown, closed };
 }

@@ -3,18 +3,25 @@
  * workers), the screener that turns engine outputs into verdicts, and the attack runner. One per
  * process; per-request state lives in RequestImages, never here.
  */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import type { AuditLog } from '../audit/auditLog';
+import { openAuditLog } from '../audit/openAuditLog';
 import { calibrationPath, Calibration, loadCalibration } from '../calibration/calibrationFile';
 import { initBackend } from '../engine/backends';
 import { Engine } from '../engine/engine';
-import { hashModelFiles, ModelMetadata, readMetadata } from '../engine/modelStore';
+import { checkModelFiles, ModelMetadata } from '../engine/modelStore';
 import { Screener } from '../screening/screener';
 import { logger } from '../util/logger';
+import { Semaphore } from '../util/semaphore';
 import { AttackRunner } from './attackRunner';
 import type { ServerConfig } from './config';
 import type { Metrics } from './metrics';
 
 export class ScreeningService {
   private closing = false;
+  /** Images decoded at once, across requests (ADVSIEVE_DECODE_CONCURRENCY): decoding's memory is per image. */
+  readonly decodeSlots: Semaphore;
 
   private constructor(
     readonly config: ServerConfig,
@@ -25,21 +32,32 @@ export class ScreeningService {
     readonly engine: Engine,
     readonly metrics: Metrics,
     readonly attacks: AttackRunner | undefined,
-  ) {}
+    /** Where every verdict is recorded before it is sent (src/audit/); kind 'off' with ADVSIEVE_AUDIT=off. */
+    readonly audit: AuditLog,
+    /** SHA-256 of the calibration file's bytes: its version in the audit log (the file has no other). */
+    readonly calibrationSha256: string,
+  ) {
+    this.decodeSlots = new Semaphore(config.decodeConcurrency);
+  }
 
   /**
    * Checks the model and its calibration before any worker starts (a missing or mismatched
    * calibration fails in milliseconds, naming the file), then starts the engine.
    */
   static async start(config: ServerConfig, metrics: Metrics): Promise<ScreeningService> {
-    const metadata = readMetadata(config.modelDir);
-    const sha256 = hashModelFiles(config.modelDir);
-    const calibration = loadCalibration(config.calibrationFile ?? calibrationPath(config.modelDir), sha256);
+    // Every model file checked here, before any worker starts: a broken one stops the start naming it.
+    const { metadata, sha256 } = checkModelFiles(config.modelDir);
+    const calibrationFile = config.calibrationFile ?? calibrationPath(config.modelDir);
+    const calibration = loadCalibration(calibrationFile, sha256);
+    const calibrationSha256 = createHash('sha256').update(fs.readFileSync(calibrationFile)).digest('hex');
     const screener = new Screener(calibration, metadata.labels);
     if (config.targetFpr !== undefined) screener.thresholds(config.targetFpr);
     // This thread runs only small spectral work (spectrum, a defense at another radius) on 28×28-
     // sized images: the plain-JS backend, so it competes with no worker for a wasm instance.
     await initBackend('cpu');
+    // Before the workers: a bad DATABASE_URL or an unwritable audit file stops the start at once.
+    const audit = await openAuditLog(config.audit);
+    logger.info({ audit: audit.kind, location: audit.location }, `audit log: ${audit.kind} (${audit.location})`);
     const engine = await Engine.start({
       modelDir: config.modelDir,
       workers: config.workers,
@@ -49,7 +67,12 @@ export class ScreeningService {
       // The purified image too, so that `returnPurifiedImage` costs no second pass.
       extras: { ...screener.extras, lowPassPixels: true },
       onBatch: metrics.observeBatch,
+      faultInjection: config.faultInjection,
+    }).catch(async (err: unknown) => {
+      await audit.close(); // a pool of PostgreSQL connections would keep the failed process alive
+      throw err;
     });
+    metrics.observeEngine(engine);
     const attacks = config.attacksEnabled
       ? new AttackRunner({ modelDir: config.modelDir, backend: engine.pool.backend }, config.attackMaxWaiting)
       : undefined;
@@ -57,7 +80,18 @@ export class ScreeningService {
       { model: metadata.id, calibration: calibration.createdAt, attacks: config.attacksEnabled },
       `screening service ready: ${metadata.id}, calibration of ${calibration.createdAt}, attacks ${config.attacksEnabled ? 'on' : 'off'}`,
     );
-    return new ScreeningService(config, metadata, sha256, calibration, screener, engine, metrics, attacks);
+    return new ScreeningService(
+      config,
+      metadata,
+      sha256,
+      calibration,
+      screener,
+      engine,
+      metrics,
+      attacks,
+      audit,
+      calibrationSha256,
+    );
   }
 
   /** The false-positive rate thresholds are read at unless a request says otherwise. */
@@ -71,9 +105,11 @@ export class ScreeningService {
     return !this.closing && pool.size > 0 && pool.readyWorkers === pool.size;
   }
 
-  /** Finishes the queued batches and any admitted attack, then stops the workers. */
+  /** Finishes the queued batches and any admitted attack, then stops the workers, then closes the audit log. */
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all([this.engine.close(), this.attacks?.close()]);
+    // Last: the requests that were in flight have recorded their verdicts by now.
+    await this.audit.close();
   }
 }

@@ -23,3 +23,27 @@ test('production: attacks off, and switching them on is refused', () => {
     /off when NODE_ENV=production/,
   );
 });
+
+test('deadlines, admission, decoding and fault injection: defaults, checks, and no fault injection in production', () => {
+  expect(configFromEnv({})).toMatchObject({
+    requestTimeoutMs: 30_000,
+    maxConcurrentRequests: 256,
+    faultInjection: false,
+  });
+  expect(configFromEnv({}).decodeConcurrency).toBeGreaterThanOrEqual(1);
+  expect(
+    configFromEnv({
+      ADVSIEVE_REQUEST_TIMEOUT_MS: '500',
+      ADVSIEVE_MAX_CONCURRENT_REQUESTS: '3',
+      ADVSIEVE_DECODE_CONCURRENCY: '2',
+      ADVSIEVE_FAULT_INJECTION: '1',
+    }),
+  ).toMatchObject({ requestTimeoutMs: 500, maxConcurrentRequests: 3, decodeConcurrency: 2, faultInjection: true });
+  expect(() => configFromEnv({ ADVSIEVE_REQUEST_TIMEOUT_MS: '0' })).toThrow(
+    /ADVSIEVE_REQUEST_TIMEOUT_MS must be an integer ≥ 1/,
+  );
+  expect(() => configFromEnv({ ADVSIEVE_DECODE_CONCURRENCY: 'many' })).toThrow(/ADVSIEVE_DECODE_CONCURRENCY/);
+  expect(() => configFromEnv({ NODE_ENV: 'production', ADVSIEVE_FAULT_INJECTION: '1' })).toThrow(
+    /ADVSIEVE_FAULT_INJECTION must be off when NODE_ENV=production/,
+  );
+});

@@ -5,6 +5,7 @@
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 export const ROOT = path.join(__dirname, '..', '..');
@@ -34,11 +35,17 @@ export async function startServer(
   env: Record<string, string>,
   command: readonly string[] = [process.execPath, 'bin/advsieve.js', 'serve'],
 ): Promise<TestServer> {
+  // Each server its own audit log in a temporary directory (removed when it exits), unless the
+  // test names one: tests never write into the package's data/audit.sqlite, nor share a file.
+  const auditDir =
+    env.ADVSIEVE_AUDIT_DB || env.DATABASE_URL ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-api-'));
+  const audit = auditDir ? { ADVSIEVE_AUDIT_DB: path.join(auditDir, 'audit.sqlite') } : {};
   const proc = spawn(command[0], command.slice(1), {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ADVSIEVE_BACKEND: 'wasm', ...env },
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ADVSIEVE_BACKEND: 'wasm', ...audit, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (auditDir) proc.once('exit', () => fs.rmSync(auditDir, { recursive: true, force: true }));
   const logs: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal })),

@@ -1,4 +1,4 @@
-import { BatcherClosedError, DynamicBatcher, OverloadError } from '../../src/engine/batcher';
+import { BatcherClosedError, DeadlineExceededError, DynamicBatcher, OverloadError } from '../../src/engine/batcher';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -180,4 +180,51 @@ test('onBatch reports size, queue waits and compute time', async () => {
   expect(seen[0].size).toBe(3);
   expect(seen[0].waits).toBe(3);
   expect(seen[0].computeMs).toBeGreaterThanOrEqual(10);
+});
+
+describe('deadlines', () => {
+  test('an item whose deadline passes while it waits is dropped unrun; the others of its batch run', async () => {
+    const r = recorder(60);
+    const b = new DynamicBatcher({ maxBatch: 2, maxDelayMs: 0, maxQueue: 100, concurrency: 1, run: r.run });
+    const busy = b.submitAll([1, 2]); // occupies the one worker for 60 ms
+    const soon = performance.now() + 20;
+    const [late] = b.submitAll([3], { deadline: soon });
+    const [patient] = b.submitAll([4], { deadline: performance.now() + 10_000 });
+    const [plain] = b.submitAll([5]);
+    const settled = await Promise.allSettled([late, patient, plain]);
+    expect(await Promise.all(busy)).toEqual([10, 20]);
+    expect(settled[0].status).toBe('rejected');
+    const reason = (settled[0] as PromiseRejectedResult).reason as DeadlineExceededError;
+    expect(reason).toBeInstanceOf(DeadlineExceededError);
+    expect(reason.code).toBe('DEADLINE_EXCEEDED');
+    expect(reason.waitedMs).toBeGreaterThanOrEqual(20);
+    expect(settled.slice(1).map((x) => (x as PromiseFulfilledResult<number>).value)).toEqual([40, 50]);
+    expect(r.batches).toEqual([
+      [1, 2],
+      [4, 5],
+    ]); // 3 never reached the run function
+    expect(b.stats()).toMatchObject({ expired: 1, items: 4 });
+  });
+
+  test('a deadline already passed fails the item without a run', async () => {
+    const r = recorder();
+    const b = new DynamicBatcher({ maxBatch: 4, maxDelayMs: 0, maxQueue: 100, concurrency: 1, run: r.run });
+    await expect(b.submit(1, { deadline: performance.now() - 1 })).rejects.toBeInstanceOf(DeadlineExceededError);
+    expect(r.batches).toEqual([]);
+    await b.idle();
+  });
+
+  test('expired items free their places in a full queue instead of refusing newcomers', async () => {
+    const r = recorder(80);
+    const b = new DynamicBatcher({ maxBatch: 2, maxDelayMs: 0, maxQueue: 3, concurrency: 1, run: r.run });
+    const busy = b.submitAll([1, 2]);
+    const doomed = Promise.allSettled(b.submitAll([3, 4, 5], { deadline: performance.now() + 10 })); // fills the queue
+    expect(() => b.submit(6)).toThrow(OverloadError); // the deadline has not passed yet
+    await sleep(30);
+    const admitted = b.submit(7); // the expired three make room
+    expect((await doomed).every((x) => x.status === 'rejected')).toBe(true);
+    expect(await admitted).toBe(70);
+    await Promise.all(busy);
+    expect(b.stats()).toMatchObject({ expired: 3, rejected: 1 });
+  });
 });

@@ -3,12 +3,15 @@ import { initBackend } from '../../src/engine/backends';
 import { OverloadError } from '../../src/engine/batcher';
 import { Engine } from '../../src/engine/engine';
 import { InferenceModel } from '../../src/engine/model';
+import { faultPixels } from '../../src/engine/faultInjection';
 import { WorkerCrashedError } from '../../src/engine/pool';
 import { BUNDLED_MODEL_DIR, fixtureLabels, fixturePixels } from '../helpers/fixtures';
 
 let engine: Engine;
 let images: Float32Array[];
 let labels: number[];
+/** The fixtures' probabilities from an undisturbed run. */
+let reference: Float32Array[];
 
 beforeAll(async () => {
   engine = await Engine.start({
@@ -22,6 +25,7 @@ beforeAll(async () => {
   const fx = fixtureLabels();
   images = await Promise.all(fx.map((f) => fixturePixels(f.file)));
   labels = fx.map((f) => f.label);
+  reference = (await Promise.all(engine.infer(images))).map((o) => o.probs);
 });
 afterAll(async () => {
   await engine.close();
@@ -58,20 +62,53 @@ test('concurrent callers share batches: fewer batches than images', async () => 
   expect(batches).toBeGreaterThanOrEqual(5); // maxBatch 8
 });
 
-test('a worker that dies mid-batch fails that batch only and is replaced', async () => {
-  const replacedBefore = engine.pool.replacedWorkers;
+async function healed(replacedBefore: number, replacements: number): Promise<void> {
+  for (let i = 0; i < 150 && engine.pool.readyWorkers < 2; i++) await new Promise((r) => setTimeout(r, 100));
+  expect(engine.pool.readyWorkers).toBe(2);
+  expect(engine.pool.replacedWorkers).toBe(replacedBefore + replacements);
+}
+
+test('a worker that dies mid-batch: the batch runs again on another worker, nothing fails, the dead one is replaced', async () => {
+  const before = engine.stats();
   engine.pool.crashNextBatch();
-  const doomed = Promise.allSettled(engine.infer(images.slice(0, 8))); // one full batch: the crash takes it
+  const first = Promise.allSettled(engine.infer(images.slice(0, 8))); // one full batch: the crash takes it
+  const other = Promise.allSettled(engine.infer(images.slice(8, 16)));
+  const [a, b] = await Promise.all([first, other]);
+  expect([...a, ...b].every((r) => r.status === 'fulfilled')).toBe(true);
+  const rerun = (a as Array<PromiseFulfilledResult<{ probs: Float32Array }>>).map((r) => argmax(r.value.probs));
+  expect(rerun).toEqual(images.slice(0, 8).map((_, i) => argmax(reference[i])));
+  expect(engine.stats().retriedBatches).toBe(before.retriedBatches + 1);
+  await healed(before.replacedWorkers, 1);
+  expect(await Promise.all(engine.infer(images.slice(0, 16)))).toHaveLength(16);
+});
+
+test('fault patterns: crashOnce is survived by the rerun; crashAlways fails its batch alone, with WorkerCrashedError', async () => {
+  const size = engine.imageSize;
+  const before = engine.stats();
+  const once = await Promise.all(engine.infer([faultPixels('crashOnce', size), ...images.slice(0, 7)]));
+  expect(once.slice(1).map((o) => argmax(o.probs))).toEqual(images.slice(0, 7).map((_, i) => argmax(reference[i])));
+  expect(engine.stats().retriedBatches).toBe(before.retriedBatches + 1);
+  await healed(before.replacedWorkers, 1);
+
+  const doomed = Promise.allSettled(engine.infer([faultPixels('crashAlways', size), ...images.slice(0, 7)]));
   const other = Promise.allSettled(engine.infer(images.slice(8, 16)));
   const [a, b] = await Promise.all([doomed, other]);
   expect(a.every((r) => r.status === 'rejected' && r.reason instanceof WorkerCrashedError)).toBe(true);
   expect(b.every((r) => r.status === 'fulfilled')).toBe(true);
-  // The pool heals: a replacement starts and later work succeeds on both workers.
-  for (let i = 0; i < 100 && engine.pool.readyWorkers < 2; i++) await new Promise((r) => setTimeout(r, 100));
-  expect(engine.pool.readyWorkers).toBe(2);
-  expect(engine.pool.replacedWorkers).toBe(replacedBefore + 1);
-  const again = await Promise.all(engine.infer(images.slice(0, 16)));
-  expect(again).toHaveLength(16);
+  expect(engine.stats().retriedBatches).toBe(before.retriedBatches + 2);
+  await healed(before.replacedWorkers, 3); // the first run's worker and the rerun's
+  expect(await Promise.all(engine.infer(images.slice(0, 16)))).toHaveLength(16);
+});
+
+test('the pool reports its workers’ live tensors with every batch, as the workers count them', async () => {
+  await Promise.all(engine.infer(images.slice(0, 16)));
+  await Promise.all(engine.infer(images.slice(0, 16))); // both workers have answered a batch since any restart
+  const reported = engine.pool.tensorStats();
+  const asked = await engine.pool.liveTensors();
+  expect(reported.numTensors).toBe(asked.reduce((a, b) => a + b, 0));
+  expect(reported.numTensors).toBeGreaterThan(0);
+  // At least the weights (weights.bin, float32) in each of the two workers.
+  expect(reported.numBytes).toBeGreaterThanOrEqual(2 * 1_686_568);
 });
 
 test('images of the wrong size are refused before they reach a worker', () => {

@@ -3,6 +3,8 @@ import * as fs from 'fs';
 import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { decodeImage, ImageDecodeError } from '../../src/images/decode';
+import * as zlib from 'zlib';
+import { greyPng } from '../api/hostileFiles';
 import { fixtureLabels } from '../helpers/fixtures';
 
 const GREY: [number, number, number] = [28, 28, 1];
@@ -198,4 +200,15 @@ test('a model-sized PNG with a damaged chunk still gets CORRUPT_IMAGE (the fast 
   const idat = bytes.indexOf('IDAT');
   bytes[idat + 10] ^= 0xff; // inside the compressed data: the CRC no longer matches
   await expect(decodeImage(bytes, GREY)).rejects.toMatchObject({ code: 'CORRUPT_IMAGE' });
+});
+
+test('a model-sized PNG whose image data ends early is CORRUPT_IMAGE every time, never pixels from stale memory', async () => {
+  // Three rows of 28 inflate from the IDAT: pngjs alone would unfilter the other 25 from
+  // uninitialised memory (other requests' bytes), differently on each call.
+  const rows = Buffer.alloc(3 * 29); // filter byte 0, black
+  const png = greyPng(28, 28, zlib.deflateSync(rows));
+  for (let i = 0; i < 30; i++) {
+    Buffer.allocUnsafe(4096).fill(0x42); // leaves recognisable bytes in Node's buffer pool
+    await expectCode(decodeImage(png, GREY), 'CORRUPT_IMAGE');
+  }
 });

@@ -1,0 +1,118 @@
+/**
+ * A request's verdicts as audit records, and their recording before the response: what the API
+ * layer calls once a field's results are built.
+ */
+import type { ScreenResult } from '../schema/screen-result.type';
+import { auditUnavailable } from '../server/errors';
+import type { ApiContext } from '../server/operations';
+import { logger } from '../util/logger';
+import type { AuditRecord } from './auditLog';
+
+/** What the log keeps of an image besides its verdict: the file's hash, size, and bytes when kept. */
+export interface AuditedImage {
+  readonly sha256?: string;
+  readonly bytes?: number;
+  /** The file; present only when the service keeps images for the audit log. */
+  readonly data?: Buffer;
+}
+
+/** One record per result, in order; failed images too, with their error code and null verdict fields. */
+export function auditRecords(
+  ctx: Pick<ApiContext, 'service' | 'principal' | 'requestId'>,
+  operation: AuditRecord['operation'],
+  images: readonly AuditedImage[],
+  results: readonly ScreenResult[],
+  time = new Date(),
+): AuditRecord[] {
+  const service = ctx.service;
+  const storeImages = service.config.audit.storeImages;
+  return results.map((r, i): AuditRecord => {
+    const img = images[i] ?? {};
+    return {
+      time,
+      requestId: ctx.requestId,
+      keyId: ctx.principal?.keyId ?? null,
+      operation,
+      imageIndex: r.index,
+      sha256: r.sha256 ?? img.sha256 ?? null,
+      byteSize: img.bytes ?? null,
+      ...verdictOf(r),
+      errorCode: r.error?.code ?? null,
+      modelId: service.metadata.id,
+      modelSha256: service.modelSha256,
+      calibrationSha256: service.calibrationSha256,
+      calibrationCreatedAt: service.calibration.createdAt,
+      image: storeImages ? (img.data ?? null) : null,
+    };
+  });
+}
+
+type Verdict = Pick<
+  AuditRecord,
+  | 'classIndex'
+  | 'label'
+  | 'confidence'
+  | 'adversarial'
+  | 'score'
+  | 'threshold'
+  | 'targetFpr'
+  | 'detectors'
+  | 'defenseClassIndex'
+  | 'defenseLabel'
+  | 'defenseConfidence'
+>;
+
+const NO_VERDICT: Verdict = {
+  classIndex: null,
+  label: null,
+  confidence: null,
+  adversarial: null,
+  score: null,
+  threshold: null,
+  targetFpr: null,
+  detectors: null,
+  defenseClassIndex: null,
+  defenseLabel: null,
+  defenseConfidence: null,
+};
+
+/** The prediction, the detection and the defense's prediction of a result; nulls for a failed image. */
+function verdictOf(r: ScreenResult): Verdict {
+  const { prediction: p, detection: d } = r;
+  if (!p || !d) return NO_VERDICT;
+  const defense = r.defense?.prediction;
+  return {
+    classIndex: p.classIndex,
+    label: p.label,
+    confidence: p.confidence,
+    adversarial: d.adversarial,
+    score: d.score,
+    threshold: d.threshold,
+    targetFpr: d.targetFpr,
+    detectors: d.detectors.map(({ name, score, threshold, flagged }) => ({ name, score, threshold, flagged })),
+    defenseClassIndex: defense?.classIndex ?? null,
+    defenseLabel: defense?.label ?? null,
+    defenseConfidence: defense?.confidence ?? null,
+  };
+}
+
+/**
+ * Records the verdicts and resolves once they are durable. A verdict that is not recorded is not
+ * acknowledged: if the write fails, the whole request fails with AUDIT_UNAVAILABLE (503) instead of
+ * answering — a client must never act on a verdict the security team cannot find afterwards.
+ */
+export async function recordVerdicts(
+  ctx: Pick<ApiContext, 'service' | 'principal' | 'requestId'>,
+  operation: AuditRecord['operation'],
+  images: readonly AuditedImage[],
+  results: readonly ScreenResult[],
+): Promise<void> {
+  const log = ctx.service.audit;
+  if (log.kind === 'off') return;
+  try {
+    await log.record(auditRecords(ctx, operation, images, results));
+  } catch (err) {
+    logger.error({ err, requestId: ctx.requestId }, `audit log (${log.kind}) write failed; the request is refused`);
+    throw auditUnavailable();
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The gateway's refusals, as request-level GraphQL errors (src/server/errors.ts): each carries its
+ * `extensions.code` and an HTTP status. Most are sent by Express middleware before Apollo runs
+ * (`sendRefusal`); a scope refusal and a rate limit met while reading images are thrown by
+ * resolvers, and Apollo sends the same status from the same extension.
+ */
+import type { Response } from 'express';
+import type { GraphQLError, GraphQLFormattedError } from 'graphql';
+import { requestError } from '../server/errors';
+
+/** The challenge a 401 carries (RFC 6750): keys are bearer tokens. */
+export const WWW_AUTHENTICATE = 'Bearer realm="advsieve"';
+
+export function unauthenticated(message: string): GraphQLError {
+  return requestError('UNAUTHENTICATED', message, 401, {}, [['www-authenticate', WWW_AUTHENTICATE]]);
+}
+
+export function forbidden(keyId: string, needed: readonly string[]): GraphQLError {
+  const scopes = needed.map((s) => `'${s}'`).join(' or ');
+  return requestError('FORBIDDEN', `the API key '${keyId}' lacks the scope ${scopes}`, 403, { scopes: [...needed] });
+}
+
+/** A bucket ran dry: 429 with Retry-After in whole seconds and the hint in ms, as OVERLOADED does. */
+export function rateLimited(retryAfterMs: number): GraphQLError {
+  return requestError(
+    'RATE_LIMITED',
+    `rate limit reached for this API key; retry after ${retryAfterMs} ms`,
+    429,
+    { retryAfterMs },
+    [['retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000)))]],
+  );
+}
+
+/** A query over one of the limits of src/gateway/queryLimits.ts. */
+export function queryLimit(code: string, limit: string, limitValue: number, message: string): GraphQLError {
+  return requestError(code, message, 400, { limit, limitValue });
+}
+
+export function tooManyOperations(count: number, max: number): GraphQLError {
+  return requestError(
+    'TOO_MANY_OPERATIONS',
+    `the request batches ${count} operations; at most ${max} are accepted`,
+    400,
+    { limit: 'maxBatchedOperations', limitValue: max },
+  );
+}
+
+export function persistedQueryNotAllowed(message: string): GraphQLError {
+  return requestError('PERSISTED_QUERY_NOT_ALLOWED', message, 400);
+}
+
+interface HttpExtension {
+  readonly status?: number;
+  readonly headers?: Iterable<[string, string]>;
+}
+
+/** Sends refusals from Express, as Apollo would: one status and its headers, the errors without `http`. */
+export function sendRefusal(res: Response, errors: readonly GraphQLError[]): void {
+  const http = errors[0].extensions.http as HttpExtension | undefined;
+  for (const [name, value] of http?.headers ?? []) res.setHeader(name, value);
+  const body: GraphQLFormattedError[] = errors.map((e) => ({
+    message: e.message,
+    extensions: Object.fromEntries(Object.entries(e.extensions).filter(([name]) => name !== 'http')),
+  }));
+  res.status(http?.status ?? 400).json({ errors: body });
+}

@@ -1,0 +1,150 @@
+/**
+ * Limits on a GraphQL document's shape — depth, cost, aliases, directives (graphql-armor's rules)
+ * and tokens (graphql-js's lexer) — checked before Apollo parses, validates or runs anything.
+ *
+ * Why a check of our own before Apollo rather than armor's rules inside Apollo's validation:
+ * - Apollo wraps every validation error as GRAPHQL_VALIDATION_FAILED, overwriting armor's code, so
+ *   a client could not tell a depth limit from a typo;
+ * - a hostile document breaks the schema's rules too (a thousand nested unknown fields), and the
+ *   client would get those errors by the hundred beside the one that matters;
+ * - armor's token limit for Apollo throws from a parsing hook, which Apollo answers with 500.
+ * Here a document over a limit gets exactly one error per limit broken, each with its own code and
+ * HTTP 400; a document that does not parse is left to Apollo (GRAPHQL_PARSE_FAILED).
+ *
+ * Tokens are counted first, with graphql-js's own lexer (comments are not tokens) and stopping
+ * at the limit, so that an enormous document is never parsed into a tree.
+ *
+ * A request that sends only a persisted-query hash (Apollo's APQ) has no document to check here;
+ * Apollo's cache holds only documents registered by a request that sent them, and those passed.
+ */
+import type { ApolloServerPlugin } from '@apollo/server';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import {
+  DocumentNode,
+  GraphQLError,
+  GraphQLSchema,
+  Lexer,
+  parse,
+  Source,
+  TokenKind,
+  validate,
+  ValidationContext,
+  ValidationRule,
+} from 'graphql';
+import { queryLimit } from './errors';
+
+export interface QueryLimits {
+  /** Deepest selection nesting (armor counts each field level and each fragment spread). */
+  readonly maxDepth: number;
+  /** Armor's cost: 1 per scalar, 2 per object, children weighted 1.5× per level. */
+  readonly maxCost: number;
+  readonly maxAliases: number;
+  readonly maxDirectives: number;
+  /** Lexical tokens of the document (names, punctuation, strings and numbers). */
+  readonly maxTokens: number;
+}
+
+/**
+ * Defaults, against what legitimate documents need (test/gateway/queryLimits.test.ts checks every
+ * document of docs/api.md, the API tests, the benchmarks and the contract check, and the fullest
+ * selection of every root field): depth 5 at most, under 100 tokens, 2 aliases. Cost is dominated
+ * by armor's rule that a literal `first: N` multiplies a field's cost by N: the fullest page of
+ * the audit log (`screenings(first: 500)`, every field) costs ≈ 76 000, everything else under 200;
+ * so the cost limit admits that page and refuses larger literal pages and pathological documents.
+ * Introspection (the landing page's, codegen's) is exempt from depth and cost, as armor does.
+ */
+export const DEFAULT_QUERY_LIMITS: QueryLimits = {
+  maxDepth: 8,
+  maxCost: 100_000,
+  maxAliases: 16,
+  maxDirectives: 16,
+  maxTokens: 1000,
+};
+
+/** The code and the limit's name of each rule, in the error's `extensions`. */
+const CODES = {
+  maxTokens: 'TOO_MANY_TOKENS',
+  maxDepth: 'QUERY_TOO_DEEP',
+  maxAliases: 'TOO_MANY_ALIASES',
+  maxDirectives: 'TOO_MANY_DIRECTIVES',
+  costLimit: 'QUERY_TOO_COSTLY',
+} as const;
+
+/** Armor prefixes every message with "Syntax Error: ", which these are not. */
+function reject(code: string, limit: string, value: number) {
+  return (ctx: ValidationContext | null, error: GraphQLError): void => {
+    ctx?.reportError(queryLimit(code, limit, value, error.message.replace(/^Syntax Error: /, '')));
+  };
+}
+
+/** Armor's protections for these limits: validation rules for our check, and Apollo plugins. */
+function armorFor(limits: QueryLimits, production: boolean) {
+  const callbacks = (code: string, limit: string, value: number) => ({
+    propagateOnRejection: false,
+    onReject: [reject(code, limit, value)],
+  });
+  return new ApolloArmor({
+    maxDepth: { n: limits.maxDepth, ...callbacks(CODES.maxDepth, 'maxDepth', limits.maxDepth) },
+    costLimit: { maxCost: limits.maxCost, ...callbacks(CODES.costLimit, 'maxCost', limits.maxCost) },
+    maxAliases: { n: limits.maxAliases, ...callbacks(CODES.maxAliases, 'maxAliases', limits.maxAliases) },
+    maxDirectives: {
+      n: limits.maxDirectives,
+      ...callbacks(CODES.maxDirectives, 'maxDirectives', limits.maxDirectives),
+    },
+    // Counted by `tokensOver` below (armor's Apollo plugin for it answers 500).
+    maxTokens: { enabled: false },
+    // "Did you mean …?" hands out the schema that production hides by turning introspection off.
+    blockFieldSuggestion: { enabled: production },
+  }).protect();
+}
+
+/** Whether `source` has more than `max` tokens; false for a document the lexer rejects (Apollo says why). */
+export function tokensOver(source: string, max: number): boolean {
+  const lexer = new Lexer(new Source(source));
+  let count = 0;
+  try {
+    for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
+      if (++count > max) return true;
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+export class QueryLimiter {
+  private readonly rules: readonly ValidationRule[];
+  /** Apollo plugins to install (field suggestions masked in production). */
+  readonly plugins: readonly ApolloServerPlugin[];
+
+  constructor(
+    private readonly schema: GraphQLSchema,
+    readonly limits: QueryLimits,
+    production: boolean,
+  ) {
+    const armor = armorFor(limits, production);
+    this.rules = armor.validationRules;
+    this.plugins = armor.plugins;
+  }
+
+  /** The limits `query` breaks, one error each; empty when it keeps them (or does not parse). */
+  check(query: string): GraphQLError[] {
+    const max = this.limits.maxTokens;
+    if (tokensOver(query, max)) {
+      return [queryLimit(CODES.maxTokens, 'maxTokens', max, `Token limit of ${max} exceeded.`)];
+    }
+    let document: DocumentNode;
+    try {
+      document = parse(query, { maxTokens: max });
+    } catch {
+      return [];
+    }
+    const errors = validate(this.schema, document, this.rules);
+    // One error per limit (armor reports once per operation, and a document may hold several),
+    // the shape's own limits first: a deep document is costly too, but its depth is what to fix.
+    const first = new Map<unknown, GraphQLError>();
+    for (const e of errors) if (!first.has(e.extensions.code)) first.set(e.extensions.code, e);
+    const order: readonly unknown[] = Object.values(CODES);
+    return [...first.values()].sort((a, b) => order.indexOf(a.extensions.code) - order.indexOf(b.extensions.code));
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Holding under faults and load, over HTTP against started servers: a worker killed mid-batch
+ * (fault injection) — the batch is rerun and nothing fails, or, when the rerun dies too, that
+ * batch's images alone fail with INFERENCE_FAILED; other requests are answered throughout and the
+ * pool heals. Deadlines: a request whose images wait past ADVSIEVE_REQUEST_TIMEOUT_MS fails with
+ * DEADLINE_EXCEEDED (504) and its images are dropped unrun; a body that trickles in is cut off.
+ * Admission: beyond ADVSIEVE_MAX_CONCURRENT_REQUESTS, OVERLOADED (503, Retry-After) at once.
+ */
+import * as fs from 'fs';
+import * as net from 'net';
+import sharp from 'sharp';
+import { faultLevels, FaultKind } from '../../src/engine/faultInjection';
+import { errorCode, fixtureFiles, gql, GqlResponse, startServer, TestServer } from './helpers';
+
+const CLASSIFY = `mutation($images: [ImageInput!]!) { classify(images: $images) { index prediction { label } error { code message } } }`;
+const STATS =
+  '{ engineStats { batches items expired retriedBatches replacedWorkers workerTensors workerTensorBytes } }';
+
+interface Row {
+  index: number;
+  prediction: { label: string } | null;
+  error: { code: string; message: string } | null;
+}
+interface Stats {
+  batches: number;
+  items: number;
+  expired: number;
+  retriedBatches: number;
+  replacedWorkers: number;
+  workerTensors: number;
+  workerTensorBytes: number;
+}
+
+const good = fixtureFiles().map((f) => fs.readFileSync(f));
+const b64 = (b: Buffer) => ({ base64: b.toString('base64') });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function codes(r: GqlResponse<{ classify: Row[] }>): string[] {
+  if (!r.body.data) throw new Error(`HTTP ${r.status}, no data: ${JSON.stringify(r.body.errors)}`);
+  return r.body.data.classify.map((x) => x.error?.code ?? 'ok');
+}
+
+async function faultPng(kind: FaultKind): Promise<Buffer> {
+  return sharp(Buffer.from(faultLevels(kind, 28 * 28)), { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toBuffer();
+}
+
+async function stats(server: TestServer): Promise<Stats> {
+  return (await gql<{ engineStats: Stats }>(server, STATS)).body.data!.engineStats;
+}
+
+async function metric(server: TestServer, name: string): Promise<number> {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
+
+async function waitReady(server: TestServer, workers: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const r = (await (await fetch(`${server.base}/health/ready`)).json()) as { readyWorkers: number };
+    if (r.readyWorkers === workers) return;
+    await sleep(50);
+  }
+  throw new Error('the pool did not heal');
+}
+
+describe('worker death', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({
+      ADVSIEVE_FAULT_INJECTION: '1',
+      ADVSIEVE_WORKERS: '2',
+      ADVSIEVE_MAX_BATCH: '4',
+      ADVSIEVE_MAX_DELAY_MS: '0',
+      ADVSIEVE_AUDIT: '0',
+    });
+  }, 120_000);
+  afterAll(async () => {
+    // Still up and exiting cleanly after the crashes.
+    expect((await server?.stop())?.code).toBe(0);
+  });
+
+  test('a worker killed mid-batch: the batch is rerun, every request is answered in full, a replacement starts', async () => {
+    const before = await stats(server);
+    const victim = gql<{ classify: Row[] }>(server, CLASSIFY, {
+      images: [b64(await faultPng('crashOnce')), ...good.slice(0, 3).map(b64)],
+    });
+    const others = good.slice(3, 9).map((g) => gql<{ classify: Row[] }>(server, CLASSIFY, { images: [b64(g)] }));
+    const [v, ...o] = await Promise.all([victim, ...others]);
+    expect(v.status).toBe(200);
+    expect(codes(v)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    for (const r of o) expect(codes(r)).toEqual(['ok']);
+    await waitReady(server, 2);
+    const after = await stats(server);
+    expect(after.retriedBatches).toBe(before.retriedBatches + 1);
+    expect(after.replacedWorkers).toBe(before.replacedWorkers + 1);
+    expect(await metric(server, 'advsieve_worker_replacements')).toBe(after.replacedWorkers);
+    expect(await metric(server, 'advsieve_workers_ready')).toBe(2);
+  });
+
+  test('a batch whose rerun dies too: its images get INFERENCE_FAILED, the rest of the request and other requests are answered', async () => {
+    const before = await stats(server);
+    const doomed = gql<{ classify: Row[] }>(server, CLASSIFY, {
+      images: [b64(await faultPng('crashAlways')), ...good.slice(0, 7).map(b64)],
+    });
+    await sleep(30); // its two batches of 4 leave first; these queue behind them
+    const others = good.slice(8, 14).map((g) => gql<{ classify: Row[] }>(server, CLASSIFY, { images: [b64(g)] }));
+    const [d, ...o] = await Promise.all([doomed, ...others]);
+    expect(d.status).toBe(200);
+    expect(codes(d)).toEqual([...Array(4).fill('INFERENCE_FAILED'), ...Array(4).fill('ok')]);
+    expect(d.body.data!.classify[0].error!.message).toMatch(/inference worker died while running this batch/);
+    for (const r of o) expect(codes(r)).toEqual(['ok']);
+    await waitReady(server, 2);
+    const after = await stats(server);
+    expect(after.retriedBatches).toBe(before.retriedBatches + 1);
+    expect(after.replacedWorkers).toBe(before.replacedWorkers + 2);
+    // A good request right after is answered by the healed pool.
+    expect(codes(await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(0, 8).map(b64) }))).toEqual(
+      Array(8).fill('ok'),
+    );
+  });
+
+  test('worker tensors are reported in engineStats and /metrics, and stay put over many batches', async () => {
+    const first = await stats(server);
+    expect(first.workerTensors).toBeGreaterThan(0);
+    expect(first.workerTensorBytes).toBeGreaterThanOrEqual(2 * 1_686_568); // the weights, in each worker
+    for (let i = 0; i < 10; i++) await gql(server, CLASSIFY, { images: good.slice(0, 8).map(b64) });
+    const later = await stats(server);
+    expect(later.workerTensors).toBe(first.workerTensors);
+    expect(await metric(server, 'advsieve_worker_tensors')).toBe(later.workerTensors);
+    expect(await metric(server, 'advsieve_main_thread_tensors')).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('deadlines and admission', () => {
+  let server: TestServer;
+  // Long enough for a full batch on a loaded machine, short enough to wait for.
+  const TIMEOUT_MS = 1500;
+  beforeAll(async () => {
+    server = await startServer({
+      ADVSIEVE_REQUEST_TIMEOUT_MS: String(TIMEOUT_MS),
+      ADVSIEVE_MAX_BATCH: '4',
+      // A lone image waits far longer than the deadline for its batch to fill; four leave at once.
+      ADVSIEVE_MAX_DELAY_MS: '20000',
+      ADVSIEVE_MAX_CONCURRENT_REQUESTS: '3',
+      ADVSIEVE_WORKERS: '1',
+      ADVSIEVE_AUDIT: '0',
+    });
+  }, 120_000);
+  afterAll(async () => {
+    expect((await server?.stop())?.code).toBe(0);
+  });
+
+  test('DEADLINE_EXCEEDED (504) at the deadline; the waiting image is dropped unrun; a full batch is answered', async () => {
+    const before = await stats(server);
+    const start = performance.now();
+    const r = await gql(server, CLASSIFY, { images: [b64(good[0])] });
+    const ms = performance.now() - start;
+    expect(r.status).toBe(504);
+    expect(errorCode(r)).toBe('DEADLINE_EXCEEDED');
+    expect(r.body.errors![0].message).toMatch(/deadline of 1500 ms passed while its images waited for inference/);
+    expect(r.body.data?.classify ?? null).toBeNull();
+    expect(ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
+    expect(ms).toBeLessThan(TIMEOUT_MS + 1500); // at the deadline, not when the batch would have left
+    const full = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(1, 5).map(b64) });
+    expect(codes(full)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    // The next batch to leave found the lone image expired: dropped, not computed.
+    const after = await stats(server);
+    expect(after.expired).toBe(before.expired + 1);
+    expect(after.items).toBe(before.items + 4);
+  });
+
+  test('OVERLOADED (503, Retry-After) beyond the requests in flight, before the body is read; admitted again after', async () => {
+    // Three lone images: each request waits for its deadline, holding its place.
+    const held = good.slice(5, 8).map((g) => gql(server, CLASSIFY, { images: [b64(g)] }));
+    await sleep(100);
+    const refused = await gql(server, CLASSIFY, { images: [b64(good[9])] });
+    expect(refused.status).toBe(503);
+    expect(errorCode(refused)).toBe('OVERLOADED');
+    expect(refused.body.errors![0].extensions).toMatchObject({ limit: 'maxConcurrentRequests', limitValue: 3 });
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Health and metrics are outside admission.
+    expect((await fetch(`${server.base}/health/ready`)).status).toBe(200);
+    expect(await metric(server, 'advsieve_requests_in_flight')).toBe(3);
+    for (const r of await Promise.all(held)) expect(errorCode(r)).toBe('DEADLINE_EXCEEDED');
+    const full = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(10, 14).map(b64) });
+    expect(codes(full)).toEqual(['ok', 'ok', 'ok', 'ok']);
+  });
+
+  test('a body that trickles in (slow loris) is cut off once the request timeout passes', async () => {
+    const socket = net.connect(server.port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const body = JSON.stringify({ query: CLASSIFY, variables: { images: [b64(good[0])] } });
+    socket.write(
+      `POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    let received = '';
+    socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
+    const start = performance.now();
+    let sent = 0;
+    const drip = setInterval(() => {
+      if (sent < body.length && !socket.destroyed) socket.write(body[sent++]);
+    }, 50);
+    // Meanwhile the server answers others at once.
+    const other = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(14, 18).map(b64) });
+    expect(codes(other)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    const end = await closed;
+    clearInterval(drip);
+    expect(sent).toBeLessThan(body.length); // cut off long before the body was complete
+    expect(end - start).toBeLessThan(TIMEOUT_MS + 3000);
+    expect(received).toMatch(/^HTTP\/1\.1 408/);
+  });
+});

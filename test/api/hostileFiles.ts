@@ -1,0 +1,155 @@
+/**
+ * Hostile and malformed image files, made at test time (nothing big is committed): PNG chunks
+ * written by hand (so that CRCs, lengths and header fields can lie), header patches for JPEG, GIF,
+ * WebP and TIFF that declare huge sizes, a real decompression bomb, and a seeded PRNG for random
+ * bytes and the fuzz run's mutations.
+ */
+import * as zlib from 'zlib';
+
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+export function crc32(buf: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const b of buf) crc = CRC_TABLE[(crc ^ b) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+export function pngChunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([head, body, crc]);
+}
+
+/** An 8-bit greyscale PNG of the given header size around an IDAT of the given (compressed) data. */
+export function greyPng(width: number, height: number, idat: Buffer): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // greyscale
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', idat),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** The chunks of a PNG: offset of each chunk's length field, its type and data length. */
+export function pngChunks(png: Buffer): Array<{ offset: number; type: string; length: number }> {
+  const out: Array<{ offset: number; type: string; length: number }> = [];
+  for (let offset = 8; offset + 8 <= png.length;) {
+    const length = png.readUInt32BE(offset);
+    out.push({ offset, type: png.toString('latin1', offset + 4, offset + 8), length });
+    offset += 12 + length;
+  }
+  return out;
+}
+
+/**
+ * A real decompression bomb: a valid width×height greyscale PNG of zeros, whose pixels would take
+ * width × height bytes (400 MB for 20000²) but whose file is about a thousandth of that.
+ */
+export async function pngBomb(width: number, height: number): Promise<Buffer> {
+  const deflate = zlib.createDeflate({ level: 9 });
+  const parts: Buffer[] = [];
+  deflate.on('data', (c: Buffer) => parts.push(c));
+  const done = new Promise((resolve) => deflate.on('end', resolve));
+  const row = Buffer.alloc(width + 1); // filter byte 0, then zeros
+  for (let y = 0; y < height; y++) {
+    if (!deflate.write(row)) await new Promise((r) => deflate.once('drain', r));
+  }
+  deflate.end();
+  await done;
+  return greyPng(width, height, Buffer.concat(parts));
+}
+
+/** A JPEG whose first SOF marker declares width × height (the scan data is the original's). */
+export function jpegDeclaring(jpeg: Buffer, width: number, height: number): Buffer {
+  const out = Buffer.from(jpeg);
+  for (let i = 2; i + 9 < out.length;) {
+    if (out[i] !== 0xff) throw new Error(`no marker at ${i}`);
+    const marker = out[i + 1];
+    const length = out.readUInt16BE(i + 2);
+    if (marker >= 0xc0 && marker <= 0xc3) {
+      out.writeUInt16BE(height, i + 5);
+      out.writeUInt16BE(width, i + 7);
+      return out;
+    }
+    i += 2 + length;
+  }
+  throw new Error('no SOF marker');
+}
+
+/** A GIF whose logical screen and only frame declare width × height, with a 2×2-sized LZW stream. */
+export function gifDeclaring(width: number, height: number): Buffer {
+  const size = Buffer.alloc(4);
+  size.writeUInt16LE(width, 0);
+  size.writeUInt16LE(height, 2);
+  return Buffer.concat([
+    Buffer.from('GIF89a', 'latin1'),
+    size,
+    Buffer.from([0x00, 0x00, 0x00]), // no global colour table
+    Buffer.from([0x2c, 0, 0, 0, 0]), // image descriptor at 0,0
+    size,
+    Buffer.from([0x00, 0x02, 0x02, 0x4c, 0x01, 0x00, 0x3b]),
+  ]);
+}
+
+/** A lossless WebP (VP8L) with its header's size fields set to width × height (at most 16384 each). */
+export function webpDeclaring(webp: Buffer, width: number, height: number): Buffer {
+  const out = Buffer.from(webp);
+  const at = out.indexOf('VP8L', 12, 'latin1');
+  if (at < 0) throw new Error('not a VP8L WebP');
+  const sig = at + 8; // after the chunk header: 0x2f, then 14 bits width-1, 14 bits height-1, ...
+  const bits = out.readUInt32LE(sig + 1);
+  const rest = bits & ~0x0fffffff; // alpha and version bits
+  out.writeUInt32LE((rest | ((height - 1) << 14) | (width - 1)) >>> 0, sig + 1);
+  return out;
+}
+
+/** A little-endian TIFF with its ImageWidth (256) and ImageLength (257) tags set to width × height. */
+export function tiffDeclaring(tiff: Buffer, width: number, height: number): Buffer {
+  const out = Buffer.from(tiff);
+  if (out.toString('latin1', 0, 4) !== 'II*\0') throw new Error('not a little-endian TIFF');
+  const ifd = out.readUInt32LE(4);
+  const count = out.readUInt16LE(ifd);
+  for (let e = 0; e < count; e++) {
+    const entry = ifd + 2 + e * 12;
+    const tag = out.readUInt16LE(entry);
+    if (tag !== 256 && tag !== 257) continue;
+    const type = out.readUInt16LE(entry + 2);
+    const value = tag === 256 ? width : height;
+    if (type === 3) {
+      out.writeUInt16LE(4, entry + 2); // SHORT → LONG, so that values above 65535 fit
+      out.writeUInt32LE(value, entry + 8);
+    } else out.writeUInt32LE(value, entry + 8);
+  }
+  return out;
+}
+
+/** mulberry32: a small seeded PRNG, so that random files and mutations are the same every run. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomBytes(n: number, seed: number): Buffer {
+  const r = prng(seed);
+  return Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)));
+}

@@ -1,0 +1,396 @@
+/**
+ * The audit log's behaviour, one suite run against both backends (SQLite in a temporary file, and
+ * PostgreSQL on a throwaway server of its own — these fail, not skip, without Debian's `postgresql`
+ * package): every field read back as written, concurrent records in one group, the filters, cursor
+ * pagination while rows arrive, retention, versioned migrations, start-up failures that say why.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { AuditLog, AuditRecord } from '../../src/audit/auditLog';
+import { GroupCommit } from '../../src/audit/groupCommit';
+import { Migration, MIGRATIONS, pendingMigrations } from '../../src/audit/migrations';
+import { openAuditLog } from '../../src/audit/openAuditLog';
+import { PostgresAuditLog } from '../../src/audit/postgres';
+import { auditRecords } from '../../src/audit/records';
+import { SqliteAuditLog } from '../../src/audit/sqlite';
+import { decodeCursor, encodeCursor } from '../../src/server/screenings';
+import { PostgresServer, startPostgres } from './postgresServer';
+
+type Opened = AuditLog & { appliedVersions(): number[] | Promise<number[]> };
+
+interface Backend {
+  readonly name: 'sqlite' | 'postgres';
+  /** Opens the log called `db` (the same name reopens the same database). */
+  open(db: string, migrations?: readonly Migration[]): Promise<Opened>;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-audit-'));
+let postgres: PostgresServer | undefined;
+const databases = new Map<string, string>();
+
+const sqlite: Backend = {
+  name: 'sqlite',
+  open: async (db, migrations) =>
+    SqliteAuditLog.open({ file: path.join(tmp, `${db}.sqlite`), sync: 'full', migrations }),
+};
+
+const pg: Backend = {
+  name: 'postgres',
+  async open(db, migrations) {
+    postgres ??= await startPostgres();
+    if (!databases.has(db)) databases.set(db, await postgres.createDatabase(db));
+    return PostgresAuditLog.open({ url: databases.get(db)!, poolSize: 4, migrations });
+  },
+};
+
+afterAll(async () => {
+  await postgres?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const T0 = new Date('2026-11-20T10:00:00.123Z');
+const minutes = (n: number) => new Date(T0.getTime() + n * 60_000);
+const hex = (n: number) => n.toString(16).padStart(64, '0');
+
+function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    time: T0,
+    requestId: 'req-1',
+    keyId: 'key-a',
+    operation: 'screen',
+    imageIndex: 0,
+    sha256: hex(1),
+    byteSize: 345,
+    classIndex: 1,
+    label: 'Trouser',
+    confidence: 0.987654321,
+    adversarial: false,
+    score: -1.25,
+    threshold: 1.5,
+    targetFpr: 0.05,
+    detectors: [
+      { name: 'highFrequency', score: 0.5, threshold: 2.25, flagged: false },
+      { name: 'mahalanobis', score: 3.125, threshold: 2, flagged: true },
+    ],
+    defenseClassIndex: null,
+    defenseLabel: null,
+    defenseConfidence: null,
+    errorCode: null,
+    modelId: 'fashion-cnn',
+    modelSha256: hex(0xabc),
+    calibrationSha256: hex(0xdef),
+    calibrationCreatedAt: '2026-11-01T00:00:00.000Z',
+    image: null,
+    ...overrides,
+  };
+}
+
+let dbCounter = 0;
+const fresh = () => `audit_${++dbCounter}`;
+
+describe.each([sqlite, pg])('$name audit log', (backend) => {
+  let log: Opened | undefined;
+  afterEach(async () => {
+    await log?.close();
+    log = undefined;
+  });
+
+  test('a record reads back with every field as written, a failed image with nulls', async () => {
+    log = await backend.open(fresh());
+    const full = record({
+      defenseClassIndex: 3,
+      defenseLabel: 'Dress',
+      defenseConfidence: 0.5,
+      adversarial: true,
+      image: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 255]),
+    });
+    const failed = record({
+      imageIndex: 1,
+      sha256: null,
+      byteSize: null,
+      classIndex: null,
+      label: null,
+      confidence: null,
+      adversarial: null,
+      score: null,
+      threshold: null,
+      targetFpr: null,
+      detectors: null,
+      errorCode: 'INVALID_BASE64',
+      keyId: null,
+    });
+    await log.record([full, failed]);
+    const page = await log.screenings({ filter: {}, first: 10 });
+    expect(page.hasNextPage).toBe(false);
+    expect(page.rows).toHaveLength(2);
+    const [second, first] = page.rows; // newest first
+    expect(second.id).toBeGreaterThan(first.id);
+    expect(first).toEqual({ ...full, id: first.id });
+    expect(second).toEqual({ ...failed, id: second.id });
+    expect(first.time.getTime()).toBe(T0.getTime());
+    expect(await log.count({})).toBe(2);
+  });
+
+  test('concurrent records all commit (as groups), each promise resolving once its rows are readable', async () => {
+    log = await backend.open(fresh());
+    const l = log;
+    const writes = Array.from({ length: 60 }, (_, i) =>
+      l.record([record({ requestId: `r${i}`, imageIndex: 0 }), record({ requestId: `r${i}`, imageIndex: 1 })]),
+    );
+    // Each promise resolves only after its rows are committed: read as soon as the first resolves.
+    await writes[0];
+    expect(await l.count({})).toBeGreaterThanOrEqual(2);
+    await Promise.all(writes);
+    const page = await l.screenings({ filter: {}, first: 500 });
+    expect(page.rows).toHaveLength(120);
+    expect(new Set(page.rows.map((r) => `${r.requestId}/${r.imageIndex}`)).size).toBe(120);
+  });
+
+  test('filters: flagged, since (inclusive), until (exclusive), sha256, together', async () => {
+    log = await backend.open(fresh());
+    await log.record([
+      record({ time: minutes(0), adversarial: true, sha256: hex(1) }),
+      record({ time: minutes(1), adversarial: false, sha256: hex(2) }),
+      record({ time: minutes(2), adversarial: true, sha256: hex(2) }),
+      record({ time: minutes(3), adversarial: null, sha256: null, errorCode: 'CORRUPT_IMAGE' }),
+    ]);
+    const times = async (filter: Parameters<AuditLog['count']>[0]) =>
+      (await log!.screenings({ filter, first: 50 })).rows.map((r) => (r.time.getTime() - T0.getTime()) / 60_000);
+    expect(await times({})).toEqual([3, 2, 1, 0]);
+    expect(await times({ flagged: true })).toEqual([2, 0]);
+    expect(await times({ flagged: false })).toEqual([1]);
+    expect(await times({ since: minutes(1) })).toEqual([3, 2, 1]);
+    expect(await times({ until: minutes(2) })).toEqual([1, 0]);
+    expect(await times({ since: minutes(1), until: minutes(3) })).toEqual([2, 1]);
+    expect(await times({ sha256: hex(2) })).toEqual([2, 1]);
+    expect(await times({ sha256: hex(2), flagged: true, since: minutes(2) })).toEqual([2]);
+    expect(await log.count({ sha256: hex(2) })).toBe(2);
+    expect(await log.count({ flagged: true, until: minutes(1) })).toBe(1);
+  });
+
+  test('pages by cursor: every row once, newest first, while new rows arrive between pages', async () => {
+    log = await backend.open(fresh());
+    await log.record(Array.from({ length: 23 }, (_, i) => record({ requestId: `old-${i}`, time: minutes(i) })));
+    const seen: string[] = [];
+    let afterId: number | undefined;
+    let pages = 0;
+    for (;;) {
+      const page = await log.screenings({ filter: {}, first: 5, afterId });
+      seen.push(...page.rows.map((r) => r.requestId));
+      pages++;
+      // Rows arriving mid-way are newer than anything paged so far: they must not show up later.
+      await log.record([record({ requestId: `new-${pages}`, time: minutes(100 + pages) })]);
+      if (!page.hasNextPage) break;
+      afterId = page.rows[page.rows.length - 1].id;
+    }
+    expect(pages).toBe(5);
+    expect(seen).toEqual(Array.from({ length: 23 }, (_, i) => `old-${22 - i}`));
+    // A filtered walk: the flagged rows only, 2 per page.
+    await log.record([record({ requestId: 'f1', adversarial: true }), record({ requestId: 'f2', adversarial: true })]);
+    await log.record([record({ requestId: 'f3', adversarial: true })]);
+    const p1 = await log.screenings({ filter: { flagged: true }, first: 2 });
+    const p2 = await log.screenings({ filter: { flagged: true }, first: 2, afterId: p1.rows[1].id });
+    expect([...p1.rows, ...p2.rows].map((r) => r.requestId)).toEqual(['f3', 'f2', 'f1']);
+    expect([p1.hasNextPage, p2.hasNextPage]).toEqual([true, false]);
+  });
+
+  test('prune deletes the rows older than the cut-off and nothing else', async () => {
+    log = await backend.open(fresh());
+    await log.record([
+      record({ requestId: 'old', time: new Date(Date.now() - 10 * 86_400_000) }),
+      record({ requestId: 'older', time: new Date(Date.now() - 40 * 86_400_000) }),
+      record({ requestId: 'recent', time: new Date(Date.now() - 3_600_000) }),
+    ]);
+    expect(await log.prune(new Date(Date.now() - 7 * 86_400_000))).toBe(2);
+    expect((await log.screenings({ filter: {}, first: 10 })).rows.map((r) => r.requestId)).toEqual(['recent']);
+    expect(await log.prune(new Date(Date.now() - 7 * 86_400_000))).toBe(0);
+  });
+
+  test('migrations: applied once and recorded; reopening applies nothing; a newer database is refused', async () => {
+    const db = fresh();
+    log = await backend.open(db);
+    expect(await log.appliedVersions()).toEqual(MIGRATIONS.map((m) => m.version));
+    await log.record([record()]);
+    await log.close();
+    log = await backend.open(db);
+    expect(await log.appliedVersions()).toEqual(MIGRATIONS.map((m) => m.version));
+    expect(await log.count({})).toBe(1); // reopening kept the data
+    await log.close();
+    // A later version: applied on top, in order, once.
+    const next: Migration = {
+      version: 2,
+      name: 'test_extra',
+      sql: { sqlite: 'CREATE TABLE test_extra (x INTEGER)', postgres: 'CREATE TABLE test_extra (x INTEGER)' },
+    };
+    log = await backend.open(db, [...MIGRATIONS, next]);
+    expect(await log.appliedVersions()).toEqual([1, 2]);
+    await log.close();
+    log = await backend.open(db, [...MIGRATIONS, next]);
+    expect(await log.appliedVersions()).toEqual([1, 2]);
+    await log.close();
+    log = undefined;
+    // This code (without version 2) must not write into a database that a newer one migrated.
+    await expect(backend.open(db)).rejects.toThrow(/schema version 2, which this advsieve does not know/);
+  });
+
+  test('records after close are refused; close waits for the records being written', async () => {
+    log = await backend.open(fresh());
+    const l = log;
+    const pending = l.record([record()]);
+    await l.close();
+    await expect(pending).resolves.toBeUndefined();
+    await expect(l.record([record()])).rejects.toThrow(/closed/);
+    log = await backend.open(`audit_${dbCounter}`);
+    expect(await log.count({})).toBe(1);
+  });
+});
+
+describe('start-up failures say which backend, where and why', () => {
+  test('SQLite: a file that cannot be created', () => {
+    const blocker = path.join(tmp, 'not-a-directory');
+    fs.writeFileSync(blocker, 'x');
+    expect(() => SqliteAuditLog.open({ file: path.join(blocker, 'audit.sqlite'), sync: 'full' })).toThrow(
+      /audit log: cannot open the SQLite file .*not-a-directory\/audit\.sqlite \(ADVSIEVE_AUDIT_DB\): .*(ENOTDIR|EEXIST)/i,
+    );
+  });
+
+  test('PostgreSQL: a server that does not answer; the password is not shown', async () => {
+    await expect(
+      PostgresAuditLog.open({
+        url: 'postgresql://advsieve:s3cret@127.0.0.1:1/audit',
+        poolSize: 1,
+        connectTimeoutMs: 2000,
+      }),
+    ).rejects.toThrow(
+      /audit log: cannot use PostgreSQL at postgresql:\/\/advsieve:\*\*\*@127\.0\.0\.1:1\/audit \(DATABASE_URL\): .*ECONNREFUSED/,
+    );
+  });
+});
+
+describe('retention, group commit and records', () => {
+  test('openAuditLog prunes past the retention period at start; off records nothing', async () => {
+    const file = path.join(tmp, 'retention.sqlite');
+    const first = SqliteAuditLog.open({ file, sync: 'normal' });
+    await first.record([
+      record({ requestId: 'expired', time: new Date(Date.now() - 3 * 86_400_000) }),
+      record({ requestId: 'kept', time: new Date(Date.now() - 3_600_000) }),
+    ]);
+    await first.close();
+    const config = {
+      enabled: true,
+      sqliteFile: file,
+      databaseUrl: undefined,
+      sync: 'normal' as const,
+      retentionDays: 2,
+      storeImages: false,
+      poolSize: 1,
+    };
+    const log = await openAuditLog(config);
+    expect(log.kind).toBe('sqlite');
+    expect((await log.screenings({ filter: {}, first: 10 })).rows.map((r) => r.requestId)).toEqual(['kept']);
+    await log.close();
+    const off = await openAuditLog({ ...config, enabled: false });
+    expect(off.kind).toBe('off');
+    await expect(off.record([record()])).resolves.toBeUndefined();
+    await expect(off.screenings({ filter: {}, first: 1 })).rejects.toThrow(/ADVSIEVE_AUDIT=off/);
+  });
+
+  test('group commit: one write per turn of the event loop; records during a write form the next group', async () => {
+    const groups: number[][] = [];
+    let release!: () => void;
+    let blocked = true;
+    const group = new GroupCommit<number>(async (rows) => {
+      groups.push([...rows]);
+      if (blocked) await new Promise<void>((r) => (release = r));
+    });
+    const a = [group.add([1]), group.add([2, 3]), group.add([4])];
+    await new Promise((r) => setImmediate(r));
+    expect(groups).toEqual([[1, 2, 3, 4]]);
+    const b = [group.add([5]), group.add([6])]; // while the first group is being written
+    await new Promise((r) => setTimeout(r, 5));
+    expect(groups).toHaveLength(1);
+    blocked = false;
+    release();
+    await Promise.all([...a, ...b]);
+    expect(groups).toEqual([
+      [1, 2, 3, 4],
+      [5, 6],
+    ]);
+  });
+
+  test('group commit: a failed write rejects its whole group, and the next group is written', async () => {
+    let fail = true;
+    const written: number[] = [];
+    const group = new GroupCommit<number>((rows) => {
+      if (fail) throw new Error('disk full');
+      written.push(...rows);
+    });
+    const failed = [group.add([1]), group.add([2])];
+    await expect(Promise.all(failed)).rejects.toThrow('disk full');
+    await expect(failed[1]).rejects.toThrow('disk full');
+    fail = false;
+    await group.add([3]);
+    expect(written).toEqual([3]);
+  });
+
+  test('auditRecords: one per result, the verdict and versions; image bytes only when configured', () => {
+    const service = (storeImages: boolean) =>
+      ({
+        config: { audit: { storeImages } },
+        metadata: { id: 'fashion-cnn' },
+        modelSha256: hex(7),
+        calibrationSha256: hex(8),
+        calibration: { createdAt: '2026-01-01T00:00:00Z' },
+      }) as never;
+    const detection = {
+      adversarial: true,
+      score: 2,
+      threshold: 1,
+      targetFpr: 0.05,
+      detectors: [{ name: 'highFrequency', score: 3, threshold: 2, flagged: true }],
+    };
+    const prediction = { classIndex: 1, label: 'Trouser', confidence: 0.9, top: [] };
+    const results = [
+      { index: 0, sha256: hex(1), prediction, detection },
+      { index: 1, sha256: hex(2), error: { code: 'CORRUPT_IMAGE', message: 'bad' } },
+    ];
+    const images = [
+      { sha256: hex(1), bytes: 10, data: Buffer.from('0123456789') },
+      { sha256: hex(2), bytes: 3, data: Buffer.from('bad') },
+    ];
+    const ctx = { service: service(false), principal: undefined, requestId: 'rid' };
+    const rows = auditRecords(ctx, 'screen', images, results);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatchObject({
+      requestId: 'rid',
+      keyId: null,
+      imageIndex: 0,
+      sha256: hex(1),
+      byteSize: 10,
+      classIndex: 1,
+      adversarial: true,
+      detectors: detection.detectors,
+      errorCode: null,
+      modelSha256: hex(7),
+      calibrationSha256: hex(8),
+      image: null,
+    });
+    expect(rows[1]).toMatchObject({ errorCode: 'CORRUPT_IMAGE', byteSize: 3, adversarial: null, classIndex: null });
+    const stored = auditRecords({ ...ctx, service: service(true) }, 'screen', images, results);
+    expect(stored.map((r) => r.image?.toString())).toEqual(['0123456789', 'bad']);
+  });
+
+  test('cursors round-trip; anything else is not one', () => {
+    expect(decodeCursor(encodeCursor(42))).toBe(42);
+    for (const bad of ['', 'abc', encodeCursor(42) + '!', 'NDI=', Buffer.from('-1').toString('base64url'), 'MDQy'])
+      expect(decodeCursor(bad)).toBeUndefined();
+  });
+
+  test('the migration list is ordered and a gap-free prefix is pending', () => {
+    expect(pendingMigrations([])).toEqual(MIGRATIONS);
+    expect(pendingMigrations([1])).toEqual([]);
+    const bad = [MIGRATIONS[0], { ...MIGRATIONS[0], version: 1 }];
+    expect(() => pendingMigrations([], bad)).toThrow(/out of order/);
+  });
+});
