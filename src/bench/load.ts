@@ -6,6 +6,7 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
+import * as os from 'os';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../util/paths';
 
@@ -88,11 +89,23 @@ export interface Service {
   readonly errorLogs: string[];
 }
 
+/**
+ * Starts `advsieve serve` on a free port and waits until it is ready. Unless the caller names an
+ * audit log (ADVSIEVE_AUDIT_DB or DATABASE_URL, here or in the environment), the service records
+ * into a temporary SQLite file, removed when it stops: benchmarks leave nothing in data/.
+ */
 export async function startService(env: Record<string, string>): Promise<Service> {
+  const merged = { ...process.env, ...env };
+  const auditDir =
+    merged.ADVSIEVE_AUDIT_DB || merged.DATABASE_URL
+      ? undefined
+      : fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-bench-'));
+  const audit = auditDir ? { ADVSIEVE_AUDIT_DB: path.join(auditDir, 'audit.sqlite') } : {};
   const proc = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'bin', 'advsieve.js'), 'serve'], {
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...audit, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  if (auditDir) proc.once('exit', () => fs.rmSync(auditDir, { recursive: true, force: true }));
   const errorLogs: string[] = [];
   const port = await new Promise<number>((resolve, reject) => {
     let buffered = '';

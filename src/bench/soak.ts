@@ -10,9 +10,6 @@
  * Options (environment): BENCH_SOAK_SECONDS (default 600), BENCH_SOAK_SAMPLE_SECONDS (10),
  * BENCH_SOAK_LOAD (fraction of the peak rate, measured first, default 0.3), ADVSIEVE_MODEL_DIR.
  */
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import {
   closedLoop,
   fixtureBytes,
@@ -44,9 +41,8 @@ interface Sample {
 const SERIES = ['rssMB', 'heapMB', 'workerTensors', 'mainTensors'] as const;
 
 async function main(): Promise<void> {
-  const auditDir = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-soak-'));
   const bodies = screenBodies(fixtureBytes(), 1);
-  const service = await startService({ ADVSIEVE_AUDIT_DB: path.join(auditDir, 'audit.sqlite') });
+  const service = await startService({});
   const samples: Sample[] = [];
   let peak: number;
   let load: Awaited<ReturnType<typeof openLoop>>;
@@ -85,7 +81,6 @@ async function main(): Promise<void> {
     await sample();
   } finally {
     await stopService(service);
-    fs.rmSync(auditDir, { recursive: true, force: true });
   }
 
   const steady = samples.filter((s) => s.t >= WARMUP_SECONDS);
