@@ -49,6 +49,8 @@ export interface ServerConfig {
   readonly requestTimeoutMs: number;
   /** GraphQL requests in flight at most; beyond, OVERLOADED before the body is read (bounds memory). */
   readonly maxConcurrentRequests: number;
+  /** Bytes of request bodies in flight at most, by Content-Length; beyond, OVERLOADED (a global memory bound). */
+  readonly maxInflightBytes: number;
   /** Images decoded at once, across all requests (libvips' working memory is per decode). */
   readonly decodeConcurrency: number;
   /** Tests only: images of the fault patterns kill their worker (src/engine/faultInjection.ts); refused in production. */
@@ -154,7 +156,10 @@ function metricsEndpoint(env: Env): GatewayConfig['metrics'] {
 function resilienceConfig(
   env: Env,
   production: boolean,
-): Pick<ServerConfig, 'requestTimeoutMs' | 'maxConcurrentRequests' | 'decodeConcurrency' | 'faultInjection'> {
+): Pick<
+  ServerConfig,
+  'requestTimeoutMs' | 'maxConcurrentRequests' | 'maxInflightBytes' | 'decodeConcurrency' | 'faultInjection'
+> {
   const faultInjection = flag(env, 'ADVSIEVE_FAULT_INJECTION') ?? false;
   if (production && faultInjection) {
     // A client could kill workers at will: never in a production deployment.
@@ -167,6 +172,8 @@ function resilienceConfig(
   return {
     requestTimeoutMs: integer(env, 'ADVSIEVE_REQUEST_TIMEOUT_MS', 1) ?? 30_000,
     maxConcurrentRequests: integer(env, 'ADVSIEVE_MAX_CONCURRENT_REQUESTS', 1) ?? 256,
+    // 512 MiB: above the largest single request the default limits admit (64 files × 5 MiB).
+    maxInflightBytes: integer(env, 'ADVSIEVE_MAX_INFLIGHT_BYTES', 1024) ?? 512 * MiB,
     decodeConcurrency: integer(env, 'ADVSIEVE_DECODE_CONCURRENCY', 1) ?? os.availableParallelism(),
     faultInjection,
   };

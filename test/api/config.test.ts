@@ -28,8 +28,11 @@ test('deadlines, admission, decoding and fault injection: defaults, checks, and 
   expect(configFromEnv({})).toMatchObject({
     requestTimeoutMs: 30_000,
     maxConcurrentRequests: 256,
+    maxInflightBytes: 512 * 1024 * 1024,
     faultInjection: false,
   });
+  expect(configFromEnv({ ADVSIEVE_MAX_INFLIGHT_BYTES: '65536' }).maxInflightBytes).toBe(65536);
+  expect(() => configFromEnv({ ADVSIEVE_MAX_INFLIGHT_BYTES: '100' })).toThrow(/ADVSIEVE_MAX_INFLIGHT_BYTES/);
   expect(configFromEnv({}).decodeConcurrency).toBeGreaterThanOrEqual(1);
   expect(
     configFromEnv({

@@ -212,3 +212,52 @@ describe('deadlines and admission', () => {
     expect(received).toMatch(/^HTTP\/1\.1 408/);
   });
 });
+
+describe('the byte budget of bodies in flight (ADVSIEVE_MAX_INFLIGHT_BYTES)', () => {
+  let server: TestServer;
+  const BUDGET = 6000;
+  beforeAll(async () => {
+    server = await startServer({
+      ADVSIEVE_MAX_INFLIGHT_BYTES: String(BUDGET),
+      ADVSIEVE_MAX_BODY_BYTES: '16384',
+      ADVSIEVE_AUDIT: '0',
+    });
+  }, 120_000);
+  afterAll(async () => {
+    expect((await server?.stop())?.code).toBe(0);
+  });
+
+  test('a body that could never fit is 413; one that does not fit now is OVERLOADED; both admitted once bytes free up', async () => {
+    const body = (n: number) => JSON.stringify({ query: CLASSIFY, variables: { images: good.slice(0, n).map(b64) } });
+    expect(body(1).length).toBeLessThan(BUDGET - 4000);
+    // A request that declares 4000 bytes and sends a few: it holds 4000 of the 6000 while it trickles.
+    const socket = net.connect(server.port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(
+      'POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{',
+    );
+    await sleep(200);
+    const fits = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(0, 1).map(b64) });
+    expect(codes(fits)).toEqual(['ok']);
+    const big = body(2);
+    expect(big.length).toBeGreaterThan(BUDGET - 4000);
+    expect(big.length).toBeLessThan(BUDGET);
+    const refused = await gql(server, CLASSIFY, { images: good.slice(0, 2).map(b64) });
+    expect(refused.status).toBe(503);
+    expect(errorCode(refused)).toBe('OVERLOADED');
+    expect(refused.body.errors![0].extensions).toMatchObject({ limit: 'maxInflightBytes', limitValue: BUDGET });
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const never = await gql(server, CLASSIFY, { images: good.slice(0, 5).map(b64) });
+    expect(
+      JSON.stringify({ query: CLASSIFY, variables: { images: good.slice(0, 5).map(b64) } }).length,
+    ).toBeGreaterThan(BUDGET);
+    expect(never.status).toBe(413);
+    expect(errorCode(never)).toBe('PAYLOAD_TOO_LARGE');
+    expect(never.body.errors![0].extensions).toMatchObject({ limit: 'maxInflightBytes' });
+    // The trickling request goes away: its 4000 bytes are free again.
+    socket.destroy();
+    await sleep(200);
+    const admitted = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(0, 2).map(b64) });
+    expect(codes(admitted)).toEqual(['ok', 'ok']);
+  });
+});
