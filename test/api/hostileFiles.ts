@@ -5,6 +5,7 @@
  * bytes and the fuzz run's mutations.
  */
 import * as zlib from 'zlib';
+import { mulberry32 } from '../../src/train/random';
 
 const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
   let c = n;
@@ -137,17 +138,8 @@ export function tiffDeclaring(tiff: Buffer, width: number, height: number): Buff
   return out;
 }
 
-/** mulberry32: a small seeded PRNG, so that random files and mutations are the same every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32), so that random files and mutations are the same every run. */
+export const prng = mulberry32;
 
 export function randomBytes(n: number, seed: number): Buffer {
   const r = prng(seed);
