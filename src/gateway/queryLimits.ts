@@ -112,6 +112,9 @@ export function tokensOver(source: string, max: number): boolean {
   return false;
 }
 
+const PASSED_CACHE_SIZE = 1000;
+const PASSED_CACHE_MAX_CHARS = 16 * 1024;
+
 export class QueryLimiter {
   private readonly rules: readonly ValidationRule[];
   /** Apollo plugins to install (field suggestions masked in production). */
@@ -127,8 +130,28 @@ export class QueryLimiter {
     this.plugins = armor.plugins;
   }
 
+  /**
+   * Documents that kept the limits, remembered by their text: clients send the same few documents
+   * again and again, and lexing, parsing and validating each one cost ~10 % of the main thread at
+   * full load (a CPU profile of `bench:api`'s concurrency 64). The limits depend on the text alone
+   * (armor's cost reads literals, not variables). Bounded: at most PASSED_CACHE_SIZE documents of
+   * at most PASSED_CACHE_MAX_CHARS each, the oldest forgotten first; refused documents are never
+   * remembered, so a hostile client cannot fill it with them.
+   */
+  private readonly passed = new Set<string>();
+
   /** The limits `query` breaks, one error each; empty when it keeps them (or does not parse). */
   check(query: string): GraphQLError[] {
+    if (this.passed.has(query)) return [];
+    const errors = this.checkUncached(query);
+    if (errors.length === 0 && query.length <= PASSED_CACHE_MAX_CHARS) {
+      if (this.passed.size >= PASSED_CACHE_SIZE) this.passed.delete(this.passed.values().next().value!);
+      this.passed.add(query);
+    }
+    return errors;
+  }
+
+  private checkUncached(query: string): GraphQLError[] {
     const max = this.limits.maxTokens;
     if (tokensOver(query, max)) {
       return [queryLimit(CODES.maxTokens, 'maxTokens', max, `Token limit of ${max} exceeded.`)];

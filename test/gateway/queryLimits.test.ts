@@ -116,3 +116,22 @@ test('documents that do not parse, or break the schema, are left to Apollo; frag
   expect(limiter.check('{ nope { nope } }')).toEqual([]);
   expect(limiter.check('query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }')).toEqual([]);
 });
+
+test('documents that kept the limits are remembered; refused ones are checked, and refused, every time', () => {
+  const fresh = new QueryLimiter(schema, DEFAULT_QUERY_LIMITS, false);
+  const ok = '{ model { id labels } }';
+  const deep = `{ model { ${'a { '.repeat(12)}b${' }'.repeat(12)} } }`;
+  // The full check (lexer, parser, armor's rules) is the private checkUncached.
+  const validate = jest.spyOn(QueryLimiter.prototype as unknown as { checkUncached: () => unknown }, 'checkUncached');
+  expect(fresh.check(ok)).toEqual([]);
+  expect(fresh.check(ok)).toEqual([]);
+  expect(validate).toHaveBeenCalledTimes(1); // the second time from memory
+  expect(fresh.check(deep).map((e) => e.extensions.code)).toEqual(['QUERY_TOO_DEEP']);
+  expect(fresh.check(deep).map((e) => e.extensions.code)).toEqual(['QUERY_TOO_DEEP']);
+  expect(validate).toHaveBeenCalledTimes(3);
+  // Many distinct documents: the oldest are forgotten (checked again), the check still answers.
+  for (let i = 0; i < 1500; i++) expect(fresh.check(`{ model { id } x${i}: model { id } }`)).toEqual([]);
+  expect(fresh.check(ok)).toEqual([]);
+  expect(validate).toHaveBeenCalledTimes(3 + 1500 + 1);
+  validate.mockRestore();
+});
