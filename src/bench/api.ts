@@ -3,6 +3,8 @@
  * one run so that the ratios compare:
  *   1. engine-only screening: the engine started in this process, C callers each submitting
  *      BENCH_IMAGES_PER_REQUEST decoded images and screening the outputs, no HTTP, no decoding;
+ *      then the same with batches of one: the most batching can gain on this backend, whatever the
+ *      service in front of it does;
  *   2. the service (`advsieve serve`, a child process) driven by a bounded closed-loop client at
  *      concurrency 1, 8 and 64 with the `screen` mutation (base64 images in JSON bodies);
  *   3. the service with batching off (ADVSIEVE_MAX_BATCH=1) at concurrency 64;
@@ -50,12 +52,12 @@ const openLoop = (port: number, bodies: readonly Buffer[], requestsPerSec: numbe
 
 // ---- engine only ----
 
-async function engineOnly(files: readonly Buffer[], callers: number): Promise<number> {
+async function engineOnly(files: readonly Buffer[], callers: number, maxBatch?: number): Promise<number> {
   const modelDir = defaultModelDir();
   const metadata = readMetadata(modelDir);
   const screener = new Screener(loadCalibration(calibrationPath(modelDir), hashModelFiles(modelDir)), metadata.labels);
   const pixels = await Promise.all(files.map(async (f) => (await decodeImage(f, metadata.inputShape)).pixels));
-  const engine = await Engine.start({ modelDir, extras: { ...screener.extras, lowPassPixels: true } });
+  const engine = await Engine.start({ modelDir, maxBatch, extras: { ...screener.extras, lowPassPixels: true } });
   try {
     let images = 0;
     let measuring = false;
@@ -119,6 +121,9 @@ async function main(): Promise<void> {
 
   const engine = await engineOnly(files, 64);
   rows.push([`engine only, 64 callers × ${PER_REQUEST} image(s), screened`, `${engine.toFixed(0)} img/s`]);
+  // The ceiling of batching's gain on this backend: no service in front, batches of one.
+  const engineUnbatched = await engineOnly(files, 64, 1);
+  rows.push(['engine only, batching off (maxBatch 1)', `${engineUnbatched.toFixed(0)} img/s`]);
 
   const service: Record<string, LoadFigures> = {};
   let settings: Awaited<ReturnType<typeof batchingSettings>>;
@@ -161,6 +166,8 @@ async function main(): Promise<void> {
     imagesPerRequest: PER_REQUEST,
     seconds: SECONDS,
     engineOnly: Math.round(engine),
+    engineOnlyBatchingOff: Math.round(engineUnbatched),
+    engineBatchingSpeedup: round(engine / engineUnbatched, 2),
     service: Object.fromEntries(
       CONCURRENCY.map((c) => [
         c,
