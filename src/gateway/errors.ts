@@ -6,7 +6,7 @@
  */
 import type { Response } from 'express';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
-import { requestError } from '../server/errors';
+import { payloadTooLarge, requestError } from '../server/errors';
 
 /** The challenge a 401 carries (RFC 6750): keys are bearer tokens. */
 export const WWW_AUTHENTICATE = 'Bearer realm="advsieve"';
@@ -42,6 +42,23 @@ export function tooManyOperations(count: number, max: number): GraphQLError {
     `the request batches ${count} operations; at most ${max} are accepted`,
     400,
     { limit: 'maxBatchedOperations', limitValue: max },
+  );
+}
+
+/** A request the gateway cannot read as GraphQL over HTTP: Apollo's own code for the same. */
+export function badRequest(message: string): GraphQLError {
+  return requestError('BAD_REQUEST', message, 400);
+}
+
+/**
+ * An operation whose variables hold more list entries than the request may have images: the only
+ * lists an operation's variables can fill are image lists, so this is the images limit, checked
+ * before graphql-js coerces (and copies) every entry.
+ */
+export function tooManyListEntries(where: string, max: number): GraphQLError {
+  return payloadTooLarge(
+    `${where}: its variables hold more than ${max} list entries; a request takes at most ${max} images (ADVSIEVE_MAX_IMAGES)`,
+    { name: 'maxImages', value: max },
   );
 }
 

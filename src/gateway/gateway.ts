@@ -6,8 +6,10 @@
  *   authenticate  headers only: 401 UNAUTHENTICATED before any upload is read
  *   admit         one token per request from the key's bucket: 429 RATE_LIMITED
  *   (uploads and the JSON body are read here, by the server's own middleware)
- *   checkOperations  batch size (TOO_MANY_OPERATIONS), trusted documents
- *                 (PERSISTED_QUERY_NOT_ALLOWED), depth/cost/aliases/directives/tokens: 400 each
+ *   checkOperations  batch size (TOO_MANY_OPERATIONS) and shape (BAD_REQUEST), the list entries
+ *                 of each operation's variables (PAYLOAD_TOO_LARGE, before graphql-js coerces
+ *                 them), trusted documents (PERSISTED_QUERY_NOT_ALLOWED),
+ *                 depth/cost/aliases/directives/tokens: 400 each
  *
  * then Apollo, whose context gets the principal (for `@Authorized` scopes, src/gateway/scopes.ts)
  * and the request's images metered against the key's bucket.
@@ -20,9 +22,11 @@ import { RequestImages } from '../server/requestImages';
 import { logger } from '../util/logger';
 import { ApiKeyEntry, ApiKeyStore } from './apiKeys';
 import {
+  badRequest,
   persistedQueryNotAllowed,
   rateLimited,
   sendRefusal,
+  tooManyListEntries,
   tooManyOperations,
   unauthenticated,
   forbidden,
@@ -31,6 +35,7 @@ import { MeteredRequestImages } from './meteredImages';
 import type { QueryLimiter, QueryLimits } from './queryLimits';
 import { BucketLimit, RateLimiter, RequestMeter, TokenBuckets } from './rateLimit';
 import { TrustedDocuments } from './trustedDocuments';
+import { listEntriesOver } from './variableLists';
 
 export interface GatewayConfig {
   /** The configured API keys; none: the API is open to anyone who reaches it. */
@@ -44,6 +49,14 @@ export interface GatewayConfig {
   readonly trustedDocumentsFile: string | undefined;
   /** /metrics: on the main port ('on'), nowhere ('off'), or on a listener of its own. */
   readonly metrics: 'on' | 'off' | { readonly port: number; readonly host: string };
+}
+
+/** What the gateway needs of the service's own settings (a ServerConfig has them). */
+export interface ServiceLimits {
+  /** ADVSIEVE_MAX_IMAGES: also bounds the list entries of each operation's variables. */
+  readonly maxImages: number;
+  /** NODE_ENV=production: Apollo serves no landing page, so no request skips the key or the checks for one. */
+  readonly production: boolean;
 }
 
 /** What the gateway leaves on `res.locals` for the next steps. */
@@ -64,54 +77,101 @@ function presentedKey(req: Request): string | undefined {
   return bearer ?? (req.get('x-api-key')?.trim() || undefined);
 }
 
-/** A browser asking for the landing page: static HTML, no operation (Apollo serves it only outside production). */
-function isLandingPageRequest(req: Request): boolean {
-  return req.method === 'GET' && !/[?&](query|extensions)=/.test(req.url) && req.accepts(['json', 'html']) === 'html';
+/**
+ * A GET's URL as the gateway reads it; undefined when it does not parse (`GET /graphql//[`).
+ * WHATWG's parser, not the legacy `url.parse` that Apollo's Express integration uses, and the two
+ * need not agree on every odd URL: so `getOperation` writes the request's URL back from the
+ * parameters read here, and Apollo reads exactly the parameters that were checked, whatever
+ * encoding the client chose (`%71uery=` is `query=`).
+ */
+function urlOf(req: Request): URL | undefined {
+  try {
+    return new URL(req.url, 'http://gateway');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A JSON-valued GET parameter; undefined when absent or not JSON (Apollo says what is wrong with it). */
+function jsonParameter(params: URLSearchParams, name: string): unknown {
+  const text = params.get(name);
+  if (text === null) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** One operation of a request (a JSON body, one element of a batch, or a GET's parameters). */
 interface Operation {
   readonly query: unknown;
   readonly persistedHash: unknown;
+  readonly variables: unknown;
   setQuery(query: string): void;
 }
+
+/** A request's operations (`batched`: sent as a JSON array), or why the gateway refuses it. */
+type Operations =
+  | { readonly operations: readonly Operation[]; readonly batched: boolean; readonly refusal?: undefined }
+  | { readonly refusal: GraphQLError };
 
 function persistedHashOf(extensions: unknown): unknown {
   return (extensions as { persistedQuery?: { sha256Hash?: unknown } } | null | undefined)?.persistedQuery?.sha256Hash;
 }
 
-function operationsOf(req: Request): { operations: Operation[]; batched: boolean } {
-  if (req.method === 'GET') {
-    const url = new URL(req.url, 'http://gateway');
-    const params = url.searchParams;
-    let extensions: unknown;
-    try {
-      extensions = JSON.parse(params.get('extensions') ?? 'null');
-    } catch {
-      extensions = undefined; // Apollo says what is wrong with it
-    }
-    const operation: Operation = {
-      query: params.get('query') ?? undefined,
-      persistedHash: persistedHashOf(extensions),
-      setQuery(query) {
-        params.set('query', query);
-        req.url = url.pathname + url.search;
-      },
+function getOperation(req: Request): Operations {
+  const url = urlOf(req);
+  if (!url) return { refusal: badRequest("the request's URL does not parse") };
+  const params = url.searchParams;
+  const writeBack = () => {
+    req.url = `${url.pathname}?${params.toString()}`;
+  };
+  writeBack();
+  const operation: Operation = {
+    query: params.get('query') ?? undefined,
+    persistedHash: persistedHashOf(jsonParameter(params, 'extensions')),
+    variables: jsonParameter(params, 'variables'),
+    setQuery(query) {
+      params.set('query', query);
+      writeBack();
+    },
+  };
+  return { operations: [operation], batched: false };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function bodyOperation(op: Record<string, unknown>): Operation {
+  return {
+    query: op.query,
+    persistedHash: persistedHashOf(op.extensions),
+    variables: op.variables,
+    setQuery(query) {
+      op.query = query;
+    },
+  };
+}
+
+/**
+ * A body's operations. A batch is counted by its length, before anything in it is looked at, and
+ * every element must be an operation object: Apollo answers each element of a batch, building an
+ * error (with its stack) for each that is not an operation, so a 6 MB body of zeros was three
+ * million errors and the heap ran out.
+ */
+function bodyOperations(body: unknown, maxBatched: number): Operations {
+  if (!Array.isArray(body)) return { operations: isRecord(body) ? [bodyOperation(body)] : [], batched: false };
+  if (body.length > maxBatched) return { refusal: tooManyOperations(body.length, maxBatched) };
+  const bad = body.findIndex((op) => !isRecord(op));
+  if (bad >= 0) {
+    const got = Array.isArray(body[bad]) ? 'an array' : body[bad] === null ? 'null' : `a ${typeof body[bad]}`;
+    return {
+      refusal: badRequest(`operation ${bad} of the batch must be an object {"query", "variables", …}; got ${got}`),
     };
-    return { operations: [operation], batched: false };
   }
-  const body: unknown = req.body;
-  const list = Array.isArray(body) ? body : [body];
-  const operations = list
-    .filter((op): op is Record<string, unknown> => typeof op === 'object' && op !== null && !Array.isArray(op))
-    .map((op): Operation => ({
-      query: op.query,
-      persistedHash: persistedHashOf(op.extensions),
-      setQuery(query) {
-        op.query = query;
-      },
-    }));
-  return { operations, batched: Array.isArray(body) };
+  return { operations: (body as Array<Record<string, unknown>>).map(bodyOperation), batched: true };
 }
 
 export class Gateway {
@@ -123,6 +183,7 @@ export class Gateway {
   constructor(
     readonly config: GatewayConfig,
     private readonly metrics: Metrics,
+    private readonly service: ServiceLimits,
   ) {
     this.keys = new ApiKeyStore(config.apiKeys);
     this.trusted = config.trustedDocumentsFile ? TrustedDocuments.load(config.trustedDocumentsFile) : undefined;
@@ -151,6 +212,39 @@ export class Gateway {
         ? `trusted documents: only the ${this.trusted.size} of ${c.trustedDocumentsFile} run`
         : 'query limits in force',
     );
+    this.warnSmallBuckets();
+  }
+
+  /**
+   * Names the buckets smaller than the largest request the images limit admits (maxImages images
+   * and the door's token). A request never costs more than its bucket, so that any admitted
+   * request can run once the bucket is full; below that size a key's largest requests cost less
+   * than their images, and the key screens more images a second than its rate says.
+   *
+   * A warning, not a refusal: the defaults themselves are one token short (a bucket of 256 and
+   * requests of up to 256 images), key files that started yesterday would stop today, and the
+   * excess is bounded (at most (maxImages + 1) / burst times the rate) and stated here.
+   */
+  private warnSmallBuckets(): void {
+    const largest = this.service.maxImages + 1;
+    const short = (limit: BucketLimit) => limit.perSecond > 0 && limit.burst < largest;
+    const excess = (limit: BucketLimit) => (largest / limit.burst).toFixed(3);
+    const advice = `raise it to ${largest} or lower ADVSIEVE_MAX_IMAGES`;
+    const onDefault = this.config.apiKeys.filter((k) => !k.rateLimit).map((k) => k.id);
+    const dflt = this.config.rateLimit;
+    if (onDefault.length && short(dflt)) {
+      logger.warn(
+        { keys: onDefault, burst: dflt.burst, largestRequest: largest },
+        `ADVSIEVE_RATE_LIMIT_BURST ${dflt.burst} is below ADVSIEVE_MAX_IMAGES + 1 = ${largest}: a request never costs more than its bucket, so the keys ${onDefault.map((id) => `'${id}'`).join(', ')} can screen up to ${excess(dflt)}× their rate in images; ${advice}`,
+      );
+    }
+    for (const k of this.config.apiKeys) {
+      if (!k.rateLimit || !short(k.rateLimit)) continue;
+      logger.warn(
+        { key: k.id, burst: k.rateLimit.burst, largestRequest: largest },
+        `API key '${k.id}': rateLimit.burst ${k.rateLimit.burst} is below ADVSIEVE_MAX_IMAGES + 1 = ${largest}: a request never costs more than its bucket, so it can screen up to ${excess(k.rateLimit)}× its rate in images; ${advice}`,
+      );
+    }
   }
 
   private refuse(res: Response, errors: readonly GraphQLError[]): void {
@@ -158,9 +252,21 @@ export class Gateway {
     sendRefusal(res, errors);
   }
 
+  /**
+   * A browser asking for the landing page: outside production (where Apollo serves one) a GET that
+   * prefers HTML and has no operation at all, read from the parsed parameters — neither `query`
+   * nor `extensions` (a persisted query's hash), so there is nothing Apollo could run. In
+   * production every request is an operation, checked like any other.
+   */
+  private isLandingPageRequest(req: Request): boolean {
+    if (this.service.production || req.method !== 'GET' || req.accepts(['json', 'html']) !== 'html') return false;
+    const params = urlOf(req)?.searchParams;
+    return params !== undefined && !params.has('query') && !params.has('extensions');
+  }
+
   /** With keys configured, the request's key → its principal; without a valid one, 401. */
   readonly authenticate: RequestHandler = (req, res, next) => {
-    if (isLandingPageRequest(req)) next();
+    if (this.isLandingPageRequest(req)) next();
     else this.requireKey(req, res, next);
   };
 
@@ -213,29 +319,36 @@ export class Gateway {
     next();
   };
 
-  /** Batch size, trusted documents and query limits, once the body is read and before Apollo. */
+  /**
+   * Batch size and shape, the list entries of each operation's variables, trusted documents and
+   * query limits, once the body is read (a multipart request's `operations` too) and before Apollo.
+   */
   checkOperations(limiter: QueryLimiter): RequestHandler {
-    const max = this.config.maxBatchedOperations;
     return (req, res, next) => {
-      if (isLandingPageRequest(req)) {
-        next(); // not an operation: Apollo serves the page, or (in production) refuses
+      if (this.isLandingPageRequest(req)) {
+        next(); // not an operation: Apollo serves the page
         return;
       }
-      const { operations, batched } = operationsOf(req);
-      if (batched && operations.length > max) {
-        this.refuse(res, [tooManyOperations(operations.length, max)]);
-        return;
-      }
-      for (const op of operations) {
-        const refusal = this.trusted ? this.trust(op) : undefined;
-        const errors = refusal ? [refusal] : typeof op.query === 'string' ? limiter.check(op.query) : [];
-        if (errors.length) {
-          this.refuse(res, errors);
-          return;
-        }
-      }
-      next();
+      const read =
+        req.method === 'GET' ? getOperation(req) : bodyOperations(req.body, this.config.maxBatchedOperations);
+      const errors = read.refusal ? [read.refusal] : this.operationErrors(read.operations, read.batched, limiter);
+      if (errors.length) this.refuse(res, errors);
+      else next();
     };
+  }
+
+  /** The first operation's refusal: too many list entries in its variables, an untrusted document, or query limits. */
+  private operationErrors(operations: readonly Operation[], batched: boolean, limiter: QueryLimiter): GraphQLError[] {
+    const maxImages = this.service.maxImages;
+    for (const [i, op] of operations.entries()) {
+      if (listEntriesOver(op.variables, maxImages)) {
+        return [tooManyListEntries(batched ? `operation ${i} of the batch` : 'the operation', maxImages)];
+      }
+      const refusal = this.trusted ? this.trust(op) : undefined;
+      const errors = refusal ? [refusal] : typeof op.query === 'string' ? limiter.check(op.query) : [];
+      if (errors.length) return errors;
+    }
+    return [];
   }
 
   /** Admits an operation's document if it is trusted, filling in the body of a listed hash. */

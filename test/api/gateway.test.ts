@@ -5,11 +5,12 @@
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { documentHash } from '../../src/gateway/trustedDocuments';
-import { fixtureFiles, ROOT, startServer, TestServer } from './helpers';
+import { fixtureFiles, multipartBody, ROOT, startServer, TestServer } from './helpers';
 
 const trouser = fs.readFileSync(fixtureFiles().find((f) => f.includes('trouser'))!).toString('base64');
 const SCREEN = 'mutation($i: [ImageInput!]!) { screen(images: $i) { index prediction { label } error { code } } }';
@@ -31,6 +32,27 @@ async function post(server: TestServer, body: unknown, headers: Record<string, s
     body: JSON.stringify(body),
   });
   return { status: res.status, headers: res.headers, body: (await res.json()) as Reply['body'] };
+}
+
+/** A request sent byte for byte as written (fetch would normalise the path and the query). */
+function rawRequest(server: TestServer, target: string, headers: Record<string, string> = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: server.port, path: target, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        const type = res.headers['content-type'] ?? '';
+        resolve({
+          status: res.statusCode!,
+          headers: new Headers(res.headers as Record<string, string>),
+          body: type.includes('json') ? (JSON.parse(text) as Reply['body']) : { data: { html: text.slice(0, 40) } },
+        });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 const codeOf = (r: Reply) => r.body.errors?.[0]?.extensions?.code;
@@ -259,6 +281,130 @@ describe('with API keys', () => {
     const page = await fetch(`${server.base}/graphql`, { headers: { accept: 'text/html' } });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    // Only a GET with no operation at all is the page: one with a query needs a key like any
+    // other, whatever the encoding of the parameter's name (review finding 3).
+    const query = `?%71uery=${encodeURIComponent(MODEL)}`;
+    const html = { accept: 'text/html, application/json;q=0.9' };
+    expect((await rawRequest(server, `/graphql${query}`, html)).status).toBe(401);
+    expect((await rawRequest(server, `/graphql?%65xtensions=%7B%7D`, html)).status).toBe(401);
+  });
+  test('a batch is counted by its length, and each of its elements must be an operation (review finding 1)', async () => {
+    const key = bearer(keys.screen.key);
+    // Two million zeros and one operation: refused from the array's length, not answered one by one.
+    const zeros = `[${'0,'.repeat(2_000_000)}${JSON.stringify({ query: MODEL })}]`;
+    const started = performance.now();
+    const res = await fetch(`${server.base}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...key },
+      body: zeros,
+    });
+    const many = { status: res.status, body: (await res.json()) as Reply['body'] };
+    expect([many.status, many.body.errors?.[0]?.extensions?.code]).toEqual([400, 'TOO_MANY_OPERATIONS']);
+    expect(many.body.errors![0].message).toMatch(/batches 2000001 operations; at most 8/);
+    expect(performance.now() - started).toBeLessThan(5000);
+    for (const [element, got] of [
+      [0, 'a number'],
+      [null, 'null'],
+      ['{ model { id } }', 'a string'],
+      [[{ query: MODEL }], 'an array'],
+    ] as const) {
+      const r = await post(server, [{ query: MODEL }, element], key);
+      expect([r.status, codeOf(r), r.body.errors!.length]).toEqual([400, 'BAD_REQUEST', 1]);
+      expect(r.body.errors![0].message).toBe(
+        `operation 1 of the batch must be an object {"query", "variables", …}; got ${got}`,
+      );
+    }
+    const good = await post(server, [{ query: MODEL }], key);
+    expect(good.body).toEqual([{ data: { model: { id: 'fashion-cnn' } } }]);
+  });
+
+  test('variables holding more list entries than images allowed: 413 before graphql-js coerces them (review finding 2)', async () => {
+    const key = bearer(keys.screen.key);
+    // @skip: the field never runs, so only the gateway can refuse what coercion would copy.
+    const skipped = 'mutation($i: [ImageInput!]!) { screen(images: $i) @skip(if: true) { index } }';
+    const refusedAs = (r: Reply, where: string) => {
+      expect([r.status, codeOf(r), r.body.errors!.length]).toEqual([413, 'PAYLOAD_TOO_LARGE', 1]);
+      expect(r.body.errors![0].extensions).toMatchObject({ limit: 'maxImages', limitValue: 4 });
+      expect(r.body.errors![0].message).toMatch(new RegExp(`^${where}: its variables hold more than 4 list entries`));
+    };
+    refusedAs(
+      await post(server, { query: skipped, variables: { i: Array.from({ length: 5 }, () => ({})) } }, key),
+      'the operation',
+    );
+    refusedAs(
+      await post(server, { query: skipped, variables: { i: [{}, {}], j: [{}, {}, {}] } }, key),
+      'the operation',
+    );
+    // Two million empty inputs (6 MB): refused from the list's length, at once.
+    const started = performance.now();
+    const huge = await fetch(`${server.base}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...key },
+      body: `{"query":${JSON.stringify(SCREEN)},"variables":{"i":[${'{},'.repeat(1_999_999)}{}]}}`,
+    });
+    refusedAs(
+      { status: huge.status, headers: huge.headers, body: (await huge.json()) as Reply['body'] },
+      'the operation',
+    );
+    expect(performance.now() - started).toBeLessThan(5000);
+    // Each operation of a batch on its own (the resolvers count the batch's images together).
+    const five = { query: skipped, variables: { i: Array.from({ length: 5 }, () => ({})) } };
+    refusedAs(await post(server, [{ query: MODEL }, five], key), 'operation 1 of the batch');
+    // A multipart request's `operations`, read before its files.
+    const { body, contentType } = multipartBody(
+      { query: skipped, variables: { i: Array.from({ length: 5 }, () => ({ file: null })) } },
+      { 0: ['variables.i.0.file'] },
+      [{ name: '0', filename: 'a.png', contentType: 'image/png', data: Buffer.from(trouser, 'base64') }],
+    );
+    const multipart = await fetch(`${server.base}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': contentType, 'apollo-require-preflight': 'true', ...key },
+      body,
+    });
+    refusedAs(
+      { status: multipart.status, headers: multipart.headers, body: (await multipart.json()) as Reply['body'] },
+      'the operation',
+    );
+    // A GET's variables too.
+    const variables = encodeURIComponent(JSON.stringify({ i: [{}, {}, {}, {}, {}] }));
+    const get = await rawRequest(server, `/graphql?query=${encodeURIComponent(MODEL)}&variables=${variables}`, {
+      'apollo-require-preflight': 'true',
+      ...key,
+    });
+    refusedAs(get, 'the operation');
+    // As many images as allowed still run, by JSON and by multipart.
+    const four = await post(
+      server,
+      { query: SCREEN, variables: { i: Array.from({ length: 4 }, () => ({ base64: trouser })) } },
+      key,
+    );
+    expect(four.body.errors).toBeUndefined();
+    expect(four.body.data!.screen).toHaveLength(4);
+  });
+
+  test('a URL that does not parse is BAD_REQUEST 400, not a 500 (review finding 11)', async () => {
+    const r = await rawRequest(server, '/graphql//[', bearer(keys.screen.key));
+    expect([r.status, codeOf(r)]).toEqual([400, 'BAD_REQUEST']);
+    expect(JSON.stringify(r.body)).not.toMatch(/stacktrace|TypeError/);
+  });
+
+  test('a key whose bucket is smaller than the largest request is named in a start-up warning (review finding 11)', () => {
+    const warnings = server.logs.filter((l) => l.includes('"level":40') && l.includes('rateLimit.burst'));
+    expect(warnings).toHaveLength(1); // 'slow': a bucket of 4, requests of up to 4 images and the door's token
+    expect(warnings[0]).toContain("API key 'slow': rateLimit.burst 4 is below ADVSIEVE_MAX_IMAGES + 1 = 5");
+    expect(warnings[0]).toContain('1.250× its rate');
+    expect(server.logs.some((l) => l.includes('ADVSIEVE_RATE_LIMIT_BURST 256 is below'))).toBe(false);
+  });
+
+  test('FORBIDDEN: the root fields are non-null, so a refused field leaves no data at all, HTTP 403 (review finding 10)', async () => {
+    const r = await post(
+      server,
+      { query: '{ model { id } screenings(first: 1) { totalCount } }' },
+      bearer(keys.screen.key),
+    );
+    expect(r.status).toBe(403);
+    expect(r.body.data).toBeNull();
+    expect(r.body.errors!.map((e) => e.extensions!.code)).toEqual(['FORBIDDEN']);
   });
 });
 
@@ -319,6 +465,27 @@ describe('production, trusted documents, /metrics apart', () => {
     const typo = await post(server, { query: '{ model { idd } }' });
     expect(codeOf(typo)).toBe('GRAPHQL_VALIDATION_FAILED');
     expect(typo.body.errors![0].message).not.toMatch(/Did you mean/);
+  });
+
+  test('GET runs through the same checks whatever its encoding or Accept header (review finding 3)', async () => {
+    const aliased = `{ ${Array.from({ length: 18 }, (_, i) => `m${i}: model { id }`).join(' ')} }`;
+    const prefersHtml = { accept: 'text/html, application/json;q=0.9', 'apollo-require-preflight': 'true' };
+    for (const name of ['%71uery', 'q%75ery', 'query']) {
+      const r = await rawRequest(server, `/graphql?${name}=${encodeURIComponent(aliased)}`, prefersHtml);
+      expect({ name, status: r.status, code: codeOf(r) }).toEqual({
+        name,
+        status: 400,
+        code: 'PERSISTED_QUERY_NOT_ALLOWED',
+      });
+    }
+    // A listed document under an encoded name runs: Apollo reads the parameters the gateway checked.
+    const listedGet = await rawRequest(server, `/graphql?%71uery=${encodeURIComponent(MODEL)}`, {
+      'apollo-require-preflight': 'true',
+    });
+    expect(listedGet.body).toEqual({ data: { model: { id: 'fashion-cnn' } } });
+    // No landing page in production: a bare GET is an operation without a document, refused as one.
+    const bare = await rawRequest(server, '/graphql', prefersHtml);
+    expect([bare.status, codeOf(bare)]).toEqual([400, 'PERSISTED_QUERY_NOT_ALLOWED']);
   });
 
   test('/metrics has a listener of its own on loopback; the main port has none', async () => {

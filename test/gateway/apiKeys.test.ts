@@ -72,7 +72,7 @@ test('file and inline keys together; a duplicate id or a missing file stops the 
 
 test('gateway settings from the environment, checked', () => {
   const g = configFromEnv({}).gateway;
-  expect(g).toMatchObject({ rateLimit: { perSecond: 100, burst: 256 }, maxBatchedOperations: 8, metrics: 'on' });
+  expect(g).toMatchObject({ rateLimit: { perSecond: 100, burst: 512 }, maxBatchedOperations: 8, metrics: 'on' });
   expect(configFromEnv({ ADVSIEVE_METRICS: '9100' }).gateway.metrics).toEqual({ port: 9100, host: '127.0.0.1' });
   expect(configFromEnv({ ADVSIEVE_METRICS: 'OFF' }).gateway.metrics).toBe('off');
   expect(() => configFromEnv({ ADVSIEVE_METRICS: '0' })).toThrow(/ADVSIEVE_METRICS must be 'on', 'off' or a port/);

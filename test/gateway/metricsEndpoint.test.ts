@@ -9,7 +9,8 @@ import { Metrics } from '../../src/server/metrics';
 async function statusOf(env: Record<string, string>): Promise<number> {
   const metrics = new Metrics();
   const app = express();
-  await mountMetrics(app, new Gateway(configFromEnv(env).gateway, metrics), metrics.registry);
+  const config = configFromEnv(env);
+  await mountMetrics(app, new Gateway(config.gateway, metrics, config), metrics.registry);
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   try {
