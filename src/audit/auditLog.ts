@@ -51,6 +51,14 @@ export interface AuditDetectorScore {
   readonly flagged: boolean;
 }
 
+/** What a record is taken to occupy in memory while it waits for its commit: the fields, and the image if kept. */
+export function recordBytes(r: AuditRecord): number {
+  return RECORD_FIELDS_BYTES + (r.image?.length ?? 0);
+}
+
+/** The fields of a record in memory, with every detector's score, rounded up (≈ its 1.1 KiB on disk with indexes). */
+const RECORD_FIELDS_BYTES = 2048;
+
 /** A stored record: its id orders the log (ids grow with insertion). */
 export interface AuditRow extends AuditRecord {
   readonly id: number;
@@ -82,19 +90,40 @@ export interface ScreeningPage {
 
 export type AuditBackend = 'sqlite' | 'postgres' | 'off';
 
+export interface RecordOptions {
+  /**
+   * The request's deadline (a performance.now() time): the records fail once it passes uncommitted,
+   * when that comes before the audit timeout (src/audit/groupCommit.ts).
+   */
+  readonly deadline?: number;
+}
+
+/** totalCount counts this many matching rows at most (see `count`). */
+export const COUNT_LIMIT = 100_000;
+
 export interface AuditLog {
   readonly kind: AuditBackend;
   /** Where the log lives, for the start-up log line (a file, or the database URL without password). */
   readonly location: string;
-  /** Stores the records; resolves only once they are durable (committed), rejects if they are not. */
-  record(rows: readonly AuditRecord[]): Promise<void>;
+  /**
+   * Stores the records; resolves only once they are durable (committed), rejects if they are not —
+   * or not in time (ADVSIEVE_AUDIT_TIMEOUT_MS, the request's deadline), or too much is waiting already.
+   */
+  record(rows: readonly AuditRecord[], options?: RecordOptions): Promise<void>;
   /** Newest first; filtered; one page. */
   screenings(query: ScreeningQuery): Promise<ScreeningPage>;
-  /** Rows matching the filter, all pages together. */
-  count(filter: ScreeningFilter): Promise<number>;
+  /**
+   * Rows matching the filter, all pages together, counted up to `limit` (default COUNT_LIMIT): a
+   * count over the whole log would scan all of it — for SQLite on the main thread, stalling every
+   * request — so a larger count answers `limit`.
+   */
+  count(filter: ScreeningFilter, limit?: number): Promise<number>;
   /** Deletes the rows older than `before`; returns how many. */
   prune(before: Date): Promise<number>;
-  /** Waits for records being written, then closes the connection(s). */
+  /**
+   * Waits for the records being written, at most ADVSIEVE_AUDIT_TIMEOUT_MS (the records left then
+   * fail, and the log says how many), then closes the connection(s).
+   */
   close(): Promise<void>;
 }
 

@@ -4,7 +4,8 @@
  * period: once at start, then every hour on an unref'd timer (it never keeps the process alive).
  */
 import { logger } from '../util/logger';
-import { AuditLog, DisabledAuditLog, ScreeningFilter, ScreeningQuery } from './auditLog';
+import { AuditLog, DisabledAuditLog, RecordOptions, ScreeningFilter, ScreeningQuery } from './auditLog';
+import type { CommitLimits } from './groupCommit';
 import { PostgresAuditLog } from './postgres';
 import { SqliteAuditLog, SqliteSync } from './sqlite';
 
@@ -23,6 +24,11 @@ export interface AuditConfig {
   readonly storeImages: boolean;
   /** ADVSIEVE_AUDIT_PG_POOL: PostgreSQL connections at most. */
   readonly poolSize: number;
+  /** ADVSIEVE_AUDIT_TIMEOUT_MS: longest a record waits for its commit, and closing for the last writes. */
+  readonly timeoutMs: number;
+  /** ADVSIEVE_AUDIT_MAX_WAITING_ROWS, _BYTES: records waiting for a commit at most; beyond, AUDIT_UNAVAILABLE. */
+  readonly maxWaitingRows: number;
+  readonly maxWaitingBytes: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -30,9 +36,14 @@ export const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
 export async function openAuditLog(config: AuditConfig, pruneIntervalMs = PRUNE_INTERVAL_MS): Promise<AuditLog> {
   if (!config.enabled) return new DisabledAuditLog();
+  const limits: Partial<CommitLimits> = {
+    timeoutMs: config.timeoutMs,
+    maxWaitingRows: config.maxWaitingRows,
+    maxWaitingBytes: config.maxWaitingBytes,
+  };
   const log = config.databaseUrl
-    ? await PostgresAuditLog.open({ url: config.databaseUrl, poolSize: config.poolSize })
-    : SqliteAuditLog.open({ file: config.sqliteFile, sync: config.sync });
+    ? await PostgresAuditLog.open({ url: config.databaseUrl, poolSize: config.poolSize, limits })
+    : SqliteAuditLog.open({ file: config.sqliteFile, sync: config.sync, limits });
   if (config.retentionDays === undefined) return log;
   const retained = new RetainedAuditLog(log, config.retentionDays * DAY_MS, pruneIntervalMs);
   await retained.pruneNow();
@@ -73,25 +84,26 @@ class RetainedAuditLog implements AuditLog {
     return this.pruning;
   }
 
-  record(rows: Parameters<AuditLog['record']>[0]) {
-    return this.log.record(rows);
+  record(rows: Parameters<AuditLog['record']>[0], options?: RecordOptions) {
+    return this.log.record(rows, options);
   }
 
   screenings(query: ScreeningQuery) {
     return this.log.screenings(query);
   }
 
-  count(filter: ScreeningFilter) {
-    return this.log.count(filter);
+  count(filter: ScreeningFilter, limit?: number) {
+    return this.log.count(filter, limit);
   }
 
   prune(before: Date) {
     return this.log.prune(before);
   }
 
+  /** The log first: a prune in progress stops at its next chunk instead of running to its end. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.pruning;
     await this.log.close();
+    await this.pruning;
   }
 }

@@ -3,10 +3,11 @@
  * layer calls once a field's results are built.
  */
 import type { ScreenResult } from '../schema/screen-result.type';
-import { auditUnavailable } from '../server/errors';
+import { auditUnavailable, deadlineExceeded } from '../server/errors';
 import type { ApiContext } from '../server/operations';
 import { logger } from '../util/logger';
 import type { AuditRecord } from './auditLog';
+import { CommitTimeoutError } from './groupCommit';
 
 /** What the log keeps of an image besides its verdict: the file's hash, size, and bytes when kept. */
 export interface AuditedImage {
@@ -98,11 +99,13 @@ function verdictOf(r: ScreenResult): Verdict {
 
 /**
  * Records the verdicts and resolves once they are durable. A verdict that is not recorded is not
- * acknowledged: if the write fails, the whole request fails with AUDIT_UNAVAILABLE (503) instead of
- * answering — a client must never act on a verdict the security team cannot find afterwards.
+ * acknowledged: if the write fails, takes longer than ADVSIEVE_AUDIT_TIMEOUT_MS, or finds too much
+ * waiting already, the whole request fails with AUDIT_UNAVAILABLE (503) instead of answering — a
+ * client must never act on a verdict the security team cannot find afterwards. If the request's
+ * deadline passes first, it fails with DEADLINE_EXCEEDED (504), like any request past its deadline.
  */
 export async function recordVerdicts(
-  ctx: Pick<ApiContext, 'service' | 'principal' | 'requestId'>,
+  ctx: Pick<ApiContext, 'service' | 'principal' | 'requestId' | 'deadline'>,
   operation: AuditRecord['operation'],
   images: readonly AuditedImage[],
   results: readonly ScreenResult[],
@@ -110,9 +113,11 @@ export async function recordVerdicts(
   const log = ctx.service.audit;
   if (log.kind === 'off') return;
   try {
-    await log.record(auditRecords(ctx, operation, images, results));
+    await log.record(auditRecords(ctx, operation, images, results), { deadline: ctx.deadline });
   } catch (err) {
     logger.error({ err, requestId: ctx.requestId }, `audit log (${log.kind}) write failed; the request is refused`);
+    if (err instanceof CommitTimeoutError && err.byDeadline)
+      throw deadlineExceeded(ctx.service.config.requestTimeoutMs, 'recording its verdicts');
     throw auditUnavailable();
   }
 }

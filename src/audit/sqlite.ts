@@ -18,7 +18,13 @@
  * promises resolve after that, while the event loop serves other requests. The result on disk is
  * the same as FULL's: every frame of the commit is in the WAL, and fdatasync makes it stable
  * (checkpoints sync the WAL before and the database after, at NORMAL too). Where WAL mode is
- * unavailable the connection falls back to SQLite's synchronous=FULL.
+ * unavailable the connection falls back to SQLite's synchronous=FULL. What SQLite's FULL would also
+ * do and fdatasync on the WAL does not — sync the directory once the WAL (and a new database file)
+ * is created, so that their entries survive a power cut — is done once when the log opens.
+ *
+ * Time: a commit's fdatasync that never returns (a dead network disk) fails its records at
+ * ADVSIEVE_AUDIT_TIMEOUT_MS (src/audit/groupCommit.ts). The INSERTs themselves are synchronous, and
+ * so is SQLite's wait for another process's write lock (the busy timeout, capped by the audit timeout).
  *
  * One file belongs to one service instance; instances that share a log need PostgreSQL (the busy
  * timeout only covers a short overlap, e.g. a CLI reading the file while the service writes).
@@ -27,9 +33,20 @@ import Database from 'better-sqlite3';
 import * as fs from 'fs';
 import * as path from 'path';
 import { promisify } from 'util';
-import { AuditLog, AuditLogError, AuditRecord, ScreeningFilter, ScreeningPage, ScreeningQuery } from './auditLog';
+import { logger } from '../util/logger';
+import {
+  AuditLog,
+  AuditLogError,
+  AuditRecord,
+  COUNT_LIMIT,
+  recordBytes,
+  RecordOptions,
+  ScreeningFilter,
+  ScreeningPage,
+  ScreeningQuery,
+} from './auditLog';
 import { COLUMNS, recordOf, rowValues, whereClause } from './columns';
-import { GroupCommit } from './groupCommit';
+import { CommitLimits, DEFAULT_COMMIT_LIMITS, GroupCommit, GroupWriteError } from './groupCommit';
 import { Migration, MIGRATIONS, pendingMigrations, SCHEMA_MIGRATIONS_TABLE } from './migrations';
 
 export type SqliteSync = 'full' | 'normal';
@@ -39,8 +56,10 @@ const fdatasync = promisify(fs.fdatasync);
 export interface SqliteAuditOptions {
   readonly file: string;
   readonly sync: SqliteSync;
-  /** How long a write waits for another connection's lock before failing (ms). */
+  /** How long a write waits for another connection's lock before failing (ms; at most the audit timeout). */
   readonly busyTimeoutMs?: number;
+  /** Time limits and bounds of the group commit; the defaults otherwise. */
+  readonly limits?: Partial<CommitLimits>;
   /** For tests of the migration machinery; the real list otherwise. */
   readonly migrations?: readonly Migration[];
   /**
@@ -53,18 +72,28 @@ export interface SqliteAuditOptions {
 /** Rows deleted per statement when pruning, with a turn of the event loop between statements. */
 const PRUNE_CHUNK = 5000;
 
+/**
+ * SQLite result codes that say the store failed, not one record's values (a busy lock, I/O, a full
+ * disk): the group is then not retried record by record (src/audit/groupCommit.ts).
+ */
+const STORE_FAILURE =
+  /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN|CORRUPT|NOTADB|PERM|NOMEM|INTERRUPT|PROTOCOL|NOLFS|AUTH)/;
+
 export class SqliteAuditLog implements AuditLog {
   readonly kind = 'sqlite';
   private readonly group: GroupCommit<AuditRecord>;
   private readonly insertAll: (rows: readonly AuditRecord[]) => void;
   /** The WAL file, opened for fdatasync (any descriptor of a file syncs all of its data). */
   private walFd: number | undefined;
+  /** The fdatasync that failed: nothing is acknowledged after it (see commit). */
+  private syncFailure: Error | undefined;
   private closed = false;
 
   private constructor(
     private readonly db: Database.Database,
     readonly location: string,
     private readonly syncWal: boolean,
+    limits: Partial<CommitLimits>,
   ) {
     const insert = db.prepare(
       `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
@@ -72,15 +101,62 @@ export class SqliteAuditLog implements AuditLog {
     this.insertAll = db.transaction((rows: readonly AuditRecord[]) => {
       for (const r of rows) insert.run(rowValues(r, 'sqlite'));
     });
-    this.group = new GroupCommit((rows) => this.commit(rows));
+    this.group = new GroupCommit((rows) => this.commit(rows), limits, recordBytes);
+    if (syncWal) this.syncEntries();
   }
 
   private async commit(rows: readonly AuditRecord[]): Promise<void> {
-    this.insertAll(rows);
+    if (this.syncFailure)
+      throw new GroupWriteError(
+        `the audit log's WAL could not be synced (${this.syncFailure.message}); restart the service`,
+      );
+    try {
+      this.insertAll(rows);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && STORE_FAILURE.test(code))
+        throw new GroupWriteError(`SQLite: ${(err as Error).message}`, { cause: err });
+      throw err; // about these rows' values: retried record by record
+    }
     if (!this.syncWal) return;
-    // The WAL exists once anything was committed, and SQLite keeps it (same inode) while we are connected.
-    this.walFd ??= fs.openSync(`${this.location}-wal`, 'r');
-    await fdatasync(this.walFd);
+    try {
+      if (this.walFd === undefined) this.syncEntries();
+      await fdatasync(this.walFd!);
+    } catch (err) {
+      // After a failed fsync the page cache cannot be trusted: a later sync may "succeed" over pages
+      // the kernel dropped, and WAL recovery stops at the first bad frame, so a later commit could be
+      // acknowledged and still lost. Like PostgreSQL, which stops at a failed fsync, nothing more is
+      // acknowledged until a restart recovers the WAL from what is really on disk.
+      this.syncFailure = err as Error;
+      logger.fatal(
+        { err },
+        'audit log: fdatasync of the WAL failed; no verdict is recorded until the service restarts',
+      );
+      throw new GroupWriteError(`fdatasync of the audit log's WAL failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Opens the WAL for fdatasync and makes the names durable: the database file synced, and its
+   * directory, whose entries for the database and the WAL a power cut could otherwise lose (SQLite
+   * syncs the directory itself only at its own synchronous=FULL). Once: SQLite keeps the WAL (same
+   * inode) while we are connected, and the WAL exists once the database was read or written.
+   */
+  private syncEntries(): void {
+    const wal = `${this.location}-wal`;
+    if (!fs.existsSync(wal)) return; // created by the first commit, which calls this again
+    this.walFd = fs.openSync(wal, 'r');
+    for (const name of [this.location, path.dirname(this.location)]) {
+      const fd = fs.openSync(name, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } catch (err) {
+        // Some file systems cannot sync a directory (EINVAL): nothing more can be done there.
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
   }
 
   /** Opens (creating the file and its directory) and migrates; throws an AuditLogError saying why not. */
@@ -89,12 +165,13 @@ export class SqliteAuditLog implements AuditLog {
     let db: Database.Database | undefined;
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true });
-      db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
+      const limits = { ...DEFAULT_COMMIT_LIMITS, ...options.limits };
+      db = new Database(file, { timeout: Math.min(options.busyTimeoutMs ?? 5000, limits.timeoutMs) });
       const wal = db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
       const syncWal = options.sync === 'full' && wal && options.fsync !== 'sqlite';
       db.pragma(`synchronous = ${options.sync === 'full' && !syncWal ? 'FULL' : 'NORMAL'}`);
       migrate(db, options.migrations ?? MIGRATIONS);
-      return new SqliteAuditLog(db, file, syncWal);
+      return new SqliteAuditLog(db, file, syncWal, limits);
     } catch (err) {
       db?.close();
       if (err instanceof AuditLogError) throw err;
@@ -105,9 +182,9 @@ export class SqliteAuditLog implements AuditLog {
     }
   }
 
-  record(rows: readonly AuditRecord[]): Promise<void> {
+  record(rows: readonly AuditRecord[], options?: RecordOptions): Promise<void> {
     if (this.closed) return Promise.reject(new AuditLogError('the audit log is closed'));
-    return this.group.add(rows);
+    return this.group.add(rows, options?.deadline);
   }
 
   async screenings({ filter, first, afterId }: ScreeningQuery): Promise<ScreeningPage> {
@@ -118,11 +195,12 @@ export class SqliteAuditLog implements AuditLog {
     return { rows: rows.slice(0, first).map(recordOf), hasNextPage: rows.length > first };
   }
 
-  async count(filter: ScreeningFilter): Promise<number> {
+  /** Bounded: better-sqlite3 runs on the main thread, and a count over the whole log would stall every request. */
+  async count(filter: ScreeningFilter, limit = COUNT_LIMIT): Promise<number> {
     const where = whereClause(filter, undefined, 'sqlite');
-    const row = this.db.prepare(`SELECT count(*) AS n FROM screenings ${where.sql}`).get(...where.params) as {
-      n: number;
-    };
+    const row = this.db
+      .prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM screenings ${where.sql} LIMIT ?)`)
+      .get(...where.params, limit) as { n: number };
     return row.n;
   }
 
@@ -144,8 +222,10 @@ export class SqliteAuditLog implements AuditLog {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.group.drain();
-    if (this.walFd !== undefined) fs.closeSync(this.walFd);
+    const abandoned = await this.group.drain(this.group.limits.timeoutMs);
+    // An fdatasync still running in the thread pool keeps its descriptor (closing it could hand the
+    // number to another file mid-sync); the process is on its way out.
+    if (this.walFd !== undefined && abandoned.writing.records === 0) fs.closeSync(this.walFd);
     this.db.close();
   }
 

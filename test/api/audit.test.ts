@@ -9,6 +9,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { Client } from 'pg';
 import { createApiKey } from '../../src/gateway/apiKeys';
 import { PostgresServer, startPostgres } from '../audit/postgresServer';
 import { errorCode, fixtureFiles, GqlResponse, ROOT, startServer, TestServer } from './helpers';
@@ -99,7 +100,11 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-audit-api-'));
-    const env: Record<string, string> = { ADVSIEVE_AUDIT_STORE_IMAGES: '1', ADVSIEVE_ATTACK_MAX_STEPS: '5' };
+    const env: Record<string, string> = {
+      ADVSIEVE_AUDIT_STORE_IMAGES: '1',
+      ADVSIEVE_ATTACK_MAX_STEPS: '5',
+      ADVSIEVE_AUDIT_TIMEOUT_MS: '1000',
+    };
     if (backend === 'postgres') {
       postgres = await startPostgres();
       env.DATABASE_URL = postgres.url;
@@ -245,6 +250,32 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
   });
 
   if (backend === 'postgres') {
+    test('a write that hangs (table locked) answers AUDIT_UNAVAILABLE at ADVSIEVE_AUDIT_TIMEOUT_MS; then recovers', async () => {
+      const locker = new Client({ connectionString: postgres!.url });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE screenings IN ACCESS EXCLUSIVE MODE');
+        const started = Date.now();
+        const hung = await Promise.all(
+          [1, 2, 3].map((n) => post(server, SCREEN, { images: [{ base64: b64(images[n]) }] }, `audit-hung-${n}`)),
+        );
+        expect(Date.now() - started).toBeLessThan(5000);
+        for (const r of hung) {
+          expect([r.status, errorCode(r as GqlResponse<unknown>)]).toEqual([503, 'AUDIT_UNAVAILABLE']);
+          expect(r.body.data ?? null).toBeNull();
+        }
+        // The record's own limit, or the server cancelling the statement (the same 1 s), comes first.
+        const logged = server.logs.find((l) => l.includes('audit-hung-1') && l.includes('write failed'));
+        expect(logged).toMatch(/timed out|canceling statement due to statement timeout/);
+      } finally {
+        await locker.query('ROLLBACK');
+        await locker.end();
+      }
+      const after = await post(server, SCREEN, { images: [{ base64: b64(images[4]) }] }, 'audit-after-hang');
+      expect(after.status).toBe(200);
+    });
+
     test('with the database gone, screen answers AUDIT_UNAVAILABLE (503) and no verdict', async () => {
       await postgres!.stop();
       const r = await post(server, SCREEN, { images: [{ base64: b64(images[1]) }] }, 'audit-down');

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { configFromEnv } from '../../src/server/config';
 import { PACKAGE_ROOT } from '../../src/util/paths';
 
-test('defaults: SQLite under data/, synced to disk, 90 days, no images, PostgreSQL pool of 4', () => {
+test('defaults: SQLite under data/, synced to disk, 90 days, no images, PostgreSQL pool of 4, 5 s per commit', () => {
   expect(configFromEnv({}).audit).toEqual({
     enabled: true,
     sqliteFile: path.join(PACKAGE_ROOT, 'data', 'audit.sqlite'),
@@ -12,6 +12,9 @@ test('defaults: SQLite under data/, synced to disk, 90 days, no images, PostgreS
     retentionDays: 90,
     storeImages: false,
     poolSize: 4,
+    timeoutMs: 5000,
+    maxWaitingRows: 10_000,
+    maxWaitingBytes: 256 * 1024 * 1024,
   });
 });
 
@@ -25,6 +28,9 @@ test('values are read and checked, naming the variable', () => {
       ADVSIEVE_AUDIT_RETENTION_DAYS: '0',
       ADVSIEVE_AUDIT_STORE_IMAGES: '1',
       ADVSIEVE_AUDIT_PG_POOL: '2',
+      ADVSIEVE_AUDIT_TIMEOUT_MS: '750',
+      ADVSIEVE_AUDIT_MAX_WAITING_ROWS: '64',
+      ADVSIEVE_AUDIT_MAX_WAITING_BYTES: '1048576',
     }).audit,
   ).toEqual({
     enabled: false,
@@ -34,9 +40,17 @@ test('values are read and checked, naming the variable', () => {
     retentionDays: undefined, // 0: keep forever
     storeImages: true,
     poolSize: 2,
+    timeoutMs: 750,
+    maxWaitingRows: 64,
+    maxWaitingBytes: 1048576,
   });
   expect(() => configFromEnv({ ADVSIEVE_AUDIT_SYNC: 'off' })).toThrow(/ADVSIEVE_AUDIT_SYNC must be 'full' or 'normal'/);
   expect(() => configFromEnv({ ADVSIEVE_AUDIT_RETENTION_DAYS: '-1' })).toThrow(/ADVSIEVE_AUDIT_RETENTION_DAYS/);
   expect(() => configFromEnv({ ADVSIEVE_AUDIT: 'maybe' })).toThrow(/ADVSIEVE_AUDIT must be/);
   expect(() => configFromEnv({ ADVSIEVE_AUDIT_PG_POOL: '0' })).toThrow(/ADVSIEVE_AUDIT_PG_POOL/);
+  expect(() => configFromEnv({ ADVSIEVE_AUDIT_TIMEOUT_MS: '0' })).toThrow(
+    /ADVSIEVE_AUDIT_TIMEOUT_MS must be an integer ≥ 1/,
+  );
+  expect(() => configFromEnv({ ADVSIEVE_AUDIT_MAX_WAITING_ROWS: 'many' })).toThrow(/ADVSIEVE_AUDIT_MAX_WAITING_ROWS/);
+  expect(() => configFromEnv({ ADVSIEVE_AUDIT_MAX_WAITING_BYTES: '-1' })).toThrow(/ADVSIEVE_AUDIT_MAX_WAITING_BYTES/);
 });

@@ -5,14 +5,17 @@
  * pagination while rows arrive, retention, versioned migrations, start-up failures that say why.
  */
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import { performance } from 'perf_hooks';
+import { Client } from 'pg';
 import type { AuditLog, AuditRecord } from '../../src/audit/auditLog';
-import { GroupCommit } from '../../src/audit/groupCommit';
+import { CommitLimits, CommitTimeoutError, WaitingFullError } from '../../src/audit/groupCommit';
 import { Migration, MIGRATIONS, pendingMigrations } from '../../src/audit/migrations';
 import { openAuditLog } from '../../src/audit/openAuditLog';
 import { PostgresAuditLog } from '../../src/audit/postgres';
-import { auditRecords } from '../../src/audit/records';
+import { auditRecords, recordVerdicts } from '../../src/audit/records';
 import { SqliteAuditLog } from '../../src/audit/sqlite';
 import { decodeCursor, encodeCursor } from '../../src/server/screenings';
 import { PostgresServer, startPostgres } from './postgresServer';
@@ -22,7 +25,7 @@ type Opened = AuditLog & { appliedVersions(): number[] | Promise<number[]> };
 interface Backend {
   readonly name: 'sqlite' | 'postgres';
   /** Opens the log called `db` (the same name reopens the same database). */
-  open(db: string, migrations?: readonly Migration[]): Promise<Opened>;
+  open(db: string, migrations?: readonly Migration[], limits?: Partial<CommitLimits>): Promise<Opened>;
 }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-audit-'));
@@ -31,16 +34,16 @@ const databases = new Map<string, string>();
 
 const sqlite: Backend = {
   name: 'sqlite',
-  open: async (db, migrations) =>
-    SqliteAuditLog.open({ file: path.join(tmp, `${db}.sqlite`), sync: 'full', migrations }),
+  open: async (db, migrations, limits) =>
+    SqliteAuditLog.open({ file: path.join(tmp, `${db}.sqlite`), sync: 'full', migrations, limits }),
 };
 
 const pg: Backend = {
   name: 'postgres',
-  async open(db, migrations) {
+  async open(db, migrations, limits) {
     postgres ??= await startPostgres();
     if (!databases.has(db)) databases.set(db, await postgres.createDatabase(db));
-    return PostgresAuditLog.open({ url: databases.get(db)!, poolSize: 4, migrations });
+    return PostgresAuditLog.open({ url: databases.get(db)!, poolSize: 4, migrations, limits });
   },
 };
 
@@ -48,6 +51,13 @@ afterAll(async () => {
   await postgres?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const outcome = (p: Promise<void>) =>
+  p.then(
+    () => 'ok' as const,
+    (err: Error) => err,
+  );
 
 const T0 = new Date('2026-11-20T10:00:00.123Z');
 const minutes = (n: number) => new Date(T0.getTime() + n * 60_000);
@@ -244,6 +254,49 @@ describe.each([sqlite, pg])('$name audit log', (backend) => {
     log = await backend.open(`audit_${dbCounter}`);
     expect(await log.count({})).toBe(1);
   });
+
+  test('a record the database refuses fails alone; the records grouped with it commit', async () => {
+    log = await backend.open(fresh());
+    const l = log;
+    const results = await Promise.all(
+      [
+        l.record([record({ requestId: 'good-1' })]),
+        l.record([record({ requestId: null as unknown as string })]), // request_id is NOT NULL
+        l.record([record({ requestId: 'good-2' }), record({ requestId: 'good-2', imageIndex: 1 })]),
+      ].map(outcome),
+    );
+    expect(results[0]).toBe('ok');
+    expect(results[1]).toBeInstanceOf(Error);
+    expect(results[2]).toBe('ok');
+    const rows = (await l.screenings({ filter: {}, first: 10 })).rows;
+    expect(rows.map((r) => `${r.requestId}/${r.imageIndex}`).sort()).toEqual(['good-1/0', 'good-2/0', 'good-2/1']);
+  });
+
+  test('count stops at its limit, so that totalCount stays cheap on a large log', async () => {
+    log = await backend.open(fresh());
+    await log.record(Array.from({ length: 7 }, (_, i) => record({ imageIndex: i, adversarial: i < 5 })));
+    expect(await log.count({}, 3)).toBe(3);
+    expect(await log.count({}, 100)).toBe(7);
+    expect(await log.count({}, 7)).toBe(7);
+    expect(await log.count({ flagged: true }, 4)).toBe(4);
+    expect(await log.count({ flagged: false }, 4)).toBe(2);
+  });
+
+  test('with the waiting list full, a record is refused at once instead of queued', async () => {
+    log = await backend.open(fresh(), undefined, { maxWaitingRows: 3 });
+    const l = log;
+    // One turn of the event loop: 3 rows wait for the first commit, a fourth does not fit.
+    const results = await Promise.all(
+      [
+        l.record([record(), record({ imageIndex: 1 })]),
+        l.record([record({ requestId: 'w1' })]),
+        l.record([record({ requestId: 'refused' })]),
+      ].map(outcome),
+    );
+    expect(results.slice(0, 2)).toEqual(['ok', 'ok']);
+    expect((results[2] as Error).message).toMatch(/waiting/);
+    expect(await l.count({})).toBe(3);
+  });
 });
 
 describe('start-up failures say which backend, where and why', () => {
@@ -268,6 +321,107 @@ describe('start-up failures say which backend, where and why', () => {
   });
 });
 
+/** A TCP proxy to PostgreSQL whose open connections can be frozen: they stay open and carry nothing, as behind a dead peer. */
+async function freezableProxy(target: string) {
+  const to = new URL(target);
+  const pairs: Array<{ frozen: boolean }> = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(to.port), to.hostname);
+    const pair = { frozen: false };
+    pairs.push(pair);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => (client.destroy(), upstream.destroy()));
+    }
+    client.on('data', (d) => pair.frozen || upstream.write(d));
+    upstream.on('data', (d) => pair.frozen || client.write(d));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(target);
+  url.port = String((server.address() as net.AddressInfo).port);
+  return {
+    url: url.toString(),
+    /** Freezes the connections open now; new ones pass. */
+    freeze: () => pairs.forEach((p) => (p.frozen = true)),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('PostgreSQL that hangs: records fail at the audit timeout, unacknowledged, and the log recovers', () => {
+  test('an INSERT blocked by a lock is cancelled by the server (statement_timeout): failed and not recorded', async () => {
+    postgres ??= await startPostgres();
+    const url = await postgres.createDatabase(fresh());
+    const log = await PostgresAuditLog.open({ url, poolSize: 2, limits: { timeoutMs: 300 } });
+    const locker = new Client({ connectionString: url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE screenings IN ACCESS EXCLUSIVE MODE');
+      const started = performance.now();
+      const blocked = await outcome(log.record([record({ requestId: 'blocked' })]));
+      // Both limits are 300 ms: the record's own, or the server cancelling the statement, comes first.
+      expect((blocked as Error).message).toMatch(/timed out|canceling statement due to statement timeout/);
+      expect(performance.now() - started).toBeLessThan(2000);
+      await sleep(800); // the server has cancelled the INSERT by now, though the lock is still held
+      await locker.query('COMMIT');
+      await log.record([record({ requestId: 'after' })]);
+      expect((await log.screenings({ filter: {}, first: 10 })).rows.map((r) => r.requestId)).toEqual(['after']);
+    } finally {
+      await locker.end();
+      await log.close();
+    }
+  });
+
+  test('a connection that stops answering fails its record at the timeout; the pool drops it and goes on', async () => {
+    postgres ??= await startPostgres();
+    const proxy = await freezableProxy(await postgres.createDatabase(fresh()));
+    const log = await PostgresAuditLog.open({ url: proxy.url, poolSize: 1, limits: { timeoutMs: 300 } });
+    try {
+      await log.record([record({ requestId: 'before' })]);
+      proxy.freeze();
+      const started = performance.now();
+      expect(await outcome(log.record([record({ requestId: 'frozen' })]))).toBeInstanceOf(CommitTimeoutError);
+      expect(performance.now() - started).toBeLessThan(2000);
+      // The write gives up on the frozen connection itself (query_timeout), so the next group is
+      // not held back for ever: a record made a little later commits on a new connection.
+      await sleep(1500);
+      await log.record([record({ requestId: 'after' })]);
+      const ids = (await log.screenings({ filter: {}, first: 10 })).rows.map((r) => r.requestId);
+      expect(ids.filter((id) => id !== 'frozen')).toEqual(['after', 'before']);
+    } finally {
+      const closing = performance.now();
+      await log.close();
+      expect(performance.now() - closing).toBeLessThan(3000);
+      proxy.close();
+    }
+  });
+});
+
+test('SQLite full: opening syncs the file and its directory (the new entries of the file and its WAL)', async () => {
+  const realFs = require('fs') as typeof fs;
+  const real = realFs.fsyncSync;
+  const synced: string[] = [];
+  const spy = jest.spyOn(realFs, 'fsyncSync').mockImplementation((fd) => {
+    synced.push(realFs.readlinkSync(`/proc/self/fd/${fd}`));
+    real(fd);
+  });
+  const dir = path.join(tmp, 'dirsync');
+  try {
+    const log = SqliteAuditLog.open({ file: path.join(dir, 'audit.sqlite'), sync: 'full' });
+    await log.record([record()]);
+    await log.close();
+  } finally {
+    spy.mockRestore();
+  }
+  expect(synced).toEqual(expect.arrayContaining([dir, path.join(dir, 'audit.sqlite')]));
+  expect(synced.filter((p) => p === dir)).toHaveLength(1);
+});
+
 describe('retention, group commit and records', () => {
   test('openAuditLog prunes past the retention period at start; off records nothing', async () => {
     const file = path.join(tmp, 'retention.sqlite');
@@ -285,6 +439,9 @@ describe('retention, group commit and records', () => {
       retentionDays: 2,
       storeImages: false,
       poolSize: 1,
+      timeoutMs: 5000,
+      maxWaitingRows: 100,
+      maxWaitingBytes: 1 << 20,
     };
     const log = await openAuditLog(config);
     expect(log.kind).toBe('sqlite');
@@ -296,42 +453,42 @@ describe('retention, group commit and records', () => {
     await expect(off.screenings({ filter: {}, first: 1 })).rejects.toThrow(/ADVSIEVE_AUDIT=off/);
   });
 
-  test('group commit: one write per turn of the event loop; records during a write form the next group', async () => {
-    const groups: number[][] = [];
-    let release!: () => void;
-    let blocked = true;
-    const group = new GroupCommit<number>(async (rows) => {
-      groups.push([...rows]);
-      if (blocked) await new Promise<void>((r) => (release = r));
-    });
-    const a = [group.add([1]), group.add([2, 3]), group.add([4])];
-    await new Promise((r) => setImmediate(r));
-    expect(groups).toEqual([[1, 2, 3, 4]]);
-    const b = [group.add([5]), group.add([6])]; // while the first group is being written
-    await new Promise((r) => setTimeout(r, 5));
-    expect(groups).toHaveLength(1);
-    blocked = false;
-    release();
-    await Promise.all([...a, ...b]);
-    expect(groups).toEqual([
-      [1, 2, 3, 4],
-      [5, 6],
-    ]);
-  });
-
-  test('group commit: a failed write rejects its whole group, and the next group is written', async () => {
-    let fail = true;
-    const written: number[] = [];
-    const group = new GroupCommit<number>((rows) => {
-      if (fail) throw new Error('disk full');
-      written.push(...rows);
-    });
-    const failed = [group.add([1]), group.add([2])];
-    await expect(Promise.all(failed)).rejects.toThrow('disk full');
-    await expect(failed[1]).rejects.toThrow('disk full');
-    fail = false;
-    await group.add([3]);
-    expect(written).toEqual([3]);
+  test("recordVerdicts: passes the request's deadline; a failed, refused or timed-out record is AUDIT_UNAVAILABLE, past the deadline DEADLINE_EXCEEDED", async () => {
+    const deadlines: Array<number | undefined> = [];
+    let failure: Error | undefined;
+    const service = {
+      config: { audit: { storeImages: false }, requestTimeoutMs: 30_000 },
+      metadata: { id: 'fashion-cnn' },
+      modelSha256: hex(7),
+      calibrationSha256: hex(8),
+      calibration: { createdAt: '2026-01-01T00:00:00Z' },
+      audit: {
+        kind: 'sqlite',
+        async record(_rows: unknown, options?: { deadline?: number }) {
+          deadlines.push(options?.deadline);
+          if (failure) throw failure;
+        },
+      },
+    } as never;
+    const ctx = { service, principal: undefined, requestId: 'rid', deadline: 12_345 };
+    const results = [{ index: 0, sha256: hex(1), error: { code: 'CORRUPT_IMAGE', message: 'bad' } }];
+    const codeOf = (p: Promise<void>) =>
+      p.then(
+        () => 'ok',
+        (e: { extensions?: { code?: string; http?: { status?: number } } }) =>
+          `${e.extensions?.code} ${e.extensions?.http?.status}`,
+      );
+    expect(await codeOf(recordVerdicts(ctx, 'screen', [{}], results))).toBe('ok');
+    expect(deadlines).toEqual([12_345]);
+    for (const [err, expected] of [
+      [new Error('disk I/O error'), 'AUDIT_UNAVAILABLE 503'],
+      [new WaitingFullError(10_000, 0), 'AUDIT_UNAVAILABLE 503'],
+      [new CommitTimeoutError(false, 5000), 'AUDIT_UNAVAILABLE 503'],
+      [new CommitTimeoutError(true, 20), 'DEADLINE_EXCEEDED 504'],
+    ] as const) {
+      failure = err;
+      expect(await codeOf(recordVerdicts(ctx, 'screen', [{}], results))).toBe(expected);
+    }
   });
 
   test('auditRecords: one per result, the verdict and versions; image bytes only when configured', () => {
