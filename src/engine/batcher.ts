@@ -56,10 +56,22 @@ export interface BatcherOptions<I, O> {
   readonly maxQueue: number;
   /** Most batches in flight at once: the number of workers behind the batcher. */
   readonly concurrency: number;
-  /** Runs one batch; must return one result (or Error) per item, in order. */
-  readonly run: (items: I[]) => Promise<Array<O | Error>>;
+  /**
+   * Runs one batch; must return one result (or Error) per item, in order. `info` tells, per item,
+   * when it was submitted and its deadline, for a run that retries (src/engine/crashRecovery.ts):
+   * a DeadlineExceededError in an item's slot counts as that item expiring.
+   */
+  readonly run: (items: I[], info: readonly BatchItemInfo[]) => Promise<Array<O | Error>>;
   /** Told of every batch once it has run (metrics). */
   readonly onBatch?: (info: BatchInfo) => void;
+}
+
+/** What the batcher knows of an item besides the item itself. */
+export interface BatchItemInfo {
+  /** `performance.now()` at submission. */
+  readonly enqueuedAt: number;
+  /** `performance.now()` time after which nobody waits for the item's result; Infinity for none. */
+  readonly deadline: number;
 }
 
 export interface BatchInfo {
@@ -75,7 +87,7 @@ export interface BatcherStats {
   readonly items: number;
   readonly failedBatches: number;
   readonly rejected: number;
-  /** Items dropped unrun because their deadline passed while they waited. */
+  /** Items dropped unrun because their deadline passed while they waited (or before a rerun). */
   readonly expired: number;
   readonly queueDepth: number;
   readonly inFlight: number;
@@ -229,7 +241,10 @@ export class DynamicBatcher<I, O> {
     const queueWaitMs = batch.map((w) => start - w.enqueuedAt);
     let failed = false;
     try {
-      const results = await this.opts.run(batch.map((w) => w.item));
+      const results = await this.opts.run(
+        batch.map((w) => w.item),
+        batch.map((w) => ({ enqueuedAt: w.enqueuedAt, deadline: w.deadline })),
+      );
       if (!Array.isArray(results) || results.length !== batch.length) {
         throw new Error(
           `batch run returned ${Array.isArray(results) ? results.length : typeof results} results for ${batch.length} items`,
@@ -237,6 +252,7 @@ export class DynamicBatcher<I, O> {
       }
       batch.forEach((w, i) => {
         const r = results[i];
+        if (r instanceof DeadlineExceededError) this.counters.expired++;
         if (r instanceof Error) w.reject(r);
         else w.resolve(r);
       });

@@ -5,12 +5,14 @@
  *
  * A batch whose worker dies under it is run once more, on another worker or the dead one's
  * replacement: a crash is usually the worker's (memory, a native fault), not the images'. If the
- * second run dies too, the batch's images fail (INFERENCE_FAILED each) and nothing else does.
+ * second run dies too, each image runs alone and only those that kill a worker fail
+ * (src/engine/crashRecovery.ts); items past their deadline are dropped before each rerun.
  */
 import { BatcherStats, BatchInfo, DynamicBatcher, SubmitOptions } from './batcher';
+import { runSurvivingCrashes } from './crashRecovery';
 import { BatchExtras, ImageOutput, splitBatch } from './model';
 import { ModelMetadata, readMetadata } from './modelStore';
-import { InferencePool, WorkerCrashedError } from './pool';
+import { InferencePool } from './pool';
 import { logger } from '../util/logger';
 
 export interface EngineOptions {
@@ -45,7 +47,7 @@ export const BATCHING_DEFAULTS = {
 } as const;
 
 export interface EngineStats extends BatcherStats {
-  /** Batches run a second time because their worker died under them. */
+  /** Batches run a second time because their worker died under them (counted once per batch). */
   readonly retriedBatches: number;
   /** Workers started to replace dead ones. */
   readonly replacedWorkers: number;
@@ -85,29 +87,28 @@ export class Engine {
     };
     const retries = { count: 0 };
     // The pixels are packed afresh for each run: the first run's buffer went to the dead worker.
-    const runOnce = async (images: Float32Array[], attempt: number) => {
+    const runOnce = async (images: Float32Array[], attempt: number, deadline: number) => {
       const size = images[0].length;
       const pixels = new Float32Array(images.length * size);
       images.forEach((img, i) => pixels.set(img, i * size));
-      return splitBatch(await pool.run(pixels, images.length, attempt));
+      return splitBatch(await pool.run(pixels, images.length, attempt, deadline));
     };
     const batcher = new DynamicBatcher<Float32Array, ImageOutput>({
       ...settings,
       concurrency: pool.size,
       onBatch: opts.onBatch,
-      run: async (images) => {
-        try {
-          return await runOnce(images, 1);
-        } catch (err) {
-          if (!(err instanceof WorkerCrashedError)) throw err;
-          retries.count++;
-          logger.warn(
-            { err: err.message, images: images.length },
-            'inference worker died mid-batch; running the batch again',
-          );
-          return runOnce(images, 2);
-        }
-      },
+      run: (images, info) =>
+        runSurvivingCrashes(images, info, runOnce, {
+          onRerun: (n, err) => {
+            retries.count++;
+            logger.warn({ err: err.message, images: n }, 'inference worker died mid-batch; running the batch again');
+          },
+          onIsolate: (n, err) =>
+            logger.warn(
+              { err: err.message, images: n },
+              'the rerun died too; running each image alone, so that only those that kill a worker fail',
+            ),
+        }),
     });
     logger.info(
       {

@@ -1,13 +1,15 @@
 /**
  * A pool of inference workers (worker_threads), one per core by default: each has its own tfjs
  * backend and model, since a tfjs-wasm instance runs on one thread. A batch goes to an idle worker;
- * a worker that dies mid-batch fails that batch alone (WorkerCrashedError; the engine runs it once
- * more) and is replaced. A worker reports its live tensor count and bytes with every result, so the
+ * a worker that dies mid-batch fails that batch alone (WorkerCrashedError; the engine runs it again,
+ * src/engine/crashRecovery.ts) and is replaced. A batch still waiting for a worker when its deadline
+ * passes is dropped unrun (DeadlineExceededError): nobody waits for its results any more. A worker reports its live tensor count and bytes with every result, so the
  * pool can report them (metrics, the soak benchmark) without asking a busy worker.
  */
 import * as os from 'os';
 import { Worker } from 'worker_threads';
 import { workerScript } from '../util/workerScript';
+import { DeadlineExceededError } from './batcher';
 import type { BatchExtras, BatchOutput } from './model';
 import type { AdapterDescription } from './webgpu';
 
@@ -59,6 +61,9 @@ export interface PoolOptions extends InferenceWorkerData {
 interface Job {
   readonly request: WorkerRequest & { id: number };
   readonly transfer: ArrayBuffer[];
+  /** performance.now() times: when it was submitted, and after which it is not run. */
+  readonly submittedAt: number;
+  readonly deadline: number;
   readonly resolve: (reply: WorkerReply) => void;
   readonly reject: (err: Error) => void;
 }
@@ -159,11 +164,17 @@ export class InferencePool {
     return this.replacements;
   }
 
-  /** Runs one batch on an idle worker; `attempt` is 2 for the engine's rerun after a crash. */
-  async run(pixels: Float32Array, count: number, attempt = 1): Promise<BatchOutput> {
-    const reply = await this.submit({ type: 'run', id: this.nextId++, pixels, count, attempt }, [
-      pixels.buffer as ArrayBuffer,
-    ]);
+  /**
+   * Runs one batch on an idle worker; `attempt` is 2 for the engine's rerun after a crash, 3 for an
+   * image run alone after two (crashRecovery.ts). Rejects with DeadlineExceededError, unrun, when no
+   * worker has taken it by `deadline` (a performance.now() time).
+   */
+  async run(pixels: Float32Array, count: number, attempt = 1, deadline = Infinity): Promise<BatchOutput> {
+    const reply = await this.submit(
+      { type: 'run', id: this.nextId++, pixels, count, attempt },
+      [pixels.buffer as ArrayBuffer],
+      deadline,
+    );
     if (reply.type !== 'result') throw new Error(`unexpected worker reply ${reply.type}`);
     return reply.output;
   }
@@ -211,18 +222,27 @@ export class InferencePool {
     this.idle.length = 0;
   }
 
-  private submit(request: WorkerRequest & { id: number }, transfer: ArrayBuffer[]): Promise<WorkerReply> {
+  private submit(
+    request: WorkerRequest & { id: number },
+    transfer: ArrayBuffer[],
+    deadline: number,
+  ): Promise<WorkerReply> {
     if (this.closing) return Promise.reject(new Error('inference pool closed'));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ request, transfer, resolve, reject });
+      this.waiting.push({ request, transfer, submittedAt: performance.now(), deadline, resolve, reject });
       this.schedule();
     });
   }
 
   private schedule(): void {
     while (this.idle.length > 0 && this.waiting.length > 0) {
-      const w = this.idle.shift()!;
       const job = this.waiting.shift()!;
+      const now = performance.now();
+      if (job.deadline <= now) {
+        job.reject(new DeadlineExceededError(now - job.submittedAt));
+        continue;
+      }
+      const w = this.idle.shift()!;
       w.job = job;
       if (this.crashesPending > 0 && job.request.type === 'run') {
         this.crashesPending--;

@@ -11,8 +11,18 @@
  * Counting requests alone bounds memory only by requests × the largest body (gigabytes with the
  * default limits), so admission also keeps a byte budget: the Content-Lengths of the requests in
  * flight add up to at most `maxInflightBytes` (Node's parser never delivers more than the declared
- * length). A request without a Content-Length (chunked) is charged the largest body it may have.
+ * length). A chunked request (Transfer-Encoding, no Content-Length) is charged the largest body it
+ * may have; a request with neither header has no body (RFC 9112 §6.3) and is charged nothing.
  * A request that could never fit is PAYLOAD_TOO_LARGE; one that does not fit now, OVERLOADED.
+ * A compressed body (Content-Encoding other than identity) is refused, UNSUPPORTED_MEDIA_TYPE
+ * (415): its length says nothing of what it inflates to, and base64 or multipart images barely
+ * compress, so accepting it would only open the budget to zip bombs.
+ *
+ * A request holds its place (its count and its bytes) until its response has ended AND the work
+ * started for it has settled: the GraphQL handler, wrapped in `holdPlaceUntilSettled`, keeps going
+ * after a client hangs up (until the request's deadline at most), and its body, decoded images and
+ * queued inference are still in memory meanwhile. A request whose client is gone before that
+ * handler starts does not start it.
  */
 import type { RequestHandler, Response } from 'express';
 import type { Metrics } from './metrics';
@@ -29,6 +39,16 @@ export interface AdmissionOptions {
 
 /** Seconds a refused client is told to wait: requests last milliseconds to a few seconds here. */
 const RETRY_AFTER_S = 1;
+
+/** res.locals key of the request's place (see holdPlaceUntilSettled). */
+const PLACE = 'admissionPlace';
+
+interface Place {
+  /** The response has ended (sent, or the connection closed). */
+  readonly ended: boolean;
+  /** Keeps the place until the returned function is called (at most once counts). */
+  hold(): () => void;
+}
 
 function refuse(res: Response, status: number, code: string, message: string, extensions: object): void {
   res.status(status).json({ errors: [{ message, extensions: { code, ...extensions } }] });
@@ -53,9 +73,24 @@ export function admission(opts: AdmissionOptions, metrics: Metrics): RequestHand
     refuse(res, 413, 'PAYLOAD_TOO_LARGE', message, { limit, limitValue });
   };
   return (req, res, next) => {
+    const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase().slice(0, 100);
+    if (encoding !== 'identity') {
+      metrics.requests.inc({ operation: 'none', outcome: 'UNSUPPORTED_MEDIA_TYPE' });
+      res.set('connection', 'close'); // the body is left unread
+      refuse(
+        res,
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        `Content-Encoding '${encoding}' is not accepted; send the body uncompressed`,
+        { contentEncoding: encoding },
+      );
+      return;
+    }
     const length = req.get('content-length');
     const multipart = Boolean(req.is('multipart/form-data'));
-    const declared = length === undefined ? undefined : Number(length) || 0;
+    const chunked = req.get('transfer-encoding') !== undefined;
+    // Neither header: no body at all (a GET, most often).
+    const declared = length === undefined ? (chunked ? undefined : 0) : Number(length) || 0;
     if (declared !== undefined && declared > opts.maxBodyBytes && !multipart) {
       tooLarge(
         res,
@@ -97,17 +132,65 @@ export function admission(opts: AdmissionOptions, metrics: Metrics): RequestHand
     }
     inFlight++;
     inFlightBytes += charged;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
+    // Holders of the place: the response until it ends, and each piece of work held for it.
+    let holders = 1;
+    let ended = false;
+    const letGo = () => {
+      if (--holders > 0) return;
       inFlight--;
       inFlightBytes -= charged;
     };
-    res.once('finish', release);
-    res.once('close', release);
+    const onEnd = () => {
+      if (ended) return;
+      ended = true;
+      letGo();
+    };
+    res.once('finish', onEnd);
+    res.once('close', onEnd);
+    const place: Place = {
+      get ended() {
+        return ended;
+      },
+      hold() {
+        // Only before the response ends (holders ≥ 1): the place cannot be let go twice.
+        if (ended) throw new Error('admission: a place is held only while its response is open');
+        holders++;
+        let done = false;
+        return () => {
+          if (done) return;
+          done = true;
+          letGo();
+        };
+      },
+    };
+    res.locals[PLACE] = place;
     res.locals.deadline = performance.now() + opts.requestTimeoutMs;
     next();
+  };
+}
+
+/**
+ * Runs `handler` (Apollo's middleware, whose promise settles once the operation has run and its
+ * answer is written) holding the request's admission place until that promise settles, whether or
+ * not the client is still there. A client already gone: the handler is not run, nobody could read
+ * its answer. Without admission in front, `handler` alone.
+ */
+export function holdPlaceUntilSettled(handler: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    const place = res.locals[PLACE] as Place | undefined;
+    if (!place) return handler(req, res, next);
+    if (place.ended) return;
+    const done = place.hold();
+    let result: ReturnType<RequestHandler>;
+    try {
+      result = handler(req, res, next);
+    } catch (err) {
+      done();
+      throw err;
+    }
+    // Express handles a rejection of `result` itself (next(err)); this only lets the place go.
+    void Promise.resolve(result).then(done, done);
+    return result;
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import * as os from 'os';
 import * as path from 'path';
+import { DEFAULT_COMMIT_LIMITS } from '../audit/groupCommit';
 import type { AuditConfig } from '../audit/openAuditLog';
 import { apiKeysFromEnv } from '../gateway/apiKeys';
 import type { GatewayConfig } from '../gateway/gateway';
@@ -114,6 +115,11 @@ function auditConfig(env: Env): AuditConfig {
     retentionDays: retentionDays === 0 ? undefined : retentionDays,
     storeImages: flag(env, 'ADVSIEVE_AUDIT_STORE_IMAGES') ?? false,
     poolSize: integer(env, 'ADVSIEVE_AUDIT_PG_POOL', 1) ?? 4,
+    // A commit that takes longer fails its requests (AUDIT_UNAVAILABLE) instead of holding them, and
+    // too much waiting is refused at once: a stalled database must not stall every screen (src/audit/groupCommit.ts).
+    timeoutMs: integer(env, 'ADVSIEVE_AUDIT_TIMEOUT_MS', 1) ?? DEFAULT_COMMIT_LIMITS.timeoutMs,
+    maxWaitingRows: integer(env, 'ADVSIEVE_AUDIT_MAX_WAITING_ROWS', 1) ?? DEFAULT_COMMIT_LIMITS.maxWaitingRows,
+    maxWaitingBytes: integer(env, 'ADVSIEVE_AUDIT_MAX_WAITING_BYTES', 1) ?? DEFAULT_COMMIT_LIMITS.maxWaitingBytes,
   };
 }
 
@@ -127,7 +133,8 @@ function gatewayConfig(env: Env): GatewayConfig {
     apiKeys: apiKeysFromEnv(env),
     rateLimit: {
       perSecond: integer(env, 'ADVSIEVE_RATE_LIMIT_PER_SECOND', 0) ?? 100,
-      burst: integer(env, 'ADVSIEVE_RATE_LIMIT_BURST', 1) ?? 256,
+      // Two of the largest requests the images limit admits (256 images + the request's own token).
+      burst: integer(env, 'ADVSIEVE_RATE_LIMIT_BURST', 1) ?? 512,
     },
     queryLimits: {
       maxDepth: integer(env, 'ADVSIEVE_MAX_DEPTH', 1) ?? limits.maxDepth,

@@ -13,7 +13,9 @@ import { OverloadError } from '../engine/batcher';
 /** Codes of request-level errors this service raises (besides Apollo's own, e.g. GRAPHQL_VALIDATION_FAILED). */
 export const REQUEST_ERROR_CODES = [
   'BAD_USER_INPUT',
+  'BAD_REQUEST',
   'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
   'OVERLOADED',
   'DEADLINE_EXCEEDED',
   'ATTACKS_DISABLED',

@@ -27,7 +27,7 @@ import { QueryLimiter } from '../gateway/queryLimits';
 import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
 import type { ServerConfig } from './config';
-import { admission, deadlineOf } from './admission';
+import { admission, deadlineOf, holdPlaceUntilSettled } from './admission';
 import { httpStatusOf } from './errors';
 import { Metrics } from './metrics';
 import type { ApiContext } from './operations';
@@ -124,7 +124,7 @@ function listen(server: http.Server, port: number, host: string | undefined): Pr
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const metrics = new Metrics();
-  const gateway = new Gateway(config.gateway, metrics); // a bad trusted-documents manifest stops the start here
+  const gateway = new Gateway(config.gateway, metrics, config); // a bad trusted-documents manifest stops the start here
   gateway.logSettings();
   const app = express();
   app.disable('x-powered-by');
@@ -201,23 +201,27 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       gateway.authenticate,
       gateway.admit,
       upload,
-      express.json({ limit: config.maxBodyBytes }),
+      // Never inflates: admission refuses compressed bodies (their length bounds nothing), this is a second line.
+      express.json({ limit: config.maxBodyBytes, inflate: false }),
       bodyPresent,
       gateway.checkOperations(queryLimiter),
-      expressMiddleware(apollo, {
-        context: async ({ req, res }) => {
-          const requestId = requestIdOf(req.get('x-request-id'));
-          res.set('x-request-id', requestId);
-          const deadline = deadlineOf(res, config.requestTimeoutMs);
-          return {
-            service: ready,
-            images: gateway.imagesFor(res, ready, deadline),
-            principal: gateway.principalOf(res),
-            requestId,
-            deadline,
-          };
-        },
-      }),
+      // The request keeps its admission place until Apollo has settled, not only until its client leaves.
+      holdPlaceUntilSettled(
+        expressMiddleware(apollo, {
+          context: async ({ req, res }) => {
+            const requestId = requestIdOf(req.get('x-request-id'));
+            res.set('x-request-id', requestId);
+            const deadline = deadlineOf(res, config.requestTimeoutMs);
+            return {
+              service: ready,
+              images: gateway.imagesFor(res, ready, deadline),
+              principal: gateway.principalOf(res),
+              requestId,
+              deadline,
+            };
+          },
+        }),
+      ),
     );
     graphql = router;
   } catch (err) {

@@ -1,13 +1,14 @@
 /**
  * Holding under faults and load, over HTTP against started servers: a worker killed mid-batch
- * (fault injection) — the batch is rerun and nothing fails, or, when the rerun dies too, that
- * batch's images alone fail with INFERENCE_FAILED; other requests are answered throughout and the
- * pool heals. Deadlines: a request whose images wait past ADVSIEVE_REQUEST_TIMEOUT_MS fails with
+ * (fault injection) — the batch is rerun and nothing fails, or, when the rerun dies too, each of
+ * its images runs alone and only the one that kills workers fails with INFERENCE_FAILED; other
+ * requests, those sharing its batch included, are answered throughout and the pool heals. Deadlines: a request whose images wait past ADVSIEVE_REQUEST_TIMEOUT_MS fails with
  * DEADLINE_EXCEEDED (504) and its images are dropped unrun; a body that trickles in is cut off.
  * Admission: beyond ADVSIEVE_MAX_CONCURRENT_REQUESTS, OVERLOADED (503, Retry-After) at once.
  */
 import * as fs from 'fs';
 import * as net from 'net';
+import * as zlib from 'zlib';
 import sharp from 'sharp';
 import { faultLevels, FaultKind } from '../../src/engine/faultInjection';
 import { errorCode, fixtureFiles, gql, GqlResponse, startServer, TestServer } from './helpers';
@@ -37,6 +38,34 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function codes(r: GqlResponse<{ classify: Row[] }>): string[] {
   if (!r.body.data) throw new Error(`HTTP ${r.status}, no data: ${JSON.stringify(r.body.errors)}`);
   return r.body.data.classify.map((x) => x.error?.code ?? 'ok');
+}
+
+/** A JSON POST written on a raw socket, left open: the test decides when the client hangs up. */
+async function rawPost(port: number, variables: Record<string, unknown>): Promise<net.Socket> {
+  const body = JSON.stringify({ query: CLASSIFY, variables });
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  socket.on('error', () => undefined);
+  socket.write(
+    `POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  return socket;
+}
+
+/** Sends `head` on a raw socket and returns what comes back before the server closes it (or 3 s pass). */
+async function rawRequest(port: number, head: string): Promise<string> {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  let received = '';
+  socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
+  socket.on('error', () => undefined);
+  socket.write(head);
+  await new Promise((r) => {
+    socket.once('close', r);
+    setTimeout(r, 3000);
+  });
+  socket.destroy();
+  return received;
 }
 
 async function faultPng(kind: FaultKind): Promise<Buffer> {
@@ -71,7 +100,8 @@ describe('worker death', () => {
       ADVSIEVE_FAULT_INJECTION: '1',
       ADVSIEVE_WORKERS: '2',
       ADVSIEVE_MAX_BATCH: '4',
-      ADVSIEVE_MAX_DELAY_MS: '0',
+      // Long enough for concurrent requests to share a batch (it leaves once it holds four).
+      ADVSIEVE_MAX_DELAY_MS: '300',
       ADVSIEVE_AUDIT: '0',
     });
   }, 120_000);
@@ -98,22 +128,24 @@ describe('worker death', () => {
     expect(await metric(server, 'advsieve_workers_ready')).toBe(2);
   });
 
-  test('a batch whose rerun dies too: its images get INFERENCE_FAILED, the rest of the request and other requests are answered', async () => {
+  test('a batch whose rerun dies too: its images run alone, only the one that kills workers fails, other requests sharing the batch are answered', async () => {
     const before = await stats(server);
+    // One batch of four (ADVSIEVE_MAX_BATCH) from three requests: the killer and a good image, and two others.
     const doomed = gql<{ classify: Row[] }>(server, CLASSIFY, {
-      images: [b64(await faultPng('crashAlways')), ...good.slice(0, 7).map(b64)],
+      images: [b64(await faultPng('crashAlways')), b64(good[0])],
     });
-    await sleep(30); // its two batches of 4 leave first; these queue behind them
-    const others = good.slice(8, 14).map((g) => gql<{ classify: Row[] }>(server, CLASSIFY, { images: [b64(g)] }));
+    const others = good.slice(8, 10).map((g) => gql<{ classify: Row[] }>(server, CLASSIFY, { images: [b64(g)] }));
     const [d, ...o] = await Promise.all([doomed, ...others]);
     expect(d.status).toBe(200);
-    expect(codes(d)).toEqual([...Array(4).fill('INFERENCE_FAILED'), ...Array(4).fill('ok')]);
+    expect(codes(d)).toEqual(['INFERENCE_FAILED', 'ok']);
     expect(d.body.data!.classify[0].error!.message).toMatch(/inference worker died while running this batch/);
     for (const r of o) expect(codes(r)).toEqual(['ok']);
     await waitReady(server, 2);
     const after = await stats(server);
     expect(after.retriedBatches).toBe(before.retriedBatches + 1);
-    expect(after.replacedWorkers).toBe(before.replacedWorkers + 2);
+    // The batch's first run, its rerun, and the killer run alone: three deaths, no more.
+    expect(after.replacedWorkers).toBe(before.replacedWorkers + 3);
+    expect(after.batches - before.batches).toBe(1);
     // A good request right after is answered by the healed pool.
     expect(codes(await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(0, 8).map(b64) }))).toEqual(
       Array(8).fill('ok'),
@@ -183,6 +215,25 @@ describe('deadlines and admission', () => {
     expect((await fetch(`${server.base}/health/ready`)).status).toBe(200);
     expect(await metric(server, 'advsieve_requests_in_flight')).toBe(3);
     for (const r of await Promise.all(held)) expect(errorCode(r)).toBe('DEADLINE_EXCEEDED');
+    const full = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(10, 14).map(b64) });
+    expect(codes(full)).toEqual(['ok', 'ok', 'ok', 'ok']);
+  });
+
+  test('a client that hangs up does not free its place: the request holds it until its work has settled', async () => {
+    // Three lone images: each request's work waits for its deadline, whatever its client does.
+    const start = performance.now();
+    const sockets = await Promise.all(good.slice(5, 8).map((g) => rawPost(server.port, { images: [b64(g)] })));
+    await sleep(300);
+    for (const s of sockets) s.destroy(); // the clients give up; their images are still queued
+    await sleep(200);
+    expect(await metric(server, 'advsieve_requests_in_flight')).toBe(3);
+    const refused = await gql(server, CLASSIFY, { images: [b64(good[9])] });
+    expect(refused.status).toBe(503);
+    expect(refused.body.errors![0].extensions).toMatchObject({ code: 'OVERLOADED', limit: 'maxConcurrentRequests' });
+    // Their work ends at the deadline (the images are dropped unrun); then the places are free.
+    for (let i = 0; i < 100 && (await metric(server, 'advsieve_requests_in_flight')) > 0; i++) await sleep(50);
+    expect(await metric(server, 'advsieve_requests_in_flight')).toBe(0);
+    expect(performance.now() - start).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
     const full = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(10, 14).map(b64) });
     expect(codes(full)).toEqual(['ok', 'ok', 'ok', 'ok']);
   });
@@ -259,5 +310,73 @@ describe('the byte budget of bodies in flight (ADVSIEVE_MAX_INFLIGHT_BYTES)', ()
     await sleep(200);
     const admitted = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(0, 2).map(b64) });
     expect(codes(admitted)).toEqual(['ok', 'ok']);
+  });
+
+  test('a request with neither Content-Length nor Transfer-Encoding has no body and is charged nothing', async () => {
+    const get = await fetch(`${server.base}/graphql?query=${encodeURIComponent('{ engineStats { batches } }')}`, {
+      headers: { 'apollo-require-preflight': 'true', accept: 'application/json' },
+    });
+    expect(get.status).toBe(200);
+    expect(((await get.json()) as { data: { engineStats: { batches: number } } }).data.engineStats.batches).toEqual(
+      expect.any(Number),
+    );
+    // A chunked body may be as large as ADVSIEVE_MAX_BODY_BYTES (16384), which could never fit.
+    const chunked = await rawRequest(
+      server.port,
+      'POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n',
+    );
+    expect(chunked).toMatch(/^HTTP\/1\.1 413/);
+    expect(chunked).toMatch(/maxInflightBytes/);
+  });
+
+  test('a compressed body is refused (415 UNSUPPORTED_MEDIA_TYPE) before it is read: its bytes say nothing of its size', async () => {
+    // 700 bytes of gzip that inflate past the budget (and under ADVSIEVE_MAX_BODY_BYTES).
+    const json = JSON.stringify({ query: '{ engineStats { batches } }', pad: ' '.repeat(12_000) });
+    for (const [encoding, body] of [
+      ['gzip', zlib.gzipSync(json)],
+      ['deflate', zlib.deflateSync(json)],
+      ['br', zlib.brotliCompressSync(json)],
+    ] as const) {
+      expect(body.length).toBeLessThan(1000);
+      const r = await fetch(`${server.base}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        body,
+      });
+      expect(r.status).toBe(415);
+      expect(r.headers.get('connection')).toBe('close');
+      const errors = ((await r.json()) as GqlResponse['body']).errors!;
+      expect(errors[0].extensions).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', contentEncoding: encoding });
+    }
+    // identity is no encoding at all.
+    const plain = await fetch(`${server.base}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'identity' },
+      body: JSON.stringify({ query: '{ engineStats { batches } }' }),
+    });
+    expect(plain.status).toBe(200);
+  });
+
+  test('every request lets its place go exactly once, whatever answered it', async () => {
+    // Apollo's own 400, a broken JSON body (the parser's 400), and a GET answered in full.
+    expect((await gql(server, '{ engineStats { ')).status).toBe(400);
+    const broken = await fetch(`${server.base}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query": ',
+    });
+    expect(broken.status).toBe(400);
+    await sleep(100);
+    // After every refusal and answer above: nothing in flight, and not less than nothing.
+    expect(await metric(server, 'advsieve_requests_in_flight')).toBe(0);
+    // The whole budget is free: a body just under it is admitted.
+    const whole = JSON.stringify({ query: '{ engineStats { batches } }', pad: ' '.repeat(BUDGET - 100) });
+    expect(whole.length).toBeLessThanOrEqual(BUDGET);
+    const r = await fetch(`${server.base}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: whole,
+    });
+    expect(r.status).toBe(200);
   });
 });

@@ -1,6 +1,6 @@
 /** The engine end to end: real worker threads, the bundled model, the shared batcher. */
 import { initBackend } from '../../src/engine/backends';
-import { OverloadError } from '../../src/engine/batcher';
+import { DeadlineExceededError, OverloadError } from '../../src/engine/batcher';
 import { Engine } from '../../src/engine/engine';
 import { InferenceModel } from '../../src/engine/model';
 import { faultPixels } from '../../src/engine/faultInjection';
@@ -82,7 +82,7 @@ test('a worker that dies mid-batch: the batch runs again on another worker, noth
   expect(await Promise.all(engine.infer(images.slice(0, 16)))).toHaveLength(16);
 });
 
-test('fault patterns: crashOnce is survived by the rerun; crashAlways fails its batch alone, with WorkerCrashedError', async () => {
+test('fault patterns: crashOnce is survived by the rerun; crashAlways fails alone (WorkerCrashedError), the images sharing its batch are answered', async () => {
   const size = engine.imageSize;
   const before = engine.stats();
   const once = await Promise.all(engine.infer([faultPixels('crashOnce', size), ...images.slice(0, 7)]));
@@ -90,14 +90,40 @@ test('fault patterns: crashOnce is survived by the rerun; crashAlways fails its 
   expect(engine.stats().retriedBatches).toBe(before.retriedBatches + 1);
   await healed(before.replacedWorkers, 1);
 
-  const doomed = Promise.allSettled(engine.infer([faultPixels('crashAlways', size), ...images.slice(0, 7)]));
-  const other = Promise.allSettled(engine.infer(images.slice(8, 16)));
-  const [a, b] = await Promise.all([doomed, other]);
-  expect(a.every((r) => r.status === 'rejected' && r.reason instanceof WorkerCrashedError)).toBe(true);
-  expect(b.every((r) => r.status === 'fulfilled')).toBe(true);
+  // One batch of eight shared by two callers; the first caller's first image kills every worker that runs it.
+  const doomed = Promise.allSettled(engine.infer([faultPixels('crashAlways', size), ...images.slice(0, 3)]));
+  const sharing = Promise.allSettled(engine.infer(images.slice(3, 7)));
+  const [a, b] = await Promise.all([doomed, sharing]);
+  expect(a[0].status === 'rejected' && a[0].reason instanceof WorkerCrashedError).toBe(true);
+  const answered = [...a.slice(1), ...b] as Array<PromiseFulfilledResult<{ probs: Float32Array }>>;
+  expect(answered.map((r) => r.status)).toEqual(Array(7).fill('fulfilled'));
+  expect(answered.map((r) => argmax(r.value.probs))).toEqual(images.slice(0, 7).map((_, i) => argmax(reference[i])));
   expect(engine.stats().retriedBatches).toBe(before.retriedBatches + 2);
-  await healed(before.replacedWorkers, 3); // the first run's worker and the rerun's
+  expect(engine.stats().batches).toBe(before.batches + 2); // the two callers shared one batch
+  // The batch's first run, its rerun, and the killer run alone: three deaths (plus crashOnce's one).
+  await healed(before.replacedWorkers, 4);
+
+  // Alone in its batch, the killer costs two deaths: the rerun already ran it alone.
+  const alone = await Promise.allSettled(engine.infer([faultPixels('crashAlways', size)]));
+  expect(alone[0].status === 'rejected' && alone[0].reason instanceof WorkerCrashedError).toBe(true);
+  await healed(before.replacedWorkers, 6);
   expect(await Promise.all(engine.infer(images.slice(0, 16)))).toHaveLength(16);
+});
+
+test('a run still waiting for a worker when its deadline passes is not run', async () => {
+  const size = engine.imageSize;
+  const batch = (n: number) => {
+    const pixels = new Float32Array(n * size);
+    for (let i = 0; i < n; i++) pixels.set(images[i % images.length], i * size);
+    return pixels;
+  };
+  // Both workers busy with large batches; a third run queues behind them with 1 ms to live.
+  const busy = [engine.pool.run(batch(64), 64), engine.pool.run(batch(64), 64)];
+  const late = engine.pool.run(batch(1), 1, 1, performance.now() + 1);
+  await expect(late).rejects.toBeInstanceOf(DeadlineExceededError);
+  expect((await Promise.all(busy)).map((o) => o.count)).toEqual([64, 64]);
+  // A run whose deadline is still ahead is run.
+  expect((await engine.pool.run(batch(1), 1, 1, performance.now() + 60_000)).count).toBe(1);
 });
 
 test('the pool reports its workers’ live tensors with every batch, as the workers count them', async () => {
