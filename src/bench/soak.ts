@@ -68,16 +68,24 @@ async function main(): Promise<void> {
     await sample();
     let nextSample = start + SAMPLE_SECONDS * 1000;
     let sampling = Promise.resolve();
+    let lost: string | undefined;
     load = await openLoop(service.port, bodies, rate, {
       seconds: SECONDS,
       imagesPerRequest: 1,
       onSecond: () => {
         if (performance.now() < nextSample) return;
         nextSample += SAMPLE_SECONDS * 1000;
-        sampling = sampling.then(sample);
+        // A failed sample (the service gone) is kept and said after the run, not left unhandled.
+        sampling = sampling.then(sample).catch((err: Error) => {
+          lost ??= `t = ${round((performance.now() - start) / 1000, 0)} s: ${err.message}`;
+        });
       },
     });
     await sampling;
+    if (lost)
+      throw new Error(
+        `the service stopped answering /metrics at ${lost} (exit: ${service.proc.exitCode ?? service.proc.signalCode})`,
+      );
     await sample();
   } finally {
     await stopService(service);
