@@ -6,8 +6,8 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
-import * as os from 'os';
 import * as path from 'path';
+import { listeningPort, temporaryAuditLog } from '../util/childService';
 import { PACKAGE_ROOT } from '../util/paths';
 
 export const FIXTURES = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'fashion');
@@ -95,35 +95,20 @@ export interface Service {
  * into a temporary SQLite file, removed when it stops: benchmarks leave nothing in data/.
  */
 export async function startService(env: Record<string, string>): Promise<Service> {
-  const merged = { ...process.env, ...env };
-  const auditDir =
-    merged.ADVSIEVE_AUDIT_DB || merged.DATABASE_URL
-      ? undefined
-      : fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-bench-'));
-  const audit = auditDir ? { ADVSIEVE_AUDIT_DB: path.join(auditDir, 'audit.sqlite') } : {};
+  const audit = temporaryAuditLog({ ...process.env, ...env }, 'advsieve-bench-');
   const proc = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'bin', 'advsieve.js'), 'serve'], {
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...audit, ...env },
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...audit.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  if (auditDir) proc.once('exit', () => fs.rmSync(auditDir, { recursive: true, force: true }));
+  audit.removeOnExit(proc);
   const errorLogs: string[] = [];
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffered = '';
-    proc.stderr!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as { port?: number; url?: string; level?: number; msg?: string };
-        if (entry.port && entry.url) resolve(entry.port);
-        else if ((entry.level ?? 0) >= 50) {
-          errorLogs.push(line);
-          process.stderr.write(`service: ${entry.msg}\n`);
-        }
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`service exited (${code}) before listening`)));
+  const port = await listeningPort(proc, (line) => {
+    if (!line.startsWith('{')) return;
+    const entry = JSON.parse(line) as { level?: number; msg?: string };
+    if ((entry.level ?? 0) >= 50) {
+      errorLogs.push(line);
+      process.stderr.write(`service: ${entry.msg}\n`);
+    }
   });
   for (let i = 0; ; i++) {
     const status = await get(port, '/health/ready').then(
@@ -322,6 +307,24 @@ export function rssBytes(pid: number): number {
   const kb = Number(status.match(/^VmRSS:\s+(\d+) kB/m)?.[1]);
   if (!Number.isFinite(kb)) throw new Error(`no VmRSS for process ${pid}`);
   return kb * 1024;
+}
+
+/**
+ * Whether a series sampled over time is flat: the growth its least-squares line implies from the
+ * first sample to the last is within the noise — 3 residual standard deviations or 2 % of the
+ * mean, whichever is larger. A leak of a little per request shows as a steady slope far beyond
+ * both; a garbage-collected heap's swings do not.
+ */
+export function flatness(
+  ts: readonly number[],
+  ys: readonly number[],
+): { mean: number; slope: number; growth: number; noise: number; flat: boolean } {
+  const fit = linearFit(ts, ys);
+  const span = ts.length ? ts[ts.length - 1] - ts[0] : 0;
+  const mean = ys.reduce((a, b) => a + b, 0) / Math.max(1, ys.length);
+  const growth = fit.slope * span;
+  const noise = Math.max(3 * fit.residualSd, 0.02 * Math.abs(mean));
+  return { mean, slope: fit.slope, growth, noise, flat: Math.abs(growth) <= noise };
 }
 
 /** Least-squares line through (x, y): slope, intercept and the residuals' standard deviation. */

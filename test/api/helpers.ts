@@ -5,8 +5,8 @@
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
+import { listeningPort, temporaryAuditLog } from '../../src/util/childService';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'fashion');
@@ -37,36 +37,19 @@ export async function startServer(
 ): Promise<TestServer> {
   // Each server its own audit log in a temporary directory (removed when it exits), unless the
   // test names one: tests never write into the package's data/audit.sqlite, nor share a file.
-  const auditDir =
-    env.ADVSIEVE_AUDIT_DB || env.DATABASE_URL ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-api-'));
-  const audit = auditDir ? { ADVSIEVE_AUDIT_DB: path.join(auditDir, 'audit.sqlite') } : {};
+  const audit = temporaryAuditLog(env, 'advsieve-api-');
   const proc = spawn(command[0], command.slice(1), {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ADVSIEVE_BACKEND: 'wasm', ...audit, ...env },
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ADVSIEVE_BACKEND: 'wasm', ...audit.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  if (auditDir) proc.once('exit', () => fs.rmSync(auditDir, { recursive: true, force: true }));
+  audit.removeOnExit(proc);
   const logs: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffered = '';
-    proc.stderr!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        logs.push(line);
-        try {
-          const entry = JSON.parse(line) as { port?: number; url?: string };
-          if (entry.port && entry.url) resolve(entry.port);
-        } catch {
-          // not a log line (a warning printed by a native library)
-        }
-      }
-    });
-    void exited.then(({ code }) => reject(new Error(`server exited (${code}) before listening:\n${logs.join('\n')}`)));
+  const port = await listeningPort(proc, (line) => logs.push(line)).catch((err: Error) => {
+    throw new Error(`${err.message}:\n${logs.join('\n')}`);
   });
   proc.stdout!.resume();
   const base = `http://127.0.0.1:${port}`;
