@@ -14,7 +14,7 @@ import {
   closedLoop,
   fixtureBytes,
   get,
-  linearFit,
+  flatness,
   openLoop,
   round,
   rssBytes,
@@ -64,16 +64,16 @@ async function main(): Promise<void> {
   }
 
   const second = rss.filter((s) => s.t >= SECONDS / 2);
-  const fit = linearFit(
+  const maxMB = Math.max(...rss.map((s) => s.mb));
+  const {
+    slope,
+    growth,
+    noise,
+    flat: rssFlat,
+  } = flatness(
     second.map((s) => s.t),
     second.map((s) => s.mb),
   );
-  const span = second.length ? second[second.length - 1].t - second[0].t : 0;
-  const maxMB = Math.max(...rss.map((s) => s.mb));
-  const meanSecond = second.reduce((a, s) => a + s.mb, 0) / Math.max(1, second.length);
-  const growth = fit.slope * span;
-  const noise = Math.max(3 * fit.residualSd, 0.02 * meanSecond);
-  const rssFlat = Math.abs(growth) <= noise;
   // Results per second from the first request to the last answer, so that answers queued past the
   // window count against the service, not for it.
   const resultsPerSec = over.requests / over.drainedSeconds;
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     ['results ÷ peak (goal ≥ 0.9)', ratio.toFixed(2)],
     [
       'RSS',
-      `max ${maxMB.toFixed(0)} MB; second half: slope ${(fit.slope * 60).toFixed(1)} MB/min, growth ${growth.toFixed(1)} MB vs noise ${noise.toFixed(1)} MB: ${rssFlat ? 'flat' : 'GROWING'}`,
+      `max ${maxMB.toFixed(0)} MB; second half: slope ${(slope * 60).toFixed(1)} MB/min, growth ${growth.toFixed(1)} MB vs noise ${noise.toFixed(1)} MB: ${rssFlat ? 'flat' : 'GROWING'}`,
     ],
     ['alive afterwards', alive ? 'yes (/health/ready 200)' : 'NO'],
   ];
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     p99Ms: round(over.p99Ms),
     rssAtPeakMB: round(rssAtPeakMB),
     rssMaxMB: round(maxMB),
-    rssSlopeMBPerMinSecondHalf: round(fit.slope * 60, 2),
+    rssSlopeMBPerMinSecondHalf: round(slope * 60, 2),
     rss: rss.map((s) => s.mb),
     goals,
     met: Object.values(goals).every(Boolean),

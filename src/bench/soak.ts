@@ -13,7 +13,7 @@
 import {
   closedLoop,
   fixtureBytes,
-  linearFit,
+  flatness,
   metricsOf,
   openLoop,
   round,
@@ -96,22 +96,18 @@ async function main(): Promise<void> {
     SERIES.map((name) => {
       const ys = steady.map((s) => s[name]);
       if (ys.some((y) => !Number.isFinite(y))) return [name, { available: false }];
-      const fit = linearFit(
+      const f = flatness(
         steady.map((s) => s.t),
         ys,
       );
-      const span = steady[steady.length - 1].t - steady[0].t;
-      const mean = ys.reduce((a, b) => a + b, 0) / ys.length;
-      const growth = fit.slope * span;
-      const noise = Math.max(3 * fit.residualSd, 0.02 * Math.abs(mean));
       return [
         name,
         {
-          mean: round(mean, 2),
-          slopePerMinute: round(fit.slope * 60, 3),
-          growthOverRun: round(growth, 2),
-          noise: round(noise, 2),
-          flat: Math.abs(growth) <= noise,
+          mean: round(f.mean, 2),
+          slopePerMinute: round(f.slope * 60, 3),
+          growthOverRun: round(f.growth, 2),
+          noise: round(f.noise, 2),
+          flat: f.flat,
         },
       ];
     }),
