@@ -4,6 +4,7 @@
  * that thresholds are read from (so a client can ask for any false-positive rate). It names the
  * model it belongs to by the SHA-256 of the model files, and loading refuses another model's file.
  */
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CombinedState } from '../detectors/combined';
@@ -74,9 +75,14 @@ export function saveCalibration(file: string, calibration: Calibration): void {
 
 /** Reads and checks a calibration file; `modelSha256` is the hash of the model it must belong to. */
 export function loadCalibration(file: string, modelSha256: string): Calibration {
-  let text: string;
+  return readCalibration(file, modelSha256).calibration;
+}
+
+/** loadCalibration, with the SHA-256 of the file's bytes (its version in the audit log), from one read. */
+export function readCalibration(file: string, modelSha256: string): { calibration: Calibration; sha256: string } {
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
     throw new CalibrationError(
@@ -87,7 +93,7 @@ export function loadCalibration(file: string, modelSha256: string): Calibration 
   }
   let c: Calibration;
   try {
-    c = JSON.parse(text) as Calibration;
+    c = JSON.parse(bytes.toString('utf8')) as Calibration;
   } catch (err) {
     throw new CalibrationError('CALIBRATION_CORRUPT', file, `not valid JSON (${(err as Error).message})`);
   }
@@ -109,5 +115,5 @@ export function loadCalibration(file: string, modelSha256: string): Calibration 
       `belongs to model ${c.model.id} with SHA-256 ${c.model.sha256.slice(0, 12)}…, but the loaded model's is ${modelSha256.slice(0, 12)}…; calibrate again`,
     );
   }
-  return c;
+  return { calibration: c, sha256: createHash('sha256').update(bytes).digest('hex') };
 }

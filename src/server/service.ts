@@ -3,11 +3,9 @@
  * workers), the screener that turns engine outputs into verdicts, and the attack runner. One per
  * process; per-request state lives in RequestImages, never here.
  */
-import { createHash } from 'crypto';
-import * as fs from 'fs';
 import type { AuditLog } from '../audit/auditLog';
 import { openAuditLog } from '../audit/openAuditLog';
-import { calibrationPath, Calibration, loadCalibration } from '../calibration/calibrationFile';
+import { calibrationPath, Calibration, readCalibration } from '../calibration/calibrationFile';
 import { initBackend } from '../engine/backends';
 import { Engine } from '../engine/engine';
 import { checkModelFiles, ModelMetadata } from '../engine/modelStore';
@@ -48,8 +46,7 @@ export class ScreeningService {
     // Every model file checked here, before any worker starts: a broken one stops the start naming it.
     const { metadata, sha256 } = checkModelFiles(config.modelDir);
     const calibrationFile = config.calibrationFile ?? calibrationPath(config.modelDir);
-    const calibration = loadCalibration(calibrationFile, sha256);
-    const calibrationSha256 = createHash('sha256').update(fs.readFileSync(calibrationFile)).digest('hex');
+    const { calibration, sha256: calibrationSha256 } = readCalibration(calibrationFile, sha256);
     const screener = new Screener(calibration, metadata.labels);
     if (config.targetFpr !== undefined) screener.thresholds(config.targetFpr);
     // This thread runs only small spectral work (spectrum, a defense at another radius) on 28×28-
