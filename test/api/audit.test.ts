@@ -6,6 +6,7 @@
  * the database gone, `screen` answers AUDIT_UNAVAILABLE instead of unrecorded verdicts.
  */
 import { spawn } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -159,6 +160,9 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
         image: b64(sent[res.index]),
       });
       expect(row.calibrationSha256).toMatch(/^[0-9a-f]{64}$/);
+      // The version of the calibration the service read: the SHA-256 of the file's bytes.
+      const calibrationBytes = fs.readFileSync(path.join(ROOT, 'models', 'fashion-cnn', 'calibration.json'));
+      expect(row.calibrationSha256).toBe(createHash('sha256').update(calibrationBytes).digest('hex'));
       expect(row.detectors!.length).toBeGreaterThanOrEqual(3);
       expect(Math.abs(Date.parse(row.time) - Date.now())).toBeLessThan(60_000);
     }
