@@ -1,11 +1,10 @@
 /**
  * The gateway's refusals, as request-level GraphQL errors (src/server/errors.ts): each carries its
  * `extensions.code` and an HTTP status. Most are sent by Express middleware before Apollo runs
- * (`sendRefusal`); a scope refusal and a rate limit met while reading images are thrown by
+ * (`sendRefusal` in src/server/errors.ts); a scope refusal and a rate limit met while reading images are thrown by
  * resolvers, and Apollo sends the same status from the same extension.
  */
-import type { Response } from 'express';
-import type { GraphQLError, GraphQLFormattedError } from 'graphql';
+import type { GraphQLError } from 'graphql';
 import { payloadTooLarge, requestError } from '../server/errors';
 
 /** The challenge a 401 carries (RFC 6750): keys are bearer tokens. */
@@ -64,20 +63,4 @@ export function tooManyListEntries(where: string, max: number): GraphQLError {
 
 export function persistedQueryNotAllowed(message: string): GraphQLError {
   return requestError('PERSISTED_QUERY_NOT_ALLOWED', message, 400);
-}
-
-interface HttpExtension {
-  readonly status?: number;
-  readonly headers?: Iterable<[string, string]>;
-}
-
-/** Sends refusals from Express, as Apollo would: one status and its headers, the errors without `http`. */
-export function sendRefusal(res: Response, errors: readonly GraphQLError[]): void {
-  const http = errors[0].extensions.http as HttpExtension | undefined;
-  for (const [name, value] of http?.headers ?? []) res.setHeader(name, value);
-  const body: GraphQLFormattedError[] = errors.map((e) => ({
-    message: e.message,
-    extensions: Object.fromEntries(Object.entries(e.extensions).filter(([name]) => name !== 'http')),
-  }));
-  res.status(http?.status ?? 400).json({ errors: body });
 }

@@ -18,6 +18,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import type { GraphQLError } from 'graphql';
 import type { Metrics } from '../server/metrics';
 import type { Principal } from '../server/operations';
+import { sendRefusal } from '../server/errors';
 import { RequestImages } from '../server/requestImages';
 import { logger } from '../util/logger';
 import { ApiKeyEntry, ApiKeyStore } from './apiKeys';
@@ -25,7 +26,6 @@ import {
   badRequest,
   persistedQueryNotAllowed,
   rateLimited,
-  sendRefusal,
   tooManyListEntries,
   tooManyOperations,
   unauthenticated,

@@ -26,6 +26,7 @@
  */
 import type { RequestHandler, Response } from 'express';
 import type { Metrics } from './metrics';
+import { payloadTooLarge, requestError, sendRefusal } from './errors';
 
 export interface AdmissionOptions {
   readonly maxConcurrentRequests: number;
@@ -50,40 +51,40 @@ interface Place {
   hold(): () => void;
 }
 
-function refuse(res: Response, status: number, code: string, message: string, extensions: object): void {
-  res.status(status).json({ errors: [{ message, extensions: { code, ...extensions } }] });
-}
-
 export function admission(opts: AdmissionOptions, metrics: Metrics): RequestHandler {
   let inFlight = 0;
   let inFlightBytes = 0;
   metrics.observeAdmission(() => inFlight);
   const overloaded = (res: Response, message: string, limit: string, limitValue: number) => {
     metrics.requests.inc({ operation: 'none', outcome: 'OVERLOADED' });
-    res.set('retry-after', String(RETRY_AFTER_S));
-    refuse(res, 503, 'OVERLOADED', `${message}; retry after ${RETRY_AFTER_S} s`, {
-      retryAfterMs: RETRY_AFTER_S * 1000,
-      limit,
-      limitValue,
-    });
+    sendRefusal(res, [
+      requestError(
+        'OVERLOADED',
+        `${message}; retry after ${RETRY_AFTER_S} s`,
+        503,
+        { retryAfterMs: RETRY_AFTER_S * 1000, limit, limitValue },
+        [['retry-after', String(RETRY_AFTER_S)]],
+      ),
+    ]);
   };
   const tooLarge = (res: Response, message: string, limit: string, limitValue: number) => {
     metrics.requests.inc({ operation: 'none', outcome: 'PAYLOAD_TOO_LARGE' });
     res.set('connection', 'close');
-    refuse(res, 413, 'PAYLOAD_TOO_LARGE', message, { limit, limitValue });
+    sendRefusal(res, [payloadTooLarge(message, { name: limit, value: limitValue })]);
   };
   return (req, res, next) => {
     const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase().slice(0, 100);
     if (encoding !== 'identity') {
       metrics.requests.inc({ operation: 'none', outcome: 'UNSUPPORTED_MEDIA_TYPE' });
       res.set('connection', 'close'); // the body is left unread
-      refuse(
-        res,
-        415,
-        'UNSUPPORTED_MEDIA_TYPE',
-        `Content-Encoding '${encoding}' is not accepted; send the body uncompressed`,
-        { contentEncoding: encoding },
-      );
+      sendRefusal(res, [
+        requestError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          `Content-Encoding '${encoding}' is not accepted; send the body uncompressed`,
+          415,
+          { contentEncoding: encoding },
+        ),
+      ]);
       return;
     }
     const length = req.get('content-length');

@@ -7,7 +7,8 @@
  *   extension, so proxies and load balancers see 400 / 413 / 503 without reading the body.
  */
 import { HeaderMap } from '@apollo/server';
-import { GraphQLError } from 'graphql';
+import type { Response } from 'express';
+import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { OverloadError } from '../engine/batcher';
 
 /** Codes of request-level errors this service raises (besides Apollo's own, e.g. GRAPHQL_VALIDATION_FAILED). */
@@ -128,4 +129,20 @@ export function httpStatusOf(err: unknown): number | undefined {
   const s =
     (err as { status?: unknown; statusCode?: unknown })?.status ?? (err as { statusCode?: unknown })?.statusCode;
   return typeof s === 'number' && s >= 400 && s < 600 ? s : undefined;
+}
+
+interface HttpExtension {
+  readonly status?: number;
+  readonly headers?: Iterable<[string, string]>;
+}
+
+/** Sends refusals from Express middleware (admission, the gateway), as Apollo would: one status and its headers, the errors without `http`. */
+export function sendRefusal(res: Response, errors: readonly GraphQLError[]): void {
+  const http = errors[0].extensions.http as HttpExtension | undefined;
+  for (const [name, value] of http?.headers ?? []) res.setHeader(name, value);
+  const body: GraphQLFormattedError[] = errors.map((e) => ({
+    message: e.message,
+    extensions: Object.fromEntries(Object.entries(e.extensions).filter(([name]) => name !== 'http')),
+  }));
+  res.status(http?.status ?? 400).json({ errors: body });
 }

@@ -28,7 +28,7 @@ import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
 import type { ServerConfig } from './config';
 import { admission, deadlineOf, holdPlaceUntilSettled } from './admission';
-import { httpStatusOf } from './errors';
+import { httpStatusOf, requestError, sendRefusal, unavailable } from './errors';
 import { Metrics } from './metrics';
 import type { ApiContext } from './operations';
 import { ScreeningService } from './service';
@@ -48,23 +48,18 @@ export interface RunningServer {
 /** Apollo's CSRF rule (preventCsrf.ts), applied to multipart requests before their files are read. */
 const PREFLIGHT_HEADERS = ['x-apollo-operation-name', 'apollo-require-preflight'];
 
-function graphqlErrorBody(message: string, code: string): { errors: GraphQLFormattedError[] } {
-  return { errors: [{ message, extensions: { code } }] };
-}
-
 function csrfGuard(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     if (req.is('multipart/form-data') && !PREFLIGHT_HEADERS.some((h) => (req.get(h) ?? '').length > 0)) {
       metrics.requests.inc({ operation: 'none', outcome: 'BAD_REQUEST' });
-      res
-        .status(400)
-        .json(
-          graphqlErrorBody(
-            'This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). Multipart requests must send a non-empty ' +
-              `header ${PREFLIGHT_HEADERS.join(' or ')} (e.g. 'Apollo-Require-Preflight: true').`,
-            'BAD_REQUEST',
-          ),
-        );
+      sendRefusal(res, [
+        requestError(
+          'BAD_REQUEST',
+          'This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). Multipart requests must send a non-empty ' +
+            `header ${PREFLIGHT_HEADERS.join(' or ')} (e.g. 'Apollo-Require-Preflight: true').`,
+          400,
+        ),
+      ]);
       return;
     }
     next();
@@ -96,7 +91,7 @@ function errorHandler(production: boolean, metrics: Metrics): ErrorRequestHandle
     if (status >= 500) logger.error({ err }, 'request failed');
     metrics.requests.inc({ operation: 'none', outcome: code });
     const message = status >= 500 && production ? 'internal server error' : (err as Error).message;
-    res.status(status).json(graphqlErrorBody(message, code));
+    sendRefusal(res, [requestError(code, message, status)]);
   };
 }
 
@@ -148,10 +143,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const metricsEndpoint: MetricsEndpoint = await mountMetrics(app, gateway, metrics.registry);
   app.use('/graphql', (req, res, next) => {
     if (graphql) graphql(req, res, next);
-    else
-      res
-        .status(503)
-        .json(graphqlErrorBody('the service is starting; retry when /health/ready says so', 'UNAVAILABLE'));
+    else sendRefusal(res, [unavailable('the service is starting; retry when /health/ready says so')]);
   });
   app.use(errorHandler(config.production, metrics));
 
