@@ -5,7 +5,7 @@
  * resolvers, and Apollo sends the same status from the same extension.
  */
 import type { GraphQLError } from 'graphql';
-import { payloadTooLarge, requestError } from '../server/errors';
+import { payloadTooLarge, requestError, retryAfter } from '../server/errors';
 
 /** The challenge a 401 carries (RFC 6750): keys are bearer tokens. */
 export const WWW_AUTHENTICATE = 'Bearer realm="advsieve"';
@@ -26,7 +26,7 @@ export function rateLimited(retryAfterMs: number): GraphQLError {
     `rate limit reached for this API key; retry after ${retryAfterMs} ms`,
     429,
     { retryAfterMs },
-    [['retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000)))]],
+    [retryAfter(retryAfterMs)],
   );
 }
 

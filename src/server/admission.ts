@@ -26,7 +26,7 @@
  */
 import type { RequestHandler, Response } from 'express';
 import type { Metrics } from './metrics';
-import { payloadTooLarge, requestError, sendRefusal } from './errors';
+import { payloadTooLarge, requestError, retryAfter, sendRefusal } from './errors';
 
 export interface AdmissionOptions {
   readonly maxConcurrentRequests: number;
@@ -63,7 +63,7 @@ export function admission(opts: AdmissionOptions, metrics: Metrics): RequestHand
         `${message}; retry after ${RETRY_AFTER_S} s`,
         503,
         { retryAfterMs: RETRY_AFTER_S * 1000, limit, limitValue },
-        [['retry-after', String(RETRY_AFTER_S)]],
+        [retryAfter(RETRY_AFTER_S * 1000)],
       ),
     ]);
   };

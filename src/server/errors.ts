@@ -68,6 +68,11 @@ export function requestError(
   });
 }
 
+/** The Retry-After header for a hint in ms: whole seconds (HTTP's unit), at least 1. */
+export function retryAfter(ms: number): [string, string] {
+  return ['retry-after', String(Math.max(1, Math.ceil(ms / 1000)))];
+}
+
 export function badUserInput(message: string, argumentName?: string): GraphQLError {
   return requestError('BAD_USER_INPUT', message, 400, argumentName ? { argumentName } : {});
 }
@@ -79,7 +84,7 @@ export function payloadTooLarge(message: string, limit?: { name: string; value: 
 /** The engine's queue is full: 503 with Retry-After (whole seconds) and the hint in ms. */
 export function overloaded(err: OverloadError): GraphQLError {
   return requestError('OVERLOADED', err.message, 503, { retryAfterMs: err.retryAfterMs }, [
-    ['retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)))],
+    retryAfter(err.retryAfterMs),
   ]);
 }
 
@@ -99,7 +104,7 @@ export function attackQueueFull(waiting: number, retryAfterMs: number): GraphQLE
     `an attack is running and ${waiting} are waiting; retry after ${retryAfterMs} ms`,
     503,
     { retryAfterMs },
-    [['retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000)))]],
+    [retryAfter(retryAfterMs)],
   );
 }
 
