@@ -247,6 +247,9 @@ describe('deadlines and admission', () => {
     );
     let received = '';
     socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
+    // The server closes the connection after its 408; a byte dripped in that instant meets a reset
+    // (ECONNRESET), which is how the cut-off may look from here: not a failure by itself.
+    socket.on('error', () => undefined);
     const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
     const start = performance.now();
     let sent = 0;
