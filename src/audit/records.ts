@@ -3,11 +3,29 @@
  * layer calls once a field's results are built.
  */
 import type { ScreenResult } from '../schema/screen-result.type';
-import { auditUnavailable, deadlineExceeded } from '../server/errors';
-import type { ApiContext } from '../server/operations';
+import { auditUnavailable, deadlineExceeded } from '../request/errors';
+import type { RequestContext } from '../request/context';
 import { logger } from '../util/logger';
-import type { AuditRecord } from './auditLog';
+import type { AuditLog, AuditRecord } from './auditLog';
 import { CommitTimeoutError } from './groupCommit';
+
+/**
+ * What the recording needs of the service that judged the images (a ScreeningService is one): the
+ * log itself, the model and calibration that judged, and the settings that shape a record.
+ */
+export interface JudgingService {
+  readonly audit: AuditLog;
+  readonly config: { readonly audit: { readonly storeImages: boolean }; readonly requestTimeoutMs: number };
+  readonly metadata: { readonly id: string };
+  readonly modelSha256: string;
+  readonly calibrationSha256: string;
+  readonly calibration: { readonly createdAt: string };
+}
+
+/** A request as the audit log sees it: who, which request, by when, and the service that judged. */
+export interface AuditedRequest extends RequestContext {
+  readonly service: JudgingService;
+}
 
 /** What the log keeps of an image besides its verdict: the file's hash, size, and bytes when kept. */
 export interface AuditedImage {
@@ -19,7 +37,7 @@ export interface AuditedImage {
 
 /** One record per result, in order; failed images too, with their error code and null verdict fields. */
 export function auditRecords(
-  ctx: Pick<ApiContext, 'service' | 'principal' | 'requestId'>,
+  ctx: Pick<AuditedRequest, 'service' | 'principal' | 'requestId'>,
   operation: AuditRecord['operation'],
   images: readonly AuditedImage[],
   results: readonly ScreenResult[],
@@ -105,7 +123,7 @@ function verdictOf(r: ScreenResult): Verdict {
  * deadline passes first, it fails with DEADLINE_EXCEEDED (504), like any request past its deadline.
  */
 export async function recordVerdicts(
-  ctx: Pick<ApiContext, 'service' | 'principal' | 'requestId' | 'deadline'>,
+  ctx: AuditedRequest,
   operation: AuditRecord['operation'],
   images: readonly AuditedImage[],
   results: readonly ScreenResult[],

@@ -12,10 +12,9 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'crypto';
 import * as fs from 'fs';
-import type { Principal } from '../server/operations';
+import { SCOPES, type Principal, type Scope } from '../request/context';
 
-export const SCOPES = ['screen', 'attack', 'admin'] as const;
-export type Scope = (typeof SCOPES)[number];
+export { SCOPES, type Scope };
 
 const KEY_PREFIX = 'asv_';
 /** No underscore: the key's text splits at the first one after the prefix. */

@@ -1,11 +1,11 @@
 /**
- * The gateway's refusals, as request-level GraphQL errors (src/server/errors.ts): each carries its
+ * The gateway's refusals, as request-level GraphQL errors (src/request/errors.ts): each carries its
  * `extensions.code` and an HTTP status. Most are sent by Express middleware before Apollo runs
- * (`sendRefusal` in src/server/errors.ts); a scope refusal and a rate limit met while reading images are thrown by
+ * (`sendRefusal` in src/request/errors.ts); a scope refusal and a rate limit met while reading images are thrown by
  * resolvers, and Apollo sends the same status from the same extension.
  */
 import type { GraphQLError } from 'graphql';
-import { payloadTooLarge, requestError, retryAfter } from '../server/errors';
+import { payloadTooLarge, requestError, retryAfter } from '../request/errors';
 
 /** The challenge a 401 carries (RFC 6750): keys are bearer tokens. */
 export const WWW_AUTHENTICATE = 'Bearer realm="advsieve"';

@@ -12,14 +12,13 @@
  *                 depth/cost/aliases/directives/tokens: 400 each
  *
  * then Apollo, whose context gets the principal (for `@Authorized` scopes, src/gateway/scopes.ts)
- * and the request's images metered against the key's bucket.
+ * and the charge for the request's images against the key's bucket.
  */
 import type { Request, RequestHandler, Response } from 'express';
 import type { GraphQLError } from 'graphql';
-import type { Metrics } from '../server/metrics';
-import type { Principal } from '../server/operations';
-import { sendRefusal } from '../server/errors';
-import { RequestImages } from '../server/requestImages';
+import type { Metrics } from '../request/metrics';
+import type { Principal } from '../request/context';
+import { sendRefusal } from '../request/errors';
 import { logger } from '../util/logger';
 import { ApiKeyEntry, ApiKeyStore } from './apiKeys';
 import {
@@ -31,7 +30,6 @@ import {
   unauthenticated,
   forbidden,
 } from './errors';
-import { MeteredRequestImages } from './meteredImages';
 import type { QueryLimiter, QueryLimits } from './queryLimits';
 import { BucketLimit, RateLimiter, RequestMeter, TokenBuckets } from './rateLimit';
 import { TrustedDocuments } from './trustedDocuments';
@@ -380,9 +378,17 @@ export class Gateway {
     return principal;
   }
 
-  /** The request's images, paid for from the key's bucket when it has one. */
-  imagesFor(res: Response, ...args: ConstructorParameters<typeof RequestImages>): RequestImages {
+  /**
+   * How the request pays for each image a field reads, from its key's bucket (before anything is
+   * decoded): a refusal throws the request's RATE_LIMITED error. Undefined when the key is not
+   * rate-limited (or no keys are configured).
+   */
+  imageChargeFor(res: Response): ((images: number) => void) | undefined {
     const meter = locals(res).meter;
-    return meter ? new MeteredRequestImages(meter, ...args) : new RequestImages(...args);
+    if (!meter) return undefined;
+    return (images) => {
+      const refusal = meter.take(images);
+      if (refusal) throw rateLimited(refusal.retryAfterMs);
+    };
   }
 }

@@ -6,7 +6,7 @@
  * `@Authorized()` with none needs only a valid key. A scope no key can hold simply refuses.
  */
 import type { AuthCheckerFn } from 'type-graphql';
-import type { ApiContext } from '../server/operations';
+import type { RequestContext } from '../request/context';
 import { forbidden } from './errors';
 
 /**
@@ -14,7 +14,7 @@ import { forbidden } from './errors';
  * instantiate. Without keys configured the principal is undefined and every field is open; with
  * keys, the gateway has refused requests without a valid key before any context exists.
  */
-export const scopeChecker: AuthCheckerFn<ApiContext> = ({ context }, scopes) => {
+export const scopeChecker: AuthCheckerFn<Pick<RequestContext, 'principal'>> = ({ context }, scopes) => {
   const principal = context.principal;
   if (principal === undefined || scopes.length === 0) return true;
   if (scopes.some((s) => (principal.scopes as ReadonlySet<string>).has(s))) return true;

@@ -25,8 +25,8 @@
  * handler starts does not start it.
  */
 import type { RequestHandler, Response } from 'express';
-import type { Metrics } from './metrics';
-import { payloadTooLarge, requestError, retryAfter, sendRefusal } from './errors';
+import type { Metrics } from '../request/metrics';
+import { payloadTooLarge, requestError, retryAfter, sendRefusal } from '../request/errors';
 
 export interface AdmissionOptions {
   readonly maxConcurrentRequests: number;

@@ -24,26 +24,15 @@ import type { RadialBand, SpectrumResult } from '../schema/spectrum.type';
 import type { TrajectoryResult } from '../schema/trajectory.type';
 import { recordVerdicts } from '../audit/records';
 import { AttackQueueFullError } from './attackRunner';
-import { attackQueueFull, attacksDisabled, badUserInput, ImageFailure } from './errors';
+import { attackQueueFull, attacksDisabled, badUserInput, ImageFailure } from '../request/errors';
 import { isFailed, ReadImage, RequestImages } from './requestImages';
 import type { ScreeningService } from './service';
+import type { RequestContext } from '../request/context';
 
-/** Who sent a request: the API key's id and its scopes (undefined when no keys are configured). */
-export interface Principal {
-  readonly keyId: string;
-  readonly scopes: ReadonlySet<'screen' | 'attack' | 'admin'>;
-}
-
-/** What every resolver gets: the process's service, this request's images, who asked, and the request's id. */
-export interface ApiContext {
+/** What every resolver gets: the request (src/request/context.ts), the process's service and this request's images. */
+export interface ApiContext extends RequestContext {
   readonly service: ScreeningService;
   readonly images: RequestImages;
-  /** The caller, once authenticated; undefined when the gateway has no keys configured. */
-  readonly principal: Principal | undefined;
-  /** The request's id: the client's `x-request-id` when it sent a sane one, else a new UUID; logged and audited. */
-  readonly requestId: string;
-  /** When the request must be answered by: a performance.now() time, from its arrival plus ADVSIEVE_REQUEST_TIMEOUT_MS. */
-  readonly deadline: number;
 }
 
 const ATTACK_DEFAULT_STEPS: Readonly<Record<AttackName, number>> = {

@@ -26,7 +26,7 @@ import {
   overloaded,
   payloadTooLarge,
   unavailable,
-} from './errors';
+} from '../request/errors';
 import type { ScreeningService } from './service';
 
 /**
@@ -63,10 +63,15 @@ export class RequestImages {
   private readonly loader: DataLoader<string, ImageOutput>;
   private counted = 0;
 
-  /** `deadline`: a performance.now() time (src/server/admission.ts sets it at the request's arrival). */
+  /**
+   * `deadline`: a performance.now() time (src/server/admission.ts sets it at the request's arrival).
+   * `charge`: pays for a field's images before they are read (the gateway's rate limit); it throws
+   * the request's error when they cannot be paid for.
+   */
   constructor(
     private readonly service: ScreeningService,
     private readonly deadline = Infinity,
+    private readonly charge?: (images: number) => void,
   ) {
     this.loader = new DataLoader((keys) => this.inferBatch(keys));
   }
@@ -77,6 +82,7 @@ export class RequestImages {
    * an image that cannot be decoded gets its own failure.
    */
   async read(inputs: readonly ImageInput[], argumentName: string): Promise<ReadImage[]> {
+    this.charge?.(inputs.length);
     const limits = this.service.config;
     this.counted += inputs.length;
     if (this.counted > limits.maxImages) {

@@ -9,7 +9,7 @@ import type { ScreeningFilter as ScreeningFilterInput } from '../schema/screenin
 import type { ScreeningConnection } from '../schema/screening-connection.type';
 import type { Screening } from '../schema/screening.type';
 import { logger } from '../util/logger';
-import { auditUnavailable, badUserInput } from './errors';
+import { auditUnavailable, badUserInput } from '../request/errors';
 import type { ApiContext } from './operations';
 
 export const SCREENINGS_DEFAULT_FIRST = 50;

@@ -28,9 +28,10 @@ import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
 import type { ServerConfig } from './config';
 import { admission, deadlineOf, holdPlaceUntilSettled } from './admission';
-import { httpStatusOf, requestError, sendRefusal, unavailable } from './errors';
-import { Metrics } from './metrics';
+import { httpStatusOf, requestError, sendRefusal, unavailable } from '../request/errors';
+import { Metrics } from '../request/metrics';
 import type { ApiContext } from './operations';
+import { RequestImages } from './requestImages';
 import { ScreeningService } from './service';
 import { uploadMiddleware } from './upload';
 
@@ -206,7 +207,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
             const deadline = deadlineOf(res, config.requestTimeoutMs);
             return {
               service: ready,
-              images: gateway.imagesFor(res, ready, deadline),
+              images: new RequestImages(ready, deadline, gateway.imageChargeFor(res)),
               principal: gateway.principalOf(res),
               requestId,
               deadline,

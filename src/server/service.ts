@@ -14,7 +14,7 @@ import { logger } from '../util/logger';
 import { Semaphore } from '../util/semaphore';
 import { AttackRunner } from './attackRunner';
 import type { ServerConfig } from './config';
-import type { Metrics } from './metrics';
+import type { Metrics } from '../request/metrics';
 
 export class ScreeningService {
   private closing = false;

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'net';
 import { Gateway } from '../../src/gateway/gateway';
 import { mountMetrics } from '../../src/gateway/metricsEndpoint';
 import { configFromEnv } from '../../src/server/config';
-import { Metrics } from '../../src/server/metrics';
+import { Metrics } from '../../src/request/metrics';
 
 async function statusOf(env: Record<string, string>): Promise<number> {
   const metrics = new Metrics();
