@@ -133,10 +133,14 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export function get(port: number, p: string): Promise<{ status: number; text: string }> {
+export function get(
+  port: number,
+  p: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port, path: p }, (res) => {
+      .get({ host: '127.0.0.1', port, path: p, headers }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
@@ -284,8 +288,8 @@ export async function openLoop(
 // ---- readings ----
 
 /** The service's /metrics text, parsed into `name{labels}` → value. */
-export async function metricsOf(port: number): Promise<Map<string, number>> {
-  const { text } = await get(port, '/metrics');
+export async function metricsOf(port: number, headers: Record<string, string> = {}): Promise<Map<string, number>> {
+  const { text } = await get(port, '/metrics', headers);
   const values = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
