@@ -25,16 +25,35 @@ export function buildProgram(): Command {
 }
 
 /**
+ * Resolves once everything written to `stream` so far has been handed to the operating system.
+ * Writes to a pipe are asynchronous in Node: exiting before they drain cuts the output off (at
+ * 64 KiB, a pipe's buffer), which is what `advsieve screen --json | jq` met. Writes complete in
+ * order, so an empty write's callback means every earlier one is done; a reader that has gone
+ * (EPIPE: `| head`) counts as drained.
+ */
+export function drained(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed || !stream.writable) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('error', () => resolve());
+    stream.write('', () => resolve());
+  });
+}
+
+/**
  * Runs the command line and exits: explicitly, since worker threads or a WebGPU device left by a
- * subcommand would otherwise keep the process alive.
+ * subcommand would otherwise keep the process alive; but only once stdout and stderr have drained.
  */
 export function main(argv: string[] = process.argv): void {
+  const exit = async (code: number) => {
+    await Promise.all([drained(process.stdout), drained(process.stderr)]);
+    process.exit(code);
+  };
   buildProgram()
     .parseAsync(argv)
-    .then(() => process.exit(process.exitCode ?? 0))
+    .then(() => exit(Number(process.exitCode ?? 0)))
     .catch((err: Error) => {
       process.stderr.write(`advsieve: ${err.message}\n`);
-      process.exit(1);
+      return exit(1);
     });
 }
 
