@@ -1,5 +1,8 @@
 /** The `advsieve` command: one subcommand per file in ./commands. */
 import { Command } from 'commander';
+import * as fs from 'fs';
+import * as path from 'path';
+import { PACKAGE_ROOT } from '../util/paths';
 import { registerAttack } from './commands/attack';
 import { registerCalibrate } from './commands/calibrate';
 import { registerClassify } from './commands/classify';
@@ -9,8 +12,14 @@ import { registerScreen } from './commands/screen';
 import { registerServe } from './commands/serve';
 import { registerTrain } from './commands/train';
 
+/** The version in package.json (the package root is two folders above dist/cli/). */
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command('advsieve')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .description('adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train')
     .showHelpAfterError();
   registerTrain(program);

@@ -8,6 +8,7 @@
  * CPU host it is several times slower than the wasm backend.
  */
 import * as tf from '@tensorflow/tfjs';
+import * as fs from 'fs';
 import * as path from 'path';
 
 export interface AdapterDescription {
@@ -59,8 +60,32 @@ export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
   };
 }
 
+/**
+ * Whether this machine shows a GPU to user space at all. On Linux a hardware adapter needs a
+ * device node: a DRM render node (/dev/dri/renderD*: AMD, Intel, NVIDIA's open driver), NVIDIA's
+ * own (/dev/nvidia0…) or WSL's (/dev/dxg). Without one only a software adapter can be found, and
+ * merely asking Dawn prints its driver warnings on stderr ("Couldn't load Vulkan",
+ * "…artificially reduced") on every start. Elsewhere (Metal, D3D12) Dawn is asked.
+ */
+export function gpuDeviceVisible(dev = '/dev', platform: NodeJS.Platform = process.platform): boolean {
+  if (platform !== 'linux') return true;
+  const list = (dir: string) => {
+    try {
+      return fs.readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  if (list(path.join(dev, 'dri')).some((n) => n.startsWith('renderD'))) return true;
+  return list(dev).some((n) => /^nvidia\d+$/.test(n) || n === 'dxg');
+}
+
 /** Finds the adapter, checks it, and registers tfjs's WebGPU backend on it as 'webgpu'. */
 export async function registerWebGpuBackend(allowSoftware: boolean): Promise<AdapterDescription> {
+  // Only a software adapter could be found: refuse without loading Dawn (and its warnings).
+  if (!allowSoftware && !gpuDeviceVisible()) {
+    throw new Error('no GPU device node (/dev/dri/renderD*, /dev/nvidia*): no hardware WebGPU adapter to find');
+  }
   const dawn = loadDawn();
   // tfjs-backend-webgpu refers to GPUBufferUsage, GPUMapMode, … as globals, as in a browser.
   Object.assign(globalThis, dawn.globals);

@@ -51,3 +51,37 @@ test('a reader that stops early (| head) does not hang the CLI', async () => {
   });
   expect(code).not.toBeNull(); // it exited by itself
 });
+
+test('a plain CLI run keeps stderr for what the user must read: no driver warnings, no logs', async () => {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // As a user runs it: no backend forced, no log level set.
+  delete env.ADVSIEVE_BACKEND;
+  delete env.LOG_LEVEL;
+  delete env.ADVSIEVE_WEBGPU_ALLOW_SOFTWARE;
+  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, 'classify', fixtureLabels()[0].file], { env });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('error', reject);
+      child.on('close', (c) => resolve({ stdout: out, stderr: err, code: c }));
+    },
+  );
+  expect(code).toBe(0);
+  expect(stdout).toMatch(/confidence/);
+  expect(stderr).toBe('');
+});
+
+test('--version prints the package version', async () => {
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, '--version']);
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.on('error', reject);
+    child.on('close', () => resolve(text));
+  });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  expect(out.trim()).toBe((require('../../package.json') as { version: string }).version);
+});
