@@ -82,6 +82,5 @@ test('--version prints the package version', async () => {
     child.on('error', reject);
     child.on('close', () => resolve(text));
   });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   expect(out.trim()).toBe((require('../../package.json') as { version: string }).version);
 });
