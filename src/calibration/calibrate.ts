@@ -130,7 +130,9 @@ async function generateAttacks(
       (done) => onProgress?.(start + done, images.count),
     );
     out.set(adv, start * size);
-    attacks.push(`${spec.method} ε=${spec.epsilon}${'steps' in spec ? ` ${spec.steps} steps` : ''} ×${end - start}`);
+    attacks.push(
+      `${spec.method} ${Number.isFinite(spec.epsilon) ? `ε=${spec.epsilon}` : 'unbounded ε'}${'steps' in spec ? ` ${spec.steps} steps` : ''} ×${end - start}`,
+    );
   }
   return { pixels: out, labels: images.labels, count: images.count, attacks };
 }

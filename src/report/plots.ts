@@ -274,6 +274,8 @@ const TITLE_HEIGHT = 30;
 const LABEL_HEIGHT = 40;
 const GAP = 14;
 const BAR_HEIGHT = 36;
+/** The colour bar's caption line, under the bar. */
+const CAPTION_HEIGHT = 14;
 /** Added before log10 so that zero power draws as the floor instead of −∞. */
 const LOG_FLOOR = 1e-12;
 const MISSING: readonly number[] = [190, 190, 190];
@@ -297,7 +299,8 @@ function gridLayout(tiles: readonly HeatmapTile[], columns: number) {
   const cols = Math.min(columns, tiles.length);
   const rows = Math.ceil(tiles.length / cols);
   const width = Math.max(2 * MARGIN + cols * box + (cols - 1) * GAP, 320);
-  const height = MARGIN + TITLE_HEIGHT + rows * (box + LABEL_HEIGHT) + (rows - 1) * GAP + BAR_HEIGHT + MARGIN;
+  const height =
+    MARGIN + TITLE_HEIGHT + rows * (box + LABEL_HEIGHT) + (rows - 1) * GAP + BAR_HEIGHT + CAPTION_HEIGHT + MARGIN;
   const cell = (t: number) => ({
     left: MARGIN + (t % cols) * (box + GAP),
     top: MARGIN + TITLE_HEIGHT + Math.floor(t / cols) * (box + LABEL_HEIGHT + GAP),
@@ -362,18 +365,20 @@ function paint(
 /** A viridis strip under the grid saying that colour is relative to each tile. */
 function colourBar(canvas: Buffer, width: number, height: number, log?: boolean): string[] {
   const barWidth = 160;
-  const top = height - MARGIN - 12;
+  // The bar, then a caption line under it: beside the bar the caption would not fit a narrow grid.
+  const top = height - MARGIN - 12 - CAPTION_HEIGHT;
   const left = MARGIN + 62;
   for (let x = 0; x < barWidth; x++) {
     for (let y = 0; y < 10; y++) canvas.set(colourOf(x / (barWidth - 1)), ((top + y) * width + left + x) * 3);
   }
-  const scale = log ? 'log10 scale, ' : '';
+  const scale = log ? 'log10 scale; ' : '';
   return [
     svgText(MARGIN, top + 9, 'tile min', 11, 'start', 'normal', '#555'),
+    svgText(left + barWidth + 8, top + 9, 'tile max', 11, 'start', 'normal', '#555'),
     svgText(
-      left + barWidth + 8,
-      top + 9,
-      `tile max (${scale}each tile scaled to its own range)`,
+      MARGIN,
+      top + 10 + CAPTION_HEIGHT,
+      `${scale}each tile scaled to its own range`,
       11,
       'start',
       'normal',

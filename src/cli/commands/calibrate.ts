@@ -52,7 +52,10 @@ export function registerCalibrate(program: Command): void {
     .description('fit the detectors, low-pass radius and thresholds on training images; writes calibration.json')
     .option('--model <dir>', 'model directory', defaultModelDir())
     .option('--data <dir>', 'Fashion-MNIST IDX directory (its training split is used)', DEFAULT_FASHION_MNIST_DIR)
-    .option('--images <dir>', 'calibrate on a folder instead: one sub-folder of images per class, named as the labels')
+    .option(
+      '--images <dir>',
+      "calibrate on a folder instead: one sub-folder of images per class, named by the class's label ('/' written '_') or its index",
+    )
     .option('--out <file>', 'output file (default: <model>/calibration.json)')
     .option('--fit <n>', 'clean images the detectors are fitted on', intOption, CALIBRATE_DEFAULTS.fit)
     .option('--holdout <n>', 'clean images thresholds are set on', intOption, CALIBRATE_DEFAULTS.holdout)
