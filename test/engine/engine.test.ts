@@ -5,6 +5,7 @@ import { Engine } from '../../src/engine/engine';
 import { InferenceModel } from '../../src/engine/model';
 import { faultPixels } from '../../src/engine/faultInjection';
 import { WorkerCrashedError } from '../../src/engine/pool';
+import { expectLogs } from '../helpers/expectedLogs';
 import { BUNDLED_MODEL_DIR, fixtureLabels, fixturePixels } from '../helpers/fixtures';
 
 let engine: Engine;
@@ -68,7 +69,13 @@ async function healed(replacedBefore: number, replacements: number): Promise<voi
   expect(engine.pool.replacedWorkers).toBe(replacedBefore + replacements);
 }
 
+/** The engine's warnings about the deaths these tests cause on purpose: held, and asserted. */
+const WORKER_DEATH = [/inference worker died mid-batch/, /the rerun died too/];
+let logs: ReturnType<typeof expectLogs> | undefined;
+afterEach(() => logs?.restore());
+
 test('a worker that dies mid-batch: the batch runs again on another worker, nothing fails, the dead one is replaced', async () => {
+  logs = expectLogs(WORKER_DEATH);
   const before = engine.stats();
   engine.pool.crashNextBatch();
   const first = Promise.allSettled(engine.infer(images.slice(0, 8))); // one full batch: the crash takes it
@@ -80,9 +87,11 @@ test('a worker that dies mid-batch: the batch runs again on another worker, noth
   expect(engine.stats().retriedBatches).toBe(before.retriedBatches + 1);
   await healed(before.replacedWorkers, 1);
   expect(await Promise.all(engine.infer(images.slice(0, 16)))).toHaveLength(16);
+  expect(logs.held).toEqual(['inference worker died mid-batch; running the batch again']);
 });
 
 test('fault patterns: crashOnce is survived by the rerun; crashAlways fails alone (WorkerCrashedError), the images sharing its batch are answered', async () => {
+  logs = expectLogs(WORKER_DEATH);
   const size = engine.imageSize;
   const before = engine.stats();
   const once = await Promise.all(engine.infer([faultPixels('crashOnce', size), ...images.slice(0, 7)]));
@@ -108,6 +117,8 @@ test('fault patterns: crashOnce is survived by the rerun; crashAlways fails alon
   expect(alone[0].status === 'rejected' && alone[0].reason instanceof WorkerCrashedError).toBe(true);
   await healed(before.replacedWorkers, 6);
   expect(await Promise.all(engine.infer(images.slice(0, 16)))).toHaveLength(16);
+  // One warning per batch that lost a worker, and one per rerun that died too.
+  expect(logs.held.length).toBeGreaterThanOrEqual(3);
 });
 
 test('a run still waiting for a worker when its deadline passes is not run', async () => {
