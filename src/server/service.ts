@@ -12,7 +12,9 @@ import { checkModelFiles, ModelMetadata } from '../engine/modelStore';
 import { Screener } from '../screening/screener';
 import { logger } from '../util/logger';
 import { Semaphore } from '../util/semaphore';
+import { AnalysisRunner } from './analysisRunner';
 import { AttackRunner } from './attackRunner';
+import { thresholdPolicy, ThresholdPolicy } from './thresholdPolicy';
 import type { ServerConfig } from './config';
 import type { Metrics } from '../request/metrics';
 
@@ -20,6 +22,8 @@ export class ScreeningService {
   private closing = false;
   /** Images decoded at once, across requests (ADVSIEVE_DECODE_CONCURRENCY): decoding's memory is per image. */
   readonly decodeSlots: Semaphore;
+  /** `spectrum` and `defend(radius)`'s DFTs and plots, on a worker thread of their own (src/server/analysisRunner.ts). */
+  readonly analysis = new AnalysisRunner();
 
   private constructor(
     readonly config: ServerConfig,
@@ -96,6 +100,19 @@ export class ScreeningService {
     return this.config.targetFpr ?? this.calibration.defaultTargetFpr;
   }
 
+  /** Which targetFpr a client may ask for (src/server/thresholdPolicy.ts). */
+  get thresholdPolicy(): ThresholdPolicy {
+    this.policy ??= thresholdPolicy({
+      operatorFpr: this.defaultTargetFpr,
+      maxFpr: this.config.maxTargetFpr,
+      holdoutSize: Math.min(...Object.values(this.calibration.holdoutScores).map((s) => s.length)),
+      openMayLoosen: this.config.allowLooserTargetFpr,
+    });
+    return this.policy;
+  }
+
+  private policy: ThresholdPolicy | undefined;
+
   /** Model loaded, every worker up, not shutting down. */
   get ready(): boolean {
     const pool = this.engine.pool;
@@ -105,7 +122,7 @@ export class ScreeningService {
   /** Finishes the queued batches and any admitted attack, then stops the workers, then closes the audit log. */
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all([this.engine.close(), this.attacks?.close()]);
+    await Promise.all([this.engine.close(), this.attacks?.close(), this.analysis.close()]);
     // Last: the requests that were in flight have recorded their verdicts by now.
     await this.audit.close();
   }
