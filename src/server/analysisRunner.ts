@@ -55,6 +55,11 @@ export class AnalysisRunner {
     return this.pending.size;
   }
 
+  /** Starts the worker now (tfjs loads in ~1-2 s), so that the first `spectrum` does not wait for it. */
+  async warm(): Promise<void> {
+    await this.start();
+  }
+
   async spectrum(pixels: Float32Array, shape: Shape, cutoff: number): Promise<SpectrumAnalysis> {
     const reply = await this.run({ kind: 'spectrum', pixels: pixels.slice(), shape, cutoff });
     if (reply.kind !== 'spectrum') throw new Error(`analysis worker: unexpected reply ${reply.kind}`);
@@ -117,8 +122,12 @@ export class AnalysisRunner {
         this.pending.clear();
       });
     });
-    this.worker.catch(() => undefined);
-    return this.worker;
+    const starting = this.worker;
+    // A worker that failed to start is forgotten: the next job starts another.
+    starting.catch(() => {
+      if (this.worker === starting) this.worker = undefined;
+    });
+    return starting;
   }
 
   async close(): Promise<void> {

@@ -81,7 +81,7 @@ export class ScreeningService {
       { model: metadata.id, calibration: calibration.createdAt, attacks: config.attacksEnabled },
       `screening service ready: ${metadata.id}, calibration of ${calibration.createdAt}, attacks ${config.attacksEnabled ? 'on' : 'off'}`,
     );
-    return new ScreeningService(
+    const service = new ScreeningService(
       config,
       metadata,
       sha256,
@@ -93,6 +93,9 @@ export class ScreeningService {
       audit,
       calibrationSha256,
     );
+    // Not fatal: a worker that cannot start now fails the analyses that need it, each with its error.
+    await service.analysis.warm().catch((err: Error) => logger.warn({ err }, 'analysis worker did not start'));
+    return service;
   }
 
   /** The false-positive rate thresholds are read at unless a request says otherwise. */
