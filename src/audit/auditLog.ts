@@ -6,15 +6,27 @@
  * no-op one for ADVSIEVE_AUDIT=off.
  */
 
+/**
+ * The GraphQL fields whose answers are recorded: `screen`'s verdicts, `attack`'s screening of the
+ * adversarial image it made, and every field that gives out a prediction or per-layer distances
+ * without screening (the `oracle` scope's), so that an adaptive attack tuned against them leaves a
+ * trace. `spectrum` gives out no prediction: its rows say which image was analysed, by whom.
+ */
+export const AUDITED_OPERATIONS = ['screen', 'attack', 'classify', 'defend', 'spectrum', 'trajectory'] as const;
+export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];
+
 /** One image's verdict as recorded. Every field that may be missing for a failed image is nullable. */
 export interface AuditRecord {
   /** When the verdict was made. */
   readonly time: Date;
+  /** The server's id of the request (a UUID, unique). */
   readonly requestId: string;
+  /** The client's own `x-request-id`, as given (null when it sent none, or not a sane one). */
+  readonly clientRequestId: string | null;
   /** The API key's id; null when the gateway has no keys configured. */
   readonly keyId: string | null;
-  /** The GraphQL field that produced the verdict: `screen`, or `attack` (the adversarial image's screening). */
-  readonly operation: 'screen' | 'attack';
+  /** The GraphQL field that gave the answer (AUDITED_OPERATIONS). */
+  readonly operation: AuditedOperation;
   /** Position of the image in the request's list. */
   readonly imageIndex: number;
   /** SHA-256 (hex) of the file's bytes; null when they could not be read (invalid base64). */
@@ -29,7 +41,7 @@ export interface AuditRecord {
   readonly threshold: number | null;
   readonly targetFpr: number | null;
   readonly detectors: ReadonlyArray<AuditDetectorScore> | null;
-  /** The low-pass defense's prediction, when the request asked for it. */
+  /** The low-pass defense's prediction, when the request asked for it (and every `defend` row). */
   readonly defenseClassIndex: number | null;
   readonly defenseLabel: string | null;
   readonly defenseConfidence: number | null;
@@ -72,6 +84,8 @@ export interface ScreeningFilter {
   /** time < until. */
   readonly until?: Date;
   readonly sha256?: string;
+  /** Only rows of this field. */
+  readonly operation?: AuditedOperation;
 }
 
 export interface ScreeningQuery {

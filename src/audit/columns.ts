@@ -32,6 +32,7 @@ export const COLUMNS = [
   'calibration_sha256',
   'calibration_created_at',
   'image',
+  'client_request_id',
 ] as const;
 
 type Value = string | number | boolean | Date | Buffer | null;
@@ -64,6 +65,7 @@ export function rowValues(r: AuditRecord, dialect: Dialect): Value[] {
     r.calibrationSha256,
     r.calibrationCreatedAt,
     r.image,
+    r.clientRequestId,
   ];
 }
 
@@ -78,6 +80,7 @@ export function recordOf(row: Record<string, unknown>): AuditRow {
     id: Number(row.id),
     time,
     requestId: row.request_id as string,
+    clientRequestId: (row.client_request_id as string | null) ?? null,
     keyId: (row.key_id as string | null) ?? null,
     operation: row.operation as AuditRecord['operation'],
     imageIndex: Number(row.image_index),
@@ -125,6 +128,7 @@ export function whereClause(
   if (filter.since) add('time >= ?', sqlite ? filter.since.getTime() : filter.since);
   if (filter.until) add('time < ?', sqlite ? filter.until.getTime() : filter.until);
   if (filter.sha256 !== undefined) add('sha256 = ?', filter.sha256);
+  if (filter.operation !== undefined) add('operation = ?', filter.operation);
   if (afterId !== undefined) add('id < ?', afterId);
   return { sql: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }

@@ -106,6 +106,25 @@ export const MIGRATIONS: readonly Migration[] = [
         CREATE INDEX screenings_adversarial ON screenings (adversarial, id);`,
     },
   },
+  /*
+   * Version 2: `request_id` is now the server's UUID, and the client's own `x-request-id` is kept
+   * beside it (rows written before have it null: their request_id may be the client's). The
+   * `operation` column was TEXT without a constraint in both dialects, so the fields newly audited
+   * (classify, defend, spectrum, trajectory) need no change to it; the index serves the admin
+   * query's operation filter.
+   */
+  {
+    version: 2,
+    name: 'client_request_id_and_operation_index',
+    sql: {
+      sqlite: `
+        ALTER TABLE screenings ADD COLUMN client_request_id TEXT;
+        CREATE INDEX screenings_operation ON screenings (operation, id);`,
+      postgres: `
+        ALTER TABLE screenings ADD COLUMN client_request_id TEXT;
+        CREATE INDEX screenings_operation ON screenings (operation, id);`,
+    },
+  },
 ];
 
 /** The migrations still to apply to a database that has `applied`, in order; checks the list itself too. */

@@ -48,7 +48,7 @@ export interface PostgresAuditOptions {
   readonly limits?: Partial<CommitLimits>;
 }
 
-/** Rows per INSERT statement: 24 columns × 1000 stays far below PostgreSQL's 65 535 parameters. */
+/** Rows per INSERT statement: 25 columns × 1000 stays far below PostgreSQL's 65 535 parameters. */
 const ROWS_PER_STATEMENT = 1000;
 
 /** pg_advisory_xact_lock key held while migrating ('advs' in ASCII): instances starting together take turns. */

@@ -2,11 +2,10 @@
  * A request's verdicts as audit records, and their recording before the response: what the API
  * layer calls once a field's results are built.
  */
-import type { ScreenResult } from '../schema/screen-result.type';
 import { auditUnavailable, deadlineExceeded } from '../request/errors';
 import type { RequestContext } from '../request/context';
 import { logger } from '../util/logger';
-import type { AuditLog, AuditRecord } from './auditLog';
+import type { AuditDetectorScore, AuditLog, AuditRecord } from './auditLog';
 import { CommitTimeoutError } from './groupCommit';
 
 /**
@@ -35,12 +34,32 @@ export interface AuditedImage {
   readonly data?: Buffer;
 }
 
+/**
+ * One image's answer as the log reads it: `screen`'s results are these as they are; the oracles
+ * (classify, defend, trajectory) give a prediction without `detection`, `defend` its filtered
+ * prediction as `defense`, `spectrum` neither (its row records who analysed which image).
+ */
+export interface AuditedResult {
+  readonly index: number;
+  readonly sha256?: string;
+  readonly prediction?: { readonly classIndex: number; readonly label: string; readonly confidence: number };
+  readonly detection?: {
+    readonly adversarial: boolean;
+    readonly score: number;
+    readonly threshold: number;
+    readonly targetFpr: number;
+    readonly detectors: ReadonlyArray<AuditDetectorScore>;
+  };
+  readonly defense?: { readonly prediction?: AuditedResult['prediction'] };
+  readonly error?: { readonly code: string };
+}
+
 /** One record per result, in order; failed images too, with their error code and null verdict fields. */
 export function auditRecords(
-  ctx: Pick<AuditedRequest, 'service' | 'principal' | 'requestId'>,
+  ctx: Pick<AuditedRequest, 'service' | 'principal' | 'requestId' | 'clientRequestId'>,
   operation: AuditRecord['operation'],
   images: readonly AuditedImage[],
-  results: readonly ScreenResult[],
+  results: readonly AuditedResult[],
   time = new Date(),
 ): AuditRecord[] {
   const service = ctx.service;
@@ -50,6 +69,7 @@ export function auditRecords(
     return {
       time,
       requestId: ctx.requestId,
+      clientRequestId: ctx.clientRequestId ?? null,
       keyId: ctx.principal?.keyId ?? null,
       operation,
       imageIndex: r.index,
@@ -95,20 +115,25 @@ const NO_VERDICT: Verdict = {
   defenseConfidence: null,
 };
 
-/** The prediction, the detection and the defense's prediction of a result; nulls for a failed image. */
-function verdictOf(r: ScreenResult): Verdict {
+/**
+ * The prediction, the detection and the defense's prediction of a result; nulls for a failed image,
+ * and for what a field does not give (an oracle's detection, spectrum's prediction).
+ */
+function verdictOf(r: AuditedResult): Verdict {
   const { prediction: p, detection: d } = r;
-  if (!p || !d) return NO_VERDICT;
+  if (!p || r.error) return NO_VERDICT;
   const defense = r.defense?.prediction;
   return {
     classIndex: p.classIndex,
     label: p.label,
     confidence: p.confidence,
-    adversarial: d.adversarial,
-    score: d.score,
-    threshold: d.threshold,
-    targetFpr: d.targetFpr,
-    detectors: d.detectors.map(({ name, score, threshold, flagged }) => ({ name, score, threshold, flagged })),
+    adversarial: d ? d.adversarial : null,
+    score: d ? d.score : null,
+    threshold: d ? d.threshold : null,
+    targetFpr: d ? d.targetFpr : null,
+    detectors: d
+      ? d.detectors.map(({ name, score, threshold, flagged }) => ({ name, score, threshold, flagged }))
+      : null,
     defenseClassIndex: defense?.classIndex ?? null,
     defenseLabel: defense?.label ?? null,
     defenseConfidence: defense?.confidence ?? null,
@@ -126,14 +151,17 @@ export async function recordVerdicts(
   ctx: AuditedRequest,
   operation: AuditRecord['operation'],
   images: readonly AuditedImage[],
-  results: readonly ScreenResult[],
+  results: readonly AuditedResult[],
 ): Promise<void> {
   const log = ctx.service.audit;
   if (log.kind === 'off') return;
   try {
     await log.record(auditRecords(ctx, operation, images, results), { deadline: ctx.deadline });
   } catch (err) {
-    logger.error({ err, requestId: ctx.requestId }, `audit log (${log.kind}) write failed; the request is refused`);
+    logger.error(
+      { err, requestId: ctx.requestId, clientRequestId: ctx.clientRequestId, operation },
+      `audit log (${log.kind}) write failed; the request is refused`,
+    );
     if (err instanceof CommitTimeoutError && err.byDeadline)
       throw deadlineExceeded(ctx.service.config.requestTimeoutMs, 'recording its verdicts');
     throw auditUnavailable();

@@ -35,6 +35,7 @@ function verdict(i: number): AuditRecord {
   return {
     time: new Date(),
     requestId: `bench-${i}`,
+    clientRequestId: null,
     keyId: null,
     operation: 'screen',
     imageIndex: 0,

@@ -32,6 +32,7 @@ import {
 } from './errors';
 import type { QueryLimiter, QueryLimits } from './queryLimits';
 import { BucketLimit, RateLimiter, RequestMeter, TokenBuckets } from './rateLimit';
+import { persistedQueryError, persistedQueryScope } from './persistedQueries';
 import { TrustedDocuments } from './trustedDocuments';
 import { listEntriesOver } from './variableLists';
 
@@ -45,6 +46,8 @@ export interface GatewayConfig {
   readonly maxBatchedOperations: number;
   /** An Apollo persisted-query manifest: when set, only its documents run. */
   readonly trustedDocumentsFile: string | undefined;
+  /** Automatic persisted queries (a per-key cache; src/gateway/persistedQueries.ts). */
+  readonly apq: boolean;
   /** /metrics: on the main port ('on'), nowhere ('off'), or on a listener of its own. */
   readonly metrics: 'on' | 'off' | { readonly port: number; readonly host: string };
 }
@@ -105,6 +108,8 @@ function jsonParameter(params: URLSearchParams, name: string): unknown {
 interface Operation {
   readonly query: unknown;
   readonly persistedHash: unknown;
+  /** `extensions.persistedQuery` as sent (checked by persistedQueryError). */
+  readonly persisted: unknown;
   readonly variables: unknown;
   setQuery(query: string): void;
 }
@@ -114,8 +119,12 @@ type Operations =
   | { readonly operations: readonly Operation[]; readonly batched: boolean; readonly refusal?: undefined }
   | { readonly refusal: GraphQLError };
 
+function persistedOf(extensions: unknown): unknown {
+  return (extensions as { persistedQuery?: unknown } | null | undefined)?.persistedQuery;
+}
+
 function persistedHashOf(extensions: unknown): unknown {
-  return (extensions as { persistedQuery?: { sha256Hash?: unknown } } | null | undefined)?.persistedQuery?.sha256Hash;
+  return (persistedOf(extensions) as { sha256Hash?: unknown } | null | undefined)?.sha256Hash;
 }
 
 function getOperation(req: Request): Operations {
@@ -129,6 +138,7 @@ function getOperation(req: Request): Operations {
   const operation: Operation = {
     query: params.get('query') ?? undefined,
     persistedHash: persistedHashOf(jsonParameter(params, 'extensions')),
+    persisted: persistedOf(jsonParameter(params, 'extensions')),
     variables: jsonParameter(params, 'variables'),
     setQuery(query) {
       params.set('query', query);
@@ -146,6 +156,7 @@ function bodyOperation(op: Record<string, unknown>): Operation {
   return {
     query: op.query,
     persistedHash: persistedHashOf(op.extensions),
+    persisted: persistedOf(op.extensions),
     variables: op.variables,
     setQuery(query) {
       op.query = query;
@@ -289,6 +300,15 @@ export class Gateway {
     next();
   }
 
+  /**
+   * Whether the request presents a configured key (any scope): health answers give their details
+   * to key holders only. False when no keys are configured.
+   */
+  presentsValidKey(req: Request): boolean {
+    const key = presentedKey(req);
+    return this.keys.enabled && key !== undefined && this.keys.verify(key) !== undefined;
+  }
+
   /** Guards /metrics on the main port: with keys configured, an `admin` key is needed. */
   readonly requireAdmin: RequestHandler = (req, res, next) => {
     this.requireKey(req, res, () => {
@@ -331,22 +351,31 @@ export class Gateway {
         req.method === 'GET' ? getOperation(req) : bodyOperations(req.body, this.config.maxBatchedOperations);
       const errors = read.refusal ? [read.refusal] : this.operationErrors(read.operations, read.batched, limiter);
       if (errors.length) this.refuse(res, errors);
-      else next();
+      // Apollo runs in the key's scope: its persisted-query cache is the key's own (src/gateway/persistedQueries.ts).
+      else persistedQueryScope.run(locals(res).principal?.keyId ?? '', next);
     };
   }
 
   /** The first operation's refusal: too many list entries in its variables, an untrusted document, or query limits. */
   private operationErrors(operations: readonly Operation[], batched: boolean, limiter: QueryLimiter): GraphQLError[] {
     const maxImages = this.service.maxImages;
+    let work = 0;
     for (const [i, op] of operations.entries()) {
       if (listEntriesOver(op.variables, maxImages)) {
         return [tooManyListEntries(batched ? `operation ${i} of the batch` : 'the operation', maxImages)];
       }
+      const malformed = persistedQueryError(op.persisted, op.query);
+      if (malformed) return [malformed];
       const refusal = this.trusted ? this.trust(op) : undefined;
-      const errors = refusal ? [refusal] : typeof op.query === 'string' ? limiter.check(op.query) : [];
-      if (errors.length) return errors;
+      if (refusal) return [refusal];
+      if (typeof op.query !== 'string') continue;
+      const checked = limiter.checkWithWork(op.query);
+      if (checked.errors.length) return checked.errors;
+      work += checked.work;
     }
-    return [];
+    // The batch's work together: 8 operations of 16 aliased spectra each are one request's work.
+    const tooMuch = limiter.workError(work);
+    return tooMuch ? [tooMuch] : [];
   }
 
   /** Admits an operation's document if it is trusted, filling in the body of a listed hash. */

@@ -21,7 +21,11 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import {
   DocumentNode,
+  FieldNode,
+  FragmentDefinitionNode,
   GraphQLError,
+  Kind,
+  SelectionSetNode,
   GraphQLSchema,
   Lexer,
   parse,
@@ -31,6 +35,7 @@ import {
   ValidationContext,
   ValidationRule,
 } from 'graphql';
+import { ATTACK_DOCUMENT_TOKENS, CostedField, TOKENS_PER_IMAGE } from '../request/fieldCosts';
 import { queryLimit } from './errors';
 
 export interface QueryLimits {
@@ -42,6 +47,11 @@ export interface QueryLimits {
   readonly maxDirectives: number;
   /** Lexical tokens of the document (names, punctuation, strings and numbers). */
   readonly maxTokens: number;
+  /**
+   * The work a request may ask for, in rate-limit tokens (src/request/fieldCosts.ts), summed over
+   * its root fields (aliases each count) and its batched operations, read from the documents.
+   */
+  readonly maxWork: number;
 }
 
 /**
@@ -59,6 +69,8 @@ export const DEFAULT_QUERY_LIMITS: QueryLimits = {
   maxAliases: 16,
   maxDirectives: 16,
   maxTokens: 1000,
+  // 16 spectra (3 each) or 21 defends of one image: an analysis page's worth; 128 aliased spectra (384) are refused.
+  maxWork: 64,
 };
 
 /** The code and the limit's name of each rule, in the error's `extensions`. */
@@ -112,6 +124,39 @@ export function tokensOver(source: string, max: number): boolean {
   return false;
 }
 
+/**
+ * The work a document asks for (src/request/fieldCosts.ts): per operation, the sum over its root
+ * fields — each alias, each field reached through a fragment — of the field's tokens per image
+ * times its images (a literal list's length, else 1: a variable's list is charged when read); the
+ * document's work is its costliest operation (one runs per request).
+ */
+export function documentWork(document: DocumentNode): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+  const selectionWork = (set: SelectionSetNode, seen: Set<string>): number =>
+    set.selections.reduce((sum, sel) => {
+      if (sel.kind === Kind.FIELD) return sum + fieldWork(sel);
+      if (sel.kind === Kind.INLINE_FRAGMENT) return sum + selectionWork(sel.selectionSet, seen);
+      const name = sel.name.value;
+      const f = fragments.get(name);
+      if (!f || seen.has(name)) return sum; // unknown or cyclic: validation says so
+      return sum + selectionWork(f.selectionSet, new Set([...seen, name]));
+    }, 0);
+  let most = 0;
+  for (const d of document.definitions)
+    if (d.kind === Kind.OPERATION_DEFINITION) most = Math.max(most, selectionWork(d.selectionSet, new Set()));
+  return most;
+}
+
+function fieldWork(field: FieldNode): number {
+  const name = field.name.value;
+  if (name === 'attack') return ATTACK_DOCUMENT_TOKENS;
+  if (!(name in TOKENS_PER_IMAGE)) return 0;
+  const images = field.arguments?.find((a) => a.name.value === 'images')?.value;
+  const count = images?.kind === Kind.LIST ? Math.max(1, images.values.length) : 1;
+  return TOKENS_PER_IMAGE[name as CostedField] * count;
+}
+
 const PASSED_CACHE_SIZE = 1000;
 const PASSED_CACHE_MAX_CHARS = 16 * 1024;
 
@@ -138,36 +183,60 @@ export class QueryLimiter {
    * at most PASSED_CACHE_MAX_CHARS each, the oldest forgotten first; refused documents are never
    * remembered, so a hostile client cannot fill it with them.
    */
-  private readonly passed = new Set<string>();
+  private readonly passed = new Map<string, number>();
 
   /** The limits `query` breaks, one error each; empty when it keeps them (or does not parse). */
   check(query: string): GraphQLError[] {
-    if (this.passed.has(query)) return [];
-    const errors = this.checkUncached(query);
-    if (errors.length === 0 && query.length <= PASSED_CACHE_MAX_CHARS) {
-      if (this.passed.size >= PASSED_CACHE_SIZE) this.passed.delete(this.passed.values().next().value!);
-      this.passed.add(query);
-    }
-    return errors;
+    return this.checkWithWork(query).errors;
   }
 
-  private checkUncached(query: string): GraphQLError[] {
+  /** The limits `query` breaks, and the work it asks for (0 when it does not parse). */
+  checkWithWork(query: string): { errors: GraphQLError[]; work: number } {
+    const known = this.passed.get(query);
+    if (known !== undefined) return { errors: [], work: known };
+    const checked = this.checkUncached(query);
+    if (checked.errors.length === 0 && query.length <= PASSED_CACHE_MAX_CHARS) {
+      if (this.passed.size >= PASSED_CACHE_SIZE) this.passed.delete(this.passed.keys().next().value!);
+      this.passed.set(query, checked.work);
+    }
+    return checked;
+  }
+
+  /** A request's work over the limit (its operations' documents together): QUERY_TOO_COSTLY. */
+  workError(work: number): GraphQLError | undefined {
+    const max = this.limits.maxWork;
+    if (work <= max) return undefined;
+    return queryLimit(
+      CODES.costLimit,
+      'maxWork',
+      max,
+      `The request asks for ${work} units of work (src/request/fieldCosts.ts: screen 1 per image, spectrum 3, defend 3, …; aliases and batched operations add up); at most ${max} are accepted (ADVSIEVE_MAX_WORK).`,
+    );
+  }
+
+  private checkUncached(query: string): { errors: GraphQLError[]; work: number } {
     const max = this.limits.maxTokens;
     if (tokensOver(query, max)) {
-      return [queryLimit(CODES.maxTokens, 'maxTokens', max, `Token limit of ${max} exceeded.`)];
+      return { errors: [queryLimit(CODES.maxTokens, 'maxTokens', max, `Token limit of ${max} exceeded.`)], work: 0 };
     }
     let document: DocumentNode;
     try {
       document = parse(query, { maxTokens: max });
     } catch {
-      return [];
+      return { errors: [], work: 0 };
     }
+    const work = documentWork(document);
     const errors = validate(this.schema, document, this.rules);
     // One error per limit (armor reports once per operation, and a document may hold several),
     // the shape's own limits first: a deep document is costly too, but its depth is what to fix.
     const first = new Map<unknown, GraphQLError>();
     for (const e of errors) if (!first.has(e.extensions.code)) first.set(e.extensions.code, e);
     const order: readonly unknown[] = Object.values(CODES);
-    return [...first.values()].sort((a, b) => order.indexOf(a.extensions.code) - order.indexOf(b.extensions.code));
+    const sorted = [...first.values()].sort(
+      (a, b) => order.indexOf(a.extensions.code) - order.indexOf(b.extensions.code),
+    );
+    // A document that alone asks for more work than a request may: refused like a costly one.
+    const tooMuch = first.has(CODES.costLimit) ? undefined : this.workError(work);
+    return { errors: tooMuch ? [...sorted, tooMuch] : sorted, work };
   }
 }

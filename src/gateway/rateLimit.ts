@@ -1,7 +1,8 @@
 /**
  * Per-key rate limits: one token bucket per API key.
  *
- * What a token buys: one image, plus one per HTTP request. The service's work is proportional to
+ * What a token buys: one screened image (a field's images cost its tokens per image, by its work:
+ * src/request/fieldCosts.ts), plus one per HTTP request. The service's work is proportional to
  * images (decoding, inference, scoring), so a request of 64 images costs 64 times a request of one
  * and a bucket counted in requests would let a key send 256-image requests at the rate meant for
  * single images; the token per request bounds the requests that carry no image (`model`, invalid

@@ -1,6 +1,6 @@
 /**
  * Scopes per field: resolvers are decorated with type-graphql's `@Authorized('screen')` (or
- * 'attack', 'admin'), and this checker decides. A key holds exactly the scopes configured for it
+ * 'oracle', 'attack', 'admin'; src/request/context.ts says what each is for), and this checker decides. A key holds exactly the scopes configured for it
  * (admin does not imply the others: a monitoring key that reads the audit log need not screen).
  * With several scopes named on a field, any one of them is enough (type-graphql's convention);
  * `@Authorized()` with none needs only a valid key. A scope no key can hold simply refuses.

@@ -5,8 +5,17 @@
  * all three, and imports none of them).
  */
 
-/** The scopes a key may hold (src/gateway/scopes.ts decides what each field needs). */
-export const SCOPES = ['screen', 'attack', 'admin'] as const;
+/**
+ * The scopes a key may hold (src/gateway/scopes.ts decides what each field needs):
+ * - `screen`: the screened verdicts (`screen`, `model`, `limits`, `engineStats`);
+ * - `oracle`: the unscreened oracles — `classify`, `defend`, `spectrum`, `trajectory` answer with
+ *   the model's predictions or per-layer distances and no detection, what an adaptive attack is
+ *   tuned against; a `screen` key does not get them;
+ * - `policy`: may ask `screen` for a looser threshold than the operator's (a targetFpr below
+ *   ADVSIEVE_TARGET_FPR / the calibration's default);
+ * - `attack`: red-teaming; `admin`: the audit log and /metrics.
+ */
+export const SCOPES = ['screen', 'oracle', 'policy', 'attack', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /** Who sent a request: the API key's id and its scopes (undefined when no keys are configured). */
@@ -19,8 +28,17 @@ export interface Principal {
 export interface RequestContext {
   /** The caller, once authenticated; undefined when the gateway has no keys configured. */
   readonly principal: Principal | undefined;
-  /** The request's id: the client's `x-request-id` when it sent a sane one, else a new UUID; logged and audited. */
+  /**
+   * The request's id: a UUID the server makes for every request, so that it is unique in the logs
+   * and the audit log whatever clients send; answered in the `x-request-id` response header.
+   */
   readonly requestId: string;
+  /**
+   * The client's own `x-request-id`, as given, when it is a sane token (else undefined): kept beside
+   * the server's id (logs, the audit log's clientRequestId, the `x-client-request-id` response header),
+   * never in its place — two clients may choose the same one.
+   */
+  readonly clientRequestId?: string;
   /** When the request must be answered by: a performance.now() time, from its arrival plus ADVSIEVE_REQUEST_TIMEOUT_MS. */
   readonly deadline: number;
 }

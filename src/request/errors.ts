@@ -34,6 +34,13 @@ export const REQUEST_ERROR_CODES = [
   'TOO_MANY_TOKENS',
   'TOO_MANY_OPERATIONS',
   'PERSISTED_QUERY_NOT_ALLOWED',
+  // A malformed extensions.persistedQuery (src/gateway/persistedQueries.ts); Apollo's own
+  // PERSISTED_QUERY_NOT_FOUND and PERSISTED_QUERY_NOT_SUPPORTED (APQ off) keep their code and 200.
+  'PERSISTED_QUERY_INVALID',
+  'PERSISTED_QUERY_VERSION_NOT_SUPPORTED',
+  'PERSISTED_QUERY_HASH_MISMATCH',
+  // Subscriptions (src/gateway/operationTypes.ts).
+  'OPERATION_NOT_SUPPORTED',
 ] as const;
 
 /** Codes an image's own `error` may carry. */

@@ -11,6 +11,7 @@ import * as client from 'prom-client';
 import type { BatchInfo } from '../engine/batcher';
 import type { Engine } from '../engine/engine';
 import { logger } from '../util/logger';
+import type { RequestContext } from './context';
 
 /** Detector scores are z-score-like (clean hold-out: roughly −9 … 7, thresholds near 1–3). */
 const SCORE_BUCKETS = [-8, -4, -2, -1, 0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 6, 8, 12, 20];
@@ -162,7 +163,12 @@ export class Metrics {
             requests.inc({ operation, outcome });
             const ms = performance.now() - start;
             requestSeconds.observe({ operation }, ms / 1000);
-            logger.debug({ operation, outcome, ms: Math.round(ms * 10) / 10 }, `${operation} ${outcome}`);
+            // The request's ids (src/request/context.ts): the service's UUID and the client's own, when sane.
+            const { requestId, clientRequestId } = (ctx.contextValue ?? {}) as Partial<RequestContext>;
+            logger.debug(
+              { operation, outcome, ms: Math.round(ms * 10) / 10, requestId, clientRequestId },
+              `${operation} ${outcome}`,
+            );
           },
         };
       },

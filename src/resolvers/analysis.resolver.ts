@@ -6,17 +6,19 @@ import { ApiContext, spectrum, trajectory } from '../server/operations';
 
 @Resolver()
 export class AnalysisResolver {
-  @Authorized('screen')
+  @Authorized('oracle')
   @Query(() => SpectrumResult, {
-    description: 'The image’s power spectrum: radial energy profile, high-frequency share and a log-magnitude PNG.',
+    description:
+      'The image’s power spectrum: radial energy profile, high-frequency share and a log-magnitude PNG (the `oracle` scope; audited).',
   })
   spectrum(@Arg('image', () => ImageInput) image: ImageInput, @Ctx() ctx: ApiContext): Promise<SpectrumResult> {
     return spectrum(ctx, image);
   }
 
-  @Authorized('screen')
+  @Authorized('oracle')
   @Query(() => TrajectoryResult, {
-    description: 'Per layer, the distance of the image’s activations to every class expectation.',
+    description:
+      'Per layer, the distance of the image’s activations to every class expectation, unscreened (the `oracle` scope; audited).',
   })
   trajectory(@Arg('image', () => ImageInput) image: ImageInput, @Ctx() ctx: ApiContext): Promise<TrajectoryResult> {
     return trajectory(ctx, image);

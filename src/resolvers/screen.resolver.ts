@@ -8,8 +8,10 @@ import { ApiContext, classify, defend, screen } from '../server/operations';
 
 @Resolver()
 export class ScreenResolver {
-  @Authorized('screen')
-  @Mutation(() => [ClassifyResult], { description: 'The model’s prediction for each image, in order.' })
+  @Authorized('oracle')
+  @Mutation(() => [ClassifyResult], {
+    description: 'The model’s prediction for each image, in order, unscreened (the `oracle` scope; audited).',
+  })
   classify(
     @Arg('images', () => [ImageInput]) images: ImageInput[],
     @Arg('top', () => Int, { nullable: true, description: 'Classes listed per prediction.' }) top: number | null,
@@ -31,9 +33,10 @@ export class ScreenResolver {
     return screen(ctx, images, options);
   }
 
-  @Authorized('screen')
+  @Authorized('oracle')
   @Mutation(() => [DefendResult], {
-    description: 'The low-pass defense: each image filtered, classified again, and returned (base64 PNG).',
+    description:
+      'The low-pass defense: each image filtered, classified again, and returned (base64 PNG); unscreened (the `oracle` scope; audited).',
   })
   defend(
     @Arg('images', () => [ImageInput]) images: ImageInput[],

@@ -17,7 +17,7 @@ export class ScreenOptions {
   @Field(() => Float, {
     nullable: true,
     description:
-      'False-positive rate on clean images that the thresholds are set for, in (0, 1); default: the service’s (the calibration’s unless configured).',
+      'False-positive rate on clean images that the thresholds are set for; default and floor: the operator’s (ADVSIEVE_TARGET_FPR, else the calibration’s). A client may ask for a higher (stricter) rate up to ADVSIEVE_MAX_TARGET_FPR (0.5); a lower one needs the `policy` scope. Out of range: BAD_USER_INPUT.',
   })
   targetFpr?: number | null;
 

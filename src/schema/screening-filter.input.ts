@@ -17,4 +17,10 @@ export class ScreeningFilter {
 
   @Field(() => String, { nullable: true, description: 'Only this image file (SHA-256, 64 hex digits).' })
   sha256?: string | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Only rows of this field: screen, attack, classify, defend, spectrum or trajectory.',
+  })
+  operation?: string | null;
 }

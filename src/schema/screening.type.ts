@@ -25,14 +25,23 @@ export class Screening {
   @Field(() => GraphQLDateTime, { description: 'When the verdict was made.' })
   time!: Date;
 
-  @Field(() => String, { description: 'The request’s id (the client’s x-request-id, else one the service made).' })
+  @Field(() => String, {
+    description: 'The request’s id, made by the service (a UUID; the `x-request-id` response header).',
+  })
   requestId!: string;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'The client’s own `x-request-id`, as it sent it; null when it sent none (or not a sane one).',
+  })
+  clientRequestId?: string | null;
 
   @Field(() => String, { nullable: true, description: 'The API key’s id; null when the service has no keys.' })
   keyId?: string | null;
 
   @Field(() => String, {
-    description: '`screen`, or `attack` for the screening of an adversarial image the attack made.',
+    description:
+      'The field that gave the answer: `screen`; `attack` for the screening of an adversarial image the attack made; `classify`, `defend`, `spectrum` or `trajectory` for the unscreened oracles (no detection fields).',
   })
   operation!: string;
 

@@ -9,6 +9,7 @@ import { DEFAULT_COMMIT_LIMITS } from '../audit/groupCommit';
 import type { AuditConfig } from '../audit/openAuditLog';
 import { apiKeysFromEnv } from '../gateway/apiKeys';
 import type { GatewayConfig } from '../gateway/gateway';
+import { apqEnabled } from '../gateway/persistedQueries';
 import { DEFAULT_QUERY_LIMITS } from '../gateway/queryLimits';
 import { defaultModelDir, PACKAGE_ROOT } from '../util/paths';
 
@@ -30,8 +31,12 @@ export interface ServerConfig {
   readonly maxBodyBytes: number;
   /** Largest width × height decoded (decompression bombs are refused from the header). */
   readonly maxPixels: number;
-  /** Default false-positive rate of the thresholds; undefined: the calibration's. */
+  /** Default false-positive rate of the thresholds, and the loosest clients may ask for; undefined: the calibration's. */
   readonly targetFpr: number | undefined;
+  /** The highest targetFpr a client may ask for (src/server/thresholdPolicy.ts). */
+  readonly maxTargetFpr: number;
+  /** With no API keys configured, may clients ask for a targetFpr below the operator's? */
+  readonly allowLooserTargetFpr: boolean;
   /** Classes listed in each prediction's `top`. */
   readonly topK: number;
   readonly attacksEnabled: boolean;
@@ -127,7 +132,7 @@ function auditConfig(env: Env): AuditConfig {
  * The gateway's settings. Rate limits apply to API keys only: without keys every caller is
  * anonymous, and behind a proxy every caller would share the proxy's address (see docs/api.md).
  */
-function gatewayConfig(env: Env): GatewayConfig {
+function gatewayConfig(env: Env, production: boolean): GatewayConfig {
   const limits = DEFAULT_QUERY_LIMITS;
   return {
     apiKeys: apiKeysFromEnv(env),
@@ -142,9 +147,11 @@ function gatewayConfig(env: Env): GatewayConfig {
       maxAliases: integer(env, 'ADVSIEVE_MAX_ALIASES', 0) ?? limits.maxAliases,
       maxDirectives: integer(env, 'ADVSIEVE_MAX_DIRECTIVES', 0) ?? limits.maxDirectives,
       maxTokens: integer(env, 'ADVSIEVE_MAX_TOKENS', 1) ?? limits.maxTokens,
+      maxWork: integer(env, 'ADVSIEVE_MAX_WORK', 1) ?? limits.maxWork,
     },
     maxBatchedOperations: integer(env, 'ADVSIEVE_MAX_BATCHED_OPERATIONS', 1) ?? 8,
     trustedDocumentsFile: env.ADVSIEVE_TRUSTED_DOCUMENTS || undefined,
+    apq: apqEnabled(flag(env, 'ADVSIEVE_APQ'), production, Boolean(env.ADVSIEVE_TRUSTED_DOCUMENTS)),
     metrics: metricsEndpoint(env),
   };
 }
@@ -186,6 +193,15 @@ function resilienceConfig(
   };
 }
 
+/** Who sets the detection threshold: the operator (src/server/thresholdPolicy.ts). */
+function thresholdConfig(env: Env): Pick<ServerConfig, 'targetFpr' | 'maxTargetFpr' | 'allowLooserTargetFpr'> {
+  return {
+    targetFpr: fraction(env, 'ADVSIEVE_TARGET_FPR'),
+    maxTargetFpr: fraction(env, 'ADVSIEVE_MAX_TARGET_FPR') ?? 0.5,
+    allowLooserTargetFpr: flag(env, 'ADVSIEVE_ALLOW_LOOSER_TARGET_FPR') ?? false,
+  };
+}
+
 export function configFromEnv(env: Env = process.env): ServerConfig {
   const production = env.NODE_ENV === 'production';
   const attacks = flag(env, 'ADVSIEVE_ATTACKS');
@@ -204,7 +220,7 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     maxImages: integer(env, 'ADVSIEVE_MAX_IMAGES', 1) ?? 256,
     maxBodyBytes: integer(env, 'ADVSIEVE_MAX_BODY_BYTES', 1024) ?? 16 * MiB,
     maxPixels: integer(env, 'ADVSIEVE_MAX_PIXELS', 1) ?? 40_000_000,
-    targetFpr: fraction(env, 'ADVSIEVE_TARGET_FPR'),
+    ...thresholdConfig(env),
     topK: integer(env, 'ADVSIEVE_TOP_K', 1) ?? 3,
     attacksEnabled: attacks ?? !production,
     attackMaxSteps: integer(env, 'ADVSIEVE_ATTACK_MAX_STEPS', 1) ?? 500,
@@ -216,6 +232,6 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     shutdownTimeoutMs: integer(env, 'ADVSIEVE_SHUTDOWN_TIMEOUT_MS', 0) ?? 30_000,
     ...resilienceConfig(env, production),
     audit: auditConfig(env),
-    gateway: gatewayConfig(env),
+    gateway: gatewayConfig(env, production),
   };
 }

@@ -2,7 +2,6 @@
  * What each GraphQL field does, over the service and the request's images; the resolvers only map
  * arguments to these. Per image, a result carries either the answer or that image's error.
  */
-import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'crypto';
 import type { AttackName } from '../attacks/attack';
 import { DEFAULT_CW_STEPS } from '../attacks/cw';
@@ -10,9 +9,7 @@ import { DEFAULT_PGD_STEPS } from '../attacks/pgd';
 import { DEFAULT_SQUARE_QUERIES } from '../attacks/square';
 import { encodePng16 } from '../images/encode';
 import type { ImageOutput } from '../engine/model';
-import { highFrequencyShare, lowPassImages, powerSpectrum, radialFrequencyGrid } from '../engine/spectra';
 import { decodeImage } from '../images/decode';
-import { heatmapGrid } from '../report/plots';
 import { prediction, ScreenOutcome } from '../screening/screener';
 import type { AttackResult } from '../schema/attack-result.type';
 import type { ClassifyResult } from '../schema/classify-result.type';
@@ -20,13 +17,15 @@ import type { DefendResult } from '../schema/defend-result.type';
 import type { ImageInput } from '../schema/image.input';
 import type { ScreenOptions } from '../schema/screen-options.input';
 import type { ScreenResult } from '../schema/screen-result.type';
-import type { RadialBand, SpectrumResult } from '../schema/spectrum.type';
+import type { SpectrumResult } from '../schema/spectrum.type';
 import type { TrajectoryResult } from '../schema/trajectory.type';
 import { recordVerdicts } from '../audit/records';
 import { AttackQueueFullError } from './attackRunner';
 import { attackQueueFull, attacksDisabled, badUserInput, ImageFailure } from '../request/errors';
 import { isFailed, ReadImage, RequestImages } from './requestImages';
 import type { ScreeningService } from './service';
+import { targetFprFor } from './thresholdPolicy';
+import { attackTokens, TOKENS_PER_IMAGE } from '../request/fieldCosts';
 import type { RequestContext } from '../request/context';
 
 /** What every resolver gets: the request (src/request/context.ts), the process's service and this request's images. */
@@ -54,12 +53,6 @@ function checkTop(service: ScreeningService, top: number | null | undefined): nu
   return top;
 }
 
-function checkFpr(service: ScreeningService, fpr: number | null | undefined): number {
-  if (fpr == null) return service.defaultTargetFpr;
-  if (!(fpr > 0 && fpr < 1)) throw badUserInput(`targetFpr must be in (0, 1), got ${fpr}`, 'targetFpr');
-  return fpr;
-}
-
 /** Counts each image's outcome under the field's name. */
 function count(service: ScreeningService, operation: string, results: ReadonlyArray<{ error?: { code: string } }>) {
   for (const r of results) service.metrics.images.inc({ operation, outcome: r.error?.code ?? 'ok' });
@@ -70,8 +63,9 @@ async function readAndInfer(
   ctx: ApiContext,
   inputs: readonly ImageInput[],
   argumentName: string,
+  tokensPerImage: number,
 ): Promise<{ images: ReadImage[]; outputs: Array<ImageOutput | ImageFailure> }> {
-  const images = await ctx.images.read(inputs, argumentName);
+  const images = await ctx.images.read(inputs, argumentName, tokensPerImage);
   return { images, outputs: await ctx.images.infer(images) };
 }
 
@@ -81,7 +75,7 @@ export async function classify(
   top: number | null | undefined,
 ): Promise<ClassifyResult[]> {
   const k = checkTop(ctx.service, top);
-  const { images, outputs } = await readAndInfer(ctx, inputs, 'images');
+  const { images, outputs } = await readAndInfer(ctx, inputs, 'images', TOKENS_PER_IMAGE.classify);
   const labels = ctx.service.metadata.labels;
   const results = images.map((img, i): ClassifyResult => {
     const out = outputs[i];
@@ -89,6 +83,8 @@ export async function classify(
     return { index: i, sha256: img.sha256, prediction: prediction(out.probs, labels, k) };
   });
   count(ctx.service, 'classify', results);
+  // An unscreened prediction is recorded like a verdict, before it leaves (AUDIT_UNAVAILABLE otherwise).
+  await recordVerdicts(ctx, 'classify', images, results);
   return results;
 }
 
@@ -98,9 +94,10 @@ export async function screen(
   options: ScreenOptions | null | undefined,
 ): Promise<ScreenResult[]> {
   const service = ctx.service;
-  const targetFpr = checkFpr(service, options?.targetFpr);
+  // The operator's policy, not the client, sets how loose the screening may be.
+  const targetFpr = targetFprFor(service.thresholdPolicy, ctx.principal, options?.targetFpr);
   const top = checkTop(service, options?.top);
-  const { images, outputs } = await readAndInfer(ctx, inputs, 'images');
+  const { images, outputs } = await readAndInfer(ctx, inputs, 'images', TOKENS_PER_IMAGE.screen);
   const results = await Promise.all(
     images.map(async (img, i): Promise<ScreenResult> => {
       const out = outputs[i];
@@ -169,7 +166,7 @@ export async function defend(
     throw badUserInput(`radius must be in (0, 1] cycles per pixel, got ${radius}`, 'radius');
   const r = radius ?? calibrated.radius;
   const kind = calibrated.kind;
-  const { images, outputs } = await readAndInfer(ctx, inputs, 'images');
+  const { images, outputs } = await readAndInfer(ctx, inputs, 'images', TOKENS_PER_IMAGE.defend);
   const labels = service.metadata.labels;
   const shape = service.metadata.inputShape;
   const k = checkTop(service, undefined);
@@ -177,7 +174,8 @@ export async function defend(
   const filtered = new Map<number, Float32Array>();
   if (r !== calibrated.radius) {
     const good = images.flatMap((img, i) => (outputs[i] instanceof ImageFailure || isFailed(img) ? [] : [i]));
-    const pixels = lowPass(
+    // On the analysis worker: DFTs of a client's batch must not hold the event loop.
+    const pixels = await service.analysis.lowPass(
       good.map((i) => (images[i] as { pixels: Float32Array }).pixels),
       shape,
       r,
@@ -212,29 +210,18 @@ export async function defend(
     }),
   );
   count(service, 'defend', results);
+  await recordVerdicts(
+    ctx,
+    'defend',
+    images,
+    results.map((r) => ({ ...r, prediction: r.originalPrediction, defense: { prediction: r.prediction } })),
+  );
   return results;
-}
-
-/** Low-pass per channel on this thread; one H×W×C array per image. */
-function lowPass(
-  images: readonly Float32Array[],
-  [h, w, c]: readonly [number, number, number],
-  radius: number,
-  kind: 'ideal' | 'gaussian',
-): Float32Array[] {
-  if (!images.length) return [];
-  const size = h * w * c;
-  const all = new Float32Array(images.length * size);
-  images.forEach((p, i) => all.set(p, i * size));
-  const out = tf.tidy(() => lowPassImages(tf.tensor4d(all, [images.length, h, w, c]), radius, kind));
-  const data = out.dataSync() as Float32Array;
-  out.dispose();
-  return images.map((_, i) => data.slice(i * size, (i + 1) * size));
 }
 
 export async function trajectory(ctx: ApiContext, input: ImageInput): Promise<TrajectoryResult> {
   const service = ctx.service;
-  const { images, outputs } = await readAndInfer(ctx, [input], 'image');
+  const { images, outputs } = await readAndInfer(ctx, [input], 'image', TOKENS_PER_IMAGE.trajectory);
   const out = outputs[0];
   const sha256 = images[0].sha256;
   const result: TrajectoryResult =
@@ -249,68 +236,26 @@ export async function trajectory(ctx: ApiContext, input: ImageInput): Promise<Tr
           })),
         };
   count(service, 'trajectory', [result]);
+  await recordVerdicts(ctx, 'trajectory', images, [{ ...result, index: 0 }]);
   return result;
 }
 
 export async function spectrum(ctx: ApiContext, input: ImageInput): Promise<SpectrumResult> {
   const service = ctx.service;
-  const [img] = await ctx.images.read([input], 'image');
+  const [img] = await ctx.images.read([input], 'image', TOKENS_PER_IMAGE.spectrum);
   let result: SpectrumResult;
   if (isFailed(img)) result = { sha256: img.sha256, error: errorOf(img.failure) };
   else {
     const cutoff = (service.calibration.detectors.highFrequency as { cutoff: number }).cutoff;
-    result = { sha256: img.sha256, ...(await spectrumOf(img.pixels, service.metadata.inputShape, cutoff)) };
+    // On the analysis worker (~18 ms of DFT and plotting per image): never on the event loop.
+    result = {
+      sha256: img.sha256,
+      ...(await service.analysis.spectrum(img.pixels, service.metadata.inputShape, cutoff)),
+    };
   }
   count(service, 'spectrum', [result]);
+  await recordVerdicts(ctx, 'spectrum', [img], [{ index: 0, sha256: result.sha256, error: result.error }]);
   return result;
-}
-
-/** Power spectrum per channel: radial profile (channels summed), high-frequency share, a PNG. */
-async function spectrumOf(
-  pixels: Float32Array,
-  [h, w, c]: readonly [number, number, number],
-  cutoff: number,
-): Promise<Omit<SpectrumResult, 'sha256' | 'error'>> {
-  const { power, share } = tf.tidy(() => {
-    const planes = tf.transpose(tf.tensor3d(pixels, [h, w, c]), [2, 0, 1]) as tf.Tensor3D; // [C, H, W]
-    return {
-      power: powerSpectrum(planes).dataSync() as Float32Array,
-      share: highFrequencyShare(planes, cutoff).dataSync(),
-    };
-  });
-  const r = radialFrequencyGrid(h, w);
-  const step = 1 / Math.min(h, w);
-  const bands = Math.ceil(Math.max(...r) / step + 1e-9);
-  const sums = new Float64Array(bands);
-  const bins = new Float64Array(bands);
-  let total = 0;
-  r.forEach((f, bin) => {
-    if (f === 0) return; // DC: the mean brightness, not texture
-    const b = Math.min(bands - 1, Math.floor(f / step));
-    for (let ch = 0; ch < c; ch++) sums[b] += power[ch * h * w + bin];
-    bins[b] += 1;
-    for (let ch = 0; ch < c; ch++) total += power[ch * h * w + bin];
-  });
-  const radial: RadialBand[] = Array.from(sums, (s, b) => ({
-    from: b * step,
-    to: (b + 1) * step,
-    power: bins[b] ? s / bins[b] : 0,
-    share: total > 0 ? s / total : 0,
-  }));
-  const names = c === 1 ? ['grey'] : ['red', 'green', 'blue'];
-  const png = await heatmapGrid(
-    'log power spectrum',
-    names.map((label, ch) => ({ label, width: w, height: h, values: power.subarray(ch * h * w, (ch + 1) * h * w) })),
-    { log: true, shift: true, columns: c },
-  );
-  return {
-    width: w,
-    height: h,
-    radial,
-    cutoff,
-    highFrequencyShare: Array.from(share).reduce((a, b) => a + b, 0) / share.length,
-    logMagnitudePng: png.toString('base64'),
-  };
 }
 
 export interface AttackArgs {
@@ -339,7 +284,7 @@ export async function attack(ctx: ApiContext, a: AttackArgs): Promise<AttackResu
   if (!service.attacks) throw attacksDisabled(service.config.production);
   const steps = checkAttack(service, a);
   const base = { method: a.method, epsilon: a.epsilon, targetClass: a.targetClass ?? undefined, steps };
-  const { images, outputs } = await readAndInfer(ctx, [a.image], 'image');
+  const { images, outputs } = await readAndInfer(ctx, [a.image], 'image', attackTokens(steps));
   const [img] = images;
   const out = outputs[0];
   if (out instanceof ImageFailure || isFailed(img)) {
@@ -371,7 +316,11 @@ export async function attack(ctx: ApiContext, a: AttackArgs): Promise<AttackResu
   const pngSha = createHash('sha256').update(png).digest('hex');
   const [advOut] = await ctx.images.inferPixels([{ key: pngSha, pixels: written }]);
   if (advOut instanceof ImageFailure) return { ...base, sha256: img.sha256, original, error: errorOf(advOut) };
-  const outcome = service.screener.screen(advOut, { top: checkTop(service, undefined) });
+  // At the operator's rate (ADVSIEVE_TARGET_FPR), as `screen` would judge the image by default.
+  const outcome = service.screener.screen(advOut, {
+    targetFpr: service.defaultTargetFpr,
+    top: checkTop(service, undefined),
+  });
   const adversarial = outcome.prediction;
   let linf = 0;
   let sq = 0;

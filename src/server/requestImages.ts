@@ -77,12 +77,14 @@ export class RequestImages {
   }
 
   /**
-   * Reads and decodes the images of one argument. Request-level problems (an input with both or
+   * Reads and decodes the images of one argument, after charging `tokensPerImage` for each to the
+   * key's bucket. Request-level problems (an input with both or
    * neither of file and base64, too many images, a file over the size limit) throw GraphQL errors;
    * an image that cannot be decoded gets its own failure.
    */
-  async read(inputs: readonly ImageInput[], argumentName: string): Promise<ReadImage[]> {
-    this.charge?.(inputs.length);
+  async read(inputs: readonly ImageInput[], argumentName: string, tokensPerImage = 1): Promise<ReadImage[]> {
+    // The field's work, not its image count (src/request/fieldCosts.ts): a spectrum costs 3 screens.
+    this.charge?.(inputs.length * tokensPerImage);
     const limits = this.service.config;
     this.counted += inputs.length;
     if (this.counted > limits.maxImages) {

@@ -4,7 +4,7 @@
  * arrive while a client pages through the log (they get higher ids) neither shift nor repeat what it
  * reads next.
  */
-import { AuditRow, COUNT_LIMIT, ScreeningFilter } from '../audit/auditLog';
+import { AUDITED_OPERATIONS, AuditedOperation, AuditRow, COUNT_LIMIT, ScreeningFilter } from '../audit/auditLog';
 import type { ScreeningFilter as ScreeningFilterInput } from '../schema/screening-filter.input';
 import type { ScreeningConnection } from '../schema/screening-connection.type';
 import type { Screening } from '../schema/screening.type';
@@ -34,7 +34,11 @@ function checkFilter(input: ScreeningFilterInput | null | undefined): ScreeningF
   const sha256 = input?.sha256?.toLowerCase();
   if (sha256 !== undefined && !SHA256.test(sha256))
     throw badUserInput(`filter.sha256 must be 64 hexadecimal digits, got '${input!.sha256}'`, 'filter');
+  const operation = input?.operation ?? undefined;
+  if (operation !== undefined && !(AUDITED_OPERATIONS as readonly string[]).includes(operation))
+    throw badUserInput(`filter.operation must be one of ${AUDITED_OPERATIONS.join(', ')}`, 'filter');
   return {
+    operation: operation as AuditedOperation | undefined,
     flagged: input?.flagged ?? undefined,
     since: input?.since ?? undefined,
     until: input?.until ?? undefined,
@@ -92,6 +96,7 @@ function screeningOf(r: AuditRow): Screening {
     id: String(r.id),
     time: r.time,
     requestId: r.requestId,
+    clientRequestId: r.clientRequestId,
     keyId: r.keyId,
     operation: r.operation,
     index: r.imageIndex,

@@ -23,6 +23,8 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { Gateway } from '../gateway/gateway';
 import { mountMetrics, MetricsEndpoint } from '../gateway/metricsEndpoint';
+import { onlyQueriesAndMutations } from '../gateway/operationTypes';
+import { PerKeyDocumentCache } from '../gateway/persistedQueries';
 import { QueryLimiter } from '../gateway/queryLimits';
 import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
@@ -69,9 +71,13 @@ function csrfGuard(metrics: Metrics): RequestHandler {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The client's request id when it is a sane token (it is logged and audited), else a fresh UUID. */
-function requestIdOf(header: string | undefined): string {
-  return header && REQUEST_ID.test(header) ? header : randomUUID();
+/**
+ * The client's `x-request-id` when it is a sane token (it is logged and audited as given), else
+ * undefined. Never the request's own id: a client may repeat another request's id, so the server's
+ * UUID is what identifies a request, and the client's is kept beside it.
+ */
+export function clientRequestIdOf(header: string | undefined): string | undefined {
+  return header && REQUEST_ID.test(header) ? header : undefined;
 }
 
 /** Express 5 leaves req.body unset when no parser ran (a GET); Apollo's middleware wants it present. */
@@ -96,10 +102,41 @@ function errorHandler(production: boolean, metrics: Metrics): ErrorRequestHandle
   };
 }
 
+/**
+ * Who sees /health/ready's details (worker counts, the audit backend): with API keys configured,
+ * a request presenting a valid key (any scope); without keys, anyone outside production. Everyone
+ * else gets `{status}`: an orchestrator needs no more, and the details map the deployment.
+ */
+function healthDetailsFor(req: express.Request, gateway: Gateway, production: boolean): boolean {
+  return gateway.keys.enabled ? gateway.presentsValidKey(req) : !production;
+}
+
+/**
+ * graphql-js's "Did you mean …?" hints (an enum value, a type, an argument: `FGMS` → `FGSM`), in
+ * validation errors and in variable coercion errors alike: in production they hand out the schema
+ * that introspection being off hides. Field suggestions are also masked by armor (queryLimits.ts).
+ */
+export function withoutSuggestions(message: string): string {
+  return message.replace(/\s*Did you mean [^]*$/, '');
+}
+
+/**
+ * Errors Apollo raises before execution with a 4xx status and no code of their own (it sends those
+ * as INTERNAL_SERVER_ERROR): BAD_REQUEST, the client's to fix.
+ */
+function clientErrorCode(formatted: GraphQLFormattedError, original: unknown): GraphQLFormattedError {
+  const status = (original as GraphQLError | undefined)?.extensions?.http as { status?: number } | undefined;
+  if (formatted.extensions?.code !== 'INTERNAL_SERVER_ERROR' || !(original instanceof GraphQLError)) return formatted;
+  if (!(status?.status !== undefined && status.status >= 400 && status.status < 500)) return formatted;
+  return { ...formatted, extensions: { ...formatted.extensions, code: 'BAD_REQUEST' } };
+}
+
 /** Unexpected errors are logged with their stack; in production their message is not sent. */
 function formatError(production: boolean) {
-  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+  return (raw: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
+    const coded = clientErrorCode(raw, original);
+    const formatted = production ? { ...coded, message: withoutSuggestions(coded.message) } : coded;
     const expected = original instanceof GraphQLError || formatted.extensions?.code !== 'INTERNAL_SERVER_ERROR';
     if (expected) return formatted;
     logger.error({ err: original }, 'resolver failed');
@@ -131,15 +168,20 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   app.get('/health/live', (_req, res) => {
     res.json({ status: 'live' });
   });
-  app.get('/health/ready', (_req, res) => {
+  app.get('/health/ready', (req, res) => {
     const ready = !stopping && graphql !== undefined && service?.ready === true;
     const pool = service?.engine.pool;
-    res.status(ready ? 200 : 503).json({
-      status: ready ? 'ready' : stopping ? 'stopping' : 'starting',
-      workers: pool?.size ?? 0,
-      readyWorkers: pool?.readyWorkers ?? 0,
-      audit: service?.audit.kind ?? null, // sqlite, postgres or off (src/audit/)
-    });
+    const status = ready ? 'ready' : stopping ? 'stopping' : 'starting';
+    res.status(ready ? 200 : 503).json(
+      healthDetailsFor(req, gateway, config.production)
+        ? {
+            status,
+            workers: pool?.size ?? 0,
+            readyWorkers: pool?.readyWorkers ?? 0,
+            audit: service?.audit.kind ?? null, // sqlite, postgres or off (src/audit/)
+          }
+        : { status },
+    );
   });
   const metricsEndpoint: MetricsEndpoint = await mountMetrics(app, gateway, metrics.registry);
   app.use('/graphql', (req, res, next) => {
@@ -177,10 +219,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       // We stop on signals ourselves, after the batches drain (Apollo would re-raise the signal).
       stopOnTerminationSignals: false,
       formatError: formatError(config.production),
+      // APQ: off in production unless trusted documents are configured; a cache per API key (src/gateway/persistedQueries.ts).
+      persistedQueries: config.gateway.apq ? { cache: new PerKeyDocumentCache() } : false,
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
         metrics.plugin(),
         ...queryLimiter.plugins,
+        onlyQueriesAndMutations(),
         ...(config.production ? [ApolloServerPluginLandingPageDisabled()] : []),
       ],
     });
@@ -202,14 +247,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       holdPlaceUntilSettled(
         expressMiddleware(apollo, {
           context: async ({ req, res }) => {
-            const requestId = requestIdOf(req.get('x-request-id'));
+            const requestId = randomUUID();
+            const clientRequestId = clientRequestIdOf(req.get('x-request-id'));
             res.set('x-request-id', requestId);
+            if (clientRequestId !== undefined) res.set('x-client-request-id', clientRequestId);
             const deadline = deadlineOf(res, config.requestTimeoutMs);
             return {
               service: ready,
               images: new RequestImages(ready, deadline, gateway.imageChargeFor(res)),
               principal: gateway.principalOf(res),
               requestId,
+              clientRequestId,
               deadline,
             };
           },

@@ -12,7 +12,9 @@ import { checkModelFiles, ModelMetadata } from '../engine/modelStore';
 import { Screener } from '../screening/screener';
 import { logger } from '../util/logger';
 import { Semaphore } from '../util/semaphore';
+import { AnalysisRunner } from './analysisRunner';
 import { AttackRunner } from './attackRunner';
+import { thresholdPolicy, ThresholdPolicy } from './thresholdPolicy';
 import type { ServerConfig } from './config';
 import type { Metrics } from '../request/metrics';
 
@@ -20,6 +22,8 @@ export class ScreeningService {
   private closing = false;
   /** Images decoded at once, across requests (ADVSIEVE_DECODE_CONCURRENCY): decoding's memory is per image. */
   readonly decodeSlots: Semaphore;
+  /** `spectrum` and `defend(radius)`'s DFTs and plots, on a worker thread of their own (src/server/analysisRunner.ts). */
+  readonly analysis = new AnalysisRunner();
 
   private constructor(
     readonly config: ServerConfig,
@@ -77,7 +81,7 @@ export class ScreeningService {
       { model: metadata.id, calibration: calibration.createdAt, attacks: config.attacksEnabled },
       `screening service ready: ${metadata.id}, calibration of ${calibration.createdAt}, attacks ${config.attacksEnabled ? 'on' : 'off'}`,
     );
-    return new ScreeningService(
+    const service = new ScreeningService(
       config,
       metadata,
       sha256,
@@ -89,12 +93,28 @@ export class ScreeningService {
       audit,
       calibrationSha256,
     );
+    // Not fatal: a worker that cannot start now fails the analyses that need it, each with its error.
+    await service.analysis.warm().catch((err: Error) => logger.warn({ err }, 'analysis worker did not start'));
+    return service;
   }
 
   /** The false-positive rate thresholds are read at unless a request says otherwise. */
   get defaultTargetFpr(): number {
     return this.config.targetFpr ?? this.calibration.defaultTargetFpr;
   }
+
+  /** Which targetFpr a client may ask for (src/server/thresholdPolicy.ts). */
+  get thresholdPolicy(): ThresholdPolicy {
+    this.policy ??= thresholdPolicy({
+      operatorFpr: this.defaultTargetFpr,
+      maxFpr: this.config.maxTargetFpr,
+      holdoutSize: Math.min(...Object.values(this.calibration.holdoutScores).map((s) => s.length)),
+      openMayLoosen: this.config.allowLooserTargetFpr,
+    });
+    return this.policy;
+  }
+
+  private policy: ThresholdPolicy | undefined;
 
   /** Model loaded, every worker up, not shutting down. */
   get ready(): boolean {
@@ -105,7 +125,7 @@ export class ScreeningService {
   /** Finishes the queued batches and any admitted attack, then stops the workers, then closes the audit log. */
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all([this.engine.close(), this.attacks?.close()]);
+    await Promise.all([this.engine.close(), this.attacks?.close(), this.analysis.close()]);
     // Last: the requests that were in flight have recorded their verdicts by now.
     await this.audit.close();
   }

@@ -30,7 +30,7 @@ const SCREENINGS = `query($filter: ScreeningFilter, $first: Int!, $after: String
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { cursor node {
-      id time requestId keyId operation index sha256 byteSize
+      id time requestId clientRequestId keyId operation index sha256 byteSize
       prediction { classIndex label confidence }
       adversarial score threshold targetFpr detectors { name score threshold flagged }
       defensePrediction { classIndex label confidence }
@@ -43,6 +43,7 @@ interface Node {
   id: string;
   time: string;
   requestId: string;
+  clientRequestId: string | null;
   keyId: string | null;
   operation: string;
   index: number;
@@ -132,7 +133,7 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
     expect(server.logs.some((l) => l.includes(`"audit":"${backend}"`))).toBe(true);
     expect(await (await fetch(`${server.base}/health/ready`)).json()).toMatchObject({ audit: backend });
     const p = await page(server, { first: 10, filter: {} });
-    const rows = p.body.data!.screenings.edges.map((e) => e.node).filter((n) => n.requestId === 'audit-req-1');
+    const rows = p.body.data!.screenings.edges.map((e) => e.node).filter((n) => n.clientRequestId === 'audit-req-1');
     expect(rows.map((n) => n.index)).toEqual([3, 2, 1, 0]); // newest first: ids follow the list
     const model = await post<{ model: { id: string; sha256: string; calibration: { createdAt: string } } }>(
       server,
@@ -199,7 +200,7 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
     expect([...ids].sort((a, b) => Number(b) - Number(a))).toEqual(ids);
 
     const trouser = (await page(server, { first: 50, filter: {} })).body.data!.screenings.edges.find(
-      (e) => e.node.requestId === 'audit-req-1' && e.node.index === 0,
+      (e) => e.node.clientRequestId === 'audit-req-1' && e.node.index === 0,
     )!.node.sha256!;
     const bySha = (await page(server, { first: 50, filter: { sha256: trouser.toUpperCase() } })).body.data!.screenings;
     expect(bySha.edges.length).toBeGreaterThanOrEqual(2);
@@ -246,7 +247,7 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
     expect(rows.map((e) => e.node)).toEqual([
       expect.objectContaining({
         operation: 'attack',
-        requestId: 'audit-attack',
+        clientRequestId: 'audit-attack',
         score: s.detection.score,
         image: (r.body.data!.attack as unknown as { adversarialImage: string }).adversarialImage,
       }),
@@ -325,7 +326,7 @@ describe('with API keys: the key id is recorded, and only an admin key reads the
     expect([refused.status, errorCode(refused as GqlResponse<unknown>)]).toEqual([403, 'FORBIDDEN']);
     const read = await as(ops.key, SCREENINGS, { first: 5 });
     expect(read.status).toBe(200);
-    expect(read.body.data!.screenings.edges.map((e) => [e.node.requestId, e.node.keyId])).toEqual([
+    expect(read.body.data!.screenings.edges.map((e) => [e.node.clientRequestId, e.node.keyId])).toEqual([
       ['keyed-1', 'client-a'],
     ]);
   });

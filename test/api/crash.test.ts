@@ -10,9 +10,10 @@ import * as path from 'path';
 import { fixtureFiles, startServer, TestServer } from './helpers';
 
 const SCREEN = `mutation($images: [ImageInput!]!) { screen(images: $images) { index sha256 detection { score } error { code } } }`;
-// `first` as a variable: the gateway's cost limit multiplies a literal `first` into the cost.
+// `first` as a variable: the gateway's cost limit multiplies a literal `first` into the cost. The
+// client's x-request-id is the row's clientRequestId (its requestId is the server's UUID).
 const SCREENINGS = `query($first: Int!, $after: String) { screenings(first: $first, after: $after) {
-  pageInfo { hasNextPage endCursor } edges { node { requestId index sha256 score image } } } }`;
+  pageInfo { hasNextPage endCursor } edges { node { requestId: clientRequestId index sha256 score image } } } }`;
 
 const images = fixtureFiles().map((f) => fs.readFileSync(f).toString('base64'));
 const CLIENTS = 16;

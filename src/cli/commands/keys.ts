@@ -1,10 +1,10 @@
 /**
- * `advsieve keys create --id NAME --scopes screen,attack,admin [--per-second N --burst N] [--json]`:
+ * `advsieve keys create --id NAME --scopes screen,oracle,policy,attack,admin [--per-second N --burst N] [--json]`:
  * a new API key, printed once, and the entry to add to ADVSIEVE_API_KEYS_FILE (or ADVSIEVE_API_KEYS)
  * with its SHA-256. The key itself is kept nowhere: lose it and create another.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { ApiKeyConfigError, createApiKey, parseScopes, Scope } from '../../gateway/apiKeys';
+import { ApiKeyConfigError, createApiKey, parseScopes, Scope, SCOPES } from '../../gateway/apiKeys';
 import { intOption } from '../options';
 
 function scopesOption(value: string): Scope[] {
@@ -26,7 +26,7 @@ export function registerKeys(program: Command): void {
     .command('create')
     .description('print a new API key once, and the configuration entry (with its SHA-256) to add for it')
     .requiredOption('--id <name>', 'key id: letters, digits, hyphens (shown in logs and the audit log)')
-    .requiredOption('--scopes <list>', 'comma-separated scopes: screen, attack, admin', scopesOption)
+    .requiredOption('--scopes <list>', `comma-separated scopes: ${SCOPES.join(', ')}`, scopesOption)
     .option('--per-second <n>', "the key's own rate limit: tokens (images, plus one per request) per second", intOption)
     .option('--burst <n>', "the key's own bucket size (with --per-second)", intOption)
     .option('--json', 'print {"key", "entry"} as one JSON object')

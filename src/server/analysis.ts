@@ -1,0 +1,77 @@
+/**
+ * The heavy analysis behind `spectrum` and `defend` at another radius than the calibrated one: DFTs
+ * and, for `spectrum`, a PNG plot — ~18 ms of tfjs-cpu and vega work per image on the development
+ * machine. Pure functions of the pixels, run on the analysis worker (src/server/analysisWorker.ts)
+ * so that they never hold the event loop that serves every other request.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { highFrequencyShare, lowPassImages, powerSpectrum, radialFrequencyGrid } from '../engine/spectra';
+import { heatmapGrid } from '../report/plots';
+import type { RadialBand, SpectrumResult } from '../schema/spectrum.type';
+
+export type SpectrumAnalysis = Omit<SpectrumResult, 'sha256' | 'error'>;
+
+/** Low-pass per channel; one H×W×C array per image. */
+export function lowPass(
+  images: readonly Float32Array[],
+  [h, w, c]: readonly [number, number, number],
+  radius: number,
+  kind: 'ideal' | 'gaussian',
+): Float32Array[] {
+  if (!images.length) return [];
+  const size = h * w * c;
+  const all = new Float32Array(images.length * size);
+  images.forEach((p, i) => all.set(p, i * size));
+  const out = tf.tidy(() => lowPassImages(tf.tensor4d(all, [images.length, h, w, c]), radius, kind));
+  const data = out.dataSync() as Float32Array;
+  out.dispose();
+  return images.map((_, i) => data.slice(i * size, (i + 1) * size));
+}
+
+/** Power spectrum per channel: radial profile (channels summed), high-frequency share, a PNG. */
+export async function spectrumOf(
+  pixels: Float32Array,
+  [h, w, c]: readonly [number, number, number],
+  cutoff: number,
+): Promise<SpectrumAnalysis> {
+  const { power, share } = tf.tidy(() => {
+    const planes = tf.transpose(tf.tensor3d(pixels, [h, w, c]), [2, 0, 1]) as tf.Tensor3D; // [C, H, W]
+    return {
+      power: powerSpectrum(planes).dataSync() as Float32Array,
+      share: highFrequencyShare(planes, cutoff).dataSync(),
+    };
+  });
+  const r = radialFrequencyGrid(h, w);
+  const step = 1 / Math.min(h, w);
+  const bands = Math.ceil(Math.max(...r) / step + 1e-9);
+  const sums = new Float64Array(bands);
+  const bins = new Float64Array(bands);
+  let total = 0;
+  r.forEach((f, bin) => {
+    if (f === 0) return; // DC: the mean brightness, not texture
+    const b = Math.min(bands - 1, Math.floor(f / step));
+    for (let ch = 0; ch < c; ch++) sums[b] += power[ch * h * w + bin];
+    bins[b] += 1;
+    for (let ch = 0; ch < c; ch++) total += power[ch * h * w + bin];
+  });
+  const radial: RadialBand[] = Array.from(sums, (s, b) => ({
+    from: b * step,
+    to: (b + 1) * step,
+    power: bins[b] ? s / bins[b] : 0,
+    share: total > 0 ? s / total : 0,
+  }));
+  const names = c === 1 ? ['grey'] : ['red', 'green', 'blue'];
+  const png = await heatmapGrid(
+    'log power spectrum',
+    names.map((label, ch) => ({ label, width: w, height: h, values: power.subarray(ch * h * w, (ch + 1) * h * w) })),
+    { log: true, shift: true, columns: c },
+  );
+  return {
+    width: w,
+    height: h,
+    radial,
+    cutoff,
+    highFrequencyShare: Array.from(share).reduce((a, b) => a + b, 0) / share.length,
+    logMagnitudePng: png.toString('base64'),
+  };
+}
