@@ -11,15 +11,18 @@ import { Engine } from '../engine/engine';
 import { checkModelFiles, ModelMetadata } from '../engine/modelStore';
 import { Screener } from '../screening/screener';
 import { logger } from '../util/logger';
-import { Semaphore } from '../util/semaphore';
+import { DecodePool } from '../images/decodePool';
 import { AttackRunner } from './attackRunner';
 import type { ServerConfig } from './config';
 import type { Metrics } from './metrics';
 
 export class ScreeningService {
   private closing = false;
-  /** Images decoded at once, across requests (ADVSIEVE_DECODE_CONCURRENCY): decoding's memory is per image. */
-  readonly decodeSlots: Semaphore;
+  /**
+   * The decode processes (ADVSIEVE_DECODE_CONCURRENCY of them): every image is decoded there, never
+   * on this thread, within ADVSIEVE_DECODE_TIMEOUT_MS (src/images/decodePool.ts).
+   */
+  readonly decodePool: DecodePool;
 
   private constructor(
     readonly config: ServerConfig,
@@ -35,7 +38,7 @@ export class ScreeningService {
     /** SHA-256 of the calibration file's bytes: its version in the audit log (the file has no other). */
     readonly calibrationSha256: string,
   ) {
-    this.decodeSlots = new Semaphore(config.decodeConcurrency);
+    this.decodePool = new DecodePool(config.decodeConcurrency, config.decodeTimeoutMs);
   }
 
   /**
@@ -106,6 +109,7 @@ export class ScreeningService {
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all([this.engine.close(), this.attacks?.close()]);
+    await this.decodePool.close();
     // Last: the requests that were in flight have recorded their verdicts by now.
     await this.audit.close();
   }

@@ -145,3 +145,134 @@ export function randomBytes(n: number, seed: number): Buffer {
   const r = prng(seed);
   return Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)));
 }
+
+// ---- Files whose decoding costs far more than their size (issue 11, items 3, 4 and 6) ----
+
+const s15 = (v: number) => Math.round(v * 65536) | 0;
+
+/**
+ * An ICC v4 RGB display profile whose DToB0 tag is a multiProcessElement pipeline of `stages` 3×3
+ * `matf` elements (identity matrices, all entries of the position table pointing at one element,
+ * so the profile stays small). Colour management evaluates (or optimises) every stage for every
+ * sample: thousands of stages turn a 28×28 image into minutes of lcms work.
+ */
+export function iccProfileWithStages(stages: number): Buffer {
+  const matf = Buffer.alloc(12 + 9 * 4 + 3 * 4);
+  matf.write('matf', 0, 'latin1');
+  matf.writeUInt16BE(3, 8);
+  matf.writeUInt16BE(3, 10);
+  for (let i = 0; i < 3; i++) matf.writeFloatBE(1, 12 + (i * 3 + i) * 4);
+  const tableAt = 16;
+  const elementAt = tableAt + 8 * stages;
+  const mpet = Buffer.alloc(elementAt + matf.length);
+  mpet.write('mpet', 0, 'latin1');
+  mpet.writeUInt16BE(3, 8);
+  mpet.writeUInt16BE(3, 10);
+  mpet.writeUInt32BE(stages, 12);
+  for (let i = 0; i < stages; i++) {
+    mpet.writeUInt32BE(elementAt, tableAt + 8 * i);
+    mpet.writeUInt32BE(matf.length, tableAt + 8 * i + 4);
+  }
+  matf.copy(mpet, elementAt);
+  const wtpt = Buffer.alloc(20);
+  wtpt.write('XYZ ', 0, 'latin1');
+  [0.9642, 1.0, 0.8249].forEach((v, i) => wtpt.writeInt32BE(s15(v), 8 + 4 * i));
+  const tags: Array<[string, Buffer]> = [
+    ['wtpt', wtpt],
+    ['D2B0', mpet],
+    ['A2B0', mpet],
+  ];
+  const headerAndTable = 128 + 4 + 12 * tags.length;
+  let offset = headerAndTable;
+  const table = Buffer.alloc(4 + 12 * tags.length);
+  table.writeUInt32BE(tags.length, 0);
+  const bodies: Buffer[] = [];
+  tags.forEach(([sig, data], i) => {
+    const padded = Buffer.concat([data, Buffer.alloc((4 - (data.length % 4)) % 4)]);
+    table.write(sig, 4 + 12 * i, 'latin1');
+    table.writeUInt32BE(offset, 8 + 12 * i);
+    table.writeUInt32BE(data.length, 12 + 12 * i);
+    bodies.push(padded);
+    offset += padded.length;
+  });
+  const header = Buffer.alloc(128);
+  header.writeUInt32BE(offset, 0);
+  header.writeUInt32BE(0x04400000, 8); // version 4.4
+  header.write('mntrRGB XYZ ', 12, 'latin1');
+  header.writeUInt16BE(2024, 24);
+  header.writeUInt16BE(1, 26);
+  header.writeUInt16BE(1, 28);
+  header.write('acsp', 36, 'latin1');
+  [0.9642, 1.0, 0.8249].forEach((v, i) => header.writeInt32BE(s15(v), 68 + 4 * i));
+  return Buffer.concat([header, table, ...bodies]);
+}
+
+/** `png` with an iCCP chunk holding `profile` inserted after IHDR (and any iCCP/sRGB it had removed). */
+export function pngWithIcc(png: Buffer, profile: Buffer): Buffer {
+  const chunks = pngChunks(png);
+  const iccp = pngChunk(
+    'iCCP',
+    Buffer.concat([Buffer.from('hostile\0\0', 'latin1'), zlib.deflateSync(profile, { level: 9 })]),
+  );
+  const kept = chunks
+    .filter((c) => c.type !== 'iCCP' && c.type !== 'sRGB')
+    .map((c) => png.subarray(c.offset, c.offset + 12 + c.length));
+  return Buffer.concat([PNG_SIGNATURE, kept[0], iccp, ...kept.slice(1)]);
+}
+
+/**
+ * `png` with its image data split into `pieces` IDAT chunks (the stream itself unchanged, so the
+ * file is valid): the tiny-chunk flood that makes a chunk walk cost a second of CPU.
+ */
+export function pngWithManyIdat(png: Buffer, pieces: number): Buffer {
+  const chunks = pngChunks(png);
+  const stream = Buffer.concat(
+    chunks.filter((c) => c.type === 'IDAT').map((c) => png.subarray(c.offset + 8, c.offset + 8 + c.length)),
+  );
+  const idat: Buffer[] = [];
+  for (let i = 0; i < pieces; i++) {
+    const from = Math.floor((i * stream.length) / pieces);
+    const to = Math.floor(((i + 1) * stream.length) / pieces);
+    idat.push(pngChunk('IDAT', stream.subarray(from, to)));
+  }
+  const ihdr = chunks[0];
+  const iend = chunks[chunks.length - 1];
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    png.subarray(ihdr.offset, ihdr.offset + 12 + ihdr.length),
+    ...idat,
+    png.subarray(iend.offset, iend.offset + 12 + iend.length),
+  ]);
+}
+
+/** The segments of a JPEG up to EOI: marker, start offset and end offset (a scan's entropy-coded data included). */
+export function jpegSegments(jpeg: Buffer): Array<{ marker: number; start: number; end: number }> {
+  const out: Array<{ marker: number; start: number; end: number }> = [];
+  let i = 2;
+  while (i + 4 <= jpeg.length && jpeg[i] === 0xff) {
+    const marker = jpeg[i + 1];
+    if (marker === 0xd9) break;
+    let end = i + 2 + jpeg.readUInt16BE(i + 2);
+    if (marker === 0xda) {
+      while (end + 1 < jpeg.length && !(jpeg[end] === 0xff && jpeg[end + 1] !== 0 && (jpeg[end + 1] < 0xd0 || jpeg[end + 1] > 0xd7)))
+        end++;
+    }
+    out.push({ marker, start: i, end });
+    i = end;
+  }
+  return out;
+}
+
+/**
+ * A progressive JPEG whose last scan is repeated until it has `scans` scans in all. libjpeg
+ * warns about the bogus progression and decodes on, each scan a pass over the coefficients.
+ */
+export function jpegWithScans(progressive: Buffer, scans: number): Buffer {
+  const segments = jpegSegments(progressive);
+  const sos = segments.filter((s) => s.marker === 0xda);
+  if (sos.length < 2) throw new Error('not a progressive JPEG');
+  const last = sos[sos.length - 1];
+  const repeated = progressive.subarray(last.start, last.end);
+  const extra = Array.from({ length: Math.max(0, scans - sos.length) }, () => repeated);
+  return Buffer.concat([progressive.subarray(0, last.end), ...extra, Buffer.from([0xff, 0xd9])]);
+}
