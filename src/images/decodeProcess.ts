@@ -4,6 +4,7 @@
  * (chunk walks, inflation, libvips) runs here, where a runaway decode can be killed outright:
  * stopping a worker thread does not stop libvips' native work on libuv's threads.
  */
+import * as os from 'os';
 import sharp from 'sharp';
 import { decodeViews, DecodeOptions, DecodedViews } from './decode';
 import { ImageDecodeError } from './decodeErrors';
@@ -24,6 +25,14 @@ export type DecodeReply =
 // earlier files alive for nothing.
 sharp.concurrency(1);
 sharp.cache(false);
+// Below the service's priority: when decoding saturates the cores, the service's thread (health
+// checks, answers, the engine's batching) still gets the CPU first. Lowering one's own priority
+// needs no privilege.
+try {
+  os.setPriority(10);
+} catch {
+  // not permitted here (some sandboxes): the decode still runs, at the same priority
+}
 
 async function handle(req: DecodeRequest): Promise<DecodeReply> {
   const bytes = Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength);

@@ -276,3 +276,92 @@ export function jpegWithScans(progressive: Buffer, scans: number): Buffer {
   const extra = Array.from({ length: Math.max(0, scans - sos.length) }, () => repeated);
   return Buffer.concat([progressive.subarray(0, last.end), ...extra, Buffer.from([0xff, 0xd9])]);
 }
+
+/** Grey 8-bit pixels of a PNG (a fixture), as raw bytes. */
+async function greyPixels(png: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
+  const { default: sharp } = await import('sharp');
+  const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
+}
+
+/** A file of several frames (GIF or WebP animation, multi-page TIFF), one per fixture PNG given. */
+export async function multiFrame(format: 'gif' | 'tiff' | 'webp', frames: readonly Buffer[]): Promise<Buffer> {
+  const { default: sharp } = await import('sharp');
+  const pages = await Promise.all(frames.map(greyPixels));
+  const { width, height } = pages[0];
+  const rgb = Buffer.alloc(width * height * 3 * pages.length);
+  pages.forEach((p, f) => {
+    for (let i = 0; i < width * height; i++) rgb.fill(p.data[i], (f * width * height + i) * 3, (f * width * height + i) * 3 + 3);
+  });
+  const img = sharp(rgb, { raw: { width, height: height * pages.length, channels: 3, pageHeight: height } });
+  if (format === 'gif') return img.gif().toBuffer();
+  if (format === 'webp') return img.webp({ lossless: true }).toBuffer();
+  return img.tiff({ compression: 'deflate' }).toBuffer();
+}
+
+/**
+ * An RGBA PNG whose colour channels are `hidden`'s pixels and whose alpha is 0 everywhere: composited
+ * (alpha flattened onto black) it is a black square; with its alpha dropped it is `hidden`.
+ */
+export async function hiddenUnderAlpha(hidden: Buffer): Promise<Buffer> {
+  const { default: sharp } = await import('sharp');
+  const { data, width, height } = await greyPixels(hidden);
+  const rgba = Buffer.alloc(width * height * 4);
+  for (let i = 0; i < width * height; i++) rgba.set([data[i], data[i], data[i], 0], i * 4);
+  return sharp(rgba, { raw: { width, height, channels: 4 } }).png().toBuffer();
+}
+
+/**
+ * An animated PNG (APNG) of two frames: the first is `first`'s image data (also the default image
+ * every non-APNG decoder shows), the second `second`'s, in an fdAT chunk only APNG players decode.
+ * Both PNGs must have the same size and colour type.
+ */
+export function apng(first: Buffer, second: Buffer): Buffer {
+  const c1 = pngChunks(first);
+  const ihdr = c1[0];
+  const width = first.readUInt32BE(16);
+  const height = first.readUInt32BE(20);
+  const idatOf = (png: Buffer) =>
+    Buffer.concat(
+      pngChunks(png)
+        .filter((c) => c.type === 'IDAT')
+        .map((c) => png.subarray(c.offset + 8, c.offset + 8 + c.length)),
+    );
+  const actl = Buffer.alloc(8);
+  actl.writeUInt32BE(2, 0); // frames
+  actl.writeUInt32BE(0, 4); // loop forever
+  const fctl = (seq: number) => {
+    const b = Buffer.alloc(26);
+    b.writeUInt32BE(seq, 0);
+    b.writeUInt32BE(width, 4);
+    b.writeUInt32BE(height, 8);
+    b.writeUInt16BE(1, 20); // delay 1/10 s
+    b.writeUInt16BE(10, 22);
+    return b;
+  };
+  const seq2 = Buffer.alloc(4);
+  seq2.writeUInt32BE(2);
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    first.subarray(ihdr.offset, ihdr.offset + 12 + ihdr.length),
+    pngChunk('acTL', actl),
+    pngChunk('fcTL', fctl(0)),
+    pngChunk('IDAT', idatOf(first)),
+    pngChunk('fcTL', fctl(1)),
+    pngChunk('fdAT', Buffer.concat([seq2, idatOf(second)])),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/**
+ * A lossless WebP of width × height (a gradient): small (~40 KB for 6000²) and within the pixel
+ * limit, but hundreds of milliseconds of decoding — a stand-in for any slow decode.
+ */
+export async function slowWebp(size = 6000): Promise<Buffer> {
+  const { default: sharp } = await import('sharp');
+  const raw = Buffer.alloc(size * size);
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) raw[y * size + x] = (x * 7 + y * 13) & 255;
+  return sharp(raw, { raw: { width: size, height: size, channels: 1 } })
+    .webp({ lossless: true, effort: 0 })
+    .toBuffer();
+}
