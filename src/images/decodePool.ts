@@ -13,6 +13,7 @@
  * structured-clone serialization — is this file.
  */
 import { ChildProcess, fork } from 'child_process';
+import type { Writable } from 'stream';
 import { workerScript } from '../util/workerScript';
 import type { DecodedViews, DecodeOptions } from './decode';
 import { ImageDecodeError } from './decodeErrors';
@@ -121,7 +122,8 @@ export class DecodePool {
   private spawn(): void {
     const proc = fork(this.script, [], {
       serialization: 'advanced', // Buffers and Float32Arrays cross as binary, not as JSON arrays
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // fd 4: the files' bytes, raw (src/images/decodeProcess.ts says why not over IPC).
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
       execArgv: [],
     });
     const child: Child = { proc, ready: false, wasReady: false };
@@ -135,6 +137,7 @@ export class DecodePool {
       this.settle(child, m);
     });
     proc.on('error', () => undefined); // 'exit' follows and does the work
+    (proc.stdio[4] as Writable).on('error', () => undefined); // EPIPE from a killed process: 'exit' handles it
     proc.once('exit', (code, signal) => this.exited(child, code, signal));
   }
 
@@ -186,10 +189,11 @@ export class DecodePool {
       const id = this.nextId++;
       const timer = setTimeout(() => this.overBudget(child, id, budget), budget);
       child.running = { id, task, timer };
-      const req: DecodeRequest = { id, bytes: task.bytes, shape: task.shape, options: task.options };
+      const req: DecodeRequest = { id, length: task.bytes.length, shape: task.shape, options: task.options };
       child.proc.send(req, (err) => {
         if (err) this.overBudget(child, id, budget, 'the image could not be sent to a decode process');
       });
+      (child.proc.stdio[4] as Writable).write(task.bytes);
     }
   }
 

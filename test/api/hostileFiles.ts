@@ -354,14 +354,15 @@ export function apng(first: Buffer, second: Buffer): Buffer {
 }
 
 /**
- * A lossless WebP of width × height (a gradient): small (~40 KB for 6000²) and within the pixel
- * limit, but hundreds of milliseconds of decoding — a stand-in for any slow decode.
+ * An interlaced PNG of size × size (a gradient, ~0.6 MB for 6300²), within the pixel limit, but
+ * a second or two of decoding (libvips reads an interlaced PNG whole): a stand-in for any decode
+ * that is slow although the file is within every limit.
  */
-export async function slowWebp(size = 6000): Promise<Buffer> {
+export async function slowPng(size = 6300): Promise<Buffer> {
   const { default: sharp } = await import('sharp');
   const raw = Buffer.alloc(size * size);
   for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) raw[y * size + x] = (x * 7 + y * 13) & 255;
   return sharp(raw, { raw: { width: size, height: size, channels: 1 } })
-    .webp({ lossless: true, effort: 0 })
+    .png({ progressive: true, compressionLevel: 9 })
     .toBuffer();
 }

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { decodeViews } from '../../src/images/decode';
 import { ImageDecodeError } from '../../src/images/decodeErrors';
 import { DecodeDeadlineError, DecodePool } from '../../src/images/decodePool';
-import { slowWebp } from '../api/hostileFiles';
+import { slowPng } from '../api/hostileFiles';
 import { FIXTURE_DIR } from '../helpers/fixtures';
 
 const GREY: [number, number, number] = [28, 28, 1];
@@ -43,7 +43,7 @@ async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
 }
 
 beforeAll(async () => {
-  slow = await slowWebp();
+  slow = await slowPng();
 }, 60_000);
 
 afterAll(async () => {
@@ -123,7 +123,7 @@ test('a process that dies on an image fails that image alone (DECODE_FAILED) and
   fs.writeFileSync(
     script,
     `process.on('message', (m) => {
-       if (m.bytes.length === 1) process.abort();
+       if (m.length === 1) process.abort();
        process.send({ id: m.id, ok: { views: [{ name: 'image', pixels: new Float32Array(784) }], format: 'png', originalWidth: 28, originalHeight: 28 } });
      });
      process.on('disconnect', () => process.exit(0));
