@@ -284,6 +284,74 @@ function samePixels(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
+/** Checks a file's structure before any decoding (the fast path's included): chunk and scan counts, APNG. */
+function checkBeforeDecoding(bytes: Buffer, opts: DecodeOptions): void {
+  const sniffed = sniffFormat(bytes);
+  if (!sniffed) return; // probe names it
+  const structure = checkStructure(bytes, sniffed, opts.structure ?? DEFAULT_STRUCTURE_LIMITS);
+  if (structure.animatedPng) {
+    // libvips decodes only the default image; the frames a browser plays would go unscreened.
+    throw new ImageDecodeError(
+      'MULTI_FRAME_IMAGE',
+      `the PNG is animated (APNG, ${structure.frames} frames): its frames cannot be screened, so it is refused`,
+    );
+  }
+}
+
+/** A file of several frames: refused, or within the frame limit and (all frames together) the pixel limit. */
+function checkFrames(meta: Metadata & { format: string }, pages: number, opts: DecodeOptions, maxPixels: number): void {
+  if (pages <= 1) return;
+  const maxFrames = opts.maxFrames ?? DEFAULT_MAX_FRAMES;
+  if ((opts.multiFrame ?? 'refuse') === 'refuse') {
+    throw new ImageDecodeError(
+      'MULTI_FRAME_IMAGE',
+      `the ${meta.format} has ${pages} frames or pages; send one image per file (multi-frame images are refused)`,
+    );
+  }
+  if (pages > maxFrames) {
+    throw new ImageDecodeError(
+      'IMAGE_TOO_COMPLEX',
+      `the ${meta.format} has ${pages} frames or pages, more than the limit of ${maxFrames} (maxFrames)`,
+    );
+  }
+  // Every frame is decoded: the pixel limit bounds their sum, not one frame's.
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (w * h * pages > maxPixels) {
+    throw new ImageDecodeError(
+      'IMAGE_TOO_LARGE',
+      `${pages} frames of ${w}×${h} = ${w * h * pages} pixels exceed the limit of ${maxPixels}`,
+    );
+  }
+}
+
+/** One frame's views: composited, and alpha-dropped when the file has alpha and that differs. */
+async function frameViews(
+  bytes: Buffer,
+  meta: Metadata & { format: string },
+  inputShape: readonly [number, number, number],
+  maxPixels: number,
+  sixteenBit: boolean,
+  page: number,
+  pages: number,
+): Promise<ImageView[]> {
+  const decode = async (alpha: 'flatten' | 'drop') =>
+    toModelInput(
+      await convert(bytes, meta, inputShape, maxPixels, sixteenBit, { page, alpha }),
+      inputShape,
+      sixteenBit,
+    );
+  const base = pages > 1 ? `frame:${page}` : meta.hasAlpha ? 'composited' : 'image';
+  const composited = await decode('flatten');
+  if (!meta.hasAlpha) return [{ name: base, pixels: composited }];
+  const dropped = await decode('drop');
+  if (samePixels(composited, dropped)) return [{ name: base, pixels: composited }];
+  return [
+    { name: base, pixels: composited },
+    { name: pages > 1 ? `${base}:alpha-dropped` : 'alpha-dropped', pixels: dropped },
+  ];
+}
+
 /**
  * Every view of the file a downstream decoder may show (see ImageView), the policy's first. Views
  * identical to another of the same frame are left out (an alpha channel that is opaque everywhere).
@@ -296,16 +364,7 @@ export async function decodeViews(
   const [height, width, channels] = inputShape;
   if (channels !== 1 && channels !== 3) throw new Error(`models with ${channels} channels are not supported (1 or 3)`);
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const sniffed = sniffFormat(bytes);
-  // Bounded walks before anything else, the fast path included: chunk and scan counts, APNG.
-  const structure = sniffed ? checkStructure(bytes, sniffed, opts.structure ?? DEFAULT_STRUCTURE_LIMITS) : undefined;
-  if (structure?.animatedPng) {
-    // libvips decodes only the default image; the frames a browser plays would go unscreened.
-    throw new ImageDecodeError(
-      'MULTI_FRAME_IMAGE',
-      `the PNG is animated (APNG, ${structure.frames} frames): its frames cannot be screened, so it is refused`,
-    );
-  }
+  checkBeforeDecoding(bytes, opts);
   if (opts.fastPath !== false && width * height <= maxPixels && plainPng(bytes, width, height, channels)) {
     const fast = decodePlainPng(bytes, width, height, channels);
     if (fast) {
@@ -314,53 +373,15 @@ export async function decodeViews(
     }
   }
   const meta = await probe(bytes, maxPixels);
-  const w = meta.width ?? 0;
-  const h = meta.height ?? 0;
   const pages = Math.max(1, meta.pages ?? 1);
-  if (pages > 1) {
-    const maxFrames = opts.maxFrames ?? DEFAULT_MAX_FRAMES;
-    if ((opts.multiFrame ?? 'refuse') === 'refuse') {
-      throw new ImageDecodeError(
-        'MULTI_FRAME_IMAGE',
-        `the ${meta.format} has ${pages} frames or pages; send one image per file (multi-frame images are refused)`,
-      );
-    }
-    if (pages > maxFrames) {
-      throw new ImageDecodeError(
-        'IMAGE_TOO_COMPLEX',
-        `the ${meta.format} has ${pages} frames or pages, more than the limit of ${maxFrames} (maxFrames)`,
-      );
-    }
-    // Every frame is decoded: the pixel limit bounds their sum, not one frame's.
-    if (w * h * pages > maxPixels) {
-      throw new ImageDecodeError(
-        'IMAGE_TOO_LARGE',
-        `${pages} frames of ${w}×${h} = ${w * h * pages} pixels exceed the limit of ${maxPixels}`,
-      );
-    }
-  }
+  checkFrames(meta, pages, opts, maxPixels);
   // 16-bit images keep their precision for grey models (adversarial images saved by `advsieve attack`
   // are 16-bit PNGs); colour models read 8 bits (the 16-bit colour path is not tested here).
   const sixteenBit = meta.depth === 'ushort' && channels === 1;
   const views: ImageView[] = [];
-  for (let page = 0; page < pages; page++) {
-    const base = pages > 1 ? `frame:${page}` : meta.hasAlpha ? 'composited' : 'image';
-    const composited = toModelInput(
-      await convert(bytes, meta, inputShape, maxPixels, sixteenBit, { page, alpha: 'flatten' }),
-      inputShape,
-      sixteenBit,
-    );
-    views.push({ name: base, pixels: composited });
-    if (!meta.hasAlpha) continue;
-    const dropped = toModelInput(
-      await convert(bytes, meta, inputShape, maxPixels, sixteenBit, { page, alpha: 'drop' }),
-      inputShape,
-      sixteenBit,
-    );
-    if (!samePixels(composited, dropped))
-      views.push({ name: pages > 1 ? `${base}:alpha-dropped` : 'alpha-dropped', pixels: dropped });
-  }
-  return { views, format: meta.format, originalWidth: w, originalHeight: h };
+  for (let page = 0; page < pages; page++)
+    views.push(...(await frameViews(bytes, meta, inputShape, maxPixels, sixteenBit, page, pages)));
+  return { views, format: meta.format, originalWidth: meta.width ?? 0, originalHeight: meta.height ?? 0 };
 }
 
 /** The policy's view of the file (the composited first frame); see decodeViews for the others. */

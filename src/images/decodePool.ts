@@ -65,7 +65,8 @@ export class DecodePool {
     readonly timeoutMs: number,
     private readonly script = workerScript(__dirname, 'decodeProcess'),
   ) {
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`decode pool size must be an integer ≥ 1, got ${size}`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new RangeError(`decode pool size must be an integer ≥ 1, got ${size}`);
     for (let i = 0; i < size; i++) this.spawn();
   }
 

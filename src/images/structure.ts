@@ -38,7 +38,7 @@ function pngStructure(bytes: Buffer, limits: StructureLimits): Structure {
   let chunks = 0;
   let frames = 1;
   let animatedPng = false;
-  for (let offset = 8; offset + 8 <= bytes.length; ) {
+  for (let offset = 8; offset + 8 <= bytes.length;) {
     if (++chunks > limits.maxPngChunks) throw tooComplex('PNG chunks', 'maxPngChunks', limits.maxPngChunks);
     const length = bytes.readUInt32BE(offset);
     const type = bytes.toString('latin1', offset + 4, offset + 8);

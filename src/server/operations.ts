@@ -135,7 +135,14 @@ export async function screen(
         views,
         flaggedView,
         defense: options?.defend
-          ? await defenseResult(i, img.sha256, chosen.outcome, chosen.out, options.returnPurifiedImage === true, service)
+          ? await defenseResult(
+              i,
+              img.sha256,
+              chosen.outcome,
+              chosen.out,
+              options.returnPurifiedImage === true,
+              service,
+            )
           : undefined,
       };
     }),

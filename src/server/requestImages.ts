@@ -136,9 +136,7 @@ export class RequestImages {
     const outputs = await this.withinDeadline(this.loader.loadMany(keys), 'its images waited for inference');
     const byKey = new Map(keys.map((k, i) => [k, outputs[i]]));
     return images.map((img) =>
-      isFailed(img)
-        ? img.failure
-        : img.views.map((v) => ({ name: v.name, output: this.checked(byKey.get(v.key)!) })),
+      isFailed(img) ? img.failure : img.views.map((v) => ({ name: v.name, output: this.checked(byKey.get(v.key)!) })),
     );
   }
 
@@ -230,7 +228,12 @@ export class RequestImages {
           this.deadline,
         )
         .then(
-          (d) => d.views.map((v, i) => ({ name: v.name, key: i === 0 ? sha256 : `${sha256}:view:${v.name}`, pixels: v.pixels })),
+          (d) =>
+            d.views.map((v, i) => ({
+              name: v.name,
+              key: i === 0 ? sha256 : `${sha256}:view:${v.name}`,
+              pixels: v.pixels,
+            })),
           (err: Error) => {
             if (err instanceof DecodeDeadlineError) throw this.expired('its images waited to be decoded');
             if (err instanceof ImageDecodeError) {

@@ -210,7 +210,12 @@ test('alpha: a trouser hidden under alpha = 0 is screened in both views; the alp
   expect(h.flaggedView).toBe(h.detection!.adversarial ? top.name : null);
   // An opaque image: one view, its verdict the result's.
   expect(plain.views).toEqual([
-    { name: 'image', adversarial: plain.detection!.adversarial, score: plain.detection!.score, prediction: { label: 'Trouser' } },
+    {
+      name: 'image',
+      adversarial: plain.detection!.adversarial,
+      score: plain.detection!.score,
+      prediction: { label: 'Trouser' },
+    },
   ]);
   // classify reports the policy's view (composited), as documented.
   const c = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: [b64(hidden)] });
@@ -225,7 +230,9 @@ test('multi-frame GIF, TIFF, WebP and APNG are refused by default: MULTI_FRAME_I
 
 test('decoder errors carry generic messages, never the libraries’ (vipspng, tiff2vips, …)', async () => {
   const made = await Promise.all(
-    (['png', 'jpeg', 'tiff', 'gif', 'webp'] as const).map((f) => sharp(trouser).resize(100, 100).toFormat(f).toBuffer()),
+    (['png', 'jpeg', 'tiff', 'gif', 'webp'] as const).map((f) =>
+      sharp(trouser).resize(100, 100).toFormat(f).toBuffer(),
+    ),
   );
   const damaged = made.map((b) => {
     const out = Buffer.from(b.subarray(0, Math.floor(b.length * 0.6)));
@@ -243,7 +250,11 @@ test('decoder errors carry generic messages, never the libraries’ (vipspng, ti
 describe('ADVSIEVE_MULTI_FRAME=screen', () => {
   let screening: TestServer;
   beforeAll(async () => {
-    screening = await startServer({ ADVSIEVE_AUDIT: '0', ADVSIEVE_MULTI_FRAME: 'screen', ADVSIEVE_DECODE_CONCURRENCY: '1' });
+    screening = await startServer({
+      ADVSIEVE_AUDIT: '0',
+      ADVSIEVE_MULTI_FRAME: 'screen',
+      ADVSIEVE_DECODE_CONCURRENCY: '1',
+    });
   }, 120_000);
   afterAll(async () => {
     expect((await screening.stop()).code).toBe(0);

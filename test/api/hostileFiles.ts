@@ -254,7 +254,10 @@ export function jpegSegments(jpeg: Buffer): Array<{ marker: number; start: numbe
     if (marker === 0xd9) break;
     let end = i + 2 + jpeg.readUInt16BE(i + 2);
     if (marker === 0xda) {
-      while (end + 1 < jpeg.length && !(jpeg[end] === 0xff && jpeg[end + 1] !== 0 && (jpeg[end + 1] < 0xd0 || jpeg[end + 1] > 0xd7)))
+      while (
+        end + 1 < jpeg.length &&
+        !(jpeg[end] === 0xff && jpeg[end + 1] !== 0 && (jpeg[end + 1] < 0xd0 || jpeg[end + 1] > 0xd7))
+      )
         end++;
     }
     out.push({ marker, start: i, end });
@@ -291,7 +294,8 @@ export async function multiFrame(format: 'gif' | 'tiff' | 'webp', frames: readon
   const { width, height } = pages[0];
   const rgb = Buffer.alloc(width * height * 3 * pages.length);
   pages.forEach((p, f) => {
-    for (let i = 0; i < width * height; i++) rgb.fill(p.data[i], (f * width * height + i) * 3, (f * width * height + i) * 3 + 3);
+    for (let i = 0; i < width * height; i++)
+      rgb.fill(p.data[i], (f * width * height + i) * 3, (f * width * height + i) * 3 + 3);
   });
   const img = sharp(rgb, { raw: { width, height: height * pages.length, channels: 3, pageHeight: height } });
   if (format === 'gif') return img.gif().toBuffer();
@@ -308,7 +312,9 @@ export async function hiddenUnderAlpha(hidden: Buffer): Promise<Buffer> {
   const { data, width, height } = await greyPixels(hidden);
   const rgba = Buffer.alloc(width * height * 4);
   for (let i = 0; i < width * height; i++) rgba.set([data[i], data[i], data[i], 0], i * 4);
-  return sharp(rgba, { raw: { width, height, channels: 4 } }).png().toBuffer();
+  return sharp(rgba, { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
 }
 
 /**

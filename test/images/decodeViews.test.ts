@@ -60,7 +60,9 @@ test('a PNG of 400 000 IDAT chunks is IMAGE_TOO_COMPLEX from a bounded walk (was
   expect(ms).toBeLessThan(100);
   // A valid file of a few hundred chunks (an encoder writing small IDATs) still decodes, identically.
   const split = pngWithManyIdat(trouser, 300);
-  expect(Array.from((await decodeImage(split, GREY)).pixels)).toEqual(Array.from((await decodeImage(trouser, GREY)).pixels));
+  expect(Array.from((await decodeImage(split, GREY)).pixels)).toEqual(
+    Array.from((await decodeImage(trouser, GREY)).pixels),
+  );
 });
 
 test('a JPEG of thousands of scans is IMAGE_TOO_COMPLEX; an ordinary progressive JPEG decodes', async () => {
@@ -138,7 +140,9 @@ test('decoder errors are coded with generic messages: no library names; the deco
     const err = await refusal(decodeImage(file, GREY));
     expect(err.code).toBe('CORRUPT_IMAGE');
     expect(err.message).not.toMatch(INTERNALS);
-    expect(err.message).toMatch(new RegExp(`the ${names[i]} (image|header) could not be (decoded|read) \\(damaged or truncated data\\)`));
+    expect(err.message).toMatch(
+      new RegExp(`the ${names[i]} (image|header) could not be (decoded|read) \\(damaged or truncated data\\)`),
+    );
     expect(err.detail).toBeTruthy();
   }
 });

@@ -87,7 +87,9 @@ function printRow(r: ScreenRow): void {
   process.stdout.write(
     `${r.file}: ${p.label} (class ${p.classIndex}, ${(p.confidence * 100).toFixed(1)} %) — ` +
       `${d.adversarial ? 'ADVERSARIAL' : 'clean'} (combined ${d.score.toFixed(3)} vs ${d.threshold.toFixed(3)})` +
-      (r.views.length > 1 ? ` — views: ${r.views.map((v) => `${v.name}${v.adversarial ? ' (flagged)' : ''}`).join(', ')}` : '') +
+      (r.views.length > 1
+        ? ` — views: ${r.views.map((v) => `${v.name}${v.adversarial ? ' (flagged)' : ''}`).join(', ')}`
+        : '') +
       '\n',
   );
   for (const s of d.detectors)
