@@ -144,6 +144,14 @@ test('hostile decoding in one request: /health/live stays fast, a good request s
   const attackMs = performance.now() - start;
   const latencies = await prober.stop();
   const p99 = percentile(latencies, 99);
+  const metrics = await (await fetch(`${server.base}/metrics`)).text();
+  const rss = Number(/^advsieve_process_resident_memory_bytes (\S+)/m.exec(metrics)![1]);
+  const decodeRss = decodePids().map(
+    (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'))![1]) * 1024,
+  );
+  console.log(
+    `RSS after: service ${(rss / 2 ** 20).toFixed(0)} MiB, decode processes ${decodeRss.map((b) => (b / 2 ** 20).toFixed(0)).join(' + ')} MiB`,
+  );
   console.log(
     `hostile decode: request ${attackMs.toFixed(0)} ms, good request ${goodMs.toFixed(0)} ms, ` +
       `/health/live p50 ${percentile(latencies, 50).toFixed(1)} ms p99 ${p99.toFixed(1)} ms max ${Math.max(...latencies).toFixed(1)} ms over ${latencies.length} probes`,

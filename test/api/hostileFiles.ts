@@ -4,6 +4,7 @@
  * WebP and TIFF that declare huge sizes, a real decompression bomb, and a seeded PRNG for random
  * bytes and the fuzz run's mutations.
  */
+import sharp from 'sharp';
 import * as zlib from 'zlib';
 import { mulberry32 } from '../../src/train/random';
 
@@ -282,14 +283,12 @@ export function jpegWithScans(progressive: Buffer, scans: number): Buffer {
 
 /** Grey 8-bit pixels of a PNG (a fixture), as raw bytes. */
 async function greyPixels(png: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
-  const { default: sharp } = await import('sharp');
   const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height };
 }
 
 /** A file of several frames (GIF or WebP animation, multi-page TIFF), one per fixture PNG given. */
 export async function multiFrame(format: 'gif' | 'tiff' | 'webp', frames: readonly Buffer[]): Promise<Buffer> {
-  const { default: sharp } = await import('sharp');
   const pages = await Promise.all(frames.map(greyPixels));
   const { width, height } = pages[0];
   const rgb = Buffer.alloc(width * height * 3 * pages.length);
@@ -308,7 +307,6 @@ export async function multiFrame(format: 'gif' | 'tiff' | 'webp', frames: readon
  * (alpha flattened onto black) it is a black square; with its alpha dropped it is `hidden`.
  */
 export async function hiddenUnderAlpha(hidden: Buffer): Promise<Buffer> {
-  const { default: sharp } = await import('sharp');
   const { data, width, height } = await greyPixels(hidden);
   const rgba = Buffer.alloc(width * height * 4);
   for (let i = 0; i < width * height; i++) rgba.set([data[i], data[i], data[i], 0], i * 4);
@@ -365,7 +363,6 @@ export function apng(first: Buffer, second: Buffer): Buffer {
  * that is slow although the file is within every limit.
  */
 export async function slowPng(size = 6300): Promise<Buffer> {
-  const { default: sharp } = await import('sharp');
   const raw = Buffer.alloc(size * size);
   for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) raw[y * size + x] = (x * 7 + y * 13) & 255;
   return sharp(raw, { raw: { width: size, height: size, channels: 1 } })
