@@ -187,7 +187,7 @@ function resilienceConfig(
     maxConcurrentRequests: integer(env, 'ADVSIEVE_MAX_CONCURRENT_REQUESTS', 1) ?? 256,
     // 512 MiB: above the largest single request the default limits admit (64 files × 5 MiB).
     maxInflightBytes: integer(env, 'ADVSIEVE_MAX_INFLIGHT_BYTES', 1024) ?? 512 * MiB,
-    // One decode process each (~40 MB resident with sharp loaded): the cores, at most 8.
+    // One decode process each (~60 MB resident with sharp loaded): the cores, at most 8.
     decodeConcurrency: integer(env, 'ADVSIEVE_DECODE_CONCURRENCY', 1) ?? Math.min(8, os.availableParallelism()),
     faultInjection,
   };
