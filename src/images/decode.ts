@@ -1,7 +1,7 @@
 /**
- * Image files to model input. Decoding is sharp's (libvips): PNG, JPEG, WebP, GIF (first frame),
- * TIFF, 8- or 16-bit, with or without alpha. The format is sniffed from the bytes, never taken from
- * a file name or MIME type. Policy, in order:
+ * Image files to model input. Decoding is sharp's (libvips): PNG, JPEG, WebP, GIF, TIFF, 8- or
+ * 16-bit, with or without alpha; several frames or pages are refused, or each decoded as a view.
+ * The format is sniffed from the bytes, never taken from a file name or MIME type. Policy, in order:
  *   1. EXIF orientation is applied;
  *   2. alpha is flattened onto black (Fashion-MNIST's background);
  *   3. colour: to grey (luminance) for 1-channel models, sRGB for 3-channel ones;
@@ -11,7 +11,16 @@
  * A pixel limit is checked from the header before any pixel is decoded (decompression bombs).
  * Only bytes that start like one of the accepted formats reach libvips at all: SVG, PDF, HEIF and
  * the rest of its loaders are never parsed (no external entities, no fetches, less attack surface).
- * A file that starts like an accepted format but whose header cannot be read is CORRUPT_IMAGE.
+ * A file that starts like an accepted format but whose header cannot be read is CORRUPT_IMAGE, with
+ * a message of ours (the decoder's own is logged, never sent: src/images/decodeErrors.ts).
+ *
+ * Work is bounded before libvips runs: chunk and scan counts (src/images/structure.ts), embedded ICC
+ * profiles never applied (see convert), frames refused or counted against the pixel limit. What
+ * remains is bounded in time by the decode process's budget (src/images/decodePool.ts).
+ *
+ * Views (decodeViews): what a gateway passes on may be shown by decoders with other policies, so
+ * an image with alpha is also decoded with its alpha dropped (the colour under alpha = 0 is what
+ * OpenCV shows), and a file of several frames is refused or decoded frame by frame.
  *
  * Fast path: a plain 8-bit PNG already at the model's size and colour type, with no chunk that
  * the policy would act on, needs none of the steps; pngjs decodes it in ~0.05 ms against ~1 ms for
@@ -21,29 +30,52 @@
 import { PNG } from 'pngjs';
 import * as zlib from 'zlib';
 import sharp, { Metadata, OutputInfo } from 'sharp';
+import { corruptImage, ImageDecodeError } from './decodeErrors';
+import { checkStructure, DEFAULT_STRUCTURE_LIMITS, StructureLimits } from './structure';
 
-export type ImageErrorCode = 'UNSUPPORTED_FORMAT' | 'CORRUPT_IMAGE' | 'IMAGE_TOO_LARGE' | 'EMPTY_IMAGE';
-
-export class ImageDecodeError extends Error {
-  constructor(
-    readonly code: ImageErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ImageDecodeError';
-  }
-}
+export { ImageDecodeError } from './decodeErrors';
+export type { ImageErrorCode } from './decodeErrors';
 
 export const SUPPORTED_FORMATS = ['png', 'jpeg', 'webp', 'gif', 'tiff'] as const;
 
+/** What to do with a file of several frames or pages (animated GIF/WebP, multi-page TIFF). */
+export type MultiFrame = 'refuse' | 'screen';
+
 export interface DecodeOptions {
-  /** Largest width × height accepted (default 40 megapixels). */
+  /** Largest width × height accepted (default 40 megapixels); with several frames, their sum. */
   readonly maxPixels?: number;
   /** false: always decode with sharp (tests compare the two paths). Default true. */
   readonly fastPath?: boolean;
+  /** 'refuse' (default): MULTI_FRAME_IMAGE; 'screen': every frame is a view. */
+  readonly multiFrame?: MultiFrame;
+  /** With multiFrame 'screen': most frames decoded (default 16); more is IMAGE_TOO_COMPLEX. */
+  readonly maxFrames?: number;
+  /** Chunk and scan limits checked before decoding (src/images/structure.ts). */
+  readonly structure?: StructureLimits;
 }
 
+export const DEFAULT_MAX_FRAMES = 16;
+
 export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+/**
+ * One way a downstream decoder may see the file: `image` (a plain opaque image), `composited` (alpha
+ * flattened onto black: the policy's view) and `alpha-dropped` (the colour channels as stored, as
+ * OpenCV or PIL's convert('RGB') see them), per frame `frame:N` and `frame:N:alpha-dropped`.
+ */
+export interface ImageView {
+  readonly name: string;
+  /** H × W × C values in [0, 1], row-major. */
+  readonly pixels: Float32Array;
+}
+
+export interface DecodedViews {
+  /** The policy's view first (the composited first frame), then the others; never empty. */
+  readonly views: readonly ImageView[];
+  readonly format: string;
+  readonly originalWidth: number;
+  readonly originalHeight: number;
+}
 
 export interface DecodedImage {
   /** H × W × C values in [0, 1], row-major. */
@@ -115,9 +147,9 @@ async function probe(bytes: Buffer, maxPixels: number): Promise<Metadata & { for
   try {
     // No pixel limit for the header alone (sharp's default would refuse a large image with an error
     // that does not say so); ours is checked below, and again by the decoding pipeline.
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    meta = await sharp(bytes, { limitInputPixels: false, ignoreIcc: true }).metadata();
   } catch (err) {
-    throw new ImageDecodeError('CORRUPT_IMAGE', `the ${sniffed} header could not be read: ${(err as Error).message}`);
+    throw corruptImage(sniffed, 'header', err);
   }
   if (!meta.format || !(SUPPORTED_FORMATS as readonly string[]).includes(meta.format)) {
     throw new ImageDecodeError(
@@ -196,18 +228,27 @@ function decodePlainPng(bytes: Buffer, width: number, height: number, channels: 
   return { pixels, format: 'png', originalWidth: width, originalHeight: height };
 }
 
-/** The policy's steps 1-4 in one sharp pipeline, to raw 8- or 16-bit values. */
+/** One view's raw 8- or 16-bit values, from one sharp pipeline (the policy's steps 1-4). */
 async function convert(
   bytes: Buffer,
   meta: Metadata & { format: string },
   [height, width, channels]: readonly [number, number, number],
   maxPixels: number,
   sixteenBit: boolean,
+  view: { page: number; alpha: 'flatten' | 'drop' },
 ): Promise<{ data: Buffer; info: OutputInfo }> {
   try {
-    let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', pages: 1 })
-      .rotate()
-      .flatten({ background: '#000000' });
+    // ignoreIcc: embedded colour profiles are not applied. A profile is a program for lcms (a
+    // 1.5 KB PNG whose profile chains 20 000 matrix stages took 10 s of CPU for 28×28 pixels), and
+    // the model was trained on pixel values, not on colorimetry: values are read as sRGB.
+    let pipeline = sharp(bytes, {
+      limitInputPixels: maxPixels,
+      failOn: 'error',
+      page: view.page,
+      pages: 1,
+      ignoreIcc: true,
+    }).rotate();
+    pipeline = view.alpha === 'flatten' ? pipeline.flatten({ background: '#000000' }) : pipeline.removeAlpha();
     // greyscale() and 'srgb' are 8-bit colour spaces; their 16-bit twins keep a 16-bit image's levels.
     if (sixteenBit) pipeline = pipeline.toColourspace('grey16');
     else pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
@@ -216,33 +257,15 @@ async function convert(
     }
     return await pipeline.raw({ depth: sixteenBit ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new ImageDecodeError(
-      'CORRUPT_IMAGE',
-      `the ${meta.format} image could not be decoded: ${(err as Error).message}`,
-    );
+    throw corruptImage(meta.format, 'image', err);
   }
 }
 
-export async function decodeImage(
-  bytes: Buffer,
-  inputShape: readonly [number, number, number],
-  opts: DecodeOptions = {},
-): Promise<DecodedImage> {
-  const [height, width, channels] = inputShape;
-  if (channels !== 1 && channels !== 3) throw new Error(`models with ${channels} channels are not supported (1 or 3)`);
-  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (opts.fastPath !== false && width * height <= maxPixels && plainPng(bytes, width, height, channels)) {
-    const fast = decodePlainPng(bytes, width, height, channels);
-    if (fast) return fast;
-  }
-  const meta = await probe(bytes, maxPixels);
-  const w = meta.width ?? 0;
-  const h = meta.height ?? 0;
-  // 16-bit images keep their precision for grey models (adversarial images saved by `advsieve attack`
-  // are 16-bit PNGs); colour models read 8 bits (the 16-bit colour path is not tested here).
-  const sixteenBit = meta.depth === 'ushort' && channels === 1;
-  const raw = await convert(bytes, meta, inputShape, maxPixels, sixteenBit);
-  const { data, info } = raw;
+function toModelInput(
+  { data, info }: { data: Buffer; info: OutputInfo },
+  [height, width, channels]: readonly [number, number, number],
+  sixteenBit: boolean,
+): Float32Array {
   if (info.width !== width || info.height !== height) {
     throw new ImageDecodeError('CORRUPT_IMAGE', `decoded to ${info.width}×${info.height}, expected ${width}×${height}`);
   }
@@ -253,5 +276,120 @@ export async function decodeImage(
   for (let i = 0; i < width * height; i++) {
     for (let c = 0; c < channels; c++) pixels[i * channels + c] = values[i * stride + Math.min(c, stride - 1)] / max;
   }
-  return { pixels, format: meta.format, originalWidth: w, originalHeight: h };
+  return pixels;
+}
+
+function samePixels(a: Float32Array, b: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Checks a file's structure before any decoding (the fast path's included): chunk and scan counts, APNG. */
+function checkBeforeDecoding(bytes: Buffer, opts: DecodeOptions): void {
+  const sniffed = sniffFormat(bytes);
+  if (!sniffed) return; // probe names it
+  const structure = checkStructure(bytes, sniffed, opts.structure ?? DEFAULT_STRUCTURE_LIMITS);
+  if (structure.animatedPng) {
+    // libvips decodes only the default image; the frames a browser plays would go unscreened.
+    throw new ImageDecodeError(
+      'MULTI_FRAME_IMAGE',
+      `the PNG is animated (APNG, ${structure.frames} frames): its frames cannot be screened, so it is refused`,
+    );
+  }
+}
+
+/** A file of several frames: refused, or within the frame limit and (all frames together) the pixel limit. */
+function checkFrames(meta: Metadata & { format: string }, pages: number, opts: DecodeOptions, maxPixels: number): void {
+  if (pages <= 1) return;
+  const maxFrames = opts.maxFrames ?? DEFAULT_MAX_FRAMES;
+  if ((opts.multiFrame ?? 'refuse') === 'refuse') {
+    throw new ImageDecodeError(
+      'MULTI_FRAME_IMAGE',
+      `the ${meta.format} has ${pages} frames or pages; send one image per file (multi-frame images are refused)`,
+    );
+  }
+  if (pages > maxFrames) {
+    throw new ImageDecodeError(
+      'IMAGE_TOO_COMPLEX',
+      `the ${meta.format} has ${pages} frames or pages, more than the limit of ${maxFrames} (maxFrames)`,
+    );
+  }
+  // Every frame is decoded: the pixel limit bounds their sum, not one frame's.
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (w * h * pages > maxPixels) {
+    throw new ImageDecodeError(
+      'IMAGE_TOO_LARGE',
+      `${pages} frames of ${w}×${h} = ${w * h * pages} pixels exceed the limit of ${maxPixels}`,
+    );
+  }
+}
+
+/** One frame's views: composited, and alpha-dropped when the file has alpha and that differs. */
+async function frameViews(
+  bytes: Buffer,
+  meta: Metadata & { format: string },
+  inputShape: readonly [number, number, number],
+  maxPixels: number,
+  sixteenBit: boolean,
+  page: number,
+  pages: number,
+): Promise<ImageView[]> {
+  const decode = async (alpha: 'flatten' | 'drop') =>
+    toModelInput(
+      await convert(bytes, meta, inputShape, maxPixels, sixteenBit, { page, alpha }),
+      inputShape,
+      sixteenBit,
+    );
+  const base = pages > 1 ? `frame:${page}` : meta.hasAlpha ? 'composited' : 'image';
+  const composited = await decode('flatten');
+  if (!meta.hasAlpha) return [{ name: base, pixels: composited }];
+  const dropped = await decode('drop');
+  if (samePixels(composited, dropped)) return [{ name: base, pixels: composited }];
+  return [
+    { name: base, pixels: composited },
+    { name: pages > 1 ? `${base}:alpha-dropped` : 'alpha-dropped', pixels: dropped },
+  ];
+}
+
+/**
+ * Every view of the file a downstream decoder may show (see ImageView), the policy's first. Views
+ * identical to another of the same frame are left out (an alpha channel that is opaque everywhere).
+ */
+export async function decodeViews(
+  bytes: Buffer,
+  inputShape: readonly [number, number, number],
+  opts: DecodeOptions = {},
+): Promise<DecodedViews> {
+  const [height, width, channels] = inputShape;
+  if (channels !== 1 && channels !== 3) throw new Error(`models with ${channels} channels are not supported (1 or 3)`);
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  checkBeforeDecoding(bytes, opts);
+  if (opts.fastPath !== false && width * height <= maxPixels && plainPng(bytes, width, height, channels)) {
+    const fast = decodePlainPng(bytes, width, height, channels);
+    if (fast) {
+      const { pixels, ...rest } = fast;
+      return { ...rest, views: [{ name: 'image', pixels }] };
+    }
+  }
+  const meta = await probe(bytes, maxPixels);
+  const pages = Math.max(1, meta.pages ?? 1);
+  checkFrames(meta, pages, opts, maxPixels);
+  // 16-bit images keep their precision for grey models (adversarial images saved by `advsieve attack`
+  // are 16-bit PNGs); colour models read 8 bits (the 16-bit colour path is not tested here).
+  const sixteenBit = meta.depth === 'ushort' && channels === 1;
+  const views: ImageView[] = [];
+  for (let page = 0; page < pages; page++)
+    views.push(...(await frameViews(bytes, meta, inputShape, maxPixels, sixteenBit, page, pages)));
+  return { views, format: meta.format, originalWidth: meta.width ?? 0, originalHeight: meta.height ?? 0 };
+}
+
+/** The policy's view of the file (the composited first frame); see decodeViews for the others. */
+export async function decodeImage(
+  bytes: Buffer,
+  inputShape: readonly [number, number, number],
+  opts: DecodeOptions = {},
+): Promise<DecodedImage> {
+  const { views, ...rest } = await decodeViews(bytes, inputShape, opts);
+  return { ...rest, pixels: views[0].pixels };
 }

@@ -49,6 +49,11 @@ export const IMAGE_ERROR_CODES = [
   'CORRUPT_IMAGE',
   'IMAGE_TOO_LARGE',
   'EMPTY_IMAGE',
+  // Decoding bounded (src/images/structure.ts, src/images/decodePool.ts) and views (src/images/decode.ts).
+  'IMAGE_TOO_COMPLEX',
+  'MULTI_FRAME_IMAGE',
+  'DECODE_TIMEOUT',
+  'DECODE_FAILED',
   'INVALID_BASE64',
   'INFERENCE_FAILED',
 ] as const;

@@ -3,6 +3,7 @@ import { DefendResult } from './defend-result.type';
 import { Detection } from './detection.type';
 import { ImageError } from './image-error.type';
 import { Prediction } from './prediction.type';
+import { ScreenedView } from './screened-view.type';
 
 @ObjectType({ description: 'One image screened: the prediction and the detectors’ verdict, or the image’s own error.' })
 export class ScreenResult {
@@ -12,11 +13,30 @@ export class ScreenResult {
   @Field(() => String, { nullable: true, description: 'SHA-256 (hex) of the image file’s bytes.' })
   sha256?: string;
 
-  @Field(() => Prediction, { nullable: true })
+  @Field(() => Prediction, {
+    nullable: true,
+    description: 'Of the most suspicious view (the highest combined score); an image of one view has only that one.',
+  })
   prediction?: Prediction;
 
-  @Field(() => Detection, { nullable: true })
+  @Field(() => Detection, {
+    nullable: true,
+    description: 'Of the most suspicious view: adversarial when any view is.',
+  })
   detection?: Detection;
+
+  @Field(() => [ScreenedView], {
+    nullable: true,
+    description:
+      'Every view of the image that was screened (an image with alpha: composited and alpha-dropped, when they differ; every frame with ADVSIEVE_MULTI_FRAME=screen).',
+  })
+  views?: ScreenedView[];
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'The name of the view the verdict and prediction are of, when the image is flagged; null otherwise.',
+  })
+  flaggedView?: string | null;
 
   @Field(() => DefendResult, { nullable: true, description: 'With options.defend: the low-pass defense’s prediction.' })
   defense?: DefendResult;

@@ -57,8 +57,14 @@ export interface ServerConfig {
   readonly maxConcurrentRequests: number;
   /** Bytes of request bodies in flight at most, by Content-Length; beyond, OVERLOADED (a global memory bound). */
   readonly maxInflightBytes: number;
-  /** Images decoded at once, across all requests (libvips' working memory is per decode). */
+  /** Images decoded at once, across all requests: the decode processes (libvips' working memory is per decode). */
   readonly decodeConcurrency: number;
+  /** Longest one image's decode may take (less when its request's deadline is nearer): DECODE_TIMEOUT. */
+  readonly decodeTimeoutMs: number;
+  /** Files of several frames or pages: refused (MULTI_FRAME_IMAGE), or every frame screened as a view. */
+  readonly multiFrame: 'refuse' | 'screen';
+  /** With multiFrame 'screen': most frames per file (more: IMAGE_TOO_COMPLEX). */
+  readonly maxFrames: number;
   /** Tests only: images of the fault patterns kill their worker (src/engine/faultInjection.ts); refused in production. */
   readonly faultInjection: boolean;
   /** The audit log of verdicts: backend, durability, retention (src/audit/). */
@@ -188,7 +194,8 @@ function resilienceConfig(
     maxConcurrentRequests: integer(env, 'ADVSIEVE_MAX_CONCURRENT_REQUESTS', 1) ?? 256,
     // 512 MiB: above the largest single request the default limits admit (64 files × 5 MiB).
     maxInflightBytes: integer(env, 'ADVSIEVE_MAX_INFLIGHT_BYTES', 1024) ?? 512 * MiB,
-    decodeConcurrency: integer(env, 'ADVSIEVE_DECODE_CONCURRENCY', 1) ?? os.availableParallelism(),
+    // One decode process each (~60 MB resident with sharp loaded): the cores, at most 8.
+    decodeConcurrency: integer(env, 'ADVSIEVE_DECODE_CONCURRENCY', 1) ?? Math.min(8, os.availableParallelism()),
     faultInjection,
   };
 }
@@ -199,6 +206,19 @@ function thresholdConfig(env: Env): Pick<ServerConfig, 'targetFpr' | 'maxTargetF
     targetFpr: fraction(env, 'ADVSIEVE_TARGET_FPR'),
     maxTargetFpr: fraction(env, 'ADVSIEVE_MAX_TARGET_FPR') ?? 0.5,
     allowLooserTargetFpr: flag(env, 'ADVSIEVE_ALLOW_LOOSER_TARGET_FPR') ?? false,
+  };
+}
+
+/** How images are decoded: the time budget and multi-frame files (docs/api.md, "Image policy"). */
+function decodeConfig(env: Env): Pick<ServerConfig, 'decodeTimeoutMs' | 'multiFrame' | 'maxFrames'> {
+  const multiFrame = (env.ADVSIEVE_MULTI_FRAME || 'refuse').toLowerCase();
+  if (multiFrame !== 'refuse' && multiFrame !== 'screen')
+    throw new ConfigError('ADVSIEVE_MULTI_FRAME', "'refuse' or 'screen'", env.ADVSIEVE_MULTI_FRAME ?? '');
+  return {
+    // Seconds: a 28×28 image decodes in a millisecond, a 40-megapixel JPEG in about one.
+    decodeTimeoutMs: integer(env, 'ADVSIEVE_DECODE_TIMEOUT_MS', 1) ?? 5000,
+    multiFrame,
+    maxFrames: integer(env, 'ADVSIEVE_MAX_FRAMES', 1) ?? 16,
   };
 }
 
@@ -231,6 +251,7 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     maxQueue: integer(env, 'ADVSIEVE_MAX_QUEUE', 1),
     shutdownTimeoutMs: integer(env, 'ADVSIEVE_SHUTDOWN_TIMEOUT_MS', 0) ?? 30_000,
     ...resilienceConfig(env, production),
+    ...decodeConfig(env),
     audit: auditConfig(env),
     gateway: gatewayConfig(env, production),
   };

@@ -11,6 +11,7 @@ import { encodePng16 } from '../images/encode';
 import type { ImageOutput } from '../engine/model';
 import { decodeImage } from '../images/decode';
 import { prediction, ScreenOutcome } from '../screening/screener';
+import { mostSuspiciousView } from '../screening/views';
 import type { AttackResult } from '../schema/attack-result.type';
 import type { ClassifyResult } from '../schema/classify-result.type';
 import type { DefendResult } from '../schema/defend-result.type';
@@ -97,20 +98,37 @@ export async function screen(
   // The operator's policy, not the client, sets how loose the screening may be.
   const targetFpr = targetFprFor(service.thresholdPolicy, ctx.principal, options?.targetFpr);
   const top = checkTop(service, options?.top);
-  const { images, outputs } = await readAndInfer(ctx, inputs, 'images', TOKENS_PER_IMAGE.screen);
+  // Every view of every image (alpha-dropped, frames: src/images/decode.ts), in one engine call.
+  const images = await ctx.images.read(inputs, 'images', TOKENS_PER_IMAGE.screen);
+  const outputs = await ctx.images.inferViews(images);
   const results = await Promise.all(
     images.map(async (img, i): Promise<ScreenResult> => {
-      const out = outputs[i];
-      if (out instanceof ImageFailure) return { index: i, sha256: img.sha256, error: errorOf(out) };
-      const outcome = service.screener.screen(out, { targetFpr, top });
-      observeScores(service, outcome);
+      const viewOutputs = outputs[i];
+      if (viewOutputs instanceof ImageFailure) return { index: i, sha256: img.sha256, error: errorOf(viewOutputs) };
+      const failed = viewOutputs.find((v) => v.output instanceof ImageFailure);
+      if (failed) return { index: i, sha256: img.sha256, error: errorOf(failed.output as ImageFailure) };
+      const screened = viewOutputs.map((v) => {
+        const out = v.output as ImageOutput;
+        return { name: v.name, out, outcome: service.screener.screen(out, { targetFpr, top }) };
+      });
+      const { chosen, views, flaggedView } = mostSuspiciousView(screened);
+      observeScores(service, chosen.outcome);
       return {
         index: i,
         sha256: img.sha256,
-        prediction: outcome.prediction,
-        detection: outcome.detection,
+        prediction: chosen.outcome.prediction,
+        detection: chosen.outcome.detection,
+        views,
+        flaggedView,
         defense: options?.defend
-          ? await defenseResult(i, img.sha256, outcome, out, options.returnPurifiedImage === true, service)
+          ? await defenseResult(
+              i,
+              img.sha256,
+              chosen.outcome,
+              chosen.out,
+              options.returnPurifiedImage === true,
+              service,
+            )
           : undefined,
       };
     }),

@@ -15,7 +15,9 @@ import DataLoader from 'dataloader';
 import type { Readable } from 'stream';
 import { BatcherClosedError, DeadlineExceededError, OverloadError } from '../engine/batcher';
 import type { ImageOutput } from '../engine/model';
-import { decodeImage, ImageDecodeError } from '../images/decode';
+import { ImageDecodeError } from '../images/decodeErrors';
+import { DecodeDeadlineError } from '../images/decodePool';
+import { logger } from '../util/logger';
 import type { ImageInput } from '../schema/image.input';
 import type { FileUpload } from '../schema/upload.scalar';
 import {
@@ -30,8 +32,18 @@ import {
 import type { ScreeningService } from './service';
 
 /**
+ * One view of an image (src/images/decode.ts's ImageView): its name and the loader key its pixels
+ * are inferred under (the first view's is the file's SHA-256, the others' derive from it).
+ */
+export interface ReadView {
+  readonly name: string;
+  readonly key: string;
+}
+
+/**
  * An image of the request once read and decoded, or why it could not be. `bytes` is the file's size
  * and `data` the file itself, kept only when the audit log stores images (ADVSIEVE_AUDIT_STORE_IMAGES).
+ * `pixels` is the policy's view (the composited first frame); `views` every view, that one first.
  */
 export type ReadImage =
   | {
@@ -40,6 +52,7 @@ export type ReadImage =
       readonly bytes: number;
       readonly data?: Buffer;
       readonly pixels: Float32Array;
+      readonly views: readonly ReadView[];
     }
   | {
       readonly index: number;
@@ -57,8 +70,8 @@ const DATA_URL = /^data:[^,]*;base64,/i;
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 export class RequestImages {
-  /** Decoded pixels by SHA-256 of the file (also the loader's keys), and derived images by their key. */
-  private readonly pixels = new Map<string, Promise<Float32Array | ImageFailure>>();
+  /** Decoded views by SHA-256 of the file, and every view's or derived image's pixels by loader key. */
+  private readonly pixels = new Map<string, Promise<Array<ReadView & { pixels: Float32Array }> | ImageFailure>>();
   private readonly ready = new Map<string, Float32Array>();
   private readonly loader: DataLoader<string, ImageOutput>;
   private counted = 0;
@@ -118,6 +131,21 @@ export class RequestImages {
     const outputs = await this.withinDeadline(this.loader.loadMany(keys), 'its images waited for inference');
     const byKey = new Map(keys.map((k, i) => [k, outputs[i]]));
     return images.map((img) => (isFailed(img) ? img.failure : this.checked(byKey.get(img.sha256)!)));
+  }
+
+  /**
+   * Engine outputs for every view of the given images (for failed ones, their failure), from one
+   * engine call; a view seen twice (the same file twice) is inferred once.
+   */
+  async inferViews(
+    images: readonly ReadImage[],
+  ): Promise<Array<ImageFailure | Array<{ name: string; output: ImageOutput | ImageFailure }>>> {
+    const keys = images.flatMap((img) => (isFailed(img) ? [] : img.views.map((v) => v.key)));
+    const outputs = await this.withinDeadline(this.loader.loadMany(keys), 'its images waited for inference');
+    const byKey = new Map(keys.map((k, i) => [k, outputs[i]]));
+    return images.map((img) =>
+      isFailed(img) ? img.failure : img.views.map((v) => ({ name: v.name, output: this.checked(byKey.get(v.key)!) })),
+    );
   }
 
   /** Engine outputs for pixels made during the request (a low-passed or attacked image), by key. */
@@ -198,17 +226,29 @@ export class RequestImages {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     let decoded = this.pixels.get(sha256);
     if (!decoded) {
-      const shape = this.service.metadata.inputShape;
-      const maxPixels = this.service.config.maxPixels;
-      decoded = this.service.decodeSlots
-        .run(() => {
-          if (performance.now() >= this.deadline) throw this.expired('its images waited to be decoded');
-          return decodeImage(bytes, shape, { maxPixels });
-        })
+      const config = this.service.config;
+      // In a decode process, within min(ADVSIEVE_DECODE_TIMEOUT_MS, time left): never on this thread.
+      decoded = this.service.decodePool
+        .decode(
+          bytes,
+          this.service.metadata.inputShape,
+          { maxPixels: config.maxPixels, multiFrame: config.multiFrame, maxFrames: config.maxFrames },
+          this.deadline,
+        )
         .then(
-          (d) => d.pixels,
+          (d) =>
+            d.views.map((v, i) => ({
+              name: v.name,
+              key: i === 0 ? sha256 : `${sha256}:view:${v.name}`,
+              pixels: v.pixels,
+            })),
           (err: Error) => {
-            if (err instanceof ImageDecodeError) return new ImageFailure(err.code, err.message);
+            if (err instanceof DecodeDeadlineError) throw this.expired('its images waited to be decoded');
+            if (err instanceof ImageDecodeError) {
+              // The decoder's own words name library internals: the log's, not the client's.
+              if (err.detail) logger.debug({ sha256, code: err.code, detail: err.detail }, 'image not decoded');
+              return new ImageFailure(err.code, err.message);
+            }
             throw err;
           },
         );
@@ -217,8 +257,14 @@ export class RequestImages {
     const result = await decoded;
     const file = { bytes: bytes.length, data: this.service.config.audit.storeImages ? bytes : undefined };
     if (result instanceof ImageFailure) return { index, sha256, ...file, failure: result };
-    this.ready.set(sha256, result);
-    return { index, sha256, ...file, pixels: result };
+    for (const v of result) this.ready.set(v.key, v.pixels);
+    return {
+      index,
+      sha256,
+      ...file,
+      pixels: result[0].pixels,
+      views: result.map((v) => ({ name: v.name, key: v.key })),
+    };
   }
 }
 

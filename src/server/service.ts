@@ -11,7 +11,7 @@ import { Engine } from '../engine/engine';
 import { checkModelFiles, ModelMetadata } from '../engine/modelStore';
 import { Screener } from '../screening/screener';
 import { logger } from '../util/logger';
-import { Semaphore } from '../util/semaphore';
+import { DecodePool } from '../images/decodePool';
 import { AnalysisRunner } from './analysisRunner';
 import { AttackRunner } from './attackRunner';
 import { thresholdPolicy, ThresholdPolicy } from './thresholdPolicy';
@@ -20,8 +20,11 @@ import type { Metrics } from '../request/metrics';
 
 export class ScreeningService {
   private closing = false;
-  /** Images decoded at once, across requests (ADVSIEVE_DECODE_CONCURRENCY): decoding's memory is per image. */
-  readonly decodeSlots: Semaphore;
+  /**
+   * The decode processes (ADVSIEVE_DECODE_CONCURRENCY of them): every image is decoded there, never
+   * on this thread, within ADVSIEVE_DECODE_TIMEOUT_MS (src/images/decodePool.ts).
+   */
+  readonly decodePool: DecodePool;
   /** `spectrum` and `defend(radius)`'s DFTs and plots, on a worker thread of their own (src/server/analysisRunner.ts). */
   readonly analysis = new AnalysisRunner();
 
@@ -39,7 +42,7 @@ export class ScreeningService {
     /** SHA-256 of the calibration file's bytes: its version in the audit log (the file has no other). */
     readonly calibrationSha256: string,
   ) {
-    this.decodeSlots = new Semaphore(config.decodeConcurrency);
+    this.decodePool = new DecodePool(config.decodeConcurrency, config.decodeTimeoutMs);
   }
 
   /**
@@ -126,6 +129,7 @@ export class ScreeningService {
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all([this.engine.close(), this.attacks?.close(), this.analysis.close()]);
+    await this.decodePool.close();
     // Last: the requests that were in flight have recorded their verdicts by now.
     await this.audit.close();
   }

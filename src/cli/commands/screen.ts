@@ -4,21 +4,52 @@
  * The same Screener serves the GraphQL API.
  */
 import { Command } from 'commander';
+import * as fs from 'fs';
+import { decodeViews } from '../../images/decode';
+import { ImageDecodeError } from '../../images/decodeErrors';
 import { calibrationPath, loadCalibration } from '../../calibration/calibrationFile';
 import { describeBackend, initBackend } from '../../engine/backends';
 import { InferenceModel } from '../../engine/model';
 import { Screener, ScreenOutcome } from '../../screening/screener';
+import { mostSuspiciousView, ViewSummary } from '../../screening/views';
 import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
 import { toJson } from '../json';
 import { floatOption } from '../options';
-import { loadImages, runDecoded } from './classify';
+import { runDecoded } from './classify';
 
 const FLOAT_KEYS = new Set(['confidence', 'score', 'threshold', 'targetFpr', 'radius']);
 
 export type ScreenRow =
-  | ({ file: string } & Omit<ScreenOutcome, 'defense'> & { defense?: ScreenOutcome['defense'] })
+  | ({ file: string } & Omit<ScreenOutcome, 'defense'> & {
+        defense?: ScreenOutcome['defense'];
+        views: ViewSummary[];
+        flaggedView: string | null;
+      })
   | { file: string; error: { code: string; message: string } };
+
+type Views = Array<{ name: string; pixels: Float32Array }> | { code: string; message: string };
+
+/**
+ * Every view of each file (src/images/decode.ts: alpha-dropped, frames), decoded in this process —
+ * the CLI reads the operator's own files, one at a time, with no other client to protect; the
+ * same structural limits apply. Multi-frame files are refused, as the service does by default.
+ */
+async function loadViews(files: readonly string[], model: InferenceModel): Promise<Views[]> {
+  const out: Views[] = [];
+  for (const file of files) {
+    try {
+      out.push([...(await decodeViews(await fs.promises.readFile(file), model.inputShape)).views]);
+    } catch (err) {
+      if (err instanceof ImageDecodeError) out.push({ code: err.code, message: err.message });
+      else {
+        const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'UNREADABLE_FILE';
+        out.push({ code, message: (err as Error).message });
+      }
+    }
+  }
+  return out;
+}
 
 export async function screenFiles(
   files: readonly string[],
@@ -26,12 +57,23 @@ export async function screenFiles(
   screener: Screener,
   options: { defend?: boolean; targetFpr?: number },
 ): Promise<ScreenRow[]> {
-  const outputs = await runDecoded(await loadImages(files, model), model, screener.extras);
-  return files.map((file, i) => {
-    const out = outputs[i];
-    if (!('probs' in out)) return { file, error: out };
-    const { prediction, detection, defense } = screener.screen(out, { targetFpr: options.targetFpr });
-    return options.defend ? { file, prediction, detection, defense } : { file, prediction, detection };
+  const decoded = await loadViews(files, model);
+  // Every view of every file in one batch; then each file's verdict over its views.
+  const flat = decoded.flatMap((d) => (Array.isArray(d) ? d.map((v) => v.pixels) : []));
+  const outputs = await runDecoded(flat, model, screener.extras);
+  let next = 0;
+  return files.map((file, i): ScreenRow => {
+    const d = decoded[i];
+    if (!Array.isArray(d)) return { file, error: d };
+    const screened = d.map((v) => {
+      const out = outputs[next++];
+      if (!('probs' in out)) throw new Error(`view ${v.name} of ${file} has no output`);
+      return { name: v.name, outcome: screener.screen(out, { targetFpr: options.targetFpr }) };
+    });
+    const { chosen, views, flaggedView } = mostSuspiciousView(screened);
+    const { prediction, detection, defense } = chosen.outcome;
+    const row = { file, prediction, detection, views, flaggedView };
+    return options.defend ? { ...row, defense } : row;
   });
 }
 
@@ -44,7 +86,11 @@ function printRow(r: ScreenRow): void {
   const d = r.detection;
   process.stdout.write(
     `${r.file}: ${p.label} (class ${p.classIndex}, ${(p.confidence * 100).toFixed(1)} %) — ` +
-      `${d.adversarial ? 'ADVERSARIAL' : 'clean'} (combined ${d.score.toFixed(3)} vs ${d.threshold.toFixed(3)})\n`,
+      `${d.adversarial ? 'ADVERSARIAL' : 'clean'} (combined ${d.score.toFixed(3)} vs ${d.threshold.toFixed(3)})` +
+      (r.views.length > 1
+        ? ` — views: ${r.views.map((v) => `${v.name}${v.adversarial ? ' (flagged)' : ''}`).join(', ')}`
+        : '') +
+      '\n',
   );
   for (const s of d.detectors)
     process.stdout.write(
