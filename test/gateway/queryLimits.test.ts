@@ -106,7 +106,9 @@ test('a huge document is refused by counting tokens, without being parsed; comme
   const huge = '{ ' + 'model { id } '.repeat(500_000) + '}';
   const start = performance.now();
   expect(codes(huge)[0][0]).toBe('TOO_MANY_TOKENS');
-  expect(performance.now() - start).toBeLessThan(50);
+  // Counting takes a few ms; lexing and parsing these 6.5 MB took over a second. The bound leaves room
+  // for a loaded machine (60 ms was measured once on 2 busy cores).
+  expect(performance.now() - start).toBeLessThan(300);
   expect(tokensOver(`# ${'x '.repeat(5000)}\n{ model { id } }`, 6)).toBe(false);
   expect(tokensOver('{ model { id } }', 5)).toBe(true);
 });

@@ -112,8 +112,9 @@ test('this thread is not blocked while decodes run: timers fire on time', async 
   await Promise.all([slow, slow].map((f) => p.decode(f, GREY)));
   clearInterval(timer);
   // In process, each of these blocked one of libuv's threads for ~1.5 s; the chunk walks of a hostile PNG
-  // blocked this thread itself. Here only scheduling noise remains (the decode processes run niced).
-  expect(worst).toBeLessThan(100);
+  // blocked this thread itself (~1.3 s each). Here only scheduling noise remains (the decode processes run
+  // niced): tens of ms on a quiet machine, up to ~0.5 s measured on 2 cores at load 6.
+  expect(worst).toBeLessThan(1000);
 });
 
 test('a process that dies on an image fails that image alone (DECODE_FAILED) and is replaced', async () => {
