@@ -9,7 +9,8 @@
  *   checkOperations  batch size (TOO_MANY_OPERATIONS) and shape (BAD_REQUEST), the list entries
  *                 of each operation's variables (PAYLOAD_TOO_LARGE, before graphql-js coerces
  *                 them), trusted documents (PERSISTED_QUERY_NOT_ALLOWED),
- *                 depth/cost/aliases/directives/tokens: 400 each
+ *                 depth/cost/aliases/directives/tokens: 400 each, variables the operation does
+ *                 not declare (BAD_USER_INPUT)
  *
  * then Apollo, whose context gets the principal (for `@Authorized` scopes, src/gateway/scopes.ts)
  * and the request's images metered against the key's bucket.
@@ -29,12 +30,14 @@ import {
   tooManyListEntries,
   tooManyOperations,
   unauthenticated,
+  undeclaredVariables,
   forbidden,
 } from './errors';
 import { MeteredRequestImages } from './meteredImages';
 import type { QueryLimiter, QueryLimits } from './queryLimits';
 import { BucketLimit, RateLimiter, RequestMeter, TokenBuckets } from './rateLimit';
 import { TrustedDocuments } from './trustedDocuments';
+import { DeclaredVariables } from './undeclaredVariables';
 import { listEntriesOver } from './variableLists';
 
 export interface GatewayConfig {
@@ -178,6 +181,7 @@ export class Gateway {
   readonly keys: ApiKeyStore;
   private readonly trusted: TrustedDocuments | undefined;
   private readonly buckets: RateLimiter = new TokenBuckets();
+  private readonly declared: DeclaredVariables;
 
   /** Reads the trusted documents, if configured: a bad manifest stops the start here. */
   constructor(
@@ -187,6 +191,7 @@ export class Gateway {
   ) {
     this.keys = new ApiKeyStore(config.apiKeys);
     this.trusted = config.trustedDocumentsFile ? TrustedDocuments.load(config.trustedDocumentsFile) : undefined;
+    this.declared = new DeclaredVariables(config.queryLimits.maxTokens);
   }
 
   /** The start-up log lines: an open API is worth a warning. */
@@ -347,6 +352,8 @@ export class Gateway {
       const refusal = this.trusted ? this.trust(op) : undefined;
       const errors = refusal ? [refusal] : typeof op.query === 'string' ? limiter.check(op.query) : [];
       if (errors.length) return errors;
+      const undeclared = typeof op.query === 'string' ? this.declared.undeclared(op.query, op.variables) : [];
+      if (undeclared.length) return [undeclaredVariables(batched ? `operation ${i} of the batch` : 'the operation', undeclared)];
     }
     return [];
   }
@@ -371,6 +378,12 @@ export class Gateway {
     }
     op.setQuery(body);
     return undefined;
+  }
+
+  /** Whose share of admission a request is charged to (src/server/admission.ts): its key, else its address. */
+  clientOf(req: Request, res: Response): string {
+    const principal = locals(res).principal;
+    return principal ? `key:${principal.keyId}` : `address:${req.socket.remoteAddress ?? ''}`;
   }
 
   /** The principal for the API context; with keys configured, a request without one never gets here. */
