@@ -336,14 +336,24 @@ export class Gateway {
       }
       const read =
         req.method === 'GET' ? getOperation(req) : bodyOperations(req.body, this.config.maxBatchedOperations);
-      const errors = read.refusal ? [read.refusal] : this.operationErrors(read.operations, read.batched, limiter);
+      // A multipart request's map may put a file where the operation declares nothing: that file's
+      // image is answered with its own error, as before (the operations part is bounded by the upload limits).
+      const undeclaredRefused = !req.is('multipart/form-data');
+      const errors = read.refusal
+        ? [read.refusal]
+        : this.operationErrors(read.operations, read.batched, limiter, undeclaredRefused);
       if (errors.length) this.refuse(res, errors);
       else next();
     };
   }
 
   /** The first operation's refusal: too many list entries in its variables, an untrusted document, or query limits. */
-  private operationErrors(operations: readonly Operation[], batched: boolean, limiter: QueryLimiter): GraphQLError[] {
+  private operationErrors(
+    operations: readonly Operation[],
+    batched: boolean,
+    limiter: QueryLimiter,
+    undeclaredRefused: boolean,
+  ): GraphQLError[] {
     const maxImages = this.service.maxImages;
     for (const [i, op] of operations.entries()) {
       if (listEntriesOver(op.variables, maxImages)) {
@@ -352,7 +362,8 @@ export class Gateway {
       const refusal = this.trusted ? this.trust(op) : undefined;
       const errors = refusal ? [refusal] : typeof op.query === 'string' ? limiter.check(op.query) : [];
       if (errors.length) return errors;
-      const undeclared = typeof op.query === 'string' ? this.declared.undeclared(op.query, op.variables) : [];
+      const undeclared =
+        undeclaredRefused && typeof op.query === 'string' ? this.declared.undeclared(op.query, op.variables) : [];
       if (undeclared.length) return [undeclaredVariables(batched ? `operation ${i} of the batch` : 'the operation', undeclared)];
     }
     return [];
