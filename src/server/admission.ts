@@ -155,7 +155,9 @@ export class Admission {
     const socket = req.socket;
     const conn = this.connectionOf(socket);
     if (conn.closed) return; // the client is gone: nobody could read an answer
-    if (conn.current === undefined) {
+    // Never ahead of requests already waiting: their answers come first on this connection, so
+    // one admitted before them would wait for them while they wait for its place.
+    if (conn.current === undefined && conn.waiting.length === 0) {
       this.consider(req, res, next, conn);
       return;
     }
