@@ -9,7 +9,8 @@
  *   checkOperations  batch size (TOO_MANY_OPERATIONS) and shape (BAD_REQUEST), the list entries
  *                 of each operation's variables (PAYLOAD_TOO_LARGE, before graphql-js coerces
  *                 them), trusted documents (PERSISTED_QUERY_NOT_ALLOWED),
- *                 depth/cost/aliases/directives/tokens: 400 each
+ *                 depth/cost/aliases/directives/tokens: 400 each, variables the operation does
+ *                 not declare (BAD_USER_INPUT)
  *
  * then Apollo, whose context gets the principal (for `@Authorized` scopes, src/gateway/scopes.ts)
  * and the charge for the request's images against the key's bucket.
@@ -28,12 +29,14 @@ import {
   tooManyListEntries,
   tooManyOperations,
   unauthenticated,
+  undeclaredVariables,
   forbidden,
 } from './errors';
 import type { QueryLimiter, QueryLimits } from './queryLimits';
 import { BucketLimit, RateLimiter, RequestMeter, TokenBuckets } from './rateLimit';
 import { persistedQueryError, persistedQueryScope } from './persistedQueries';
 import { TrustedDocuments } from './trustedDocuments';
+import { DeclaredVariables } from './undeclaredVariables';
 import { listEntriesOver } from './variableLists';
 
 export interface GatewayConfig {
@@ -187,6 +190,7 @@ export class Gateway {
   readonly keys: ApiKeyStore;
   private readonly trusted: TrustedDocuments | undefined;
   private readonly buckets: RateLimiter = new TokenBuckets();
+  private readonly declared: DeclaredVariables;
 
   /** Reads the trusted documents, if configured: a bad manifest stops the start here. */
   constructor(
@@ -196,6 +200,7 @@ export class Gateway {
   ) {
     this.keys = new ApiKeyStore(config.apiKeys);
     this.trusted = config.trustedDocumentsFile ? TrustedDocuments.load(config.trustedDocumentsFile) : undefined;
+    this.declared = new DeclaredVariables(config.queryLimits.maxTokens);
   }
 
   /** The start-up log lines: an open API is worth a warning. */
@@ -349,7 +354,12 @@ export class Gateway {
       }
       const read =
         req.method === 'GET' ? getOperation(req) : bodyOperations(req.body, this.config.maxBatchedOperations);
-      const errors = read.refusal ? [read.refusal] : this.operationErrors(read.operations, read.batched, limiter);
+      // A multipart request's map may put a file where the operation declares nothing: that file's
+      // image is answered with its own error, as before (the operations part is bounded by the upload limits).
+      const undeclaredRefused = !req.is('multipart/form-data');
+      const errors = read.refusal
+        ? [read.refusal]
+        : this.operationErrors(read.operations, read.batched, limiter, undeclaredRefused);
       if (errors.length) this.refuse(res, errors);
       // Apollo runs in the key's scope: its persisted-query cache is the key's own (src/gateway/persistedQueries.ts).
       else persistedQueryScope.run(locals(res).principal?.keyId ?? '', next);
@@ -357,7 +367,12 @@ export class Gateway {
   }
 
   /** The first operation's refusal: too many list entries in its variables, an untrusted document, or query limits. */
-  private operationErrors(operations: readonly Operation[], batched: boolean, limiter: QueryLimiter): GraphQLError[] {
+  private operationErrors(
+    operations: readonly Operation[],
+    batched: boolean,
+    limiter: QueryLimiter,
+    undeclaredRefused: boolean,
+  ): GraphQLError[] {
     const maxImages = this.service.maxImages;
     let work = 0;
     for (const [i, op] of operations.entries()) {
@@ -372,6 +387,8 @@ export class Gateway {
       const checked = limiter.checkWithWork(op.query);
       if (checked.errors.length) return checked.errors;
       work += checked.work;
+      const undeclared = undeclaredRefused ? this.declared.undeclared(op.query, op.variables) : [];
+      if (undeclared.length) return [undeclaredVariables(batched ? `operation ${i} of the batch` : 'the operation', undeclared)];
     }
     // The batch's work together: 8 operations of 16 aliased spectra each are one request's work.
     const tooMuch = limiter.workError(work);
@@ -398,6 +415,12 @@ export class Gateway {
     }
     op.setQuery(body);
     return undefined;
+  }
+
+  /** Whose share of admission a request is charged to (src/server/admission.ts): its key, else its address. */
+  clientOf(req: Request, res: Response): string {
+    const principal = locals(res).principal;
+    return principal ? `key:${principal.keyId}` : `address:${req.socket.remoteAddress ?? ''}`;
   }
 
   /** The principal for the API context; with keys configured, a request without one never gets here. */

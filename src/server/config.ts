@@ -57,6 +57,10 @@ export interface ServerConfig {
   readonly maxConcurrentRequests: number;
   /** Bytes of request bodies in flight at most, by Content-Length; beyond, OVERLOADED (a global memory bound). */
   readonly maxInflightBytes: number;
+  /** One client's share of the requests in flight (per API key; per address only when set explicitly). */
+  readonly maxConcurrentRequestsPerClient: number;
+  /** One client's share of the body bytes in flight, and the most one request may be charged. */
+  readonly maxInflightBytesPerClient: number;
   /** Images decoded at once, across all requests: the decode processes (libvips' working memory is per decode). */
   readonly decodeConcurrency: number;
   /** Longest one image's decode may take (less when its request's deadline is nearer): DECODE_TIMEOUT. */
@@ -172,13 +176,45 @@ function metricsEndpoint(env: Env): GatewayConfig['metrics'] {
   return { port, host: env.ADVSIEVE_METRICS_HOST || '127.0.0.1' };
 }
 
+/**
+ * One client's share of admission (src/server/admission.ts). With API keys configured, a key's
+ * share is an eighth of the byte budget and a quarter of the places by default, so that no key
+ * alone can fill either. Without keys the default is no share at all (the global limits): the
+ * service would see a proxy's address as every client's, as for rate limits; set the variables to
+ * share by address. A share is never above the global limit.
+ */
+function clientShares(
+  env: Env,
+  keyed: boolean,
+  maxConcurrentRequests: number,
+  maxInflightBytes: number,
+): Pick<ServerConfig, 'maxConcurrentRequestsPerClient' | 'maxInflightBytesPerClient'> {
+  const requests =
+    integer(env, 'ADVSIEVE_MAX_CONCURRENT_REQUESTS_PER_CLIENT', 1) ??
+    (keyed ? Math.ceil(maxConcurrentRequests / 4) : maxConcurrentRequests);
+  const bytes =
+    integer(env, 'ADVSIEVE_MAX_INFLIGHT_BYTES_PER_CLIENT', 1024) ??
+    (keyed ? Math.floor(maxInflightBytes / 8) : maxInflightBytes);
+  return {
+    maxConcurrentRequestsPerClient: Math.min(requests, maxConcurrentRequests),
+    maxInflightBytesPerClient: Math.min(bytes, maxInflightBytes),
+  };
+}
+
 /** Deadlines, admission, decoding and fault injection (docs/api.md, "Holding under load and faults"). */
 function resilienceConfig(
   env: Env,
   production: boolean,
+  keyed: boolean,
 ): Pick<
   ServerConfig,
-  'requestTimeoutMs' | 'maxConcurrentRequests' | 'maxInflightBytes' | 'decodeConcurrency' | 'faultInjection'
+  | 'requestTimeoutMs'
+  | 'maxConcurrentRequests'
+  | 'maxInflightBytes'
+  | 'maxConcurrentRequestsPerClient'
+  | 'maxInflightBytesPerClient'
+  | 'decodeConcurrency'
+  | 'faultInjection'
 > {
   const faultInjection = flag(env, 'ADVSIEVE_FAULT_INJECTION') ?? false;
   if (production && faultInjection) {
@@ -189,11 +225,14 @@ function resilienceConfig(
       env.ADVSIEVE_FAULT_INJECTION ?? '',
     );
   }
+  const maxConcurrentRequests = integer(env, 'ADVSIEVE_MAX_CONCURRENT_REQUESTS', 1) ?? 256;
+  // 512 MiB: above the largest single request the default limits admit (64 files × 5 MiB).
+  const maxInflightBytes = integer(env, 'ADVSIEVE_MAX_INFLIGHT_BYTES', 1024) ?? 512 * MiB;
   return {
     requestTimeoutMs: integer(env, 'ADVSIEVE_REQUEST_TIMEOUT_MS', 1) ?? 30_000,
-    maxConcurrentRequests: integer(env, 'ADVSIEVE_MAX_CONCURRENT_REQUESTS', 1) ?? 256,
-    // 512 MiB: above the largest single request the default limits admit (64 files × 5 MiB).
-    maxInflightBytes: integer(env, 'ADVSIEVE_MAX_INFLIGHT_BYTES', 1024) ?? 512 * MiB,
+    maxConcurrentRequests,
+    maxInflightBytes,
+    ...clientShares(env, keyed, maxConcurrentRequests, maxInflightBytes),
     // One decode process each (~60 MB resident with sharp loaded): the cores, at most 8.
     decodeConcurrency: integer(env, 'ADVSIEVE_DECODE_CONCURRENCY', 1) ?? Math.min(8, os.availableParallelism()),
     faultInjection,
@@ -229,6 +268,7 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     // The issue's rule: red-teaming is never exposed by a production deployment.
     throw new ConfigError('ADVSIEVE_ATTACKS', 'off when NODE_ENV=production', env.ADVSIEVE_ATTACKS ?? '');
   }
+  const gateway = gatewayConfig(env, production);
   return {
     port: integer(env, 'PORT', 0) ?? 4000,
     host: env.HOST || undefined,
@@ -250,9 +290,9 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     maxDelayMs: integer(env, 'ADVSIEVE_MAX_DELAY_MS', 0),
     maxQueue: integer(env, 'ADVSIEVE_MAX_QUEUE', 1),
     shutdownTimeoutMs: integer(env, 'ADVSIEVE_SHUTDOWN_TIMEOUT_MS', 0) ?? 30_000,
-    ...resilienceConfig(env, production),
+    ...resilienceConfig(env, production, gateway.apiKeys.length > 0),
     ...decodeConfig(env),
     audit: auditConfig(env),
-    gateway: gatewayConfig(env, production),
+    gateway,
   };
 }

@@ -3,13 +3,15 @@
  * /health/ready, Prometheus on /metrics. The port opens before the model loads, so an orchestrator
  * sees "live, not ready" while the workers start; /graphql answers 503 until then.
  *
- * /graphql's middleware, in order: admission (requests in flight, the request's deadline, a
- * declared body over the limit: src/server/admission.ts); refuse multipart requests without a
- * CSRF-preventing header before any upload is read (Apollo checks the same later, too late to
- * avoid reading the files); the gateway's API key and the key's rate limit (src/gateway/, headers
- * only); graphql-upload
- * (multipart, with the file size and count limits); the JSON body parser (its limit is what bounds
- * base64 images); the gateway's batch size, trusted documents and query limits; Apollo.
+ * /graphql's middleware, in order: refuse multipart requests without a CSRF-preventing header
+ * before any upload is read (Apollo checks the same later, too late to avoid reading the files);
+ * the gateway's API key (src/gateway/, headers only); admission (one request at a time per
+ * connection, requests and bytes in flight, globally and per key, the request's deadline, a
+ * declared body over the limit: src/server/admission.ts), after the key so that it knows whose
+ * share to charge; the key's rate limit; graphql-upload (multipart, with the file size and count
+ * limits); the JSON body parser (its limit is what bounds base64 images), which measures the
+ * body's shape as it arrives and refuses it before parsing (src/server/jsonBody.ts); the gateway's batch size, trusted
+ * documents and query limits; Apollo.
  */
 import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -29,7 +31,9 @@ import { QueryLimiter } from '../gateway/queryLimits';
 import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
 import type { ServerConfig } from './config';
-import { admission, deadlineOf, holdPlaceUntilSettled } from './admission';
+import { Admission, deadlineOf, holdPlaceUntilSettled } from './admission';
+import { jsonBody } from './jsonBody';
+import { jsonShapeLimits } from './jsonShape';
 import { httpStatusOf, requestError, sendRefusal, unavailable } from '../request/errors';
 import { Metrics } from '../request/metrics';
 import type { ApiContext } from './operations';
@@ -164,18 +168,23 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   let service: ScreeningService | undefined;
   let graphql: RequestHandler | undefined;
   let stopping = false;
+  const admission = new Admission(config, metrics, (req, res) => gateway.clientOf(req, res));
 
   app.get('/health/live', (_req, res) => {
     res.json({ status: 'live' });
   });
   app.get('/health/ready', (req, res) => {
-    const ready = !stopping && graphql !== undefined && service?.ready === true;
+    const started = !stopping && graphql !== undefined && service?.ready === true;
+    // Saturated: no request could be admitted now; a load balancer sends elsewhere meanwhile.
+    const saturated = started && admission.saturated;
+    const ready = started && !saturated;
     const pool = service?.engine.pool;
-    const status = ready ? 'ready' : stopping ? 'stopping' : 'starting';
+    const status = ready ? 'ready' : stopping ? 'stopping' : saturated ? 'saturated' : 'starting';
     res.status(ready ? 200 : 503).json(
       healthDetailsFor(req, gateway, config.production)
         ? {
             status,
+            requestsInFlight: admission.requestsInFlight,
             workers: pool?.size ?? 0,
             readyWorkers: pool?.readyWorkers ?? 0,
             audit: service?.audit.kind ?? null, // sqlite, postgres or off (src/audit/)
@@ -234,13 +243,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const ready = service;
     const router = express.Router();
     router.use(
-      admission(config, metrics),
       csrfGuard(metrics),
       gateway.authenticate,
+      admission.middleware,
       gateway.admit,
       upload,
-      // Never inflates: admission refuses compressed bodies (their length bounds nothing), this is a second line.
-      express.json({ limit: config.maxBodyBytes, inflate: false }),
+      // Never inflates: admission refuses compressed bodies (their length bounds nothing).
+      jsonBody(config.maxBodyBytes, jsonShapeLimits(config.maxImages, config.gateway.maxBatchedOperations), metrics),
       bodyPresent,
       gateway.checkOperations(queryLimiter),
       // The request keeps its admission place until Apollo has settled, not only until its client leaves.

@@ -211,8 +211,10 @@ describe('deadlines and admission', () => {
     expect(errorCode(refused)).toBe('OVERLOADED');
     expect(refused.body.errors![0].extensions).toMatchObject({ limit: 'maxConcurrentRequests', limitValue: 3 });
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    // Health and metrics are outside admission.
-    expect((await fetch(`${server.base}/health/ready`)).status).toBe(200);
+    // Health and metrics are outside admission; readiness says the instance is saturated (503).
+    expect((await fetch(`${server.base}/health/live`)).status).toBe(200);
+    const ready = await fetch(`${server.base}/health/ready`);
+    expect([ready.status, ((await ready.json()) as { status: string }).status]).toEqual([503, 'saturated']);
     expect(await metric(server, 'advsieve_requests_in_flight')).toBe(3);
     for (const r of await Promise.all(held)) expect(errorCode(r)).toBe('DEADLINE_EXCEEDED');
     const full = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: good.slice(10, 14).map(b64) });
