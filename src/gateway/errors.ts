@@ -63,7 +63,10 @@ export function tooManyListEntries(where: string, max: number): GraphQLError {
 
 /** Variables the operation does not declare: graphql-js would ignore them, after every walk over them had paid. */
 export function undeclaredVariables(where: string, names: readonly string[]): GraphQLError {
-  const shown = names.slice(0, 5).map((n) => `'${n.slice(0, 64)}'`).join(', ');
+  const shown = names
+    .slice(0, 5)
+    .map((n) => `'${n.slice(0, 64)}'`)
+    .join(', ');
   return requestError(
     'BAD_USER_INPUT',
     `${where}: its variables hold ${names.length} that it does not declare (${shown}${names.length > 5 ? ', …' : ''}); send only the variables the operation declares`,

@@ -388,7 +388,8 @@ export class Gateway {
       if (checked.errors.length) return checked.errors;
       work += checked.work;
       const undeclared = undeclaredRefused ? this.declared.undeclared(op.query, op.variables) : [];
-      if (undeclared.length) return [undeclaredVariables(batched ? `operation ${i} of the batch` : 'the operation', undeclared)];
+      if (undeclared.length)
+        return [undeclaredVariables(batched ? `operation ${i} of the batch` : 'the operation', undeclared)];
     }
     // The batch's work together: 8 operations of 16 aliased spectra each are one request's work.
     const tooMuch = limiter.workError(work);

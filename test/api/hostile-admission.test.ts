@@ -427,7 +427,9 @@ describe('fair shares, readiness and JSON shapes, with API keys', () => {
       // these send their first 512 KiB only, and the server answers before the rest would come.
       const hostile = ['maxJsonKeys', 'maxJsonDepth'].includes(String(extensions.limit));
       const r = hostile ? await partialPost(server, body, 512 * 1024, keyA) : await gqlAs(server, body, keyA);
-      console.log(`${what} (${(body.length / MiB).toFixed(1)} MiB): ${r.status} ${String(codeOf(r))} in ${r.ms.toFixed(0)} ms`);
+      console.log(
+        `${what} (${(body.length / MiB).toFixed(1)} MiB): ${r.status} ${String(codeOf(r))} in ${r.ms.toFixed(0)} ms`,
+      );
       expect([what, r.status, codeOf(r)]).toEqual([what, status, code]);
       expect(r.body.errors![0].extensions).toMatchObject(extensions);
       if (hostile) expect((r as { closed: boolean }).closed).toBe(true);

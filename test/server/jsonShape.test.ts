@@ -21,7 +21,10 @@ function outcome(body: string, chunk = Infinity): string {
 
 const cases: Record<string, [string, RegExp | 'ok']> = {
   'a full request': [JSON.stringify({ query: Q, variables: { images: Array(64).fill({ base64: 'QUJD' }) } }), 'ok'],
-  'a full batch': [JSON.stringify(Array(8).fill({ query: Q, variables: { images: Array(64).fill({ file: null }) } })), 'ok'],
+  'a full batch': [
+    JSON.stringify(Array(8).fill({ query: Q, variables: { images: Array(64).fill({ file: null }) } })),
+    'ok',
+  ],
   'one image too many': [
     JSON.stringify({ query: Q, variables: { images: Array(65).fill({ base64: 'QUJD' }) } }),
     /^PAYLOAD_TOO_LARGE maxImages: the operation: its variables hold more than 64 list entries/,
