@@ -287,8 +287,8 @@ describe('pipelining: places are let go however a request ends', () => {
 
 describe('fair shares, readiness and JSON shapes, with API keys', () => {
   let server: TestServer;
-  const a = createApiKey('alpha', ['screen', 'admin']);
-  const b = createApiKey('beta', ['screen']);
+  const a = createApiKey('alpha', ['screen', 'oracle', 'admin']);
+  const b = createApiKey('beta', ['screen', 'oracle']);
   const keyA = { authorization: `Bearer ${a.key}` };
   const keyB = { authorization: `Bearer ${b.key}` };
   beforeAll(async () => {
@@ -371,7 +371,7 @@ describe('fair shares, readiness and JSON shapes, with API keys', () => {
         }
       }
       await sleep(300);
-      const ready = await fetch(`${server.base}/health/ready`);
+      const ready = await fetch(`${server.base}/health/ready`, { headers: keyA });
       const body = (await ready.json()) as { status: string; requestsInFlight: number };
       console.log(`saturated: /health/ready ${ready.status} ${JSON.stringify(body)}`);
       expect(ready.status).toBe(503);
