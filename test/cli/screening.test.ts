@@ -184,3 +184,20 @@ test('attack --adaptive detectors writes images that screen reads; an unknown ad
   expect(bad.code).not.toBe(0);
   expect(bad.stderr).toMatch(/Allowed choices are lowpass, detectors/);
 });
+
+test('screen --fail-on-adversarial: exit 2 when an image is judged adversarial, 0 when none is; the human output explains the verdict', async () => {
+  const trouser = path.join(FIXTURE_DIR, 'test-0002-trouser.png');
+  const out = path.join(tmp, 'gate');
+  const attacked = await advsieve('attack', trouser, '--method', 'pgd', '--epsilon', '0.1', '--out', out);
+  expect(attacked.code).toBe(0);
+  const adversarial = path.join(out, fs.readdirSync(out)[0]);
+  const gate = await advsieve('screen', adversarial, trouser, '--fail-on-adversarial');
+  expect(gate.stdout).toMatch(/ADVERSARIAL/);
+  expect(gate.code).toBe(2);
+  // The header says what the columns are and that the combined score decides.
+  expect(gate.stdout.split('\n')[0]).toMatch(/^verdict: ADVERSARIAL when the combined score passes its threshold/);
+  expect(gate.stdout).toMatch(/detector\s+score \/ threshold/);
+  // Without the flag an adversarial verdict is an answer, not a failure; clean images pass the gate.
+  expect((await advsieve('screen', adversarial)).code).toBe(0);
+  expect((await advsieve('screen', trouser, '--fail-on-adversarial')).code).toBe(0);
+});

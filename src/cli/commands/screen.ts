@@ -77,6 +77,15 @@ export async function screenFiles(
   });
 }
 
+/** Printed once above the human-readable rows: what the columns are and what decides the verdict. */
+const LEGEND =
+  'verdict: ADVERSARIAL when the combined score passes its threshold; the combined score weighs every\n' +
+  'detector (a detector may flag an image the verdict still calls clean, and the reverse).\n' +
+  `    ${'detector'.padEnd(20)} ${'score'.padStart(10)} / threshold\n`;
+
+/** Exit status of `--fail-on-adversarial` when an image is judged adversarial (errors stay 1). */
+export const ADVERSARIAL_EXIT_CODE = 2;
+
 function printRow(r: ScreenRow): void {
   if ('error' in r) {
     process.stdout.write(`${r.file}: error ${r.error.code}: ${r.error.message}\n`);
@@ -116,10 +125,21 @@ export function registerScreen(program: Command): void {
     )
     .option('--model <dir>', 'model directory', defaultModelDir())
     .option('--calibration <file>', 'calibration file (default: <model>/calibration.json)')
+    .option(
+      '--fail-on-adversarial',
+      `exit with status ${ADVERSARIAL_EXIT_CODE} when any image is judged adversarial (for scripts and CI gates; an unreadable file is 1)`,
+    )
     .action(
       async (
         files: string[],
-        opts: { defend?: boolean; json?: boolean; targetFpr?: number; model: string; calibration?: string },
+        opts: {
+          defend?: boolean;
+          json?: boolean;
+          targetFpr?: number;
+          model: string;
+          calibration?: string;
+          failOnAdversarial?: boolean;
+        },
       ) => {
         const backend = await initBackend();
         logger.debug(describeBackend(backend));
@@ -128,8 +148,13 @@ export function registerScreen(program: Command): void {
         const screener = new Screener(calibration, model.metadata.labels);
         const rows = await screenFiles(files, model, screener, opts);
         if (opts.json) process.stdout.write(toJson(rows, FLOAT_KEYS) + '\n');
-        else rows.forEach(printRow);
+        else {
+          process.stdout.write(LEGEND);
+          rows.forEach(printRow);
+        }
         if (rows.some((r) => 'error' in r)) process.exitCode = 1;
+        else if (opts.failOnAdversarial && rows.some((r) => 'detection' in r && r.detection.adversarial))
+          process.exitCode = ADVERSARIAL_EXIT_CODE;
         model.dispose();
       },
     );
