@@ -10,6 +10,7 @@
  * (environment): BENCH_HOSTILE_ONLY (comma-separated scenario names), BENCH_HOSTILE_SECONDS
  * (longest a scenario runs, default 12), and the service's own ADVSIEVE_* settings.
  */
+import { fork } from 'child_process';
 import * as http from 'http';
 import * as net from 'net';
 import * as fs from 'fs';
@@ -186,18 +187,9 @@ async function runScenario(
   adminKey: string,
 ): Promise<Record<string, unknown>> {
   process.stderr.write(`hostile: ${scenario.name} — ${scenario.what}\n`);
-  const tools: ScenarioTools = {
-    port,
-    attackerKey,
-    seconds: SECONDS,
-    request: (opts) => request(port, opts),
-    rawSocket: () =>
-      new Promise<net.Socket>((resolve, reject) => {
-        const s = net.connect(port, '127.0.0.1', () => resolve(s));
-        s.on('error', reject);
-      }),
-  };
-  const watched = await underWatch(port, victimKey, () => scenario.run(tools));
+  // The attacker runs in a process of its own: building and sending its bodies would otherwise
+  // delay this process's probes, and their latency would be the client's, not the service's.
+  const watched = await underWatch(port, victimKey, () => attackFromChild(scenario.name, port, attackerKey));
   // Right after: can a good request get in, and how many places are still held?
   await sleep(500);
   const after = await request(port, {
@@ -219,7 +211,45 @@ async function runScenario(
   };
 }
 
-main().catch((err: unknown) => {
+function toolsFor(port: number, attackerKey: string): ScenarioTools {
+  return {
+    port,
+    attackerKey,
+    seconds: SECONDS,
+    request: (opts) => request(port, opts),
+    rawSocket: () =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () => resolve(s));
+        s.on('error', reject);
+      }),
+  };
+}
+
+/** Runs one scenario's attack in a child process (this script, `--attack NAME`); resolves with its result. */
+function attackFromChild(name: string, port: number, attackerKey: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const child = fork(__filename, ['--attack', name], {
+      env: { ...process.env, HOSTILE_PORT: String(port), HOSTILE_KEY: attackerKey },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    let result: unknown;
+    child.on('message', (m) => (result = m));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(result) : reject(new Error(`attacker ${name} exited ${code}`))));
+  });
+}
+
+/** The child's side: run the named scenario and send its result to the parent. */
+async function attackerMain(name: string): Promise<void> {
+  const scenario = hostileScenarios.find((s) => s.name === name);
+  if (!scenario) throw new Error(`no scenario ${name}`);
+  const result = await scenario.run(toolsFor(Number(process.env.HOSTILE_PORT), process.env.HOSTILE_KEY!));
+  await new Promise<void>((r) => process.send!(result ?? null, () => r()));
+  process.exit(0);
+}
+
+const attackArg = process.argv.indexOf('--attack');
+(attackArg >= 0 ? attackerMain(process.argv[attackArg + 1]) : main()).catch((err: unknown) => {
   console.error(err);
   process.exit(1);
 });

@@ -20,12 +20,14 @@ export function forbidden(keyId: string, needed: readonly string[]): GraphQLErro
 }
 
 /** A bucket ran dry: 429 with Retry-After in whole seconds and the hint in ms, as OVERLOADED does. */
-export function rateLimited(retryAfterMs: number): GraphQLError {
+export function rateLimited(retryAfterMs: number, limit?: string): GraphQLError {
   return requestError(
     'RATE_LIMITED',
-    `rate limit reached for this API key; retry after ${retryAfterMs} ms`,
+    limit === 'bodyBytesPerSecond'
+      ? `this API key's rate of request-body bytes is used up (ADVSIEVE_RATE_LIMIT_BYTES_PER_SECOND); retry after ${retryAfterMs} ms`
+      : `rate limit reached for this API key; retry after ${retryAfterMs} ms`,
     429,
-    { retryAfterMs },
+    limit ? { retryAfterMs, limit } : { retryAfterMs },
     [retryAfter(retryAfterMs)],
   );
 }

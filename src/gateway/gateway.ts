@@ -44,6 +44,8 @@ export interface GatewayConfig {
   readonly apiKeys: readonly ApiKeyEntry[];
   /** A key's bucket unless its entry has its own; perSecond 0: keys are not rate-limited. */
   readonly rateLimit: BucketLimit;
+  /** Each key's bucket of request-body bytes (perSecond 0: not limited), charged by Content-Length before the body is read. */
+  readonly bodyRateLimit: BucketLimit;
   readonly queryLimits: QueryLimits;
   /** Most operations in one batched HTTP request (a JSON array). */
   readonly maxBatchedOperations: number;
@@ -324,18 +326,38 @@ export class Gateway {
   };
 
   /** The key's bucket for this request, or none (no keys, or a limit of 0 per second). */
+  private takeBodyBytes(
+    req: Request,
+    principal: Principal | undefined,
+  ): { retryAfterMs: number; limit: string } | undefined {
+    const limit = this.config.bodyRateLimit;
+    if (!principal || limit.perSecond <= 0) return undefined;
+    const length = req.get('content-length');
+    const bytes = length !== undefined ? Number(length) || 0 : req.get('transfer-encoding') ? limit.burst : 0;
+    if (bytes === 0) return undefined;
+    const refusal = this.buckets.take(`${principal.keyId}\u0000bytes`, bytes, limit);
+    return refusal && { ...refusal, limit: 'bodyBytesPerSecond' };
+  }
+
   private meterFor(principal: Principal | undefined): RequestMeter | undefined {
     if (!principal) return undefined;
     const limit = this.keys.entry(principal.keyId)?.rateLimit ?? this.config.rateLimit;
     return limit.perSecond > 0 ? new RequestMeter(this.buckets, principal.keyId, limit) : undefined;
   }
 
-  /** One token per request, before the body is read; the meter stays for the request's images. */
-  readonly admit: RequestHandler = (_req, res, next) => {
-    const meter = this.meterFor(locals(res).principal);
-    const refusal = meter?.take(1);
+  /**
+   * One token per request, and the body's declared bytes from the key's byte bucket, before the
+   * body is read; the meter stays for the request's images. Bytes are what a request costs the
+   * main thread before any field runs (reading, parsing, base64), so a key that sends large bodies
+   * is paced by bytes, not only by requests. A chunked body, of unknown length, costs a full bucket.
+   */
+  readonly admit: RequestHandler = (req, res, next) => {
+    const principal = locals(res).principal;
+    const meter = this.meterFor(principal);
+    const refusal: { retryAfterMs: number; limit?: string } | undefined =
+      meter?.take(1) ?? this.takeBodyBytes(req, principal);
     if (refusal) {
-      this.refuse(res, [rateLimited(refusal.retryAfterMs)]);
+      this.refuse(res, [rateLimited(refusal.retryAfterMs, refusal.limit)]);
       return;
     }
     locals(res).meter = meter;

@@ -151,6 +151,12 @@ function gatewayConfig(env: Env, production: boolean): GatewayConfig {
       // Two of the largest requests the images limit admits (256 images + the request's own token).
       burst: integer(env, 'ADVSIEVE_RATE_LIMIT_BURST', 1) ?? 512,
     },
+    // Body bytes per key: what bounds one key's share of the main thread (reading, parsing and
+    // decoding base64 JSON cost ~15 ms per MB here). The burst is one client's in-flight share.
+    bodyRateLimit: {
+      perSecond: integer(env, 'ADVSIEVE_RATE_LIMIT_BYTES_PER_SECOND', 0) ?? 8 * MiB,
+      burst: integer(env, 'ADVSIEVE_RATE_LIMIT_BYTES_BURST', 1) ?? 64 * MiB,
+    },
     queryLimits: {
       maxDepth: integer(env, 'ADVSIEVE_MAX_DEPTH', 1) ?? limits.maxDepth,
       maxCost: integer(env, 'ADVSIEVE_MAX_COST', 1) ?? limits.maxCost,
