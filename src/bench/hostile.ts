@@ -187,6 +187,13 @@ async function runScenario(
   adminKey: string,
 ): Promise<Record<string, unknown>> {
   process.stderr.write(`hostile: ${scenario.name} — ${scenario.what}\n`);
+  // Warm: the first requests of a fresh service pay for compilation and the decode processes' start.
+  const warmBody = JSON.stringify({
+    query: VICTIM_QUERY,
+    variables: { i: [{ base64: fixtureBytes()[2].toString('base64') }] },
+  });
+  for (let i = 0; i < 5; i++)
+    await request(port, { body: warmBody, headers: { authorization: `Bearer ${victimKey}` } });
   // The attacker runs in a process of its own: building and sending its bodies would otherwise
   // delay this process's probes, and their latency would be the client's, not the service's.
   const watched = await underWatch(port, victimKey, () => attackFromChild(scenario.name, port, attackerKey));
