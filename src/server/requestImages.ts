@@ -15,6 +15,7 @@ import DataLoader from 'dataloader';
 import type { Readable } from 'stream';
 import { BatcherClosedError, DeadlineExceededError, OverloadError } from '../engine/batcher';
 import type { ImageOutput } from '../engine/model';
+import { decodeSmallPlainPng, type DecodedViews } from '../images/decode';
 import { ImageDecodeError } from '../images/decodeErrors';
 import { DecodeDeadlineError } from '../images/decodePool';
 import { logger } from '../util/logger';
@@ -227,31 +228,29 @@ export class RequestImages {
     let decoded = this.pixels.get(sha256);
     if (!decoded) {
       const config = this.service.config;
-      // In a decode process, within min(ADVSIEVE_DECODE_TIMEOUT_MS, time left): never on this thread.
-      decoded = this.service.decodePool
-        .decode(
-          bytes,
-          this.service.metadata.inputShape,
-          { maxPixels: config.maxPixels, multiFrame: config.multiFrame, maxFrames: config.maxFrames },
-          this.deadline,
-        )
-        .then(
-          (d) =>
-            d.views.map((v, i) => ({
-              name: v.name,
-              key: i === 0 ? sha256 : `${sha256}:view:${v.name}`,
-              pixels: v.pixels,
-            })),
-          (err: Error) => {
-            if (err instanceof DecodeDeadlineError) throw this.expired('its images waited to be decoded');
-            if (err instanceof ImageDecodeError) {
-              // The decoder's own words name library internals: the log's, not the client's.
-              if (err.detail) logger.debug({ sha256, code: err.code, detail: err.detail }, 'image not decoded');
-              return new ImageFailure(err.code, err.message);
-            }
-            throw err;
-          },
-        );
+      const toViews = (d: DecodedViews) =>
+        d.views.map((v, i) => ({ name: v.name, key: i === 0 ? sha256 : `${sha256}:view:${v.name}`, pixels: v.pixels }));
+      // A small plain model-sized PNG here (bounded work: src/images/decode.ts); anything else in a
+      // decode process, within min(ADVSIEVE_DECODE_TIMEOUT_MS, time left): never on this thread.
+      const small = decodeSmallPlainPng(bytes, this.service.metadata.inputShape);
+      decoded = small
+        ? Promise.resolve(toViews(small))
+        : this.service.decodePool
+            .decode(
+              bytes,
+              this.service.metadata.inputShape,
+              { maxPixels: config.maxPixels, multiFrame: config.multiFrame, maxFrames: config.maxFrames },
+              this.deadline,
+            )
+            .then(toViews, (err: Error) => {
+              if (err instanceof DecodeDeadlineError) throw this.expired('its images waited to be decoded');
+              if (err instanceof ImageDecodeError) {
+                // The decoder's own words name library internals: the log's, not the client's.
+                if (err.detail) logger.debug({ sha256, code: err.code, detail: err.detail }, 'image not decoded');
+                return new ImageFailure(err.code, err.message);
+              }
+              throw err;
+            });
       this.pixels.set(sha256, decoded);
     }
     const result = await decoded;
