@@ -18,6 +18,7 @@ import { PostgresAuditLog } from '../../src/audit/postgres';
 import { auditRecords, recordVerdicts } from '../../src/audit/records';
 import { SqliteAuditLog } from '../../src/audit/sqlite';
 import { decodeCursor, encodeCursor } from '../../src/server/screenings';
+import { expectLogs } from '../helpers/expectedLogs';
 import { PostgresServer, startPostgres } from './postgresServer';
 
 type Opened = AuditLog & { appliedVersions(): number[] | Promise<number[]> };
@@ -483,14 +484,21 @@ describe('retention, group commit and records', () => {
       );
     expect(await codeOf(recordVerdicts(ctx, 'screen', [{}], results))).toBe('ok');
     expect(deadlines).toEqual([12_345]);
-    for (const [err, expected] of [
-      [new Error('disk I/O error'), 'AUDIT_UNAVAILABLE 503'],
-      [new WaitingFullError(10_000, 0), 'AUDIT_UNAVAILABLE 503'],
-      [new CommitTimeoutError(false, 5000), 'AUDIT_UNAVAILABLE 503'],
-      [new CommitTimeoutError(true, 20), 'DEADLINE_EXCEEDED 504'],
-    ] as const) {
-      failure = err;
-      expect(await codeOf(recordVerdicts(ctx, 'screen', [{}], results))).toBe(expected);
+    // Each injected failure is logged as an error: held here and counted, not printed as if it were real.
+    const logs = expectLogs([/audit log \(sqlite\) write failed/]);
+    try {
+      for (const [err, expected] of [
+        [new Error('disk I/O error'), 'AUDIT_UNAVAILABLE 503'],
+        [new WaitingFullError(10_000, 0), 'AUDIT_UNAVAILABLE 503'],
+        [new CommitTimeoutError(false, 5000), 'AUDIT_UNAVAILABLE 503'],
+        [new CommitTimeoutError(true, 20), 'DEADLINE_EXCEEDED 504'],
+      ] as const) {
+        failure = err;
+        expect(await codeOf(recordVerdicts(ctx, 'screen', [{}], results))).toBe(expected);
+      }
+      expect(logs.held).toHaveLength(4);
+    } finally {
+      logs.restore();
     }
   });
 

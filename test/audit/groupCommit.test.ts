@@ -6,6 +6,7 @@
  * bounded; drain is capped and reports what it abandoned.
  */
 import { performance } from 'perf_hooks';
+import { expectLogs } from '../helpers/expectedLogs';
 import {
   CommitLimits,
   CommitTimeoutError,
@@ -188,7 +189,9 @@ test('drain is capped: a hung write is abandoned, its members and the waiting on
   await tick();
   const waiting = [outcome(group.add([3])), outcome(group.add([4, 5]))];
   const started = performance.now();
-  const abandoned = await group.drain(50);
+  const logs = expectLogs([/audit log: closed after waiting 50 ms/]);
+  const abandoned = await group.drain(50).finally(logs.restore);
+  expect(logs.held).toHaveLength(1);
   expect(performance.now() - started).toBeLessThan(1000);
   expect(abandoned).toEqual({ writing: { records: 1, rows: 2 }, waiting: { records: 2, rows: 3 } });
   for (const r of await Promise.all([writing, ...waiting])) expect((r as Error).message).toMatch(/closed/);
