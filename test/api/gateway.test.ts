@@ -10,32 +10,14 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { documentHash } from '../../src/gateway/trustedDocuments';
-import { fixtureFiles, multipartBody, ROOT, startServer, TestServer } from './helpers';
+import { fixtureFiles, JsonReply, multipartBody, postJson, ROOT, startServer, TestServer } from './helpers';
 
 const trouser = fs.readFileSync(fixtureFiles().find((f) => f.includes('trouser'))!).toString('base64');
 const SCREEN = 'mutation($i: [ImageInput!]!) { screen(images: $i) { index prediction { label } error { code } } }';
 const MODEL = '{ model { id } }';
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: {
-    data?: Record<string, unknown> | null;
-    errors?: Array<{ message: string; extensions?: Record<string, unknown> }>;
-  };
-}
-
-async function post(server: TestServer, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await fetch(`${server.base}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as Reply['body'] };
-}
-
 /** A request sent byte for byte as written (fetch would normalise the path and the query). */
-function rawRequest(server: TestServer, target: string, headers: Record<string, string> = {}): Promise<Reply> {
+function rawRequest(server: TestServer, target: string, headers: Record<string, string> = {}): Promise<JsonReply> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: server.port, path: target, headers }, (res) => {
       let text = '';
@@ -46,7 +28,7 @@ function rawRequest(server: TestServer, target: string, headers: Record<string, 
         resolve({
           status: res.statusCode!,
           headers: new Headers(res.headers as Record<string, string>),
-          body: type.includes('json') ? (JSON.parse(text) as Reply['body']) : { data: { html: text.slice(0, 40) } },
+          body: type.includes('json') ? (JSON.parse(text) as JsonReply['body']) : { data: { html: text.slice(0, 40) } },
         });
       });
     });
@@ -55,7 +37,7 @@ function rawRequest(server: TestServer, target: string, headers: Record<string, 
   });
 }
 
-const codeOf = (r: Reply) => r.body.errors?.[0]?.extensions?.code;
+const codeOf = (r: JsonReply) => r.body.errors?.[0]?.extensions?.code;
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
 /** A key made by the CLI, as an operator would: `advsieve keys create ... --json`. */
@@ -121,23 +103,23 @@ describe('with API keys', () => {
   });
 
   test('no key: 401 UNAUTHENTICATED with a Bearer challenge; a wrong key too; health stays open', async () => {
-    const none = await post(server, { query: MODEL });
+    const none = await postJson(server, { query: MODEL });
     expect(none.status).toBe(401);
     expect(codeOf(none)).toBe('UNAUTHENTICATED');
     expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    const wrong = await post(server, { query: MODEL }, bearer(keys.screen.key.slice(0, -2) + 'xx'));
+    const wrong = await postJson(server, { query: MODEL }, bearer(keys.screen.key.slice(0, -2) + 'xx'));
     expect([wrong.status, codeOf(wrong)]).toEqual([401, 'UNAUTHENTICATED']);
-    const unknown = await post(server, { query: MODEL }, { 'x-api-key': 'asv_nobody_' + 'a'.repeat(43) });
+    const unknown = await postJson(server, { query: MODEL }, { 'x-api-key': 'asv_nobody_' + 'a'.repeat(43) });
     expect(unknown.status).toBe(401);
     expect((await fetch(`${server.base}/health/live`)).status).toBe(200);
     expect((await fetch(`${server.base}/health/ready`)).status).toBe(200);
   });
 
   test('Bearer and x-api-key both work; the key is checked before an upload is read', async () => {
-    const a = await post(server, { query: MODEL }, bearer(keys.screen.key));
+    const a = await postJson(server, { query: MODEL }, bearer(keys.screen.key));
     expect(a.status).toBe(200);
     expect(a.body.data).toEqual({ model: { id: 'fashion-cnn' } });
-    const b = await post(
+    const b = await postJson(
       server,
       { query: SCREEN, variables: { i: [{ base64: trouser }] } },
       { 'x-api-key': keys.screen.key },
@@ -155,16 +137,16 @@ describe('with API keys', () => {
   test('scopes: screen cannot attack nor read the audit log (FORBIDDEN 403); attack and admin keys can', async () => {
     const attack = `mutation($x: ImageInput!) { attack(image: $x, method: FGSM, epsilon: 0.05) { success } }`;
     const audit = '{ screenings(first: 1) { edges { node { id } } } }';
-    const denied = await post(
+    const denied = await postJson(
       server,
       { query: attack, variables: { x: { base64: trouser } } },
       bearer(keys.screen.key),
     );
     expect([denied.status, codeOf(denied)]).toEqual([403, 'FORBIDDEN']);
     expect(denied.body.errors![0].message).toMatch(/'screener' lacks the scope 'attack'/);
-    const notAdmin = await post(server, { query: audit }, bearer(keys.screen.key));
+    const notAdmin = await postJson(server, { query: audit }, bearer(keys.screen.key));
     expect([notAdmin.status, codeOf(notAdmin)]).toEqual([403, 'FORBIDDEN']);
-    const allowed = await post(
+    const allowed = await postJson(
       server,
       { query: attack, variables: { x: { base64: trouser } } },
       bearer(keys.attack.key),
@@ -172,7 +154,7 @@ describe('with API keys', () => {
     expect(allowed.body.errors).toBeUndefined();
     expect(typeof (allowed.body.data!.attack as { success: boolean }).success).toBe('boolean');
     // The principal reaches the resolvers: the audit log names the key that screened.
-    const admin = await post(
+    const admin = await postJson(
       server,
       { query: '{ screenings(first: 50) { edges { node { keyId } } } }' },
       bearer(keys.admin.key),
@@ -182,7 +164,7 @@ describe('with API keys', () => {
       (e) => e.node.keyId,
     );
     expect(keyIds).toContain('screener');
-    const adminScreens = await post(server, { query: MODEL }, bearer(keys.admin.key));
+    const adminScreens = await postJson(server, { query: MODEL }, bearer(keys.admin.key));
     expect(codeOf(adminScreens)).toBe('FORBIDDEN'); // admin does not imply screen
   });
 
@@ -197,14 +179,14 @@ describe('with API keys', () => {
 
   test('rate limit: a burst, then RATE_LIMITED 429 with Retry-After; after the hint, requests run again', async () => {
     const key = bearer(keys.limited.key); // 2 tokens per second, 4 at most; a request costs 1 + its images
-    const full = await post(
+    const full = await postJson(
       server,
       { query: SCREEN, variables: { i: [{ base64: trouser }, { base64: trouser }, { base64: trouser }] } },
       key,
     );
     expect(full.body.errors).toBeUndefined();
     // At the door: the bucket is empty, nothing of the request is read.
-    const door = await post(server, { query: MODEL }, key);
+    const door = await postJson(server, { query: MODEL }, key);
     expect([door.status, codeOf(door)]).toEqual([429, 'RATE_LIMITED']);
     const wait = door.body.errors![0].extensions!.retryAfterMs as number;
     expect(wait).toBeGreaterThan(0);
@@ -212,7 +194,7 @@ describe('with API keys', () => {
     expect(Number(door.headers.get('retry-after'))).toBe(1);
     await new Promise((r) => setTimeout(r, wait));
     // The door's token is there again, but not the images': refused when the field reads them.
-    const images = await post(
+    const images = await postJson(
       server,
       { query: SCREEN, variables: { i: [{ base64: trouser }, { base64: trouser }] } },
       key,
@@ -220,10 +202,10 @@ describe('with API keys', () => {
     expect([images.status, codeOf(images)]).toEqual([429, 'RATE_LIMITED']);
     expect(images.headers.get('retry-after')).toBeTruthy();
     await new Promise((r) => setTimeout(r, (images.body.errors![0].extensions!.retryAfterMs as number) + 600));
-    const again = await post(server, { query: SCREEN, variables: { i: [{ base64: trouser }] } }, key);
+    const again = await postJson(server, { query: SCREEN, variables: { i: [{ base64: trouser }] } }, key);
     expect(again.body.errors).toBeUndefined();
     // Other keys have buckets of their own.
-    expect((await post(server, { query: MODEL }, bearer(keys.screen.key))).status).toBe(200);
+    expect((await postJson(server, { query: MODEL }, bearer(keys.screen.key))).status).toBe(200);
   });
 
   test('deep, aliased, long and costly documents and big batches: each its code and 400; a good request right after', async () => {
@@ -238,7 +220,7 @@ describe('with API keys', () => {
       ['TOO_MANY_OPERATIONS', Array.from({ length: 9 }, () => ({ query: MODEL }))],
     ];
     for (const [code, body] of attacks) {
-      const r = await post(server, body, key);
+      const r = await postJson(server, body, key);
       // Only the limits' errors (the 30-deep document is too costly as well), never the schema's.
       const codes = r.body.errors!.map((e) => e.extensions!.code);
       expect({ code, status: r.status, codes }).toEqual({
@@ -247,7 +229,7 @@ describe('with API keys', () => {
         codes: code === 'QUERY_TOO_DEEP' ? [code, 'QUERY_TOO_COSTLY'] : [code],
       });
       expect(r.body.errors![0].extensions!.limitValue).toEqual(expect.any(Number));
-      const good = await post(server, { query: MODEL }, key);
+      const good = await postJson(server, { query: MODEL }, key);
       expect(good.body.data).toEqual({ model: { id: 'fashion-cnn' } });
     }
   });
@@ -269,11 +251,11 @@ describe('with API keys', () => {
       headers: { 'content-type': 'application/json', ...key },
       body: JSON.stringify([three, three]),
     });
-    const answers = (await batch.json()) as Array<Reply['body']>;
+    const answers = (await batch.json()) as Array<JsonReply['body']>;
     expect(answers.map((a) => a.errors?.[0]?.extensions?.code ?? 'ok').sort()).toEqual(['PAYLOAD_TOO_LARGE', 'ok']);
     // And within one operation, as before.
     const five = { query: SCREEN, variables: { i: Array.from({ length: 5 }, () => ({ base64: trouser })) } };
-    const r = await post(server, five, key);
+    const r = await postJson(server, five, key);
     expect([r.status, codeOf(r)]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
   });
 
@@ -298,7 +280,7 @@ describe('with API keys', () => {
       headers: { 'content-type': 'application/json', ...key },
       body: zeros,
     });
-    const many = { status: res.status, body: (await res.json()) as Reply['body'] };
+    const many = { status: res.status, body: (await res.json()) as JsonReply['body'] };
     expect([many.status, many.body.errors?.[0]?.extensions?.code]).toEqual([400, 'TOO_MANY_OPERATIONS']);
     expect(many.body.errors![0].message).toMatch(/batches 2000001 operations; at most 8/);
     expect(performance.now() - started).toBeLessThan(5000);
@@ -308,13 +290,13 @@ describe('with API keys', () => {
       ['{ model { id } }', 'a string'],
       [[{ query: MODEL }], 'an array'],
     ] as const) {
-      const r = await post(server, [{ query: MODEL }, element], key);
+      const r = await postJson(server, [{ query: MODEL }, element], key);
       expect([r.status, codeOf(r), r.body.errors!.length]).toEqual([400, 'BAD_REQUEST', 1]);
       expect(r.body.errors![0].message).toBe(
         `operation 1 of the batch must be an object {"query", "variables", …}; got ${got}`,
       );
     }
-    const good = await post(server, [{ query: MODEL }], key);
+    const good = await postJson(server, [{ query: MODEL }], key);
     expect(good.body).toEqual([{ data: { model: { id: 'fashion-cnn' } } }]);
   });
 
@@ -322,17 +304,17 @@ describe('with API keys', () => {
     const key = bearer(keys.screen.key);
     // @skip: the field never runs, so only the gateway can refuse what coercion would copy.
     const skipped = 'mutation($i: [ImageInput!]!) { screen(images: $i) @skip(if: true) { index } }';
-    const refusedAs = (r: Reply, where: string) => {
+    const refusedAs = (r: JsonReply, where: string) => {
       expect([r.status, codeOf(r), r.body.errors!.length]).toEqual([413, 'PAYLOAD_TOO_LARGE', 1]);
       expect(r.body.errors![0].extensions).toMatchObject({ limit: 'maxImages', limitValue: 4 });
       expect(r.body.errors![0].message).toMatch(new RegExp(`^${where}: its variables hold more than 4 list entries`));
     };
     refusedAs(
-      await post(server, { query: skipped, variables: { i: Array.from({ length: 5 }, () => ({})) } }, key),
+      await postJson(server, { query: skipped, variables: { i: Array.from({ length: 5 }, () => ({})) } }, key),
       'the operation',
     );
     refusedAs(
-      await post(server, { query: skipped, variables: { i: [{}, {}], j: [{}, {}, {}] } }, key),
+      await postJson(server, { query: skipped, variables: { i: [{}, {}], j: [{}, {}, {}] } }, key),
       'the operation',
     );
     // Two million empty inputs (6 MB): refused from the list's length, at once.
@@ -343,13 +325,13 @@ describe('with API keys', () => {
       body: `{"query":${JSON.stringify(SCREEN)},"variables":{"i":[${'{},'.repeat(1_999_999)}{}]}}`,
     });
     refusedAs(
-      { status: huge.status, headers: huge.headers, body: (await huge.json()) as Reply['body'] },
+      { status: huge.status, headers: huge.headers, body: (await huge.json()) as JsonReply['body'] },
       'the operation',
     );
     expect(performance.now() - started).toBeLessThan(5000);
     // Each operation of a batch on its own (the resolvers count the batch's images together).
     const five = { query: skipped, variables: { i: Array.from({ length: 5 }, () => ({})) } };
-    refusedAs(await post(server, [{ query: MODEL }, five], key), 'operation 1 of the batch');
+    refusedAs(await postJson(server, [{ query: MODEL }, five], key), 'operation 1 of the batch');
     // A multipart request's `operations`, read before its files.
     const { body, contentType } = multipartBody(
       { query: skipped, variables: { i: Array.from({ length: 5 }, () => ({ file: null })) } },
@@ -362,7 +344,7 @@ describe('with API keys', () => {
       body,
     });
     refusedAs(
-      { status: multipart.status, headers: multipart.headers, body: (await multipart.json()) as Reply['body'] },
+      { status: multipart.status, headers: multipart.headers, body: (await multipart.json()) as JsonReply['body'] },
       'the operation',
     );
     // A GET's variables too.
@@ -373,7 +355,7 @@ describe('with API keys', () => {
     });
     refusedAs(get, 'the operation');
     // As many images as allowed still run, by JSON and by multipart.
-    const four = await post(
+    const four = await postJson(
       server,
       { query: SCREEN, variables: { i: Array.from({ length: 4 }, () => ({ base64: trouser })) } },
       key,
@@ -397,7 +379,7 @@ describe('with API keys', () => {
   });
 
   test('FORBIDDEN: the root fields are non-null, so a refused field leaves no data at all, HTTP 403 (review finding 10)', async () => {
-    const r = await post(
+    const r = await postJson(
       server,
       { query: '{ model { id } screenings(first: 1) { totalCount } }' },
       bearer(keys.screen.key),
@@ -435,34 +417,34 @@ describe('production, trusted documents, /metrics apart', () => {
   });
 
   test('trusted documents run by body and by hash (POST and GET); anything else is PERSISTED_QUERY_NOT_ALLOWED', async () => {
-    const byBody = await post(server, { query: SCREEN, variables: { i: [{ base64: trouser }] } });
+    const byBody = await postJson(server, { query: SCREEN, variables: { i: [{ base64: trouser }] } });
     expect(byBody.body.errors).toBeUndefined();
     const persisted = { persistedQuery: { version: 1, sha256Hash: documentHash(MODEL) } };
-    const byHash = await post(server, { extensions: persisted });
+    const byHash = await postJson(server, { extensions: persisted });
     expect(byHash.body.data).toEqual({ model: { id: 'fashion-cnn' } });
     const get = await fetch(`${server.base}/graphql?extensions=${encodeURIComponent(JSON.stringify(persisted))}`, {
       headers: { 'apollo-require-preflight': 'true' },
     });
     expect(await get.json()).toEqual({ data: { model: { id: 'fashion-cnn' } } });
-    const unlisted = await post(server, { query: '{ model { id sha256 } }' });
+    const unlisted = await postJson(server, { query: '{ model { id sha256 } }' });
     expect([unlisted.status, codeOf(unlisted)]).toEqual([400, 'PERSISTED_QUERY_NOT_ALLOWED']);
-    const reformatted = await post(server, { query: MODEL.replace(' ', '  ') });
+    const reformatted = await postJson(server, { query: MODEL.replace(' ', '  ') });
     expect(codeOf(reformatted)).toBe('PERSISTED_QUERY_NOT_ALLOWED');
-    const unknownHash = await post(server, {
+    const unknownHash = await postJson(server, {
       extensions: { persistedQuery: { version: 1, sha256Hash: 'f'.repeat(64) } },
     });
     expect([unknownHash.status, codeOf(unknownHash)]).toEqual([400, 'PERSISTED_QUERY_NOT_ALLOWED']);
-    const inBatch = await post(server, [{ query: MODEL }, { query: '{ limits { maxImages } }' }]);
+    const inBatch = await postJson(server, [{ query: MODEL }, { query: '{ limits { maxImages } }' }]);
     expect(codeOf(inBatch)).toBe('PERSISTED_QUERY_NOT_ALLOWED');
   });
 
   test('production: introspection refused, no landing page, no field suggestions; no keys and the API stays open', async () => {
-    const r = await post(server, { query: INTROSPECT });
+    const r = await postJson(server, { query: INTROSPECT });
     expect(r.status).toBe(400);
     expect(r.body.errors![0].message).toMatch(/introspection is not allowed/);
     const page = await fetch(`${server.base}/graphql`, { headers: { accept: 'text/html' } });
     expect(page.headers.get('content-type') ?? '').not.toMatch(/text\/html/);
-    const typo = await post(server, { query: '{ model { idd } }' });
+    const typo = await postJson(server, { query: '{ model { idd } }' });
     expect(codeOf(typo)).toBe('GRAPHQL_VALIDATION_FAILED');
     expect(typo.body.errors![0].message).not.toMatch(/Did you mean/);
   });

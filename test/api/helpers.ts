@@ -183,3 +183,27 @@ export async function engineStats(
 export function errorCode(r: GqlResponse<unknown>): unknown {
   return r.body.errors?.[0]?.extensions?.code;
 }
+
+/** A POST's answer as the gateway tests read it: status, headers and the parsed GraphQL body. */
+export interface JsonReply {
+  status: number;
+  headers: Headers;
+  body: {
+    data?: Record<string, unknown> | null;
+    errors?: Array<{ message: string; extensions?: Record<string, unknown> }>;
+  };
+}
+
+/** POSTs `body` as JSON to /graphql with `headers`. */
+export async function postJson(
+  server: TestServer,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<JsonReply> {
+  const res = await fetch(`${server.base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as JsonReply['body'] };
+}

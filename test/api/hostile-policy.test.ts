@@ -14,30 +14,12 @@ import { execFileSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { createApiKey } from '../../src/gateway/apiKeys';
-import { fixtureFiles, ROOT, startServer, TestServer } from './helpers';
+import { fixtureFiles, JsonReply, postJson, ROOT, startServer, TestServer } from './helpers';
 
 const trouser = fs.readFileSync(fixtureFiles().find((f) => f.includes('trouser'))!).toString('base64');
 const images = fixtureFiles().map((f) => fs.readFileSync(f).toString('base64'));
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: {
-    data?: Record<string, unknown> | null;
-    errors?: Array<{ message: string; extensions?: Record<string, unknown> }>;
-  };
-}
-
-async function post(server: TestServer, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await fetch(`${server.base}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as Reply['body'] };
-}
-
-const codeOf = (r: Reply) => r.body.errors?.[0]?.extensions?.code;
+const codeOf = (r: JsonReply) => r.body.errors?.[0]?.extensions?.code;
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -107,17 +89,17 @@ describe('with API keys (development mode)', () => {
   });
 
   const rows = async (filter: Record<string, unknown>): Promise<Row[]> => {
-    const r = await post(server, { query: SCREENINGS, variables: { filter, first: 100 } }, bearer(admin.key));
+    const r = await postJson(server, { query: SCREENINGS, variables: { filter, first: 100 } }, bearer(admin.key));
     expect(r.body.errors).toBeUndefined();
     return (r.body.data!.screenings as { edges: Array<{ node: Row }> }).edges.map((e) => e.node);
   };
 
   describe('item 7: the operator sets the threshold', () => {
     const screenAt = (key: string, targetFpr: unknown) =>
-      post(server, { query: SCREEN, variables: { i: [{ base64: trouser }], o: { targetFpr } } }, bearer(key));
+      postJson(server, { query: SCREEN, variables: { i: [{ base64: trouser }], o: { targetFpr } } }, bearer(key));
 
     test('a screen key gets the operator rate by default, and may ask for a stricter one', async () => {
-      const dflt = await post(
+      const dflt = await postJson(
         server,
         { query: SCREEN, variables: { i: [{ base64: trouser }] } },
         bearer(screenKey.key),
@@ -162,7 +144,7 @@ describe('with API keys (development mode)', () => {
       ['spectrum', SPECTRUM, { i: { base64: trouser } }],
       ['trajectory', TRAJECTORY, { i: { base64: trouser } }],
     ])('%s with a screen key: 403 FORBIDDEN naming oracle', async (_field, query, variables) => {
-      const r = await post(server, { query, variables }, bearer(screenKey.key));
+      const r = await postJson(server, { query, variables }, bearer(screenKey.key));
       expect([r.status, codeOf(r)]).toEqual([403, 'FORBIDDEN']);
       expect(r.body.errors![0].extensions!.scopes).toEqual(['oracle']);
     });
@@ -170,17 +152,17 @@ describe('with API keys (development mode)', () => {
     test('every prediction an oracle gives out is in the audit log, under its field name, before the answer', async () => {
       const id = `oracles-${Date.now()}`;
       const h = { ...bearer(oracleKey.key), 'x-request-id': id };
-      const classified = await post(
+      const classified = await postJson(
         server,
         { query: CLASSIFY, variables: { i: [{ base64: images[0] }, { base64: images[1] }] } },
         h,
       );
       expect(classified.status).toBe(200);
-      const defended = await post(server, { query: DEFEND, variables: { i: [{ base64: images[2] }] } }, h);
+      const defended = await postJson(server, { query: DEFEND, variables: { i: [{ base64: images[2] }] } }, h);
       expect(defended.status).toBe(200);
-      const spectrum = await post(server, { query: SPECTRUM, variables: { i: { base64: images[3] } } }, h);
+      const spectrum = await postJson(server, { query: SPECTRUM, variables: { i: { base64: images[3] } } }, h);
       expect(spectrum.status).toBe(200);
-      const trajectory = await post(server, { query: TRAJECTORY, variables: { i: { base64: images[4] } } }, h);
+      const trajectory = await postJson(server, { query: TRAJECTORY, variables: { i: { base64: images[4] } } }, h);
       expect(trajectory.status).toBe(200);
 
       const mine = (await rows({})).filter((r) => r.clientRequestId === id);
@@ -204,7 +186,7 @@ describe('with API keys (development mode)', () => {
       const onlyDefend = await rows({ operation: 'defend' });
       expect(onlyDefend.length).toBeGreaterThanOrEqual(1);
       expect(new Set(onlyDefend.map((r) => r.operation))).toEqual(new Set(['defend']));
-      const bad = await post(
+      const bad = await postJson(
         server,
         { query: SCREENINGS, variables: { filter: { operation: 'drop table' }, first: 1 } },
         bearer(admin.key),
@@ -214,7 +196,7 @@ describe('with API keys (development mode)', () => {
 
     test('screen rows keep their verdict fields', async () => {
       const id = `screen-rows-${Date.now()}`;
-      const r = await post(
+      const r = await postJson(
         server,
         { query: SCREEN, variables: { i: [{ base64: trouser }, { base64: '!!' }] } },
         { ...bearer(screenKey.key), 'x-request-id': id },
@@ -234,8 +216,8 @@ describe('with API keys (development mode)', () => {
     test('two requests sending the same x-request-id get distinct ids, and both are found by the client’s', async () => {
       const same = `dup-${Date.now()}`;
       const h = { ...bearer(screenKey.key), 'x-request-id': same };
-      const a = await post(server, { query: SCREEN, variables: { i: [{ base64: images[5] }] } }, h);
-      const b = await post(server, { query: SCREEN, variables: { i: [{ base64: images[6] }] } }, h);
+      const a = await postJson(server, { query: SCREEN, variables: { i: [{ base64: images[5] }] } }, h);
+      const b = await postJson(server, { query: SCREEN, variables: { i: [{ base64: images[6] }] } }, h);
       const ids = [a, b].map((r) => r.headers.get('x-request-id'));
       for (const id of ids) expect(id).toMatch(UUID);
       expect(ids[0]).not.toBe(ids[1]);
@@ -245,7 +227,7 @@ describe('with API keys (development mode)', () => {
     });
 
     test('an x-request-id that is not a sane token is not kept', async () => {
-      const r = await post(
+      const r = await postJson(
         server,
         { query: SCREEN, variables: { i: [{ base64: images[7] }] } },
         {
@@ -267,7 +249,7 @@ describe('with API keys (development mode)', () => {
     test('128 aliased spectrum fields in 8 batched operations: 400 QUERY_TOO_COSTLY before anything runs', async () => {
       const batch = Array.from({ length: 8 }, () => ({ query: aliased(16), variables: { i: { base64: trouser } } }));
       const start = performance.now();
-      const r = await post(server, batch, bearer(oracleKey.key));
+      const r = await postJson(server, batch, bearer(oracleKey.key));
       const ms = performance.now() - start;
       expect([r.status, codeOf(r)]).toEqual([400, 'QUERY_TOO_COSTLY']);
       expect(r.body.errors![0].extensions).toMatchObject({ limit: 'maxWork', limitValue: 64 });
@@ -277,22 +259,22 @@ describe('with API keys (development mode)', () => {
     test('a spectrum takes three tokens an image from the key’s bucket, a screen one', async () => {
       // 1 (the request) + 3 screens = 4 of 10: the next request still runs.
       const screens = `mutation($i: [ImageInput!]!) { a: screen(images: $i) { index } b: screen(images: $i) { index } c: screen(images: $i) { index } }`;
-      const s = await post(
+      const s = await postJson(
         server,
         { query: screens, variables: { i: [{ base64: trouser }] } },
         bearer(meteredScreen.key),
       );
       expect(s.status).toBe(200);
-      const after = await post(server, { query: '{ model { id } }' }, bearer(meteredScreen.key));
+      const after = await postJson(server, { query: '{ model { id } }' }, bearer(meteredScreen.key));
       expect(after.status).toBe(200);
       // 1 + 3 spectra × 3 = 10 of 10: the bucket is empty.
-      const spectra = post(
+      const spectra = postJson(
         server,
         { query: aliased(3), variables: { i: { base64: trouser } } },
         bearer(meteredOracle.key),
       );
       expect((await spectra).status).toBe(200);
-      const refused = await post(
+      const refused = await postJson(
         server,
         { query: SPECTRUM, variables: { i: { base64: trouser } } },
         bearer(meteredOracle.key),
@@ -313,7 +295,7 @@ describe('with API keys (development mode)', () => {
       })();
       const burst = await Promise.all(
         Array.from({ length: 16 }, (_, k) =>
-          post(
+          postJson(
             server,
             { query: aliased(16), variables: { i: { base64: images[k % images.length] } } },
             bearer(oracleKey.key),
@@ -346,9 +328,9 @@ describe('with API keys (development mode)', () => {
     });
 
     test('a subscription: 400 OPERATION_NOT_SUPPORTED', async () => {
-      const r = await post(server, { query: 'subscription { model { id } }' }, bearer(screenKey.key));
+      const r = await postJson(server, { query: 'subscription { model { id } }' }, bearer(screenKey.key));
       expect([r.status, codeOf(r)]).toEqual([400, 'OPERATION_NOT_SUPPORTED']);
-      const named = await post(
+      const named = await postJson(
         server,
         { query: 'subscription S { model { id } } query Q { model { id } }', operationName: 'S' },
         bearer(screenKey.key),
@@ -358,19 +340,19 @@ describe('with API keys (development mode)', () => {
 
     test('malformed persisted queries get codes of their own', async () => {
       const hash = 'a'.repeat(64);
-      const v2 = await post(
+      const v2 = await postJson(
         server,
         { extensions: { persistedQuery: { version: 2, sha256Hash: hash } } },
         bearer(screenKey.key),
       );
       expect([v2.status, codeOf(v2)]).toEqual([400, 'PERSISTED_QUERY_VERSION_NOT_SUPPORTED']);
-      const mismatch = await post(
+      const mismatch = await postJson(
         server,
         { query: '{ model { id } }', extensions: { persistedQuery: { version: 1, sha256Hash: hash } } },
         bearer(screenKey.key),
       );
       expect([mismatch.status, codeOf(mismatch)]).toEqual([400, 'PERSISTED_QUERY_HASH_MISMATCH']);
-      const notFound = await post(
+      const notFound = await postJson(
         server,
         { extensions: { persistedQuery: { version: 1, sha256Hash: hash } } },
         bearer(screenKey.key),
@@ -382,11 +364,11 @@ describe('with API keys (development mode)', () => {
       const query = `{ model { id } } # ${Date.now()}`;
       const sha256Hash = createHash('sha256').update(query).digest('hex');
       const ext = { persistedQuery: { version: 1, sha256Hash } };
-      const registered = await post(server, { query, extensions: ext }, bearer(screenKey.key));
+      const registered = await postJson(server, { query, extensions: ext }, bearer(screenKey.key));
       expect(registered.status).toBe(200);
-      const again = await post(server, { extensions: ext }, bearer(screenKey.key));
+      const again = await postJson(server, { extensions: ext }, bearer(screenKey.key));
       expect(again.body.data).toEqual({ model: { id: 'fashion-cnn' } });
-      const other = await post(server, { extensions: ext }, bearer(policyKey.key));
+      const other = await postJson(server, { extensions: ext }, bearer(policyKey.key));
       expect(codeOf(other)).toBe('PERSISTED_QUERY_NOT_FOUND');
     });
   });
@@ -405,21 +387,24 @@ describe('production, no keys', () => {
 
   test('item 7: the open API keeps the operator floor', async () => {
     for (const fpr of [1e-6, 5e-324]) {
-      const r = await post(server, { query: SCREEN, variables: { i: [{ base64: trouser }], o: { targetFpr: fpr } } });
+      const r = await postJson(server, {
+        query: SCREEN,
+        variables: { i: [{ base64: trouser }], o: { targetFpr: fpr } },
+      });
       expect([r.status, codeOf(r)]).toEqual([400, 'BAD_USER_INPUT']);
       expect(r.body.errors![0].message).toMatch(/ADVSIEVE_ALLOW_LOOSER_TARGET_FPR/);
     }
   });
 
   test('item 10: no "Did you mean" for enum literals or variables', async () => {
-    const literal = await post(server, {
+    const literal = await postJson(server, {
       query: 'mutation { attack(image: {base64: "x"}, method: FGMS, epsilon: 0.1) { success } }',
     });
-    const variable = await post(server, {
+    const variable = await postJson(server, {
       query: 'mutation($m: AttackMethod!) { attack(image: {base64: "x"}, method: $m, epsilon: 0.1) { success } }',
       variables: { m: 'FGMS' },
     });
-    const argument = await post(server, { query: 'mutation { screen(images: [], optoins: {}) { index } }' });
+    const argument = await postJson(server, { query: 'mutation { screen(images: [], optoins: {}) { index } }' });
     for (const r of [literal, variable, argument]) {
       expect(r.status).toBe(400);
       expect(r.body.errors!.length).toBeGreaterThan(0);
@@ -435,7 +420,7 @@ describe('production, no keys', () => {
     expect(await (await fetch(`${server.base}/health/live`)).json()).toEqual({ status: 'live' });
     const query = '{ model { id } }';
     const sha256Hash = createHash('sha256').update(query).digest('hex');
-    const r = await post(server, { query, extensions: { persistedQuery: { version: 1, sha256Hash } } });
+    const r = await postJson(server, { query, extensions: { persistedQuery: { version: 1, sha256Hash } } });
     expect(codeOf(r)).toBe('PERSISTED_QUERY_NOT_SUPPORTED');
   });
 });
