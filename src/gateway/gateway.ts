@@ -18,6 +18,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { GraphQLError } from 'graphql';
 import type { Metrics } from '../request/metrics';
+import { declaredBodyBytes } from '../request/bodyLength';
 import type { Principal } from '../request/context';
 import { sendRefusal } from '../request/errors';
 import { logger } from '../util/logger';
@@ -325,20 +326,20 @@ export class Gateway {
     });
   };
 
-  /** The key's bucket for this request, or none (no keys, or a limit of 0 per second). */
+  /** The body's declared bytes from the key's byte bucket (a chunked body, of unknown length, a full bucket). */
   private takeBodyBytes(
     req: Request,
     principal: Principal | undefined,
   ): { retryAfterMs: number; limit: string } | undefined {
     const limit = this.config.bodyRateLimit;
     if (!principal || limit.perSecond <= 0) return undefined;
-    const length = req.get('content-length');
-    const bytes = length !== undefined ? Number(length) || 0 : req.get('transfer-encoding') ? limit.burst : 0;
+    const bytes = declaredBodyBytes(req) ?? limit.burst;
     if (bytes === 0) return undefined;
     const refusal = this.buckets.take(`${principal.keyId}\u0000bytes`, bytes, limit);
     return refusal && { ...refusal, limit: 'bodyBytesPerSecond' };
   }
 
+  /** The key's bucket for this request, or none (no keys, or a limit of 0 per second). */
   private meterFor(principal: Principal | undefined): RequestMeter | undefined {
     if (!principal) return undefined;
     const limit = this.keys.entry(principal.keyId)?.rateLimit ?? this.config.rateLimit;

@@ -46,6 +46,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import type { Socket } from 'net';
+import { declaredBodyBytes } from '../request/bodyLength';
 import { logger } from '../util/logger';
 import type { Metrics } from '../request/metrics';
 import { payloadTooLarge, requestError, retryAfter, sendRefusal } from '../request/errors';
@@ -242,11 +243,8 @@ export class Admission {
       ]);
       return false;
     }
-    const length = req.get('content-length');
     const multipart = Boolean(req.is('multipart/form-data'));
-    const chunked = req.get('transfer-encoding') !== undefined;
-    // Neither header: no body at all (a GET, most often).
-    const declared = length === undefined ? (chunked ? undefined : 0) : Number(length) || 0;
+    const declared = declaredBodyBytes(req);
     if (declared !== undefined && declared > opts.maxBodyBytes && !multipart) {
       this.tooLarge(
         res,
