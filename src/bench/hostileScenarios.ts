@@ -6,6 +6,7 @@
 import type * as net from 'net';
 import * as zlib from 'zlib';
 import { fixtureBytes, sleep } from './load';
+import { PNG_SIGNATURE, pngChunk } from './pngChunks';
 
 export interface ScenarioTools {
   readonly port: number;
@@ -54,25 +55,6 @@ async function repeatedly(tools: ScenarioTools, concurrency: number, send: () =>
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
-/** A CRC-32 (PNG's), for hand-made chunks. */
-function crc32(buf: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const b of buf) {
-    crc ^= b;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
-  return Buffer.concat([head, data, crc]);
-}
-
 /**
  * A 28×28 grey PNG whose image data is split among `chunks` IDAT chunks, most of them empty: a
  * valid file within every size limit whose chunk walk and per-chunk inflation cost the decoder.
@@ -86,7 +68,7 @@ export function manyChunkPng(chunks: number): Buffer {
   for (let y = 0; y < 28; y++) raw[y * 29] = 0;
   const data = zlib.deflateSync(raw);
   const empty = pngChunk('IDAT', Buffer.alloc(0));
-  const parts = [Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr)];
+  const parts = [PNG_SIGNATURE, pngChunk('IHDR', ihdr)];
   for (let i = 0; i < data.length; i++) parts.push(pngChunk('IDAT', data.subarray(i, i + 1)));
   for (let i = data.length; i < chunks; i++) parts.push(empty);
   parts.push(pngChunk('IEND', Buffer.alloc(0)));

@@ -6,30 +6,10 @@
  */
 import sharp from 'sharp';
 import * as zlib from 'zlib';
+import { crc32, PNG_SIGNATURE, pngChunk } from '../../src/bench/pngChunks';
 import { mulberry32 } from '../../src/train/random';
 
-const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-export function crc32(buf: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const b of buf) crc = CRC_TABLE[(crc ^ b) & 0xff] ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-export function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([head, body, crc]);
-}
+export { crc32, PNG_SIGNATURE, pngChunk };
 
 /** An 8-bit greyscale PNG of the given header size around an IDAT of the given (compressed) data. */
 export function greyPng(width: number, height: number, idat: Buffer): Buffer {
