@@ -299,6 +299,18 @@ function checkBeforeDecoding(bytes: Buffer, opts: DecodeOptions): void {
   }
 }
 
+/**
+ * The structural refusals whose cost on the service's own thread is bounded by a constant, not by
+ * the file: a PNG's chunk count and animation (at most maxPngChunks chunk headers read, ~0.1 ms).
+ * The service runs them before sending a file to a decode process, so a file refused by its
+ * structure costs neither a transfer nor a decode slot, and its refusal does not depend on how busy
+ * the processes are. A JPEG's scan walk is not here: it searches entropy-coded data for markers,
+ * a pass over the whole file, and stays within the decode process's budget.
+ */
+export function refuseByPngStructure(bytes: Buffer, opts: DecodeOptions = {}): void {
+  if (sniffFormat(bytes) === 'png') checkBeforeDecoding(bytes, opts);
+}
+
 /** A file of several frames: refused, or within the frame limit and (all frames together) the pixel limit. */
 function checkFrames(meta: Metadata & { format: string }, pages: number, opts: DecodeOptions, maxPixels: number): void {
   if (pages <= 1) return;

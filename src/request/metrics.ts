@@ -90,16 +90,7 @@ export class Metrics {
    * counts of worker deaths survived. The soak benchmark watches the tensor gauges for leaks.
    */
   observeEngine(engine: Engine): void {
-    const registers = [this.registry];
-    const gauge = (name: string, help: string, read: () => number) =>
-      new client.Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read());
-        },
-      });
+    const gauge = this.gauge;
     gauge(
       'advsieve_worker_tensors',
       'Live tfjs tensors, summed over the inference workers',
@@ -128,6 +119,38 @@ export class Metrics {
       () => engine.stats().expired,
     );
   }
+
+  /**
+   * The decode processes (src/images/decodePool.ts): decodes running, and processes killed for their
+   * budget or died on an image since start. Images refused this way are also counted by outcome
+   * (DECODE_TIMEOUT, DECODE_FAILED) in advsieve_images_total.
+   */
+  observeDecodePool(pool: { readonly active: number; readonly timeouts: number; readonly crashes: number }): void {
+    const gauge = this.gauge;
+    gauge('advsieve_decodes_active', 'Decodes running in the decode processes now', () => pool.active);
+    gauge(
+      'advsieve_decode_processes_killed',
+      'Decode processes killed because a decode ran past its budget, since start',
+      () => pool.timeouts,
+    );
+    gauge(
+      'advsieve_decode_processes_crashed',
+      'Decode processes that died while decoding an image, since start',
+      () => pool.crashes,
+    );
+  }
+
+  /** A gauge read at each scrape. */
+  private readonly gauge = (name: string, help: string, read: () => number): void => {
+    new client.Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  };
 
   /** The admission middleware's count of requests in flight. */
   observeAdmission(inFlight: () => number): void {

@@ -15,7 +15,7 @@ import DataLoader from 'dataloader';
 import type { Readable } from 'stream';
 import { BatcherClosedError, DeadlineExceededError, OverloadError } from '../engine/batcher';
 import type { ImageOutput } from '../engine/model';
-import { decodeSmallPlainPng, type DecodedViews } from '../images/decode';
+import { decodeSmallPlainPng, refuseByPngStructure, type DecodedViews } from '../images/decode';
 import { ImageDecodeError } from '../images/decodeErrors';
 import { DecodeDeadlineError } from '../images/decodePool';
 import { logger } from '../util/logger';
@@ -233,9 +233,12 @@ export class RequestImages {
       // A small plain model-sized PNG here (bounded work: src/images/decode.ts); anything else in a
       // decode process, within min(ADVSIEVE_DECODE_TIMEOUT_MS, time left): never on this thread.
       const small = decodeSmallPlainPng(bytes, this.service.metadata.inputShape);
+      const refused = small ? undefined : refusedByStructure(bytes);
       decoded = small
         ? Promise.resolve(toViews(small))
-        : this.service.decodePool
+        : refused
+          ? Promise.resolve(refused)
+          : this.service.decodePool
             .decode(
               bytes,
               this.service.metadata.inputShape,
@@ -264,6 +267,17 @@ export class RequestImages {
       pixels: result[0].pixels,
       views: result.map((v) => ({ name: v.name, key: v.key })),
     };
+  }
+}
+
+/** A PNG refused by its chunk count or animation, checked here in bounded time (refuseByPngStructure). */
+function refusedByStructure(bytes: Buffer): ImageFailure | undefined {
+  try {
+    refuseByPngStructure(bytes);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ImageDecodeError) return new ImageFailure(err.code, err.message);
+    throw err;
   }
 }
 

@@ -43,6 +43,7 @@ export class ScreeningService {
     readonly calibrationSha256: string,
   ) {
     this.decodePool = new DecodePool(config.decodeConcurrency, config.decodeTimeoutMs);
+    metrics.observeDecodePool(this.decodePool);
   }
 
   /**

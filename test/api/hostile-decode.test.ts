@@ -132,7 +132,8 @@ afterAll(async () => {
 test('hostile decoding in one request: /health/live stays fast, a good request sent meanwhile is answered, each file gets its code', async () => {
   const rgb = await sharp(trouser).toColourspace('srgb').png().toBuffer();
   const icc = pngWithIcc(rgb, iccProfileWithStages(20_000)); // ~10 s of lcms before: now not applied
-  // ~1 s of this thread each before: now refused. Six different files: six decodes.
+  // ~1 s of this thread each before: now refused by their chunk count on this thread, in bounded
+  // time, before any decode process sees them (so however busy the machine, never DECODE_TIMEOUT).
   const chunks = Array.from({ length: 6 }, (_, i) => pngWithManyIdat(trouser, 400_000 - i));
   const scans = jpegWithScans(await sharp(trouser).resize(64, 64).jpeg({ progressive: true }).toBuffer(), 5000);
   const hostile = [...chunks, ...Array<Buffer>(3).fill(icc), slow, slow, scans];
@@ -179,6 +180,9 @@ test('hostile decoding in one request: /health/live stays fast, a good request s
   expect(attackMs).toBeLessThan(10_000);
   expect(latencies.length).toBeGreaterThan(10);
   expect(p99).toBeLessThan(200);
+  // One decode ran past its budget (the slow bytes, sent twice, decoded once) and its process was killed.
+  expect(metrics).toMatch(/^advsieve_decode_processes_killed 1$/m);
+  expect(metrics).toMatch(/^advsieve_decode_processes_crashed 0$/m);
 }, 60_000);
 
 test('a decode past ADVSIEVE_DECODE_TIMEOUT_MS: DECODE_TIMEOUT in about that time, its process killed (CPU freed) and replaced', async () => {
