@@ -15,19 +15,36 @@
  * (admission refuses compressed bodies before this), an empty body is `{}`, and the body must be
  * an object or a list (400 otherwise, as for JSON that does not parse). JSON between systems is
  * UTF-8 (RFC 8259 §8.1): the shape is measured on UTF-8 bytes, so another charset is refused (415).
+ * A large body is parsed, and its large base64 images read, off this thread (src/server/jsonBodyParser.ts);
+ * those images reach the request's RequestImages through bodyImagesOf.
  */
 import type { Request, RequestHandler, Response } from 'express';
 import type { GraphQLError } from 'graphql';
 import { payloadTooLarge, requestError, sendRefusal } from '../request/errors';
+import type { Base64Reading } from '../images/base64';
 import { JsonShapeLimits, JsonShapeScan } from './jsonShape';
+import type { JsonBodyParser } from './jsonBodyParser';
 import type { Metrics } from '../request/metrics';
+import { logger } from '../util/logger';
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)"?/i;
 
 /** The limits only a hostile body passes: its connection is closed rather than its rest read. */
 const HOSTILE_SHAPES: readonly unknown[] = ['maxJsonKeys', 'maxJsonEntries', 'maxJsonDepth'];
 
-export function jsonBody(maxBodyBytes: number, limits: JsonShapeLimits, metrics: Metrics): RequestHandler {
+/** A request's large base64 images, read with its body (src/server/jsonBodyParser.ts), by token. */
+const bodyImages = new WeakMap<Request, ReadonlyMap<string, Base64Reading>>();
+
+export function bodyImagesOf(req: Request): ReadonlyMap<string, Base64Reading> | undefined {
+  return bodyImages.get(req);
+}
+
+export function jsonBody(
+  maxBodyBytes: number,
+  limits: JsonShapeLimits,
+  parser: JsonBodyParser,
+  metrics: Metrics,
+): RequestHandler {
   const refuse = (res: Response, error: GraphQLError) => {
     metrics.requests.inc({ operation: 'none', outcome: String(error.extensions.code) });
     sendRefusal(res, [error]);
@@ -48,25 +65,32 @@ export function jsonBody(maxBodyBytes: number, limits: JsonShapeLimits, metrics:
       req.resume(); // the body is dropped
       return;
     }
-    readBody(req, maxBodyBytes, limits, (outcome) => {
+    readBody(req, maxBodyBytes, limits, parser, (outcome) => {
       if ('refusal' in outcome) {
         if (HOSTILE_SHAPES.includes(outcome.refusal.extensions.limit)) res.set('connection', 'close');
         req.resume(); // what has arrived (and, unless the connection closes, the rest) is read and dropped
         refuse(res, outcome.refusal);
       } else {
         req.body = outcome.body;
+        if (outcome.images.size > 0) bodyImages.set(req, outcome.images);
         next();
       }
     });
   };
 }
 
-type Outcome = { body: unknown } | { refusal: GraphQLError };
+type Outcome = { body: unknown; images: ReadonlyMap<string, Base64Reading> } | { refusal: GraphQLError };
 
 const badRequest = (message: string): Outcome => ({ refusal: requestError('BAD_REQUEST', message, 400) });
 
 /** Reads and parses the body, or stops at the first refusal. Nothing when the client goes away. */
-function readBody(req: Request, maxBodyBytes: number, limits: JsonShapeLimits, done: (o: Outcome) => void): void {
+function readBody(
+  req: Request,
+  maxBodyBytes: number,
+  limits: JsonShapeLimits,
+  parser: JsonBodyParser,
+  done: (o: Outcome) => void,
+): void {
   const scan = new JsonShapeScan(limits);
   const chunks: Buffer[] = [];
   let size = 0;
@@ -98,7 +122,15 @@ function readBody(req: Request, maxBodyBytes: number, limits: JsonShapeLimits, d
   };
   const onEnd = () => {
     const refusal = scan.end();
-    settle(refusal ? { refusal } : parse(Buffer.concat(chunks, size)));
+    if (refusal) return settle({ refusal });
+    settle(undefined); // stops listening; `done` is called once the body is parsed
+    parser.parse(Buffer.concat(chunks, size)).then(
+      (parsed) => done('invalid' in parsed ? badRequest(parsed.invalid) : parsed),
+      (err: Error) => {
+        logger.error({ err }, 'JSON body not parsed');
+        done({ refusal: requestError('INTERNAL_SERVER_ERROR', 'the body could not be parsed; try again', 500) });
+      },
+    );
   };
   const onError = (err: Error) => settle(badRequest(`the body could not be read: ${err.message}`));
   const onAborted = () => settle(undefined);
@@ -106,18 +138,4 @@ function readBody(req: Request, maxBodyBytes: number, limits: JsonShapeLimits, d
   req.on('end', onEnd);
   req.on('error', onError);
   req.on('aborted', onAborted);
-}
-
-function parse(bytes: Buffer): Outcome {
-  const text = bytes.toString('utf8');
-  const first = /\S/.exec(text)?.[0];
-  if (first === undefined) return { body: {} }; // an empty body: a common slip of clients, as body-parser has it
-  if (first !== '{' && first !== '[') {
-    return badRequest(`the JSON body must be an object or a list; it starts with '${first}'`);
-  }
-  try {
-    return { body: JSON.parse(text) as unknown };
-  } catch (err) {
-    return badRequest(`the body is not JSON: ${(err as Error).message.slice(0, 200)}`);
-  }
 }

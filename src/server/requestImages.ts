@@ -16,6 +16,7 @@ import type { Readable } from 'stream';
 import { BatcherClosedError, DeadlineExceededError, OverloadError } from '../engine/batcher';
 import type { ImageOutput } from '../engine/model';
 import { decodeSmallPlainPng, refuseByPngStructure, type DecodedViews } from '../images/decode';
+import { readBase64, type Base64Reading } from '../images/base64';
 import { ImageDecodeError } from '../images/decodeErrors';
 import { DecodeDeadlineError } from '../images/decodePool';
 import { logger } from '../util/logger';
@@ -67,9 +68,6 @@ export function isFailed(img: ReadImage): img is Extract<ReadImage, { failure: I
   return 'failure' in img;
 }
 
-const DATA_URL = /^data:[^,]*;base64,/i;
-const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
-
 export class RequestImages {
   /** Decoded views by SHA-256 of the file, and every view's or derived image's pixels by loader key. */
   private readonly pixels = new Map<string, Promise<Array<ReadView & { pixels: Float32Array }> | ImageFailure>>();
@@ -86,6 +84,8 @@ export class RequestImages {
     private readonly service: ScreeningService,
     private readonly deadline = Infinity,
     private readonly charge?: (images: number) => void,
+    /** The body's large base64 images, read with it off this thread, by the token left in their place. */
+    private readonly bodyImages?: ReadonlyMap<string, Base64Reading>,
   ) {
     this.loader = new DataLoader((keys) => this.inferBatch(keys));
   }
@@ -206,7 +206,17 @@ export class RequestImages {
 
   private async bytes(input: ImageInput, where: string): Promise<Buffer | ImageFailure> {
     const max = this.service.config.maxFileBytes;
-    if (input.base64 != null) return decodeBase64(input.base64, where, max);
+    if (input.base64 != null) {
+      const reading = this.bodyImages?.get(input.base64) ?? readBase64(input.base64, max);
+      if ('tooLarge' in reading) {
+        throw payloadTooLarge(`${where}: the image is ${reading.tooLarge} bytes; at most ${max} are accepted`, {
+          name: 'maxFileBytes',
+          value: max,
+        });
+      }
+      if ('invalid' in reading) return new ImageFailure('INVALID_BASE64', `${where}: not valid base64`);
+      return reading.bytes;
+    }
     let file: FileUpload;
     let data: Buffer;
     try {
@@ -239,21 +249,21 @@ export class RequestImages {
         : refused
           ? Promise.resolve(refused)
           : this.service.decodePool
-            .decode(
-              bytes,
-              this.service.metadata.inputShape,
-              { maxPixels: config.maxPixels, multiFrame: config.multiFrame, maxFrames: config.maxFrames },
-              this.deadline,
-            )
-            .then(toViews, (err: Error) => {
-              if (err instanceof DecodeDeadlineError) throw this.expired('its images waited to be decoded');
-              if (err instanceof ImageDecodeError) {
-                // The decoder's own words name library internals: the log's, not the client's.
-                if (err.detail) logger.debug({ sha256, code: err.code, detail: err.detail }, 'image not decoded');
-                return new ImageFailure(err.code, err.message);
-              }
-              throw err;
-            });
+              .decode(
+                bytes,
+                this.service.metadata.inputShape,
+                { maxPixels: config.maxPixels, multiFrame: config.multiFrame, maxFrames: config.maxFrames },
+                this.deadline,
+              )
+              .then(toViews, (err: Error) => {
+                if (err instanceof DecodeDeadlineError) throw this.expired('its images waited to be decoded');
+                if (err instanceof ImageDecodeError) {
+                  // The decoder's own words name library internals: the log's, not the client's.
+                  if (err.detail) logger.debug({ sha256, code: err.code, detail: err.detail }, 'image not decoded');
+                  return new ImageFailure(err.code, err.message);
+                }
+                throw err;
+              });
       this.pixels.set(sha256, decoded);
     }
     const result = await decoded;
@@ -285,25 +295,4 @@ async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-/**
- * Strict base64 (standard or URL-safe alphabet, padding optional, whitespace ignored, a `data:`
- * URL prefix allowed): Node's own decoder skips bad characters silently, which would turn a
- * mangled string into a "corrupt image" instead of saying what is wrong with it.
- */
-function decodeBase64(text: string, where: string, maxBytes: number): Buffer | ImageFailure {
-  const body = text.replace(DATA_URL, '').replace(/\s+/g, '');
-  const padding = body.endsWith('==') ? 2 : body.endsWith('=') ? 1 : 0;
-  const size = Math.floor((body.length * 3) / 4) - padding;
-  if (size > maxBytes) {
-    throw payloadTooLarge(`${where}: the image is ${size} bytes; at most ${maxBytes} are accepted`, {
-      name: 'maxFileBytes',
-      value: maxBytes,
-    });
-  }
-  if (!BASE64.test(body) || body.length % 4 === 1) {
-    return new ImageFailure('INVALID_BASE64', `${where}: not valid base64`);
-  }
-  return Buffer.from(body.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }

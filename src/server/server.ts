@@ -32,7 +32,7 @@ import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
 import type { ServerConfig } from './config';
 import { Admission, deadlineOf, holdPlaceUntilSettled } from './admission';
-import { jsonBody } from './jsonBody';
+import { bodyImagesOf, jsonBody } from './jsonBody';
 import { jsonShapeLimits } from './jsonShape';
 import { httpStatusOf, requestError, sendRefusal, unavailable } from '../request/errors';
 import { Metrics } from '../request/metrics';
@@ -249,7 +249,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       gateway.admit,
       upload,
       // Never inflates: admission refuses compressed bodies (their length bounds nothing).
-      jsonBody(config.maxBodyBytes, jsonShapeLimits(config.maxImages, config.gateway.maxBatchedOperations), metrics),
+      jsonBody(
+        config.maxBodyBytes,
+        jsonShapeLimits(config.maxImages, config.gateway.maxBatchedOperations),
+        ready.bodyParser,
+        metrics,
+      ),
       bodyPresent,
       gateway.checkOperations(queryLimiter),
       // The request keeps its admission place until Apollo has settled, not only until its client leaves.
@@ -263,7 +268,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
             const deadline = deadlineOf(res, config.requestTimeoutMs);
             return {
               service: ready,
-              images: new RequestImages(ready, deadline, gateway.imageChargeFor(res)),
+              images: new RequestImages(ready, deadline, gateway.imageChargeFor(res), bodyImagesOf(req)),
               principal: gateway.principalOf(res),
               requestId,
               clientRequestId,

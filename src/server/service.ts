@@ -12,6 +12,7 @@ import { checkModelFiles, ModelMetadata } from '../engine/modelStore';
 import { Screener } from '../screening/screener';
 import { logger } from '../util/logger';
 import { DecodePool } from '../images/decodePool';
+import { JsonBodyParser } from './jsonBodyParser';
 import { AnalysisRunner } from './analysisRunner';
 import { AttackRunner } from './attackRunner';
 import { thresholdPolicy, ThresholdPolicy } from './thresholdPolicy';
@@ -25,6 +26,8 @@ export class ScreeningService {
    * on this thread, within ADVSIEVE_DECODE_TIMEOUT_MS (src/images/decodePool.ts).
    */
   readonly decodePool: DecodePool;
+  /** Large JSON bodies and their base64 images, parsed off this thread (src/server/jsonBodyParser.ts). */
+  readonly bodyParser: JsonBodyParser;
   /** `spectrum` and `defend(radius)`'s DFTs and plots, on a worker thread of their own (src/server/analysisRunner.ts). */
   readonly analysis = new AnalysisRunner();
 
@@ -43,6 +46,7 @@ export class ScreeningService {
     readonly calibrationSha256: string,
   ) {
     this.decodePool = new DecodePool(config.decodeConcurrency, config.decodeTimeoutMs);
+    this.bodyParser = new JsonBodyParser(config.maxFileBytes);
     metrics.observeDecodePool(this.decodePool);
   }
 
@@ -130,7 +134,7 @@ export class ScreeningService {
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all([this.engine.close(), this.attacks?.close(), this.analysis.close()]);
-    await this.decodePool.close();
+    await Promise.all([this.decodePool.close(), this.bodyParser.close()]);
     // Last: the requests that were in flight have recorded their verdicts by now.
     await this.audit.close();
   }

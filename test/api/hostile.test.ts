@@ -10,6 +10,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
+import { OFF_THREAD_BODY_BYTES } from '../../src/server/jsonBodyParser';
 import {
   errorCode,
   fixtureFiles,
@@ -282,6 +283,16 @@ describe('size lies and bombs', () => {
     expect(codes(r)).toEqual(['ok']);
     expect(r.body.data!.classify[0].prediction!.label).toBe('Trouser'); // resized to 28×28, still a trouser
     expect(performance.now() - start).toBeLessThan(5000);
+    // As base64, the body is parsed and the images read off the service's thread
+    // (src/server/jsonBodyParser.ts): the same answers, and a mangled one is that image's error.
+    const text = large.toString('base64');
+    expect(2 * text.length).toBeGreaterThan(OFF_THREAD_BODY_BYTES); // the body with both copies
+    const mangled = `${text.slice(0, 200_000)}*${text.slice(200_001)}`;
+    const viaJson = await gql<{ classify: Row[] }>(server, CLASSIFY, {
+      images: [{ base64: text }, { base64: mangled }, b64(trouser)],
+    });
+    expect(codes(viaJson)).toEqual(['ok', 'INVALID_BASE64', 'ok']);
+    expect(viaJson.body.data!.classify[0].prediction!.label).toBe('Trouser');
     await expectHealthy();
   });
 });
