@@ -5,7 +5,8 @@
  *  - the low-pass defense's radius and mask: among the candidates that cost at most `maxAccuracyCost`
  *    of clean hold-out accuracy, the one that recovers most accuracy on the calibration attacks;
  *  - each detector is fitted on the fit set (the high-frequency sieve also picks its cut-off there,
- *    against the calibration attacks);
+ *    against the calibration attacks); a class with fewer than MIN_CLASS_IMAGES fit images (a folder
+ *    that left it out) uses the statistics of all classes pooled, and is listed in data.pooledClasses;
  *  - the combined regression on adversarial scores and the first half of the hold-out set;
  *  - thresholds: the second half's clean scores of every detector, kept sorted, from which any
  *    false-positive rate's threshold is read (calibration fitted nothing on those images).
@@ -14,7 +15,7 @@ import { attackInBatches } from '../attacks/runAttack';
 import { getAttack } from '../attacks/registry';
 import { modelTarget } from '../attacks/target';
 import { combinedScore, fitCombined } from '../detectors/combined';
-import { argmax, FitData, ImageFeatures, toFeatures } from '../detectors/detector';
+import { argmax, FitData, ImageFeatures, MIN_CLASS_IMAGES, toFeatures } from '../detectors/detector';
 import { HF_CUTOFF_CANDIDATES } from '../detectors/highFrequencyEnergy';
 import { COMBINED, screeningDetectors } from '../detectors/registry';
 import type { BatchExtras, ImageOutput, InferenceModel } from '../engine/model';
@@ -48,6 +49,8 @@ export interface CalibrateOptions {
   readonly command?: string;
   readonly onStage?: (stage: string) => void;
   readonly onProgress?: (done: number, total: number) => void;
+  /** The fit set's images per class, and the classes that get the pooled fallback (MIN_CLASS_IMAGES). */
+  readonly onClasses?: (classImages: Readonly<Record<string, number>>, pooled: readonly string[]) => void;
 }
 
 export const CALIBRATE_DEFAULTS = {
@@ -90,15 +93,43 @@ function subset(images: LabelledImages, indices: ArrayLike<number>, size: number
 const accuracyOf = (probs: Float32Array[], labels: ArrayLike<number>) =>
   probs.reduce((n, p, i) => n + (argmax(p) === labels[i] ? 1 : 0), 0) / Math.max(probs.length, 1);
 
+/** Fewest images each of the fit and hold-out sets needs; the hold-out set takes at most HOLDOUT_SHARE of them. */
+export const MIN_SPLIT_IMAGES = 20;
+export const HOLDOUT_SHARE = 0.3;
+/** Fewest successful calibration attacks the combined verdict and the cut-off are fitted on. */
+export const MIN_ADVERSARIAL_IMAGES = 10;
+
+/** Fewest images for which the split gives both sets MIN_SPLIT_IMAGES (67 with the share 0.3). */
+export function minimumCalibrationImages(): number {
+  let n = MIN_SPLIT_IMAGES * 2;
+  while (Math.floor(n * HOLDOUT_SHARE) < MIN_SPLIT_IMAGES) n++;
+  return n;
+}
+
 /** Splits the images: fit, hold-out and attack sets (the attack set reuses fit images when there are too few). */
 function split(images: LabelledImages, options: CalibrateOptions) {
+  for (const [flag, value] of [
+    ['--fit', options.fit],
+    ['--holdout', options.holdout],
+  ] as const) {
+    if (value < MIN_SPLIT_IMAGES) throw new RangeError(`${flag} must be at least ${MIN_SPLIT_IMAGES}, got ${value}`);
+  }
+  if (!(options.attacked >= MIN_ADVERSARIAL_IMAGES)) {
+    throw new RangeError(`--attacked must be at least ${MIN_ADVERSARIAL_IMAGES}, got ${options.attacked}`);
+  }
   const order = permutation(images.count, mulberry32(options.seed));
-  const holdout = Math.min(options.holdout, Math.floor(images.count * 0.3));
+  const holdout = Math.min(options.holdout, Math.floor(images.count * HOLDOUT_SHARE));
   const fit = Math.min(options.fit, images.count - holdout);
   const rest = images.count - holdout - fit;
   const attackFrom = rest >= options.attacked ? holdout + fit : holdout;
   const attacked = Math.min(options.attacked, images.count - attackFrom);
-  if (fit < 20 || holdout < 20) throw new Error(`calibration needs at least 40 labelled images, got ${images.count}`);
+  if (fit < MIN_SPLIT_IMAGES || holdout < MIN_SPLIT_IMAGES) {
+    throw new RangeError(
+      `calibration needs at least ${minimumCalibrationImages()} images, got ${images.count}: the hold-out set ` +
+        `(--holdout) takes at most ${HOLDOUT_SHARE * 100} % of them and needs ${MIN_SPLIT_IMAGES}, the fit set ` +
+        `(--fit) the rest and needs ${MIN_SPLIT_IMAGES}; here they would get ${holdout} and ${fit}`,
+    );
+  }
   return {
     holdout: order.subarray(0, holdout),
     fit: order.subarray(holdout, holdout + fit),
@@ -179,6 +210,13 @@ async function chooseLowPass(
   };
 }
 
+/** Images per class, by label, in label order. */
+export function classCounts(labels: ArrayLike<number>, names: readonly string[]): Record<string, number> {
+  const counts = new Array<number>(names.length).fill(0);
+  for (let i = 0; i < labels.length; i++) counts[labels[i]]++;
+  return Object.fromEntries(names.map((name, c) => [name, counts[c]]));
+}
+
 const sortedAscending = (values: number[]) =>
   Float64Array.from(values)
     .sort()
@@ -195,6 +233,9 @@ export async function calibrate(
   const numClasses = model.metadata.labels.length;
   const parts = split(images, options);
   const fitSet = subset(images, parts.fit, size);
+  const classImages = classCounts(fitSet.labels, model.metadata.labels);
+  const pooledClasses = Object.entries(classImages).flatMap(([label, n]) => (n < MIN_CLASS_IMAGES ? [label] : []));
+  options.onClasses?.(classImages, pooledClasses);
   const holdoutSet = subset(images, parts.holdout, size);
   const attackSet = subset(images, parts.attacked, size);
 
@@ -204,8 +245,13 @@ export async function calibrate(
   const advOutPlain = await runInBatches(model, generated.pixels, generated.count);
   const successful = advOutPlain.flatMap((o, i) => (argmax(o.probs) !== generated.labels[i] ? [i] : []));
   const adversarialSet = subset({ ...generated, source: '' }, successful, size);
-  if (adversarialSet.count < 10)
-    throw new Error(`only ${adversarialSet.count} calibration attacks succeeded; too few to fit on`);
+  if (adversarialSet.count < MIN_ADVERSARIAL_IMAGES) {
+    throw new Error(
+      `only ${adversarialSet.count} of ${generated.count} calibration attacks changed the prediction; at least ` +
+        `${MIN_ADVERSARIAL_IMAGES} are needed to fit on: attack more images (--attacked, now ${options.attacked}; ` +
+        `it takes images beyond --fit and --holdout, or fit images when there are too few)`,
+    );
+  }
 
   options.onStage?.('choosing the low-pass radius');
   const lowPass = await chooseLowPass(model, holdoutSet, adversarialSet, options.maxAccuracyCost, options.onProgress);
@@ -245,6 +291,8 @@ export async function calibrate(
     const score = (row: number[]) => (k < names.length ? row[k] : combinedScore(combined, row));
     const clean = holdoutScores.map(score);
     const adv = advScores.map(score);
+    const nan = [...clean, ...adv].filter(Number.isNaN).length;
+    if (nan > 0) throw new Error(`${name} scored ${nan} calibration images NaN: its fitted statistics are not usable`);
     holdoutByName[name] = Array.from(sortedAscending(clean));
     summary[name] = {
       aurocOnCalibrationAttacks: auroc(adv, clean),
@@ -262,6 +310,8 @@ export async function calibrate(
       thresholdImages: holdoutSet.count - half,
       adversarial: adversarialSet.count,
       attacks: generated.attacks,
+      classImages,
+      pooledClasses,
     },
     hiddenLayer,
     defaultTargetFpr: options.targetFpr,

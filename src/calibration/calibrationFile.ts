@@ -41,6 +41,10 @@ export interface Calibration {
     readonly thresholdImages: number;
     readonly adversarial: number;
     readonly attacks: readonly string[];
+    /** Fit images per class, by label (absent in files written before it was recorded). */
+    readonly classImages?: Readonly<Record<string, number>>;
+    /** Classes with fewer than MIN_CLASS_IMAGES fit images: they use the pooled statistics of all classes. */
+    readonly pooledClasses?: readonly string[];
   };
   readonly hiddenLayer: string;
   readonly defaultTargetFpr: number;

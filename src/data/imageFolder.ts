@@ -252,3 +252,50 @@ export async function loadImageFolder(
     skipped: skipped.sort((a, b) => byCodeUnit(a.file, b.file)),
   };
 }
+
+export interface UnlabelledImages {
+  /** count × H × W × C values in [0, 1], row-major, in file order. */
+  readonly pixels: Float32Array;
+  readonly count: number;
+  /** Path of each image relative to the folder, '/'-separated, sorted. */
+  readonly files: string[];
+  readonly skipped: SkippedFile[];
+}
+
+/**
+ * Every image under `dir`, its sub-folders searched (names starting with '.' ignored), without
+ * labels: for calibrating on a model's own predictions (`calibrate --labels predicted`), when the
+ * team's images are not sorted by class. Undecodable files are skipped and listed, as above.
+ */
+export async function loadUnlabelledImages(
+  dir: string,
+  inputShape: [number, number, number],
+): Promise<UnlabelledImages> {
+  checkOptions(inputShape, {});
+  let entries: string[];
+  try {
+    entries = (await fs.promises.readdir(dir, { recursive: true })).map((e) => e.split(path.sep).join('/'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new Error(`image folder ${dir} is not a directory`);
+    throw err;
+  }
+  const shown = entries.filter((e) => e.split('/').every(visible)).sort(byCodeUnit);
+  const isFile = await Promise.all(shown.map(async (e) => (await fs.promises.stat(path.join(dir, e))).isFile()));
+  const queue = shown.filter((_, i) => isFile[i]).map((file) => ({ classIndex: 0, file }));
+  const done = await decodeAll(dir, queue, inputShape, 1, Infinity);
+  const taken: Array<{ file: string; pixels: Float32Array }> = [];
+  const skipped: SkippedFile[] = [];
+  for (const item of queue) {
+    const outcome = done.get(item)!;
+    if ('pixels' in outcome) taken.push({ file: item.file, pixels: outcome.pixels });
+    else skipped.push(outcome.skipped);
+  }
+  if (taken.length === 0) {
+    throw new Error(`image folder ${dir} has no decodable images (${skipped.length} file(s) skipped)`);
+  }
+  const size = inputShape[0] * inputShape[1] * inputShape[2];
+  const pixels = new Float32Array(taken.length * size);
+  taken.forEach((t, i) => pixels.set(t.pixels, i * size));
+  return { pixels, count: taken.length, files: taken.map((t) => t.file), skipped };
+}

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   argmax,
   classRows,
-  byClass,
+  byClassOrPooled,
   Detector,
   FitData,
   ImageFeatures,
@@ -46,7 +46,7 @@ export const activationDistance: Detector<ActivationDistanceState> = {
     const layers = Object.keys(data.clean[0].activations);
     const acts = data.clean.map((f) => f.activations);
     const expectations = classExpectations(acts, data.labels, layers, data.numClasses);
-    const groups = byClass(data.labels, data.numClasses);
+    const groups = byClassOrPooled(data.labels, data.numClasses);
     const scale: Record<string, number[]> = {};
     for (const layer of layers) {
       scale[layer] = groups.map((members, c) => {

@@ -4,7 +4,7 @@
  * travel from its origin class's expectation towards the target's; the activation-distance and
  * Mahalanobis detectors and the feature trajectory all start from these means.
  */
-import { byClass, squaredDistance } from './detector';
+import { byClassOrPooled, squaredDistance } from './detector';
 
 /** Per layer: numClasses rows of the layer's width. */
 export type ClassExpectations = Readonly<Record<string, number[][]>>;
@@ -15,7 +15,8 @@ export function classExpectations(
   layers: readonly string[],
   numClasses: number,
 ): ClassExpectations {
-  const groups = byClass(labels, numClasses);
+  // A class without fit images gets the mean of all of them (see MIN_CLASS_IMAGES).
+  const groups = byClassOrPooled(labels, numClasses);
   const out: Record<string, number[][]> = {};
   for (const layer of layers) {
     const width = activations[0][layer].length;

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   argmax,
   classRows,
-  byClass,
+  byClassOrPooled,
   Detector,
   FitData,
   ImageFeatures,
@@ -104,7 +104,7 @@ export function densityDetector(layer: string): Detector<DensityState> {
       const random = mulberry32(7);
       const samples: Float32Array[] = [];
       const held: number[][] = [];
-      for (const members of byClass(data.labels, data.numClasses)) {
+      for (const members of byClassOrPooled(data.labels, data.numClasses)) {
         const order = Array.from(permutation(members.length, random), (k) => members[k]);
         const keep = order.slice(0, Math.min(DENSITY_SAMPLES_PER_CLASS, Math.ceil(order.length / 2)));
         const s = new Float32Array(keep.length * width);

@@ -132,6 +132,20 @@ export function squaredDistance(a: ArrayLike<number>, b: ArrayLike<number>): num
   return s;
 }
 
+/**
+ * Fewest fit images a class needs for statistics of its own. A class with fewer — a folder that
+ * left it out, a class the model never predicts — takes the pooled statistics of all classes
+ * (byClassOrPooled): its scores are then relative to clean images in general, not to its own, and
+ * calibrate reports it (Calibration.data.pooledClasses).
+ */
+export const MIN_CLASS_IMAGES = 2;
+
+/** byClass, a class with fewer than MIN_CLASS_IMAGES members given every index (the pooled fallback). */
+export function byClassOrPooled(classes: ArrayLike<number>, numClasses: number): number[][] {
+  const all = Array.from({ length: classes.length }, (_, i) => i);
+  return byClass(classes, numClasses).map((members) => (members.length < MIN_CLASS_IMAGES ? all : members));
+}
+
 /** Groups indices 0..n-1 by class. */
 export function byClass(classes: ArrayLike<number>, numClasses: number): number[][] {
   const groups: number[][] = Array.from({ length: numClasses }, () => []);

@@ -13,7 +13,17 @@
  */
 import { auroc } from '../evaluation/metrics';
 import * as tf from '@tensorflow/tfjs';
-import { argmax, classRows, byClass, Detector, FitData, ImageFeatures, meanStd, stateTensors } from './detector';
+import {
+  argmax,
+  classRows,
+  byClass,
+  Detector,
+  MIN_CLASS_IMAGES,
+  FitData,
+  ImageFeatures,
+  meanStd,
+  stateTensors,
+} from './detector';
 
 /** Candidate cut-offs in cycles/pixel (0.5 is one axis's Nyquist frequency, ≈0.707 the corners). */
 export const HF_CUTOFF_CANDIDATES = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6] as const;
@@ -37,7 +47,7 @@ function fitAt(clean: readonly ImageFeatures[], cutoff: number, numClasses: numb
   return byClass(predicted, numClasses).map((members) =>
     Array.from({ length: channels }, (_, ch) => {
       // A class the model never predicted on clean data falls back to all images' statistics.
-      if (members.length < 2) return all[ch];
+      if (members.length < MIN_CLASS_IMAGES) return all[ch];
       const m = meanStd(members.map((i) => logShare(clean[i].hfShare.get(cutoff)![ch])));
       return { mean: m.mean, std: Math.max(m.std, 1e-6) };
     }),

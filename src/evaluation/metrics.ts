@@ -12,6 +12,9 @@ export function auroc(positives: ArrayLike<number>, negatives: ArrayLike<number>
   const p = positives.length;
   const n = negatives.length;
   if (p === 0 || n === 0) throw new RangeError(`AUROC needs positives and negatives (got ${p} and ${n})`);
+  // A NaN equals nothing, itself included: the tie loop below would never pass one.
+  refuseNaN(positives, 'AUROC');
+  refuseNaN(negatives, 'AUROC');
   const all = [...Array.from(positives, (s) => ({ s, pos: 1 })), ...Array.from(negatives, (s) => ({ s, pos: 0 }))].sort(
     (a, b) => a.s - b.s,
   );
@@ -27,6 +30,12 @@ export function auroc(positives: ArrayLike<number>, negatives: ArrayLike<number>
   return (rankSum - (p * (p + 1)) / 2) / (p * n);
 }
 
+function refuseNaN(scores: ArrayLike<number>, what: string): void {
+  for (let i = 0; i < scores.length; i++) {
+    if (Number.isNaN(scores[i])) throw new RangeError(`${what} needs scores that are numbers; score ${i} is NaN`);
+  }
+}
+
 /**
  * The lowest threshold t such that at most `fpr` of the clean (negative) scores are > t: the
  * ⌈(1 − fpr)·n⌉-th smallest clean score. With fpr = 0.05 and 100 clean scores, 5 may exceed it.
@@ -35,6 +44,7 @@ export function thresholdForFpr(negatives: ArrayLike<number>, fpr: number): numb
   if (!(fpr >= 0 && fpr <= 1)) throw new RangeError(`target false-positive rate must be in [0, 1], got ${fpr}`);
   const sorted = Float64Array.from(negatives).sort();
   if (sorted.length === 0) throw new RangeError('no clean scores to set a threshold on');
+  refuseNaN(sorted, 'a threshold'); // sorted last, a NaN would become the threshold
   const allowed = Math.floor(fpr * sorted.length); // scores that may lie above the threshold
   return sorted[sorted.length - 1 - allowed];
 }

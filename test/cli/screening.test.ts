@@ -112,6 +112,63 @@ test('calibrate --images: a folder with a sub-folder per class, any size and col
   expect(JSON.parse(screened.stdout)[0].detection.detectors).toHaveLength(5);
 });
 
+/** Fashion-MNIST training images written as PNGs: `dirOf(label, i)` names each one's folder under `root`. */
+async function writeImages(
+  root: string,
+  train: ReturnType<typeof loadFashionMnist>,
+  dirOf: (label: number, i: number) => string | undefined,
+): Promise<void> {
+  for (let i = 0; i < train.count; i++) {
+    const dir = dirOf(train.labels[i], i);
+    if (dir === undefined) continue;
+    fs.mkdirSync(path.join(root, dir), { recursive: true });
+    const grey = Buffer.from(train.pixels.subarray(i * 784, (i + 1) * 784).map((v) => Math.round(v * 255)));
+    await sharp(grey, { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toFile(path.join(root, dir, `${i}.png`));
+  }
+}
+
+test('calibrate --images with classes left out: finishes, reports each class and the pooled ones (it hung at 100 % CPU)', async () => {
+  const train = loadFashionMnist('train', undefined, 200);
+  const root = path.join(tmp, 'partial');
+  await writeImages(root, train, (label) => (label >= 8 ? undefined : FASHION_LABELS[label].replace('/', '_')));
+  const out = path.join(tmp, 'partial.json');
+  const args = ['calibrate', '--images', root, '--holdout', '40', '--attacked', '30', '--out', out];
+  const { stderr, code } = await advsieve(...args, '--fit', '90');
+  expect(code).toBe(0);
+  expect(stderr).toMatch(/fit images per class\n(.*\n)* {2}Bag +0\n {2}Ankle boot +0\n/);
+  expect(stderr).toMatch(/2 class\(es\) with fewer than 2 fit images use the pooled statistics .*: Bag, Ankle boot/);
+  const cal = JSON.parse(fs.readFileSync(out, 'utf8'));
+  expect(cal.data.pooledClasses).toEqual(['Bag', 'Ankle boot']);
+  expect(cal.data.classImages.Bag).toBe(0);
+  for (const scores of Object.values(cal.holdoutScores) as number[][]) expect(scores.every(Number.isFinite)).toBe(true);
+  // Too few images: the message gives the real minimum and names the flags.
+  const few = await advsieve(...args, '--fit', '10');
+  expect(few.code).toBe(1);
+  expect(few.stderr).toMatch(/--fit must be at least 20, got 10/);
+});
+
+test('calibrate --labels predicted: any folder, sub-folders searched, classes from the model', async () => {
+  const train = loadFashionMnist('train', undefined, 150);
+  const root = path.join(tmp, 'unsorted');
+  await writeImages(root, train, (_, i) => (i % 4 === 1 ? 'a/b' : '.'));
+  fs.writeFileSync(path.join(root, 'notes.txt'), 'not an image\n');
+  const out = path.join(tmp, 'predicted.json');
+  const args = ['calibrate', '--images', root, '--labels', 'predicted', '--fit', '90', '--holdout', '40'];
+  const { stderr, code } = await advsieve(...args, '--attacked', '30', '--out', out);
+  expect(code).toBe(0);
+  expect(stderr).toMatch(/labelling 150 images of .* by the model's predictions/);
+  expect(stderr).toMatch(/skipped notes.txt: UNSUPPORTED_FORMAT/);
+  const cal = JSON.parse(fs.readFileSync(out, 'utf8'));
+  expect(cal.data.source).toMatch(/labelled by the model's predictions/);
+  expect(Object.keys(cal.data.classImages)).toEqual([...FASHION_LABELS]);
+  expect(Object.values(cal.data.classImages as Record<string, number>).reduce((a, b) => a + b)).toBe(90);
+  const tooFew = await advsieve('calibrate', '--images', path.join(root, 'a'), '--labels', 'predicted', '--out', out);
+  expect(tooFew.code).toBe(1);
+  expect(tooFew.stderr).toMatch(/calibration needs at least 67 images, got 38: .*--holdout.*--fit/);
+});
+
 test('evaluate --quick --json writes the report and prints the result with combined and lowpass rows', async () => {
   const dir = path.join(tmp, 'reports');
   const { stdout, code } = await advsieve(

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { FASHION_LABELS } from '../../src/data/fashionMnist';
-import { loadImageFolder } from '../../src/data/imageFolder';
+import { loadImageFolder, loadUnlabelledImages } from '../../src/data/imageFolder';
 
 const GREY: [number, number, number] = [28, 28, 1];
 
@@ -51,21 +51,18 @@ beforeAll(async () => {
 
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
+/** The decodable images of the class folders, in order. */
+const CLASS_FOLDER_FILES = [
+  ...['Bag/b1.jpg', 'Bag/b2.jpeg', 'Bag/b3.webp'],
+  ...[1, 2, 3, 4, 5].map((i) => `Sneaker/s${i}.png`),
+  'Trouser/t1.jpg',
+];
+
 test('classes are the sorted folder names; bad files are skipped and listed', async () => {
   const set = await loadImageFolder(tree, GREY);
   expect(set.classNames).toEqual(['Bag', 'Sneaker', 'Trouser']);
   expect(set.count).toBe(9);
-  expect(set.files).toEqual([
-    'Bag/b1.jpg',
-    'Bag/b2.jpeg',
-    'Bag/b3.webp',
-    'Sneaker/s1.png',
-    'Sneaker/s2.png',
-    'Sneaker/s3.png',
-    'Sneaker/s4.png',
-    'Sneaker/s5.png',
-    'Trouser/t1.jpg',
-  ]);
+  expect(set.files).toEqual(CLASS_FOLDER_FILES);
   expect(Array.from(set.labels)).toEqual([0, 0, 0, 1, 1, 1, 1, 1, 2]);
   expect(set.pixels).toHaveLength(9 * 784);
   expect(set.skipped.map(({ file, code }) => ({ file, code }))).toEqual([
@@ -78,6 +75,21 @@ test('classes are the sorted folder names; bad files are skipped and listed', as
   expect(s1[14 * 28 + 14]).toBeCloseTo(10 / 255, 6);
   expect(Math.min(...set.pixels)).toBeGreaterThanOrEqual(0);
   expect(Math.max(...set.pixels)).toBeLessThanOrEqual(1);
+});
+
+test('unlabelled (calibrate --labels predicted): every image under the folder, sub-folders searched, hidden names ignored', async () => {
+  const set = await loadUnlabelledImages(tree, GREY);
+  // The nested folder's image too, which class folders do not search.
+  expect(set.files).toEqual([...CLASS_FOLDER_FILES.slice(0, 3), 'Bag/nested/b4.png', ...CLASS_FOLDER_FILES.slice(3)]);
+  expect(set.count).toBe(10);
+  expect(set.pixels).toHaveLength(10 * 784);
+  expect(set.pixels[3 * 784 + 14 * 28 + 14]).toBeCloseTo(90 / 255, 6); // b4.png, grey 90
+  expect(set.skipped.map(({ file, code }) => ({ file, code }))).toEqual([
+    { file: 'README.txt', code: 'UNSUPPORTED_FORMAT' },
+    { file: 'Sneaker/broken.png', code: 'CORRUPT_IMAGE' },
+    { file: 'Sneaker/notes.txt', code: 'UNSUPPORTED_FORMAT' },
+  ]);
+  await expect(loadUnlabelledImages(path.join(root, 'missing'), GREY)).rejects.toThrow(/is not a directory/);
 });
 
 test("with the model's labels, a folder's class is its name's index, and RGB models get 3 channels", async () => {

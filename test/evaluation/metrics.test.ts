@@ -7,6 +7,10 @@ test('AUROC of separated, reversed, identical and hand-counted score sets', () =
   // pos {0.8, 0.4}, neg {0.6, 0.2, 0.4}: pairs won 0.8>all 3, 0.4>0.2, 0.4=0.4 half → 4.5 / 6
   expect(auroc([0.8, 0.4], [0.6, 0.2, 0.4])).toBeCloseTo(0.75);
   expect(() => auroc([], [1])).toThrow(/positives and negatives/);
+  // A NaN never ties with anything: the tie loop looped for ever on it (calibrate hung at 100 % CPU).
+  expect(() => auroc([NaN, 1], [0.5])).toThrow(/score 0 is NaN/);
+  expect(() => auroc([1], [0.5, NaN])).toThrow(/score 1 is NaN/);
+  expect(() => thresholdForFpr([0, NaN, 1], 0.05)).toThrow(/NaN/);
 });
 
 test('threshold for a target false-positive rate lets at most that share of clean scores above it', () => {

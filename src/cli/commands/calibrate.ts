@@ -1,14 +1,18 @@
 /**
  * `advsieve calibrate`: fits the detectors, the low-pass radius and the thresholds on the training
- * split of Fashion-MNIST (default) or on a folder with one sub-folder of images per class, and
- * writes calibration.json beside the model.
+ * split of Fashion-MNIST (default) or on a folder with one sub-folder of images per class — or, with
+ * `--labels predicted`, on any folder of images, labelled by the model's own predictions — and
+ * writes calibration.json beside the model. It reports how many fit images each class got; a class
+ * with too few uses the pooled statistics of all classes (src/detectors/detector.ts, MIN_CLASS_IMAGES).
  */
 import * as path from 'path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { calibrate, CALIBRATE_DEFAULTS, LabelledImages } from '../../calibration/calibrate';
 import { calibrationPath, saveCalibration } from '../../calibration/calibrationFile';
 import { DEFAULT_FASHION_MNIST_DIR, loadFashionMnist } from '../../data/fashionMnist';
-import { loadImageFolder } from '../../data/imageFolder';
+import { loadImageFolder, loadUnlabelledImages } from '../../data/imageFolder';
+import { argmax, MIN_CLASS_IMAGES } from '../../detectors/detector';
+import { probabilitiesInBatches } from '../../screening/inProcess';
 import { describeBackend, initBackend } from '../../engine/backends';
 import { InferenceModel } from '../../engine/model';
 import { defaultModelDir } from '../../util/paths';
@@ -20,6 +24,7 @@ interface CalibrateCommandOptions {
   model: string;
   data: string;
   images?: string;
+  labels: 'folders' | 'predicted';
   out?: string;
   fit: number;
   holdout: number;
@@ -30,6 +35,19 @@ interface CalibrateCommandOptions {
 }
 
 async function labelledImages(opts: CalibrateCommandOptions, model: InferenceModel): Promise<LabelledImages> {
+  if (opts.labels === 'predicted') {
+    if (!opts.images) throw new Error('--labels predicted labels the images of a folder: pass --images DIR');
+    const found = await loadUnlabelledImages(opts.images, [...model.inputShape] as [number, number, number]);
+    for (const s of found.skipped) logger.warn(`skipped ${s.file}: ${s.code}: ${s.message}`);
+    process.stderr.write(`calibrate: labelling ${found.count} images of ${opts.images} by the model's predictions\n`);
+    const probs = await probabilitiesInBatches(model, found.pixels, found.count);
+    return {
+      pixels: found.pixels,
+      labels: Int32Array.from(probs, (p) => argmax(p)),
+      count: found.count,
+      source: `folder ${opts.images}, labelled by the model's predictions`,
+    };
+  }
   if (opts.images) {
     const folder = await loadImageFolder(opts.images, [...model.inputShape] as [number, number, number], {
       labels: model.metadata.labels,
@@ -55,6 +73,14 @@ export function registerCalibrate(program: Command): void {
     .option(
       '--images <dir>',
       "calibrate on a folder instead: one sub-folder of images per class, named by the class's label ('/' written '_') or its index",
+    )
+    .addOption(
+      new Option(
+        '--labels <source>',
+        "where --images' classes come from: 'folders' (one sub-folder per class) or 'predicted' (any folder; the model's predictions)",
+      )
+        .choices(['folders', 'predicted'])
+        .default('folders'),
     )
     .option('--out <file>', 'output file (default: <model>/calibration.json)')
     .option('--fit <n>', 'clean images the detectors are fitted on', intOption, CALIBRATE_DEFAULTS.fit)
@@ -86,6 +112,17 @@ export function registerCalibrate(program: Command): void {
           ...opts,
           maxAccuracyCost: opts.maxCost,
           command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
+          onClasses: (counts, pooled) => {
+            const width = Math.max(...Object.keys(counts).map((l) => l.length));
+            process.stderr.write('calibrate: fit images per class\n');
+            for (const [label, n] of Object.entries(counts)) process.stderr.write(`  ${label.padEnd(width)} ${n}\n`);
+            if (pooled.length > 0) {
+              process.stderr.write(
+                `calibrate: ${pooled.length} class(es) with fewer than ${MIN_CLASS_IMAGES} fit images use the pooled ` +
+                  `statistics of all classes (their scores compare with clean images in general): ${pooled.join(', ')}\n`,
+              );
+            }
+          },
           onStage: (stage) => {
             bar?.stop();
             process.stderr.write(`calibrate: ${stage}\n`);
