@@ -251,7 +251,7 @@ async function convert(
     }).rotate();
     pipeline = view.alpha === 'flatten' ? pipeline.flatten({ background: '#000000' }) : pipeline.removeAlpha();
     // greyscale() and 'srgb' are 8-bit colour spaces; their 16-bit twins keep a 16-bit image's levels.
-    if (sixteenBit) pipeline = pipeline.toColourspace('grey16');
+    if (sixteenBit) pipeline = pipeline.toColourspace(channels === 1 ? 'grey16' : 'rgb16');
     else pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
     if (meta.width !== width || meta.height !== height) {
       pipeline = pipeline.resize(width, height, { fit: 'contain', background: '#000000' });
@@ -388,9 +388,9 @@ export async function decodeViews(
   const meta = await probe(bytes, maxPixels);
   const pages = Math.max(1, meta.pages ?? 1);
   checkFrames(meta, pages, opts, maxPixels);
-  // 16-bit images keep their precision for grey models (adversarial images saved by `advsieve attack`
-  // are 16-bit PNGs); colour models read 8 bits (the 16-bit colour path is not tested here).
-  const sixteenBit = meta.depth === 'ushort' && channels === 1;
+  // 16-bit images keep their precision, grey and colour (adversarial images saved by `advsieve
+  // attack` are 16-bit PNGs: read at 8 bits, an ε = 0.1 attack on an RGB model measured L∞ 0.102).
+  const sixteenBit = meta.depth === 'ushort';
   const views: ImageView[] = [];
   for (let page = 0; page < pages; page++)
     views.push(...(await frameViews(bytes, meta, inputShape, maxPixels, sixteenBit, page, pages)));

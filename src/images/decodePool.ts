@@ -4,15 +4,22 @@
  * thousands of scans) or a second of chunk walking in JavaScript (400 000 IDAT chunks): on the
  * event loop that stops every request and /health/live; on libuv's threads it cannot be stopped.
  * So every decode runs in one of `size` child processes (src/images/decodeProcess.ts), one file at
- * a time each, within a budget: the request's time left or `timeoutMs`, whichever is less. Past
- * it the process is SIGKILLed (its CPU is freed at once) and replaced, and that image alone gets
- * DECODE_TIMEOUT; a process that dies on an image (a libvips abort) gives it DECODE_FAILED.
+ * a time each, within a budget: `timeoutMs` of the process's CPU time, and in wall-clock time the
+ * request's time left (and at most WALL_FACTOR × timeoutMs). Past either the process is SIGKILLed
+ * (its CPU is freed at once) and replaced, and that image alone gets DECODE_TIMEOUT; a process that
+ * dies on an image (a libvips abort) gives it DECODE_FAILED.
+ *
+ * CPU time, not wall-clock time, because what a hostile file costs is CPU: the decode processes
+ * run niced below the service, so on a busy machine a 16 ms decode waited hundreds of ms for a core
+ * and was stopped as if the file were hostile (CI saw DECODE_TIMEOUT for fixtures under a 300 ms
+ * budget). Where /proc cannot be read (not Linux), the budget is wall-clock time.
  *
  * Hand-written rather than a pool library: none is installed (workerpool, piscina), and what is
  * needed — a budget per task that kills the process, replacement, binary data both ways with
  * structured-clone serialization — is this file.
  */
 import { ChildProcess, fork } from 'child_process';
+import { readFileSync } from 'fs';
 import type { Writable } from 'stream';
 import { workerScript } from '../util/workerScript';
 import type { DecodedViews, DecodeOptions } from './decode';
@@ -40,7 +47,27 @@ interface Task {
 interface Running {
   readonly id: number;
   readonly task: Task;
-  readonly timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout;
+}
+
+/** A decode's wall-clock limit is at most this many times its CPU budget (a process that gets no CPU at all). */
+export const WALL_FACTOR = 4;
+/** How often a running decode's CPU time is read, at most (ms). */
+const CPU_CHECK_MS = 20;
+/** Linux reports CPU times in /proc in USER_HZ = 100 ticks per second on every architecture Node runs on. */
+const USER_HZ = 100;
+
+/** CPU time (user + system, all threads) a process has used, in ms; undefined where /proc cannot say. */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+  } catch {
+    return undefined;
+  }
 }
 
 interface Child {
@@ -182,24 +209,38 @@ export class DecodePool {
       const child = [...this.children].find((c) => c.ready && !c.running && c.proc.connected);
       if (!child) return;
       const task = this.queue.shift()!;
-      const budget = Math.min(this.timeoutMs, task.deadline - performance.now());
-      if (budget <= 0) {
+      const start = performance.now();
+      const wall = Math.min(this.timeoutMs * WALL_FACTOR, task.deadline - start);
+      if (wall <= 0) {
         task.reject(new DecodeDeadlineError()); // never started: its request has failed already
         continue;
       }
       const id = this.nextId++;
-      const timer = setTimeout(() => this.overBudget(child, id, budget), budget);
-      child.running = { id, task, timer };
+      const cpuStart = processCpuMs(child.proc.pid);
+      // Without /proc the CPU budget is measured in wall-clock time.
+      const cpuUsed = () => {
+        const now = cpuStart === undefined ? undefined : processCpuMs(child.proc.pid);
+        return now === undefined ? performance.now() - start : now - cpuStart!;
+      };
+      const check = () => {
+        const wallLeft = start + wall - performance.now();
+        if (wallLeft <= 0) return this.overBudget(child, id, `the ${Math.round(wall)} ms it had`);
+        const cpuLeft = this.timeoutMs - cpuUsed();
+        if (cpuLeft <= 0) return this.overBudget(child, id, `its budget of ${this.timeoutMs} ms of CPU time`);
+        running.timer = setTimeout(check, Math.max(CPU_CHECK_MS, Math.min(cpuLeft, wallLeft)));
+      };
+      const running: Running = { id, task, timer: setTimeout(check, Math.min(this.timeoutMs, wall)) };
+      child.running = running;
       const req: DecodeRequest = { id, length: task.bytes.length, shape: task.shape, options: task.options };
       child.proc.send(req, (err) => {
-        if (err) this.overBudget(child, id, budget, 'the image could not be sent to a decode process');
+        if (err) this.overBudget(child, id, '', 'the image could not be sent to a decode process');
       });
       (child.proc.stdio[4] as Writable).write(task.bytes);
     }
   }
 
   /** The decode ran past its budget: the process is killed (its CPU freed now) and replaced on exit. */
-  private overBudget(child: Child, id: number, budget: number, failed?: string): void {
+  private overBudget(child: Child, id: number, limit: string, failed?: string): void {
     const running = child.running;
     if (!running || running.id !== id) return;
     clearTimeout(running.timer);
@@ -212,10 +253,7 @@ export class DecodePool {
     }
     this.timeouts++;
     running.task.reject(
-      new ImageDecodeError(
-        'DECODE_TIMEOUT',
-        `decoding the image took longer than its budget of ${Math.round(budget)} ms; it was stopped`,
-      ),
+      new ImageDecodeError('DECODE_TIMEOUT', `decoding the image took more than ${limit}; it was stopped`),
     );
   }
 }

@@ -260,7 +260,7 @@ function decodeConfig(env: Env): Pick<ServerConfig, 'decodeTimeoutMs' | 'multiFr
   if (multiFrame !== 'refuse' && multiFrame !== 'screen')
     throw new ConfigError('ADVSIEVE_MULTI_FRAME', "'refuse' or 'screen'", env.ADVSIEVE_MULTI_FRAME ?? '');
   return {
-    // Seconds: a 28×28 image decodes in a millisecond, a 40-megapixel JPEG in about one.
+    // CPU time (src/images/decodePool.ts): a 28×28 image decodes in a millisecond, a 40-megapixel JPEG in about a second.
     decodeTimeoutMs: integer(env, 'ADVSIEVE_DECODE_TIMEOUT_MS', 1) ?? 5000,
     multiFrame,
     maxFrames: integer(env, 'ADVSIEVE_MAX_FRAMES', 1) ?? 16,

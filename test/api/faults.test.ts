@@ -178,6 +178,9 @@ describe('deadlines and admission', () => {
       ADVSIEVE_WORKERS: '1',
       ADVSIEVE_AUDIT: '0',
     });
+    // The worker's first batch is its slowest (first use of each kernel): not within a 1.5 s deadline
+    // on a loaded machine (CI saw it time out), and not what these tests are about.
+    await gql(server, CLASSIFY, { images: good.slice(0, 4).map(b64) });
   }, 120_000);
   afterAll(async () => {
     expect((await server?.stop())?.code).toBe(0);

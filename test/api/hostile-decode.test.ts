@@ -197,7 +197,7 @@ test('a decode past ADVSIEVE_DECODE_TIMEOUT_MS: DECODE_TIMEOUT in about that tim
   expect(good.error).toBeNull();
   expect(late.error).toEqual({
     code: 'DECODE_TIMEOUT',
-    message: `decoding the image took longer than its budget of ${DECODE_TIMEOUT_MS} ms; it was stopped`,
+    message: `decoding the image took more than its budget of ${DECODE_TIMEOUT_MS} ms of CPU time; it was stopped`,
   });
   expect(good.prediction!.label).toBe('Trouser');
   expect(ms).toBeLessThan(DECODE_TIMEOUT_MS + 1500);

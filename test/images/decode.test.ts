@@ -70,6 +70,28 @@ test('16-bit PNG keeps its precision: levels finer than 8 bits survive decoding'
   raw.forEach((v, i) => expect(Math.abs(pixels[i] - v / 65535)).toBeLessThan(1e-6));
 });
 
+test('16-bit RGB PNG keeps its precision for colour models, and a 16-bit grey one for them too', async () => {
+  const raw = new Uint16Array(28 * 28 * 3).map((_, i) => (i * 977) % 65536);
+  const png = await sharp(raw, { raw: { width: 28, height: 28, channels: 3 } })
+    .toColourspace('rgb16')
+    .png()
+    .toBuffer();
+  expect((await sharp(png).metadata()).depth).toBe('ushort');
+  const { pixels } = await decodeImage(png, [28, 28, 3]);
+  let worst = 0;
+  raw.forEach((v, i) => (worst = Math.max(worst, Math.abs(pixels[i] - v / 65535))));
+  expect(worst).toBeLessThan(1e-6); // at 8 bits: up to 0.5 / 255 ≈ 0.002
+  const grey = new Uint16Array(28 * 28).map((_, i) => i * 83);
+  const greyPng = await sharp(grey, { raw: { width: 28, height: 28, channels: 1 } })
+    .toColourspace('grey16')
+    .png()
+    .toBuffer();
+  const asColour = (await decodeImage(greyPng, [28, 28, 3])).pixels;
+  grey.forEach((v, i) => {
+    for (let c = 0; c < 3; c++) expect(Math.abs(asColour[i * 3 + c] - v / 65535)).toBeLessThan(1e-6);
+  });
+});
+
 test('transparent pixels become black (alpha flattened onto the background)', async () => {
   const rgba = Buffer.alloc(28 * 28 * 4);
   for (let i = 0; i < 28 * 28; i++) rgba.set(i < 392 ? [255, 255, 255, 0] : [255, 255, 255, 255], i * 4);

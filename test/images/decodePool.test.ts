@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { decodeViews } from '../../src/images/decode';
 import { ImageDecodeError } from '../../src/images/decodeErrors';
-import { DecodeDeadlineError, DecodePool } from '../../src/images/decodePool';
+import { DecodeDeadlineError, DecodePool, processCpuMs, WALL_FACTOR } from '../../src/images/decodePool';
 import { slowPng } from '../api/hostileFiles';
 import { FIXTURE_DIR } from '../helpers/fixtures';
 
@@ -70,7 +70,7 @@ test('a decode past its budget: DECODE_TIMEOUT in about the budget, its process 
   const took = performance.now() - start;
   expect(err).toBeInstanceOf(ImageDecodeError);
   expect(err).toMatchObject({ code: 'DECODE_TIMEOUT' });
-  expect((err as Error).message).toMatch(/longer than its budget of 150 ms; it was stopped/);
+  expect((err as Error).message).toMatch(/more than its budget of 150 ms of CPU time; it was stopped/);
   expect(took).toBeLessThan(1000);
   await waitFor(() => !alive(before)); // SIGKILLed: its CPU is free
   expect(p.timeouts).toBe(1);
@@ -87,7 +87,30 @@ test('the budget is the request’s time left when that is less than the timeout
   const start = performance.now();
   const err = await p.decode(slow, GREY, {}, performance.now() + 150).catch((e: unknown) => e);
   expect(err).toMatchObject({ code: 'DECODE_TIMEOUT' });
+  expect((err as Error).message).toMatch(/more than the 150 ms it had; it was stopped/);
   expect(performance.now() - start).toBeLessThan(1000);
+});
+
+test('the budget is CPU time: a process kept from running is not charged, up to WALL_FACTOR × the budget of wall-clock time', async () => {
+  expect(processCpuMs(process.pid)).toBeGreaterThan(0);
+  const p = pool(1, 200);
+  await p.decode(trouser, GREY);
+  const [pid] = p.pids;
+  // Stopped for 400 ms of wall-clock time (a busy machine, exaggerated): it used no CPU, so no budget.
+  process.kill(pid, 'SIGSTOP');
+  const late = p.decode(trouser, GREY);
+  await new Promise((r) => setTimeout(r, 400));
+  process.kill(pid, 'SIGCONT');
+  await expect(late).resolves.toMatchObject({ format: 'png' });
+  expect(p.timeouts).toBe(0);
+  // Stopped for good: stopped after WALL_FACTOR × 200 ms = 800 ms.
+  process.kill(pid, 'SIGSTOP');
+  const start = performance.now();
+  const err = await p.decode(trouser, GREY).catch((e: unknown) => e);
+  expect(err).toMatchObject({ code: 'DECODE_TIMEOUT' });
+  expect((err as Error).message).toMatch(new RegExp(`more than the ${WALL_FACTOR * 200} ms it had`));
+  expect(performance.now() - start).toBeGreaterThanOrEqual(WALL_FACTOR * 200 - 5);
+  expect(p.timeouts).toBe(1);
 });
 
 test('a file still waiting for a process when its deadline passes is never started', async () => {
