@@ -62,11 +62,44 @@ export function poolPerChannel(a: tf.Tensor4D): tf.Tensor2D {
   });
 }
 
+/**
+ * The logits: the named layer's output — or, when that layer is a Dense with a softmax inside (how
+ * Keras classifiers usually end: `Dense(n, activation='softmax')`), the same Dense without its
+ * activation, with the same weights, on the same input: the scores before the softmax, which the
+ * attacks and the promotion/suppression analysis need and the layer itself never outputs.
+ */
+function logitsOutput(m: tf.LayersModel, name: string): tf.SymbolicTensor {
+  const layer = m.getLayer(name);
+  const config = layer.getConfig();
+  if (config.activation !== 'softmax') return layer.output as tf.SymbolicTensor;
+  if (layer.getClassName() !== 'Dense') {
+    throw new Error(
+      `logits layer '${name}' is a ${layer.getClassName()} with a softmax inside: only a Dense's logits can be split off; name the layer before the softmax`,
+    );
+  }
+  const twin = tf.layers.dense({
+    units: config.units as number,
+    useBias: config.useBias as boolean,
+    activation: 'linear',
+    name: unusedName(m, `${name}_logits`),
+    weights: layer.getWeights(),
+  });
+  return twin.apply(layer.input as tf.SymbolicTensor) as tf.SymbolicTensor;
+}
+
+function unusedName(m: tf.LayersModel, base: string): string {
+  const taken = new Set(m.layers.map((l) => l.name));
+  let name = base;
+  for (let k = 2; taken.has(name); k++) name = `${base}_${k}`;
+  return name;
+}
+
 export class InferenceModel {
   /** Outputs: the distinct layers among [probs, logits, ...activation layers]. */
   private readonly graph: tf.LayersModel;
-  /** Index in the graph's outputs of each name in `outputNames`. */
+  /** Index in the graph's outputs of each layer name (the probabilities' under probsKey). */
   private readonly outputIndex: ReadonlyMap<string, number>;
+  private readonly probsKey: string;
   /** Input → logits only: attacks differentiate this one. */
   private readonly logitsGraph: tf.LayersModel;
 
@@ -76,13 +109,16 @@ export class InferenceModel {
   ) {
     const m = stored.model;
     const md = stored.metadata;
-    const names = [...new Set([md.outputLayer, md.logitsLayer, ...activationLayers])];
-    this.outputIndex = new Map(names.map((n, i) => [n, i]));
-    this.graph = tf.model({
-      inputs: m.inputs,
-      outputs: names.map((name) => m.getLayer(name).output as tf.SymbolicTensor),
-    });
-    this.logitsGraph = tf.model({ inputs: m.inputs, outputs: m.getLayer(md.logitsLayer).output as tf.SymbolicTensor });
+    const logits = logitsOutput(m, md.logitsLayer);
+    // A Keras-style model's softmax Dense is both outputLayer and logitsLayer: its probabilities get a key of their own.
+    this.probsKey = md.outputLayer === md.logitsLayer ? `${md.outputLayer}\u0000probabilities` : md.outputLayer;
+    const outputs = new Map<string, tf.SymbolicTensor>([[this.probsKey, m.getLayer(md.outputLayer).output as tf.SymbolicTensor]]);
+    for (const name of [md.logitsLayer, ...activationLayers]) {
+      if (!outputs.has(name)) outputs.set(name, name === md.logitsLayer ? logits : (m.getLayer(name).output as tf.SymbolicTensor));
+    }
+    this.outputIndex = new Map([...outputs.keys()].map((n, i) => [n, i]));
+    this.graph = tf.model({ inputs: m.inputs, outputs: [...outputs.values()] });
+    this.logitsGraph = tf.model({ inputs: m.inputs, outputs: logits });
   }
 
   static async load(dir: string, activationLayers?: readonly string[]): Promise<InferenceModel> {
@@ -111,7 +147,7 @@ export class InferenceModel {
     return tf.tidy(() => {
       const outs = this.graph.predict(x) as tf.Tensor[];
       const get = (name: string) => outs[this.outputIndex.get(name)!];
-      const probs = get(this.metadata.outputLayer);
+      const probs = get(this.probsKey);
       const logits = get(this.metadata.logitsLayer);
       const activations: Record<string, tf.Tensor> = {};
       this.activationLayers.forEach((name) => {

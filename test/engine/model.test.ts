@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { initBackend } from '../../src/engine/backends';
 import { InferenceModel, poolPerChannel } from '../../src/engine/model';
-import { loadModel, ModelFileError } from '../../src/engine/modelStore';
+import { loadModel, ModelFileError, saveModel } from '../../src/engine/modelStore';
 import { BUNDLED_MODEL_DIR, fixtureLabels, fixturePixels } from '../helpers/fixtures';
 
 let model: InferenceModel;
@@ -61,6 +61,44 @@ test('softmax of the returned logits is the returned probabilities', async () =>
   );
   const soft = tf.tidy(() => tf.softmax(tf.tensor1d(out.logits)).dataSync());
   soft.forEach((p, i) => expect(p).toBeCloseTo(out.probs[i], 5));
+});
+
+test("a Keras-style model ending in Dense(softmax) named as logitsLayer: its logits are split off, sharing the Dense's weights", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-softmax-'));
+  try {
+    const input = tf.input({ shape: [6, 6, 3] });
+    const flat = tf.layers.flatten().apply(input) as tf.SymbolicTensor;
+    const hidden = tf.layers.dense({ units: 8, activation: 'relu', name: 'hidden' }).apply(flat) as tf.SymbolicTensor;
+    const out = tf.layers.dense({ units: 4, activation: 'softmax', name: 'predictions' }).apply(hidden);
+    const keras = tf.model({ inputs: input, outputs: out as tf.SymbolicTensor });
+    await saveModel(keras, dir, {
+      id: 'keras-softmax',
+      labels: ['a', 'b', 'c', 'd'],
+      inputShape: [6, 6, 3],
+      outputLayer: 'predictions',
+      logitsLayer: 'predictions',
+      activationLayers: ['hidden', 'predictions'],
+    });
+    keras.dispose();
+    const m = await InferenceModel.load(dir);
+    const pixels = new Float32Array(108).map((_, i) => ((i * 37) % 101) / 101);
+    const r = await m.runBatch(pixels, 1);
+    // Logits, not probabilities: not a distribution, and their softmax is the probabilities.
+    expect(Math.abs(r.logits.reduce((a, b) => a + b) - 1)).toBeGreaterThan(1e-3);
+    const soft = tf.tidy(() => tf.softmax(tf.tensor1d(r.logits)).dataSync());
+    soft.forEach((p, i) => expect(p).toBeCloseTo(r.probs[i], 5));
+    expect(r.probs.reduce((a, b) => a + b)).toBeCloseTo(1, 5);
+    // The detectors read the logits under the layer's name, and attacks differentiate them.
+    expect(Array.from(r.activations.predictions.values)).toEqual(Array.from(r.logits));
+    const x = tf.tensor4d(pixels, [1, 6, 6, 3]);
+    const g = tf.grad((v: tf.Tensor) => tf.sum(m.logits(v as tf.Tensor4D)))(x);
+    expect(g.shape).toEqual([1, 6, 6, 3]);
+    expect(tf.max(tf.abs(g)).dataSync()[0]).toBeGreaterThan(0);
+    tf.dispose([x, g]);
+    m.dispose();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('input gradients have the input shape, are not all zero, and leak nothing', () => {
