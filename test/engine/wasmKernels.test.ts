@@ -62,6 +62,57 @@ describe.each(CONV_SHAPES)('conv gradients, x [%i,%i,%i,%i], filter [%i,%i,·,%i
   });
 });
 
+// [batch, height, width, inChannels, filterH, filterW, channelMultiplier]
+const DEPTHWISE_SHAPES: Array<[number, number, number, number, number, number, number]> = [
+  [2, 9, 9, 3, 3, 3, 1],
+  [1, 10, 7, 4, 5, 3, 1],
+  [3, 8, 11, 5, 2, 2, 2],
+  [2, 14, 14, 6, 3, 3, 3],
+];
+
+describe.each(DEPTHWISE_SHAPES)(
+  'depthwise input gradient, x [%i,%i,%i,%i], filter [%i,%i,·,%i]',
+  (n, h, w, ci, kh, kw, m) => {
+    test.each([
+      [1, 'same'],
+      [1, 'valid'],
+      [2, 'same'],
+      [2, 'valid'],
+    ] as const)('stride %i, padding %s: DepthwiseConv2dNativeBackpropInput matches cpu', async (stride, pad) => {
+      const seed = n * 1000 + h * 100 + w * 10 + ci + stride + 7;
+      const xv = randomValues(n * h * w * ci, seed);
+      const wv = randomValues(kh * kw * ci * m, seed + 1);
+      await compare(() => {
+        const x = tf.tensor4d(xv, [n, h, w, ci]);
+        const filter = tf.tensor4d(wv, [kh, kw, ci, m]);
+        const y = tf.depthwiseConv2d(x, filter, stride, pad);
+        const dy = tf.tensor(randomValues(y.size, seed + 2), y.shape);
+        // Only the input's gradient: the filter's (DepthwiseConv2dNativeBackpropFilter) is not asked for.
+        return tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, filter, stride, pad), dy)))(
+          x,
+        );
+      });
+    });
+  },
+);
+
+test('DepthwiseConv2dNativeBackpropInput: an explicit padding and the padding of a MobileNet block (ZeroPadding2D then valid, stride 2)', async () => {
+  const xv = randomValues(2 * 15 * 15 * 8, 5);
+  const wv = randomValues(3 * 3 * 8, 6);
+  await compare(() => {
+    const filter = tf.tensor4d(wv, [3, 3, 8, 1]);
+    const explicit = [
+      [0, 0],
+      [0, 1],
+      [0, 1],
+      [0, 0],
+    ] as tf.backend_util.ExplicitPadding;
+    return tf.grad((a: tf.Tensor) => tf.sum(tf.square(tf.depthwiseConv2d(a as tf.Tensor4D, filter, 2, explicit))))(
+      tf.tensor4d(xv, [2, 15, 15, 8]),
+    );
+  });
+});
+
 test.each([
   [[2, 8, 8, 3], 2, 2, 'valid'],
   [[1, 9, 7, 4], 3, 2, 'same'],

@@ -7,6 +7,7 @@ import { findBackend, getKernel, KernelConfig, registerKernel, unregisterKernel 
 import { makeBatchMatMulConfig } from './BatchMatMul';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput';
+import { depthwiseConv2dNativeBackpropInputConfig } from './DepthwiseConv2dNativeBackpropInput';
 import { makeMeanConfig, makeSumConfig } from './LeadingAxesReduce';
 import { maxPoolGradConfig } from './MaxPoolGrad';
 import { tileConfig } from './Tile';
@@ -17,6 +18,7 @@ type Maker = (stock: KernelConfig) => KernelConfig;
 export const WASM_KERNELS: readonly KernelConfig[] = [
   conv2DBackpropFilterConfig,
   conv2DBackpropInputConfig,
+  depthwiseConv2dNativeBackpropInputConfig,
   maxPoolGradConfig,
   tileConfig,
 ];

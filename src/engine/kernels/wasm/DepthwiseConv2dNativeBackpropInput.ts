@@ -1,0 +1,110 @@
+/**
+ * DepthwiseConv2dNativeBackpropInput for the wasm backend, which tfjs 4.22 lacks: without it no
+ * input gradient of a MobileNet-style network (depthwise separable convolutions) runs on wasm, so
+ * neither attacks nor Grad-CAM nor adaptive evaluation can use it (measured on nsfwjs' MobileNetV2:
+ * its 17 depthwise layers each need it).
+ *
+ * As Conv2DBackpropInput.ts does for Conv2D: the input gradient is a stride-1 depthwise correlation
+ * of dy, dilated by the forward stride, with the filter rotated by 180°. With a channel multiplier
+ * m > 1, dy's ci·m channels are correlated one by one (the filter as [kh, kw, ci·m, 1]) and each
+ * input channel's m results summed. wasm's DepthwiseConv2dNative (XNNPACK) does the work.
+ */
+import {
+  backend_util,
+  DepthwiseConv2dNativeBackpropInputAttrs,
+  DepthwiseConv2dNativeBackpropInputInputs,
+  KernelBackend,
+  KernelConfig,
+  KernelFunc,
+  TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { KernelComposer } from './compose';
+
+export function depthwiseConv2dNativeBackpropInput(args: {
+  inputs: DepthwiseConv2dNativeBackpropInputInputs;
+  backend: KernelBackend;
+  attrs: DepthwiseConv2dNativeBackpropInputAttrs;
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const dy = inputs.dy as TensorInfo;
+  const filter = inputs.filter as TensorInfo;
+  const dilations = typeof attrs.dilations === 'number' ? [attrs.dilations, attrs.dilations] : attrs.dilations;
+  if (dilations.some((d) => d !== 1)) {
+    throw new Error(`wasm DepthwiseConv2dNativeBackpropInput supports dilation 1 only; got ${dilations.join('×')}`);
+  }
+  const info = backend_util.computeConv2DInfo(
+    attrs.inputShape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    true,
+  );
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const m = filter.shape[3];
+  const co = ci * m;
+  const c = new KernelComposer(backend, 'wasm');
+  try {
+    // Dilate dy: [n,oh,ow,co] → [n, oh·sh, ow·sw, co], dy at multiples of the stride.
+    let dyd = dy;
+    if (sh > 1 || sw > 1) {
+      const six = c.reshape(dy, [n, oh, 1, ow, 1, co]);
+      const paddings = [
+        [0, 0],
+        [0, 0],
+        [0, sh - 1],
+        [0, 0],
+        [0, sw - 1],
+        [0, 0],
+      ];
+      dyd = c.reshape(c.run('PadV2', { x: six }, { paddings, constantValue: 0 }), [n, oh * sh, ow * sw, co]);
+    }
+    const top = kh - 1 - info.padInfo.top;
+    const left = kw - 1 - info.padInfo.left;
+    let bottom = h + kh - 1 - top - oh * sh;
+    let right = w + kw - 1 - left - ow * sw;
+    if (top < 0 || left < 0)
+      throw new Error('DepthwiseConv2dNativeBackpropInput: padding larger than the filter is not supported');
+    if (bottom < 0 || right < 0) {
+      const size = [n, oh * sh + Math.min(bottom, 0), ow * sw + Math.min(right, 0), co];
+      dyd = c.run('Slice', { x: dyd }, { begin: [0, 0, 0, 0], size });
+      bottom = Math.max(bottom, 0);
+      right = Math.max(right, 0);
+    }
+    // W [kh,kw,ci,m] rotated 180°, one filter per dy channel: [kh,kw,ci·m,1].
+    const rotated = c.reshape(c.run('Reverse', { x: filter }, { dims: [0, 1] }), [kh, kw, co, 1]);
+    const padded = c.run(
+      'PadV2',
+      { x: dyd },
+      {
+        paddings: [
+          [0, 0],
+          [top, bottom],
+          [left, right],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
+    );
+    const perChannel = c.run(
+      'DepthwiseConv2dNative',
+      { x: padded, filter: rotated },
+      { strides: [1, 1], dilations: [1, 1], pad: 'valid', dataFormat: 'NHWC' },
+    );
+    const dx =
+      m === 1
+        ? perChannel
+        : c.run('Sum', { x: c.reshape(perChannel, [n, h, w, ci, m]) }, { axis: [4], keepDims: false });
+    return c.keep(dx);
+  } finally {
+    c.dispose();
+  }
+}
+
+export const depthwiseConv2dNativeBackpropInputConfig: KernelConfig = {
+  kernelName: 'DepthwiseConv2dNativeBackpropInput',
+  backendName: 'wasm',
+  kernelFunc: depthwiseConv2dNativeBackpropInput as unknown as KernelFunc,
+};
