@@ -3,16 +3,18 @@
  * defense's second pass) against forward-only throughput at batch 64, in one run so the ratio is
  * comparable; in-process on one thread, and through the engine (its worker pool) as the API runs it.
  * Real test images (the detectors' cost depends on the prediction only through table lookups).
- * Last line: one JSON object. Options (environment): BENCH_SECONDS (default 3), FASHION_MNIST_DIR.
+ * Last line: one JSON object. Options (environment): BENCH_SECONDS (default 3), FASHION_MNIST_DIR;
+ * `-- --model DIR` measures another model (modelBench below).
  */
+import * as fs from 'fs';
 import { calibrationPath, loadCalibration } from '../calibration/calibrationFile';
 import { loadFashionMnist } from '../data/fashionMnist';
 import { initBackend } from '../engine/backends';
 import { Engine } from '../engine/engine';
-import { InferenceModel, splitBatch } from '../engine/model';
+import { BatchExtras, InferenceModel, splitBatch } from '../engine/model';
 import { Screener } from '../screening/screener';
 import { defaultModelDir } from '../util/paths';
-import { printTable, rate } from './measure';
+import { printTable, randomImages, rate } from './measure';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const BATCH = 64;
@@ -76,7 +78,65 @@ async function main(): Promise<void> {
   model.dispose();
 }
 
-main().then(
+/**
+ * `npm run bench:detect -- --model DIR`: the same ratio for another model (e.g. models/nsfw-mobilenetv2,
+ * 224×224×3), at batch 32 (BENCH_BATCH), on random pixels (the cost does not depend on them): the
+ * forward pass alone against one with the screening extras (the high-frequency shares at the
+ * calibrated cut-off and the low-pass defense's second pass), and each extra apart. With no
+ * calibration yet, cut-off 0.5 and an ideal radius of 0.45 stand in (the cost does not depend on them).
+ */
+async function modelBench(modelDir: string): Promise<void> {
+  const backend = await initBackend();
+  const model = await InferenceModel.load(modelDir);
+  const batchSize = Number(process.env.BENCH_BATCH ?? 32);
+  let extras: BatchExtras = { hfCutoffs: [0.5], lowPass: { radius: 0.45, kind: 'ideal' } };
+  let source = 'stand-in cut-off 0.5 and radius 0.45 (no calibration.json)';
+  if (fs.existsSync(calibrationPath(modelDir))) {
+    extras = new Screener(loadCalibration(calibrationPath(modelDir), model.stored.sha256), model.metadata.labels)
+      .extras;
+    source = 'the calibration’s cut-off and radius';
+  }
+  const batch = randomImages(batchSize, model.imageSize);
+  const timed = (e?: BatchExtras) =>
+    rate(batchSize, async () => void (await model.runBatch(batch, batchSize, e)), SECONDS);
+  const forward = await timed();
+  const screening = await timed(extras);
+  const hfOnly = await timed({ hfCutoffs: extras.hfCutoffs });
+  const lowPassOnly = await timed({ lowPass: extras.lowPass });
+  const ms = (r: number) => 1000 / r;
+  const summary = {
+    backend: backend.name,
+    model: model.metadata.id,
+    inputShape: model.inputShape,
+    batch: batchSize,
+    extras: source,
+    forwardImagesPerSec: forward,
+    screeningImagesPerSec: screening,
+    ratio: screening / forward,
+    msPerImage: {
+      forward: ms(forward),
+      highFrequencyShares: ms(hfOnly) - ms(forward),
+      lowPassAndSecondForward: ms(lowPassOnly) - ms(forward),
+    },
+  };
+  const [h, w, c] = model.inputShape;
+  printTable(
+    `screening vs forward-only, ${model.metadata.id} (${h}×${w}×${c}), batch ${batchSize}, ${backend.name} (goal: ratio ≥ 0.4)`,
+    [
+      ['forward', `${forward.toFixed(1)} img/s (${ms(forward).toFixed(1)} ms/img)`],
+      ['screening', `${screening.toFixed(1)} img/s`],
+      ['ratio', (screening / forward).toFixed(3)],
+      ['high-frequency shares alone', `+${summary.msPerImage.highFrequencyShares.toFixed(1)} ms/img`],
+      ['low-pass + second forward alone', `+${summary.msPerImage.lowPassAndSecondForward.toFixed(1)} ms/img`],
+      ['extras', source],
+    ],
+  );
+  process.stdout.write(JSON.stringify(summary) + '\n');
+  model.dispose();
+}
+
+const modelArg = process.argv.indexOf('--model');
+(modelArg >= 0 ? modelBench(process.argv[modelArg + 1]) : main()).then(
   () => process.exit(0),
   (err: Error) => {
     process.stderr.write(`bench:detect: ${err.message}\n`);

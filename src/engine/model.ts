@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadModel, ModelMetadata, StoredModel } from './modelStore';
-import { highFrequencyShareImages, lowPassImages, LowPassKind } from './spectra';
+import { LowPassKind, spectralExtras } from './spectra';
 
 /**
  * What a batch computes besides the forward pass, for the detectors and the defense: the share of
@@ -112,9 +112,12 @@ export class InferenceModel {
     const logits = logitsOutput(m, md.logitsLayer);
     // A Keras-style model's softmax Dense is both outputLayer and logitsLayer: its probabilities get a key of their own.
     this.probsKey = md.outputLayer === md.logitsLayer ? `${md.outputLayer}\u0000probabilities` : md.outputLayer;
-    const outputs = new Map<string, tf.SymbolicTensor>([[this.probsKey, m.getLayer(md.outputLayer).output as tf.SymbolicTensor]]);
+    const outputs = new Map<string, tf.SymbolicTensor>([
+      [this.probsKey, m.getLayer(md.outputLayer).output as tf.SymbolicTensor],
+    ]);
     for (const name of [md.logitsLayer, ...activationLayers]) {
-      if (!outputs.has(name)) outputs.set(name, name === md.logitsLayer ? logits : (m.getLayer(name).output as tf.SymbolicTensor));
+      if (!outputs.has(name))
+        outputs.set(name, name === md.logitsLayer ? logits : (m.getLayer(name).output as tf.SymbolicTensor));
     }
     this.outputIndex = new Map([...outputs.keys()].map((n, i) => [n, i]));
     this.graph = tf.model({ inputs: m.inputs, outputs: [...outputs.values()] });
@@ -203,10 +206,10 @@ export class InferenceModel {
     }
     const out = tf.tidy(() => {
       const x = tf.tensor4d(pixels, [count, h, w, c]);
-      const filtered = extras.lowPass ? lowPassImages(x, extras.lowPass.radius, extras.lowPass.kind) : undefined;
+      const { hfShare, filtered } = spectralExtras(x, extras.hfCutoffs ?? [], extras.lowPass);
       return {
         ...this.forward(x),
-        hfShare: extras.hfCutoffs?.length ? highFrequencyShareImages(x, extras.hfCutoffs) : undefined,
+        hfShare,
         lowPassProbs: filtered ? this.probabilities(filtered) : undefined,
         lowPassPixels: extras.lowPassPixels ? filtered : undefined,
       };

@@ -65,6 +65,19 @@ function matrices(n: number): DftMatrices {
   return m;
 }
 
+/**
+ * Applies a left factor L [m, h] along the H axis of every image of y [n, h, k]: [n, m, k]. As one
+ * plain product over all images, L · [h, n·k], between two transposes: a batched product against
+ * L tiled n times ran at ~2 GFLOP/s on wasm, a plain one at ~17-22, which at 224×224 decided
+ * whether the spectra cost less than the model's forward pass (bench:detect).
+ */
+function alongHeight(left: tf.Tensor2D, y: tf.Tensor3D): tf.Tensor3D {
+  const [n, h, k] = y.shape;
+  const m = left.shape[0];
+  const columns = tf.reshape(tf.transpose(y, [1, 0, 2]), [h, n * k]);
+  return tf.transpose(tf.reshape(tf.matMul(left, columns), [m, n, k]), [1, 0, 2]) as tf.Tensor3D;
+}
+
 /** Forward 2-D DFT of real images x [N, H, W] (no normalisation, as numpy.fft.fft2). */
 export function dft2d(x: tf.Tensor3D): Spectrum {
   return tf.tidy((): Spectrum => {
@@ -72,7 +85,7 @@ export function dft2d(x: tf.Tensor3D): Spectrum {
     const row = matrices(w);
     const col = matrices(h);
     const ab = tf.reshape(tf.matMul(tf.reshape(x, [n * h, w]), row.rowCS), [n, h, 2 * w]); // [A | B]
-    const prod = tf.matMul(tf.tile(col.colCS, [n, 1, 1]), ab); // [[C·A, C·B], [S·A, S·B]]
+    const prod = alongHeight(tf.reshape(col.colCS, [2 * h, h]) as tf.Tensor2D, ab as tf.Tensor3D); // [[C·A, C·B], [S·A, S·B]]
     const cA = tf.slice(prod, [0, 0, 0], [n, h, w]);
     const cB = tf.slice(prod, [0, 0, w], [n, h, w]);
     const sA = tf.slice(prod, [0, h, 0], [n, h, w]);
@@ -96,10 +109,10 @@ export function idft2d(f: Spectrum): tf.Tensor3D {
     const qS = tf.slice(prod, [1, 0, 0, w], [1, n, h, w]);
     const u = tf.reshape(tf.sub(pC, qS), [n, h, w]);
     const v = tf.reshape(tf.add(pS, qC), [n, h, w]);
-    // Re[(C_h + iS_h)(U + iV)] = C_h·U − S_h·V
-    const cu = tf.matMul(tf.tile(tf.reshape(col.cos, [1, h, h]), [n, 1, 1]), u);
-    const sv = tf.matMul(tf.tile(tf.reshape(col.sin, [1, h, h]), [n, 1, 1]), v);
-    return tf.div(tf.sub(cu, sv), h * w) as tf.Tensor3D;
+    // Re[(C_h + iS_h)(U + iV)] = C_h·U − S_h·V = [C_h | −S_h] · [U; V] along H.
+    const left = tf.concat([col.cos, tf.neg(col.sin)], 1) as tf.Tensor2D;
+    const re = alongHeight(left, tf.concat([u, v], 1) as tf.Tensor3D);
+    return tf.div(re, h * w) as tf.Tensor3D;
   });
 }
 
@@ -241,50 +254,91 @@ export function highFrequencyShareImages(x: tf.Tensor4D, cutoffs: readonly numbe
     const [n, h, w, c] = x.shape;
     const k = cutoffs.length;
     const r = radialFrequencyGrid(h, w);
-    const flat = tf.reshape(planes(x), [n * c, h * w]);
-    let high: tf.Tensor2D;
-    let ac: tf.Tensor2D;
-    if (h * w <= DENSE_SPECTRA_MAX_PIXELS) {
-      // Only the bins above the lowest cut-off: their DFT coefficients as one product, scaled so that
-      // squared they are the power spectrum's bins.
-      const lowest = Math.min(...cutoffs);
-      const bins = Array.from(r.keys()).filter((b) => r[b] > lowest);
-      const coefficients = dense(`band:${h}x${w}:${lowest}`, () => {
-        const { re, im } = dft2d(tf.reshape(tf.eye(h * w), [h * w, h, w]) as tf.Tensor3D);
-        const pick = tf.tensor1d(Int32Array.from(bins), 'int32');
-        const scale = 1 / Math.sqrt(h * w);
-        return tf.mul(
-          tf.concat(
-            [tf.gather(tf.reshape(re, [h * w, h * w]), pick, 1), tf.gather(tf.reshape(im, [h * w, h * w]), pick, 1)],
-            1,
-          ),
-          scale,
-        ) as tf.Tensor2D;
-      });
-      const f = tf.matMul(flat, coefficients); // [N·C, 2·bins]: real parts, then imaginary parts
-      const power = tf.add(
-        tf.square(tf.slice(f, [0, 0], [-1, bins.length])),
-        tf.square(tf.slice(f, [0, bins.length], [-1, bins.length])),
-      );
-      const masks = new Float32Array(bins.length * k);
-      bins.forEach((bin, i) => cutoffs.forEach((cut, j) => (masks[i * k + j] = r[bin] > cut ? 1 : 0)));
-      high = tf.matMul(power, tf.tensor2d(masks, [bins.length, k]));
-      // Parseval: the AC power is the energy of the image less its mean.
-      ac = tf.sum(tf.square(tf.sub(flat, tf.mean(flat, 1, true))), 1, true);
-    } else {
-      const power = tf.reshape(powerSpectrum(planes(x)), [n * c, h * w]);
-      const masks = new Float32Array(h * w * (k + 1));
-      r.forEach((f, bin) => {
-        cutoffs.forEach((cut, j) => (masks[bin * (k + 1) + j] = f > cut ? 1 : 0));
-        masks[bin * (k + 1) + k] = f > 0 ? 1 : 0;
-      });
-      const sums = tf.matMul(power, tf.tensor2d(masks, [h * w, k + 1]));
-      high = tf.slice(sums, [0, 0], [n * c, k]) as tf.Tensor2D;
-      ac = tf.slice(sums, [0, k], [n * c, 1]) as tf.Tensor2D;
-    }
-    // As highFrequencyShare: an image with (almost) no AC energy scores ≈ 0.
-    const floor = tf.add(tf.mul(tf.sum(tf.square(flat), 1, true), 1e-6), 1e-12);
-    const share = tf.div(high, tf.maximum(ac, floor)); // [N·C, K]
-    return tf.transpose(tf.reshape(share, [n, c, k]), [0, 2, 1]) as tf.Tensor3D;
+    const flat = tf.reshape(planes(x), [n * c, h * w]) as tf.Tensor2D;
+    if (h * w > DENSE_SPECTRA_MAX_PIXELS) return shareOfSpectrum(dft2d(planes(x)), flat, [n, h, w, c], cutoffs);
+    // Small images: only the bins above the lowest cut-off: their DFT coefficients as one product, scaled so that
+    // squared they are the power spectrum's bins.
+    const lowest = Math.min(...cutoffs);
+    const bins = Array.from(r.keys()).filter((b) => r[b] > lowest);
+    const coefficients = dense(`band:${h}x${w}:${lowest}`, () => {
+      const { re, im } = dft2d(tf.reshape(tf.eye(h * w), [h * w, h, w]) as tf.Tensor3D);
+      const pick = tf.tensor1d(Int32Array.from(bins), 'int32');
+      const scale = 1 / Math.sqrt(h * w);
+      return tf.mul(
+        tf.concat(
+          [tf.gather(tf.reshape(re, [h * w, h * w]), pick, 1), tf.gather(tf.reshape(im, [h * w, h * w]), pick, 1)],
+          1,
+        ),
+        scale,
+      ) as tf.Tensor2D;
+    });
+    const f = tf.matMul(flat, coefficients); // [N·C, 2·bins]: real parts, then imaginary parts
+    const power = tf.add(
+      tf.square(tf.slice(f, [0, 0], [-1, bins.length])),
+      tf.square(tf.slice(f, [0, bins.length], [-1, bins.length])),
+    );
+    const masks = new Float32Array(bins.length * k);
+    bins.forEach((bin, i) => cutoffs.forEach((cut, j) => (masks[i * k + j] = r[bin] > cut ? 1 : 0)));
+    const high = tf.matMul(power as tf.Tensor2D, tf.tensor2d(masks, [bins.length, k]));
+    // Parseval: the AC power is the energy of the image less its mean.
+    const ac = tf.sum(tf.square(tf.sub(flat, tf.mean(flat, 1, true))), 1, true) as tf.Tensor2D;
+    return shareOf(high as tf.Tensor2D, ac, flat, [n, c, k]);
+  });
+}
+
+/** high / AC energy per plane, [N·C, K] → [N, K, C]; an image with (almost) no AC energy scores ≈ 0. */
+function shareOf(high: tf.Tensor2D, ac: tf.Tensor2D, flat: tf.Tensor2D, [n, c, k]: number[]): tf.Tensor3D {
+  const floor = tf.add(tf.mul(tf.sum(tf.square(flat), 1, true), 1e-6), 1e-12);
+  const share = tf.div(high, tf.maximum(ac, floor));
+  return tf.transpose(tf.reshape(share, [n, c, k]), [0, 2, 1]) as tf.Tensor3D;
+}
+
+/** highFrequencyShareImages from the planes' DFT: the power above each cut-off and above DC, one product. */
+function shareOfSpectrum(
+  f: Spectrum,
+  flat: tf.Tensor2D,
+  [n, h, w, c]: number[],
+  cutoffs: readonly number[],
+): tf.Tensor3D {
+  const k = cutoffs.length;
+  const r = radialFrequencyGrid(h, w);
+  const power = tf.reshape(tf.div(tf.add(tf.square(f.re), tf.square(f.im)), h * w), [n * c, h * w]);
+  const masks = new Float32Array(h * w * (k + 1));
+  r.forEach((freq, bin) => {
+    cutoffs.forEach((cut, j) => (masks[bin * (k + 1) + j] = freq > cut ? 1 : 0));
+    masks[bin * (k + 1) + k] = freq > 0 ? 1 : 0;
+  });
+  const sums = tf.matMul(power, tf.tensor2d(masks, [h * w, k + 1]));
+  const high = tf.slice(sums, [0, 0], [n * c, k]) as tf.Tensor2D;
+  const ac = tf.slice(sums, [0, k], [n * c, 1]) as tf.Tensor2D;
+  return shareOf(high, ac, flat, [n, c, k]);
+}
+
+/**
+ * A batch's spectral extras at once (src/engine/model.ts): the high-frequency shares and the
+ * low-passed images. Above DENSE_SPECTRA_MAX_PIXELS both come from one DFT of the planes, which
+ * each would otherwise compute (at 224×224×3, ~40 ms per image on wasm).
+ */
+export function spectralExtras(
+  x: tf.Tensor4D,
+  cutoffs: readonly number[],
+  lowPassSpec?: { readonly radius: number; readonly kind: LowPassKind },
+): { hfShare?: tf.Tensor3D; filtered?: tf.Tensor4D } {
+  const [n, h, w, c] = x.shape;
+  if (h * w <= DENSE_SPECTRA_MAX_PIXELS || !cutoffs.length || !lowPassSpec) {
+    return {
+      hfShare: cutoffs.length ? highFrequencyShareImages(x, cutoffs) : undefined,
+      filtered: lowPassSpec ? lowPassImages(x, lowPassSpec.radius, lowPassSpec.kind) : undefined,
+    };
+  }
+  return tf.tidy(() => {
+    const p = planes(x);
+    const f = dft2d(p);
+    const mask = tf.tensor3d(lowPassMask(h, w, lowPassSpec.radius, lowPassSpec.kind), [1, h, w]);
+    const filtered = idft2d({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
+    return {
+      hfShare: shareOfSpectrum(f, tf.reshape(p, [n * c, h * w]), [n, h, w, c], cutoffs),
+      filtered: tf.clipByValue(fromPlanes(filtered, [n, h, w, c]), 0, 1),
+    };
   });
 }

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
+  spectralExtras,
   dft2d,
   highFrequencyShare,
   highFrequencyShareImages,
@@ -164,6 +165,24 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
         for (let i = 0; i < n; i++)
           for (let ch = 0; ch < c; ch++) expect(shares[(i * 2 + k) * c + ch]).toBeCloseTo(perPlane[i * c + ch], 4);
       }
+    },
+  );
+
+  test.each([
+    [2, 8, 6, 3],
+    [2, 40, 30, 3],
+  ])(
+    'spectralExtras on [%i, %i, %i, %i] (one DFT for both above the dense size) = the two functions apart',
+    async (n, h, w, c) => {
+      const x = tf.tensor4d(randomValues(n * h * w * c, 23), [n, h, w, c]);
+      const both = spectralExtras(x, [0.15, 0.35], { radius: 0.3, kind: 'ideal' });
+      const [share, filtered] = await Promise.all([both.hfShare!.data(), both.filtered!.data()]);
+      const shareApart = await highFrequencyShareImages(x, [0.15, 0.35]).data();
+      const filteredApart = await lowPassImages(x, 0.3, 'ideal').data();
+      expect(both.hfShare!.shape).toEqual([n, 2, c]);
+      share.forEach((v, i) => expect(v).toBeCloseTo(shareApart[i], 5));
+      filtered.forEach((v, i) => expect(v).toBeCloseTo(filteredApart[i], 5));
+      expect(spectralExtras(x, [], undefined)).toEqual({ hfShare: undefined, filtered: undefined });
     },
   );
 
