@@ -5,7 +5,8 @@
  * backend at batch 64, the worker pool with 1 and 2 workers (through the batcher), input gradients
  * at batch 64 with advsieve's kernels and with tfjs-wasm's stock ones, and training samples/s.
  *
- * Options (environment): BENCH_SECONDS (per measurement, default 3), FASHION_MNIST_DIR.
+ * Options (environment): BENCH_SECONDS (per measurement, default 3), FASHION_MNIST_DIR;
+ * `-- --model DIR` measures another model (modelBench below).
  */
 import * as tf from '@tensorflow/tfjs';
 import * as os from 'os';
@@ -155,7 +156,62 @@ async function main(): Promise<void> {
   model.dispose();
 }
 
-main()
+/**
+ * `npm run bench:engine -- --model DIR`: another model's forward and input-gradient throughput at
+ * batch 16 (BENCH_BATCH), one thread, in one run. The gradient runs in chunks of at most
+ * BENCH_GRADIENT_CHUNK images (default 8): on wasm one MobileNetV2 gradient of 16 images at
+ * 224×224 needs more than the 4 GiB a wasm heap can hold (measured: "memory access out of bounds").
+ */
+async function modelBench(modelDir: string): Promise<void> {
+  const backend = await initBackend(process.env.ADVSIEVE_BACKEND ?? 'wasm');
+  const model = await InferenceModel.load(modelDir);
+  const batch = Number(process.env.BENCH_BATCH ?? 16);
+  const chunk = Math.min(batch, Number(process.env.BENCH_GRADIENT_CHUNK ?? 8));
+  const [h, w, c] = model.inputShape;
+  const px = randomImages(batch, model.imageSize);
+  const forward = await rate(batch, async () => void (await model.runBatch(px, batch)));
+  const chunks = Array.from({ length: Math.ceil(batch / chunk) }, (_, i) => {
+    const count = Math.min(chunk, batch - i * chunk);
+    const x = tf.tensor4d(px.subarray(i * chunk * model.imageSize, (i * chunk + count) * model.imageSize), [
+      count,
+      h,
+      w,
+      c,
+    ]);
+    return { x, labels: new Int32Array(count).map((_, j) => j % model.metadata.labels.length) };
+  });
+  const gradient = await rate(batch, async () => {
+    for (const { x, labels } of chunks) {
+      const g = model.inputGradient(x, labels);
+      await g.data();
+      g.dispose();
+    }
+  });
+  tf.dispose(chunks.map((k) => k.x));
+  const summary = {
+    backend: backend.name,
+    model: model.metadata.id,
+    inputShape: model.inputShape,
+    batch,
+    gradientChunk: chunk,
+    forwardImagesPerSec: forward,
+    inputGradientImagesPerSec: gradient,
+    ratio: gradient / forward,
+  };
+  printTable(
+    `${model.metadata.id} (${h}×${w}×${c}) on ${backend.name}, 1 thread, batch ${batch} (goal: gradient ≥ 0.2× forward)`,
+    [
+      ['forward', `${forward.toFixed(2)} img/s`],
+      [`input gradient (chunks of ${chunk})`, `${gradient.toFixed(2)} img/s`],
+      ['ratio', (gradient / forward).toFixed(3)],
+    ],
+  );
+  process.stdout.write(JSON.stringify(summary) + '\n');
+  model.dispose();
+}
+
+const modelArg = process.argv.indexOf('--model');
+(modelArg >= 0 ? modelBench(process.argv[modelArg + 1]) : main())
   .then(() => process.exit(0))
   .catch((err: Error) => {
     process.stderr.write(`bench:engine: ${err.stack ?? err.message}\n`);
