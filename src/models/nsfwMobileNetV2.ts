@@ -1,10 +1,13 @@
 /**
- * The second, real model: the MobileNetV2 that `nsfwjs` 4.4.0 (MIT, npm, a dev dependency) ships
+ * The second, real model: the MobileNetV2 that `nsfwjs` 4.4.0 (MIT, npm) ships
  * inside its tarball — a Keras layers model, 224×224×3, five classes (Drawing, Hentai, Neutral,
  * Porn, Sexy), uint8-quantised weights — written out as a model directory the service loads
  * (models/nsfw-mobilenetv2/: model.json, the weight shard, metadata.json). Nothing here retrains or
  * alters it: the weight bytes are the package's own (test/models/nsfwMobileNetV2.test.ts checks
- * them against nsfwjs' loader), so megabytes of weights need not be committed.
+ * them against nsfwjs' loader), so megabytes of weights need not be committed. nsfwjs is installed
+ * apart, in tools/nsfwjs/ with its own lockfile (`npm run models` and `npm test` install it): it
+ * declares Node 22.13.0 exactly, and as a dev dependency of the project it made every `npm ci` on
+ * Node 20 warn EBADENGINE.
  *
  * nsfwjs stores each file as a browserify module: `model.min.js` exports the model.json object,
  * each `group1-shardNofM.min.js` one base64 string of raw weight bytes (its core.js decodes them
@@ -34,16 +37,21 @@ interface ShippedModelJson {
   readonly convertedBy?: string | null;
 }
 
+/** The nsfwjs package installed in tools/nsfwjs/ (its own lockfile), or a clear error. */
+export function nsfwjsPackageDir(): string {
+  const dir = path.resolve(__dirname, '..', '..', 'tools', 'nsfwjs', 'node_modules', 'nsfwjs');
+  const pkg = path.join(dir, 'package.json');
+  if (!fs.existsSync(pkg)) {
+    throw new Error('nsfwjs is not installed: run `npm run models` (it installs tools/nsfwjs/ first)');
+  }
+  const version = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
+  if (version !== '4.4.0') throw new Error(`nsfwjs ${version} is installed in tools/nsfwjs; this extraction is for 4.4.0`);
+  return dir;
+}
+
 /** Where the installed nsfwjs keeps MobileNetV2's modules. */
 export function nsfwjsModelDir(): string {
-  // Its `exports` map hides package.json and the model modules from require.resolve: found on disk.
-  const pkg = (require.resolve.paths('nsfwjs') ?? [])
-    .map((base) => path.join(base, 'nsfwjs', 'package.json'))
-    .find((f) => fs.existsSync(f));
-  if (!pkg) throw new Error("nsfwjs is not installed: it is a dev dependency ('npm ci' installs it)");
-  const version = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
-  if (version !== '4.4.0') throw new Error(`nsfwjs ${version} is installed; this extraction is for 4.4.0`);
-  return path.join(path.dirname(pkg), 'dist', 'models', 'mobilenet_v2');
+  return path.join(nsfwjsPackageDir(), 'dist', 'models', 'mobilenet_v2');
 }
 
 /** Writes the model directory into `outDir`; returns what it wrote. */

@@ -11,7 +11,12 @@ import * as path from 'path';
 import { initBackend } from '../../src/engine/backends';
 import { InferenceModel } from '../../src/engine/model';
 import { checkModelFiles } from '../../src/engine/modelStore';
-import { extractNsfwMobileNetV2, NSFW_ACTIVATION_LAYERS, NSFW_LABELS } from '../../src/models/nsfwMobileNetV2';
+import {
+  extractNsfwMobileNetV2,
+  NSFW_ACTIVATION_LAYERS,
+  NSFW_LABELS,
+  nsfwjsPackageDir,
+} from '../../src/models/nsfwMobileNetV2';
 
 let dir: string;
 let model: InferenceModel;
@@ -44,8 +49,10 @@ test("one forward pass: probabilities equal to nsfwjs' own model's, logits whose
   const out = await model.runBatch(pixels, 2);
   expect(out.probs).toHaveLength(2 * 5);
   // nsfwjs' loader (its IOHandler over the same modules) and its own model, on the same input.
-  const nsfwjs = require('nsfwjs') as { load(name: string, o: object): Promise<{ model: tf.LayersModel }> };
-  const { MobileNetV2Model } = require('nsfwjs/models/mobilenet_v2') as { MobileNetV2Model: unknown };
+  const nsfwjs = require(nsfwjsPackageDir()) as { load(name: string, o: object): Promise<{ model: tf.LayersModel }> };
+  const { MobileNetV2Model } = require(path.join(nsfwjsPackageDir(), 'dist', 'cjs', 'models', 'mobilenet_v2.js')) as {
+    MobileNetV2Model: unknown;
+  };
   const reference = await nsfwjs.load('MobileNetV2', { modelDefinitions: [MobileNetV2Model] });
   const theirs = tf.tidy(() => (reference.model.predict(tf.tensor4d(pixels, [2, 224, 224, 3])) as tf.Tensor).dataSync());
   reference.model.dispose();
