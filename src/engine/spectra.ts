@@ -4,10 +4,9 @@
  * backend lacks; matrix products run fast on every backend and have exact gradients, which the
  * adaptive attacks through the low-pass defense need.
  *
- * With W = C − iS (C[k,n] = cos 2πkn/N, S[k,n] = sin 2πkn/N) and a real image X:
- *   X·W_w = A − iB  (A = X·C_w, B = X·S_w)
- *   F = W_h·X·W_w = (C_h·A − S_h·B) − i(S_h·A + C_h·B)
- * computed as one product X·[C_w | S_w] and one batched product [C_h; S_h]·[A | B].
+ * With W = C − iS (C[k,n] = cos 2πkn/N, S[k,n] = sin 2πkn/N) and a real image X, F = W_h·X·W_w:
+ * the rows are transformed by two plain products with C_w and S_w, then the columns by two plain
+ * products with [C | −S] and [−S | −C] over all images at once (see dft2d).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -33,12 +32,14 @@ function cosSin(n: number): { cos: Float32Array; sin: Float32Array } {
 }
 
 type DftMatrices = {
-  /** [C | S], [n, 2n]: right factor of the row transform. */
-  readonly rowCS: tf.Tensor2D;
-  /** [C; S], [2n, n]: left factor of the column transform. */
-  readonly colCS: tf.Tensor3D;
   readonly cos: tf.Tensor2D;
   readonly sin: tf.Tensor2D;
+  /** [C | −S] and [−S | −C], [n, 2n]: the real and imaginary rows of W = C − iS applied to [A; B]. */
+  readonly forwardRe: tf.Tensor2D;
+  readonly forwardIm: tf.Tensor2D;
+  /** [C; −S] and [S; C], [2n, n]: [P | Q] times these are Re and Im of (P + iQ)·W*. */
+  readonly inverseRe: tf.Tensor2D;
+  readonly inverseIm: tf.Tensor2D;
 };
 
 // The matrices are constants per size and backend, kept for the life of the process.
@@ -52,11 +53,14 @@ function matrices(n: number): DftMatrices {
     const made = tf.tidy((): DftMatrices => {
       const c = tf.tensor2d(cos, [n, n]);
       const s = tf.tensor2d(sin, [n, n]);
+      const negS = tf.neg(s);
       return {
         cos: tf.keep(c),
         sin: tf.keep(s),
-        rowCS: tf.keep(tf.concat([c, s], 1)),
-        colCS: tf.keep(tf.reshape(tf.concat([c, s], 0), [1, 2 * n, n]) as tf.Tensor3D),
+        forwardRe: tf.keep(tf.concat([c, negS], 1)),
+        forwardIm: tf.keep(tf.concat([negS, tf.neg(c)], 1)),
+        inverseRe: tf.keep(tf.concat([c, negS], 0)),
+        inverseIm: tf.keep(tf.concat([s, c], 0)),
       };
     });
     cache.set(key, made);
@@ -65,53 +69,59 @@ function matrices(n: number): DftMatrices {
   return m;
 }
 
-/**
- * Applies a left factor L [m, h] along the H axis of every image of y [n, h, k]: [n, m, k]. As one
- * plain product over all images, L · [h, n·k], between two transposes: a batched product against
- * L tiled n times ran at ~2 GFLOP/s on wasm, a plain one at ~17-22, which at 224×224 decided
- * whether the spectra cost less than the model's forward pass (bench:detect).
+/*
+ * Every step is a plain matrix product, a concatenation or a transpose. Slices are avoided: on
+ * wasm a strided Slice copies element by element, and the four slices of one [N, 2H, 2W] product
+ * took 71 % of the kernel time of the high-frequency shares at 224×224 (tf.profile, batch 8); a
+ * batched product against a tiled matrix ran at ~2 GFLOP/s where a plain one runs at ~17-22.
  */
-function alongHeight(left: tf.Tensor2D, y: tf.Tensor3D): tf.Tensor3D {
+
+/** y [n, h, k] → [h, n·k]: the H axis first, so that one plain product applies a factor along it. */
+function columnsOf(y: tf.Tensor3D): tf.Tensor2D {
   const [n, h, k] = y.shape;
-  const m = left.shape[0];
-  const columns = tf.reshape(tf.transpose(y, [1, 0, 2]), [h, n * k]);
-  return tf.transpose(tf.reshape(tf.matMul(left, columns), [m, n, k]), [1, 0, 2]) as tf.Tensor3D;
+  return tf.reshape(tf.transpose(y, [1, 0, 2]), [h, n * k]);
 }
 
-/** Forward 2-D DFT of real images x [N, H, W] (no normalisation, as numpy.fft.fft2). */
+/** [m, n·k] → [n, m, k]. */
+function fromColumns(c: tf.Tensor2D, n: number, k: number): tf.Tensor3D {
+  return tf.transpose(tf.reshape(c, [c.shape[0], n, k]), [1, 0, 2]) as tf.Tensor3D;
+}
+
+/**
+ * Forward 2-D DFT of real images x [N, H, W] (no normalisation, as numpy.fft.fft2). With W = C − iS:
+ * rows first, A = X·C_w and B = X·S_w (X·W_w = A − iB); then along H,
+ * Re F = C_h·A − S_h·B = [C | −S]·[A; B] and Im F = −(S_h·A + C_h·B) = [−S | −C]·[A; B].
+ */
 export function dft2d(x: tf.Tensor3D): Spectrum {
   return tf.tidy((): Spectrum => {
     const [n, h, w] = x.shape;
     const row = matrices(w);
     const col = matrices(h);
-    const ab = tf.reshape(tf.matMul(tf.reshape(x, [n * h, w]), row.rowCS), [n, h, 2 * w]); // [A | B]
-    const prod = alongHeight(tf.reshape(col.colCS, [2 * h, h]) as tf.Tensor2D, ab as tf.Tensor3D); // [[C·A, C·B], [S·A, S·B]]
-    const cA = tf.slice(prod, [0, 0, 0], [n, h, w]);
-    const cB = tf.slice(prod, [0, 0, w], [n, h, w]);
-    const sA = tf.slice(prod, [0, h, 0], [n, h, w]);
-    const sB = tf.slice(prod, [0, h, w], [n, h, w]);
-    return { re: tf.sub(cA, sB) as tf.Tensor3D, im: tf.neg(tf.add(sA, cB)) as tf.Tensor3D };
+    const rows = tf.reshape(x, [n * h, w]);
+    const a = tf.reshape(tf.matMul(rows, row.cos), [n, h, w]);
+    const b = tf.reshape(tf.matMul(rows, row.sin), [n, h, w]);
+    const ab = columnsOf(tf.concat([a, b], 1) as tf.Tensor3D); // [2h, n·w]
+    return {
+      re: fromColumns(tf.matMul(col.forwardRe, ab), n, w),
+      im: fromColumns(tf.matMul(col.forwardIm, ab), n, w),
+    };
   });
 }
 
-/** Inverse 2-D DFT, real part: x = Re(W*_h · F · W*_w) / (H·W). */
+/**
+ * Inverse 2-D DFT, real part: x = Re(W*_h · F · W*_w) / (H·W). Rows first: (P + iQ)(C + iS) =
+ * U + iV with U = [P | Q]·[C; −S], V = [P | Q]·[S; C]; then along H, Re[(C + iS)(U + iV)] =
+ * C·U − S·V = [C | −S]·[U; V].
+ */
 export function idft2d(f: Spectrum): tf.Tensor3D {
   return tf.tidy(() => {
     const [n, h, w] = f.re.shape;
     const row = matrices(w);
     const col = matrices(h);
-    // F·W*_w = (P + iQ)(C + iS) = (P·C − Q·S) + i(P·S + Q·C)
-    const pq = tf.reshape(tf.concat([f.re, f.im], 0), [2 * n * h, w]);
-    const prod = tf.reshape(tf.matMul(pq, row.rowCS), [2, n, h, 2 * w]);
-    const pC = tf.slice(prod, [0, 0, 0, 0], [1, n, h, w]);
-    const pS = tf.slice(prod, [0, 0, 0, w], [1, n, h, w]);
-    const qC = tf.slice(prod, [1, 0, 0, 0], [1, n, h, w]);
-    const qS = tf.slice(prod, [1, 0, 0, w], [1, n, h, w]);
-    const u = tf.reshape(tf.sub(pC, qS), [n, h, w]);
-    const v = tf.reshape(tf.add(pS, qC), [n, h, w]);
-    // Re[(C_h + iS_h)(U + iV)] = C_h·U − S_h·V = [C_h | −S_h] · [U; V] along H.
-    const left = tf.concat([col.cos, tf.neg(col.sin)], 1) as tf.Tensor2D;
-    const re = alongHeight(left, tf.concat([u, v], 1) as tf.Tensor3D);
+    const pq = tf.reshape(tf.concat([f.re, f.im], 2), [n * h, 2 * w]);
+    const u = tf.reshape(tf.matMul(pq, row.inverseRe), [n, h, w]);
+    const v = tf.reshape(tf.matMul(pq, row.inverseIm), [n, h, w]);
+    const re = fromColumns(tf.matMul(col.forwardRe, columnsOf(tf.concat([u, v], 1) as tf.Tensor3D)), n, w);
     return tf.div(re, h * w) as tf.Tensor3D;
   });
 }
