@@ -88,42 +88,69 @@ function fromColumns(c: tf.Tensor2D, n: number, k: number): tf.Tensor3D {
 }
 
 /**
- * Forward 2-D DFT of real images x [N, H, W] (no normalisation, as numpy.fft.fft2). With W = C − iS:
+ * The 2-D DFT of real images x [N, H, W] in column layout: re and im as [H, N, W]. With W = C − iS:
  * rows first, A = X·C_w and B = X·S_w (X·W_w = A − iB); then along H,
  * Re F = C_h·A − S_h·B = [C | −S]·[A; B] and Im F = −(S_h·A + C_h·B) = [−S | −C]·[A; B].
+ * The layout is what the products leave; masks and the inverse work on it as it is.
  */
+function dftColumns(x: tf.Tensor3D): Spectrum {
+  const [n, h, w] = x.shape;
+  const row = matrices(w);
+  const col = matrices(h);
+  const rows = tf.reshape(x, [n * h, w]);
+  const a = tf.reshape(tf.matMul(rows, row.cos), [n, h, w]);
+  const b = tf.reshape(tf.matMul(rows, row.sin), [n, h, w]);
+  const ab = columnsOf(tf.concat([a, b], 1) as tf.Tensor3D); // [2h, n·w]
+  return {
+    re: tf.reshape(tf.matMul(col.forwardRe, ab), [h, n, w]) as tf.Tensor3D,
+    im: tf.reshape(tf.matMul(col.forwardIm, ab), [h, n, w]) as tf.Tensor3D,
+  };
+}
+
+/**
+ * The inverse of dftColumns' layout, real part: x [N, H, W] = Re(W*_h · F · W*_w) / (H·W). Rows
+ * first: (P + iQ)(C + iS) = U + iV with U = [P | Q]·[C; −S], V = [P | Q]·[S; C]; then along H,
+ * Re[(C + iS)(U + iV)] = C·U − S·V = [C | −S]·[U; V].
+ */
+function idftColumns(f: Spectrum): tf.Tensor3D {
+  const [h, n, w] = f.re.shape;
+  const row = matrices(w);
+  const col = matrices(h);
+  const pq = tf.reshape(tf.concat([f.re, f.im], 2), [h * n, 2 * w]);
+  const u = tf.reshape(tf.matMul(pq, row.inverseRe), [h, n * w]);
+  const v = tf.reshape(tf.matMul(pq, row.inverseIm), [h, n * w]);
+  const re = fromColumns(tf.matMul(col.forwardRe, tf.concat([u, v], 0)), n, w);
+  return tf.div(re, h * w) as tf.Tensor3D;
+}
+
+/** Forward 2-D DFT of real images x [N, H, W] (no normalisation, as numpy.fft.fft2), re and im [N, H, W]. */
 export function dft2d(x: tf.Tensor3D): Spectrum {
   return tf.tidy((): Spectrum => {
-    const [n, h, w] = x.shape;
-    const row = matrices(w);
-    const col = matrices(h);
-    const rows = tf.reshape(x, [n * h, w]);
-    const a = tf.reshape(tf.matMul(rows, row.cos), [n, h, w]);
-    const b = tf.reshape(tf.matMul(rows, row.sin), [n, h, w]);
-    const ab = columnsOf(tf.concat([a, b], 1) as tf.Tensor3D); // [2h, n·w]
+    const f = dftColumns(x);
     return {
-      re: fromColumns(tf.matMul(col.forwardRe, ab), n, w),
-      im: fromColumns(tf.matMul(col.forwardIm, ab), n, w),
+      re: tf.transpose(f.re, [1, 0, 2]) as tf.Tensor3D,
+      im: tf.transpose(f.im, [1, 0, 2]) as tf.Tensor3D,
     };
   });
 }
 
-/**
- * Inverse 2-D DFT, real part: x = Re(W*_h · F · W*_w) / (H·W). Rows first: (P + iQ)(C + iS) =
- * U + iV with U = [P | Q]·[C; −S], V = [P | Q]·[S; C]; then along H, Re[(C + iS)(U + iV)] =
- * C·U − S·V = [C | −S]·[U; V].
- */
+/** Inverse 2-D DFT of a spectrum [N, H, W], real part: x = Re(W*_h · F · W*_w) / (H·W). */
 export function idft2d(f: Spectrum): tf.Tensor3D {
-  return tf.tidy(() => {
-    const [n, h, w] = f.re.shape;
-    const row = matrices(w);
-    const col = matrices(h);
-    const pq = tf.reshape(tf.concat([f.re, f.im], 2), [n * h, 2 * w]);
-    const u = tf.reshape(tf.matMul(pq, row.inverseRe), [n, h, w]);
-    const v = tf.reshape(tf.matMul(pq, row.inverseIm), [n, h, w]);
-    const re = fromColumns(tf.matMul(col.forwardRe, columnsOf(tf.concat([u, v], 1) as tf.Tensor3D)), n, w);
-    return tf.div(re, h * w) as tf.Tensor3D;
-  });
+  return tf.tidy(() =>
+    idftColumns({ re: tf.transpose(f.re, [1, 0, 2]) as tf.Tensor3D, im: tf.transpose(f.im, [1, 0, 2]) as tf.Tensor3D }),
+  );
+}
+
+/** A mask over the bins [H·W] in column layout, [H, 1, W], to multiply a dftColumns spectrum by. */
+function columnMask(mask: Float32Array, h: number, w: number): tf.Tensor3D {
+  return tf.tensor3d(mask, [h, 1, w]);
+}
+
+/** |F|² / (H·W) of a dftColumns spectrum, as [N, H·W] (the bins of each plane row-major). */
+function powerRows(f: Spectrum): tf.Tensor2D {
+  const [h, n, w] = f.re.shape;
+  const power = tf.div(tf.add(tf.square(f.re), tf.square(f.im)), h * w);
+  return tf.reshape(tf.transpose(power, [1, 0, 2]), [n, h * w]);
 }
 
 /** |F|², [N, H, W], normalised by H·W so that it sums to H·W times the mean squared pixel (Parseval). */
@@ -169,9 +196,9 @@ export function lowPassMask(h: number, w: number, radius: number, kind: LowPassK
 export function lowPass(x: tf.Tensor3D, radius: number, kind: LowPassKind = 'ideal'): tf.Tensor3D {
   return tf.tidy(() => {
     const [, h, w] = x.shape;
-    const mask = tf.tensor3d(lowPassMask(h, w, radius, kind), [1, h, w]);
-    const f = dft2d(x);
-    return idft2d({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
+    const mask = columnMask(lowPassMask(h, w, radius, kind), h, w);
+    const f = dftColumns(x);
+    return idftColumns({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
   });
 }
 
@@ -265,7 +292,8 @@ export function highFrequencyShareImages(x: tf.Tensor4D, cutoffs: readonly numbe
     const k = cutoffs.length;
     const r = radialFrequencyGrid(h, w);
     const flat = tf.reshape(planes(x), [n * c, h * w]) as tf.Tensor2D;
-    if (h * w > DENSE_SPECTRA_MAX_PIXELS) return shareOfSpectrum(dft2d(planes(x)), flat, [n, h, w, c], cutoffs);
+    if (h * w > DENSE_SPECTRA_MAX_PIXELS)
+      return shareOfPower(powerRows(dftColumns(planes(x))), flat, [n, h, w, c], cutoffs);
     // Small images: only the bins above the lowest cut-off: their DFT coefficients as one product, scaled so that
     // squared they are the power spectrum's bins.
     const lowest = Math.min(...cutoffs);
@@ -303,16 +331,15 @@ function shareOf(high: tf.Tensor2D, ac: tf.Tensor2D, flat: tf.Tensor2D, [n, c, k
   return tf.transpose(tf.reshape(share, [n, c, k]), [0, 2, 1]) as tf.Tensor3D;
 }
 
-/** highFrequencyShareImages from the planes' DFT: the power above each cut-off and above DC, one product. */
-function shareOfSpectrum(
-  f: Spectrum,
+/** highFrequencyShareImages from the planes' power [N·C, H·W]: the power above each cut-off and above DC, one product. */
+function shareOfPower(
+  power: tf.Tensor2D,
   flat: tf.Tensor2D,
   [n, h, w, c]: number[],
   cutoffs: readonly number[],
 ): tf.Tensor3D {
   const k = cutoffs.length;
   const r = radialFrequencyGrid(h, w);
-  const power = tf.reshape(tf.div(tf.add(tf.square(f.re), tf.square(f.im)), h * w), [n * c, h * w]);
   const masks = new Float32Array(h * w * (k + 1));
   r.forEach((freq, bin) => {
     cutoffs.forEach((cut, j) => (masks[bin * (k + 1) + j] = freq > cut ? 1 : 0));
@@ -343,11 +370,11 @@ export function spectralExtras(
   }
   return tf.tidy(() => {
     const p = planes(x);
-    const f = dft2d(p);
-    const mask = tf.tensor3d(lowPassMask(h, w, lowPassSpec.radius, lowPassSpec.kind), [1, h, w]);
-    const filtered = idft2d({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
+    const f = dftColumns(p);
+    const mask = columnMask(lowPassMask(h, w, lowPassSpec.radius, lowPassSpec.kind), h, w);
+    const filtered = idftColumns({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
     return {
-      hfShare: shareOfSpectrum(f, tf.reshape(p, [n * c, h * w]), [n, h, w, c], cutoffs),
+      hfShare: shareOfPower(powerRows(f), tf.reshape(p, [n * c, h * w]), [n, h, w, c], cutoffs),
       filtered: tf.clipByValue(fromPlanes(filtered, [n, h, w, c]), 0, 1),
     };
   });
