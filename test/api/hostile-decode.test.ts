@@ -195,10 +195,14 @@ test('a decode past ADVSIEVE_DECODE_TIMEOUT_MS: DECODE_TIMEOUT in about that tim
   const ms = performance.now() - start;
   const [late, good] = rows(r, 'classify');
   expect(good.error).toBeNull();
-  expect(late.error).toEqual({
-    code: 'DECODE_TIMEOUT',
-    message: `decoding the image took more than its budget of ${DECODE_TIMEOUT_MS} ms of CPU time; it was stopped`,
-  });
+  expect(late.error!.code).toBe('DECODE_TIMEOUT');
+  // Its CPU budget, or — on a machine too busy to give the niced process that much CPU in time —
+  // the wall-clock cap of 4 × the budget.
+  expect(late.error!.message).toMatch(
+    new RegExp(
+      `^decoding the image took more than (its budget of ${DECODE_TIMEOUT_MS} ms of CPU time|the ${4 * DECODE_TIMEOUT_MS} ms it had); it was stopped$`,
+    ),
+  );
   expect(good.prediction!.label).toBe('Trouser');
   expect(ms).toBeLessThan(DECODE_TIMEOUT_MS + 1500);
   // One of the two processes was killed: gone, and a new one in its place.
