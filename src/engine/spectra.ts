@@ -40,6 +40,9 @@ type DftMatrices = {
   /** [C; −S] and [S; C], [2n, n]: [P | Q] times these are Re and Im of (P + iQ)·W*. */
   readonly inverseRe: tf.Tensor2D;
   readonly inverseIm: tf.Tensor2D;
+  /** [C | −S] and [S | C], [n, 2n]: Re and Im of W* = C + iS applied to [Gr; Gi] along a column. */
+  readonly inverseColRe: tf.Tensor2D;
+  readonly inverseColIm: tf.Tensor2D;
 };
 
 // The matrices are constants per size and backend, kept for the life of the process.
@@ -61,6 +64,8 @@ function matrices(n: number): DftMatrices {
         forwardIm: tf.keep(tf.concat([negS, tf.neg(c)], 1)),
         inverseRe: tf.keep(tf.concat([c, negS], 0)),
         inverseIm: tf.keep(tf.concat([s, c], 0)),
+        inverseColRe: tf.keep(tf.concat([c, negS], 1)),
+        inverseColIm: tf.keep(tf.concat([s, c], 1)),
       };
     });
     cache.set(key, made);
@@ -141,16 +146,107 @@ export function idft2d(f: Spectrum): tf.Tensor3D {
   );
 }
 
-/** A mask over the bins [H·W] in column layout, [H, 1, W], to multiply a dftColumns spectrum by. */
-function columnMask(mask: Float32Array, h: number, w: number): tf.Tensor3D {
-  return tf.tensor3d(mask, [h, 1, w]);
+/*
+ * The half spectrum. A real image's spectrum is Hermitian, F[−ky, −kx] = conj F[ky, kx], so the
+ * columns kx = 0 … ⌊W/2⌋ hold all of it: the batch path (the high-frequency shares and the low-pass)
+ * computes only those, half the products of the full DFT. A column other than 0 and the Nyquist
+ * column (W even) stands for its mirror too, so it counts twice (halfWeight). The masks used here
+ * depend on |frequency| only, so a masked half spectrum is still a real image's.
+ */
+
+/** Columns of the half spectrum of width w. */
+function halfWidth(w: number): number {
+  return Math.floor(w / 2) + 1;
 }
 
-/** |F|² / (H·W) of a dftColumns spectrum, as [N, H·W] (the bins of each plane row-major). */
-function powerRows(f: Spectrum): tf.Tensor2D {
-  const [h, n, w] = f.re.shape;
+/** How many bins of the full spectrum column kx of the half spectrum stands for. */
+function halfWeight(kx: number, w: number): number {
+  return kx === 0 || 2 * kx === w ? 1 : 2;
+}
+
+type HalfMatrices = {
+  /** C_w and S_w's first halfWidth columns, [w, m]: the row transform of the half spectrum. */
+  readonly cos: tf.Tensor2D;
+  readonly sin: tf.Tensor2D;
+  /** [c·C; −c·S] over the half columns and the output columns, [2m, w]: the inverse's row transform. */
+  readonly inverse: tf.Tensor2D;
+};
+
+const halfCache = new Map<string, HalfMatrices>();
+
+function halfMatrices(w: number): HalfMatrices {
+  const key = `${tf.getBackend()}:${w}`;
+  let m = halfCache.get(key);
+  if (!m) {
+    const half = halfWidth(w);
+    const cos = new Float32Array(w * half);
+    const sin = new Float32Array(w * half);
+    const inverse = new Float32Array(2 * half * w);
+    for (let x = 0; x < w; x++) {
+      for (let k = 0; k < half; k++) {
+        const angle = (2 * Math.PI * ((k * x) % w)) / w;
+        cos[x * half + k] = Math.cos(angle);
+        sin[x * half + k] = Math.sin(angle);
+        inverse[k * w + x] = halfWeight(k, w) * Math.cos(angle);
+        inverse[(half + k) * w + x] = -halfWeight(k, w) * Math.sin(angle);
+      }
+    }
+    const made = tf.tidy((): HalfMatrices => ({
+      cos: tf.keep(tf.tensor2d(cos, [w, half])),
+      sin: tf.keep(tf.tensor2d(sin, [w, half])),
+      inverse: tf.keep(tf.tensor2d(inverse, [2 * half, w])),
+    }));
+    halfCache.set(key, made);
+    m = made;
+  }
+  return m;
+}
+
+/** The half spectrum of real images x [N, H, W] in column layout: re and im [H, N, halfWidth(W)]. */
+function halfDftColumns(x: tf.Tensor3D): Spectrum {
+  const [n, h, w] = x.shape;
+  const row = halfMatrices(w);
+  const col = matrices(h);
+  const m = halfWidth(w);
+  const rows = tf.reshape(x, [n * h, w]);
+  const a = tf.reshape(tf.matMul(rows, row.cos), [n, h, m]);
+  const b = tf.reshape(tf.matMul(rows, row.sin), [n, h, m]);
+  const ab = columnsOf(tf.concat([a, b], 1) as tf.Tensor3D); // [2h, n·m]
+  return {
+    re: tf.reshape(tf.matMul(col.forwardRe, ab), [h, n, m]) as tf.Tensor3D,
+    im: tf.reshape(tf.matMul(col.forwardIm, ab), [h, n, m]) as tf.Tensor3D,
+  };
+}
+
+/**
+ * x [N, H, W] from a (masked) half spectrum in column layout: along H first, G·W*_h = Hr + iHi with
+ * [Hr; Hi] = [[C, −S], [S, C]]·[Gr; Gi]; then along W, x = Σ_kx c_kx·Re(H·e^{2πi kx x/W}) / (H·W)
+ * = [Hr | Hi]·[c·C; −c·S] / (H·W).
+ */
+function halfIdftColumns(g: Spectrum, w: number): tf.Tensor3D {
+  const [h, n, m] = g.re.shape;
+  const col = matrices(h);
+  const row = halfMatrices(w);
+  const stacked = tf.reshape(tf.concat([g.re, g.im], 0), [2 * h, n * m]);
+  const hr = tf.reshape(tf.matMul(col.inverseColRe, stacked), [h * n, m]);
+  const hi = tf.reshape(tf.matMul(col.inverseColIm, stacked), [h * n, m]);
+  const x = tf.reshape(tf.matMul(tf.concat([hr, hi], 1), row.inverse), [h, n, w]);
+  return tf.div(tf.transpose(x, [1, 0, 2]), h * w) as tf.Tensor3D;
+}
+
+/** A mask over the bins [H·W], its half columns in column layout, [H, 1, halfWidth(W)]. */
+function halfColumnMask(mask: Float32Array, h: number, w: number): tf.Tensor3D {
+  const m = halfWidth(w);
+  const half = new Float32Array(h * m);
+  for (let y = 0; y < h; y++) for (let k = 0; k < m; k++) half[y * m + k] = mask[y * w + k];
+  return tf.tensor3d(half, [h, 1, m]);
+}
+
+/** |F|² / (H·W) of a half spectrum, as [N, H·halfWidth(W)] (each plane's half bins row-major). */
+function halfPowerRows(f: Spectrum, w: number): tf.Tensor2D {
+  const [h, n, m] = f.re.shape;
   const power = tf.div(tf.add(tf.square(f.re), tf.square(f.im)), h * w);
-  return tf.reshape(tf.transpose(power, [1, 0, 2]), [n, h * w]);
+  return tf.reshape(tf.transpose(power, [1, 0, 2]), [n, h * m]);
 }
 
 /** |F|², [N, H, W], normalised by H·W so that it sums to H·W times the mean squared pixel (Parseval). */
@@ -196,9 +292,9 @@ export function lowPassMask(h: number, w: number, radius: number, kind: LowPassK
 export function lowPass(x: tf.Tensor3D, radius: number, kind: LowPassKind = 'ideal'): tf.Tensor3D {
   return tf.tidy(() => {
     const [, h, w] = x.shape;
-    const mask = columnMask(lowPassMask(h, w, radius, kind), h, w);
-    const f = dftColumns(x);
-    return idftColumns({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
+    const mask = halfColumnMask(lowPassMask(h, w, radius, kind), h, w);
+    const f = halfDftColumns(x);
+    return halfIdftColumns({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D }, w);
   });
 }
 
@@ -293,7 +389,7 @@ export function highFrequencyShareImages(x: tf.Tensor4D, cutoffs: readonly numbe
     const r = radialFrequencyGrid(h, w);
     const flat = tf.reshape(planes(x), [n * c, h * w]) as tf.Tensor2D;
     if (h * w > DENSE_SPECTRA_MAX_PIXELS)
-      return shareOfPower(powerRows(dftColumns(planes(x))), flat, [n, h, w, c], cutoffs);
+      return shareOfPower(halfPowerRows(halfDftColumns(planes(x)), w), flat, [n, h, w, c], cutoffs);
     // Small images: only the bins above the lowest cut-off: their DFT coefficients as one product, scaled so that
     // squared they are the power spectrum's bins.
     const lowest = Math.min(...cutoffs);
@@ -331,7 +427,7 @@ function shareOf(high: tf.Tensor2D, ac: tf.Tensor2D, flat: tf.Tensor2D, [n, c, k
   return tf.transpose(tf.reshape(share, [n, c, k]), [0, 2, 1]) as tf.Tensor3D;
 }
 
-/** highFrequencyShareImages from the planes' power [N·C, H·W]: the power above each cut-off and above DC, one product. */
+/** highFrequencyShareImages from the planes' half-spectrum power [N·C, H·halfWidth(W)]: the power above each cut-off and above DC, one product. */
 function shareOfPower(
   power: tf.Tensor2D,
   flat: tf.Tensor2D,
@@ -340,12 +436,19 @@ function shareOfPower(
 ): tf.Tensor3D {
   const k = cutoffs.length;
   const r = radialFrequencyGrid(h, w);
-  const masks = new Float32Array(h * w * (k + 1));
-  r.forEach((freq, bin) => {
-    cutoffs.forEach((cut, j) => (masks[bin * (k + 1) + j] = freq > cut ? 1 : 0));
-    masks[bin * (k + 1) + k] = freq > 0 ? 1 : 0;
-  });
-  const sums = tf.matMul(power, tf.tensor2d(masks, [h * w, k + 1]));
+  const m = halfWidth(w);
+  // Over the half bins, each weighted by the bins of the full spectrum it stands for.
+  const masks = new Float32Array(h * m * (k + 1));
+  for (let y = 0; y < h; y++) {
+    for (let kx = 0; kx < m; kx++) {
+      const freq = r[y * w + kx];
+      const bin = y * m + kx;
+      const weight = halfWeight(kx, w);
+      cutoffs.forEach((cut, j) => (masks[bin * (k + 1) + j] = freq > cut ? weight : 0));
+      masks[bin * (k + 1) + k] = freq > 0 ? weight : 0;
+    }
+  }
+  const sums = tf.matMul(power, tf.tensor2d(masks, [h * m, k + 1]));
   const high = tf.slice(sums, [0, 0], [n * c, k]) as tf.Tensor2D;
   const ac = tf.slice(sums, [0, k], [n * c, 1]) as tf.Tensor2D;
   return shareOf(high, ac, flat, [n, c, k]);
@@ -370,11 +473,14 @@ export function spectralExtras(
   }
   return tf.tidy(() => {
     const p = planes(x);
-    const f = dftColumns(p);
-    const mask = columnMask(lowPassMask(h, w, lowPassSpec.radius, lowPassSpec.kind), h, w);
-    const filtered = idftColumns({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D });
+    const f = halfDftColumns(p);
+    const mask = halfColumnMask(lowPassMask(h, w, lowPassSpec.radius, lowPassSpec.kind), h, w);
+    const filtered = halfIdftColumns(
+      { re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D },
+      w,
+    );
     return {
-      hfShare: shareOfPower(powerRows(f), tf.reshape(p, [n * c, h * w]), [n, h, w, c], cutoffs),
+      hfShare: shareOfPower(halfPowerRows(f, w), tf.reshape(p, [n * c, h * w]), [n, h, w, c], cutoffs),
       filtered: tf.clipByValue(fromPlanes(filtered, [n, h, w, c]), 0, 1),
     };
   });

@@ -312,8 +312,9 @@ describe('with API keys (development mode)', () => {
       process.stdout.write(
         `health/live during 256 spectra (${burst.filter((r) => r.status === 200).length}/16 requests answered 200, the others OVERLOADED): n=${live.length} p50=${live[live.length >> 1].toFixed(1)} ms p99=${p99.toFixed(1)} ms\n`,
       );
-      // Before the analysis moved to its worker: p99 3.3 s (the event loop ran every DFT and plot).
-      expect(p99).toBeLessThan(500);
+      // Before the analysis moved to its worker: p99 3.3 s (the event loop ran every DFT and plot). The
+      // bound pins that class of stall with room for a loaded machine; the 50 ms goal is bench:hostile's.
+      expect(p99).toBeLessThan(1500);
     });
   });
 

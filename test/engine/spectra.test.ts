@@ -105,9 +105,12 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
     expect((await tf.max(tf.abs(tf.sub(lowPass(r, 0.75, 'ideal'), r))).data())[0]).toBeLessThan(1e-5);
   });
 
-  test.each(['ideal', 'gaussian'] as const)('%s low-pass matches mask × naive DFT, inverted naively', async (kind) => {
-    const h = 6;
-    const w = 5;
+  test.each([
+    ['ideal', 6, 5],
+    ['gaussian', 6, 5],
+    ['ideal', 5, 8], // an even width: the half spectrum's Nyquist column counts once
+    ['gaussian', 7, 6],
+  ] as const)('%s low-pass of a %i×%i image matches mask × naive DFT, inverted naively', async (kind, h, w) => {
     const v = randomValues(h * w, 17);
     const got = (await lowPass(tf.tensor3d(v, [1, h, w]), 0.25, kind).data()) as Float32Array;
     const { re, im } = naiveDft(v, h, w);
@@ -126,6 +129,32 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
       }
     }
   });
+
+  test.each([
+    [2, 36, 34, 3],
+    [1, 33, 35, 1],
+  ])(
+    'high-frequency shares of [%i, %i, %i, %i] from the half spectrum = from the full power spectrum',
+    async (n, h, w, c) => {
+      const v = randomValues(n * h * w * c, 29);
+      const cutoffs = [0.1, 0.3, 0.5];
+      const shares = await highFrequencyShareImages(tf.tensor4d(v, [n, h, w, c]), cutoffs).data(); // [N, K, C]
+      const planes = tf.reshape(tf.transpose(tf.tensor4d(v, [n, h, w, c]), [0, 3, 1, 2]), [n * c, h, w]);
+      const power = await powerSpectrum(planes as tf.Tensor3D).data();
+      const r = radialFrequencyGrid(h, w);
+      for (let p = 0; p < n * c; p++) {
+        let ac = 0;
+        const high = cutoffs.map(() => 0);
+        r.forEach((f, bin) => {
+          const e = power[p * h * w + bin];
+          if (f > 0) ac += e;
+          cutoffs.forEach((cut, j) => (high[j] += f > cut ? e : 0));
+        });
+        const [i, ch] = [Math.floor(p / c), p % c];
+        cutoffs.forEach((_, j) => expect(shares[(i * cutoffs.length + j) * c + ch]).toBeCloseTo(high[j] / ac, 4));
+      }
+    },
+  );
 
   test('high-frequency share: 0 for a constant image, 1 for a checkerboard, and low-pass lowers it', async () => {
     const h = 16;
@@ -216,8 +245,8 @@ test('low-pass masks: ideal is a disc, gaussian falls off with the radius, a bad
 
 test('dft2d and idft2d leak no tensors', () => {
   const x = tf.tensor3d(randomValues(4 * 28 * 28, 1), [4, 28, 28]);
-  dft2d(x); // builds the cached DFT matrices once
-  tf.dispose(Object.values(dft2d(x)));
+  // Builds the cached DFT matrices once (full, and the half spectrum's for the low-pass).
+  tf.dispose([...Object.values(dft2d(x)), lowPass(x, 0.2, 'gaussian')]);
   const before = tf.memory().numTensors;
   for (let i = 0; i < 20; i++) {
     const f = dft2d(x);
