@@ -40,38 +40,41 @@ type DftMatrices = {
   /** [C; −S] and [S; C], [2n, n]: [P | Q] times these are Re and Im of (P + iQ)·W*. */
   readonly inverseRe: tf.Tensor2D;
   readonly inverseIm: tf.Tensor2D;
-  /** [C | −S] and [S | C], [n, 2n]: Re and Im of W* = C + iS applied to [Gr; Gi] along a column. */
-  readonly inverseColRe: tf.Tensor2D;
+  /** [S | C], [n, 2n]: with forwardRe = [C | −S], Re and Im of W* = C + iS applied to [Gr; Gi] along a column. */
   readonly inverseColIm: tf.Tensor2D;
 };
 
-// The matrices are constants per size and backend, kept for the life of the process.
-const cache = new Map<string, DftMatrices>();
+// Constants per size and backend (DFT matrices, dense operators), built once and kept for the
+// life of the process: kept explicitly, or a tidy around the first caller would dispose them.
+const constantsCache = new Map<string, unknown>();
+
+function constants<T extends tf.Tensor | Readonly<Record<string, tf.Tensor>>>(key: string, build: () => T): T {
+  const full = `${tf.getBackend()}:${key}`;
+  let made = constantsCache.get(full) as T | undefined;
+  if (!made) {
+    made = tf.tidy(build);
+    for (const t of made instanceof tf.Tensor ? [made] : Object.values(made)) tf.keep(t);
+    constantsCache.set(full, made);
+  }
+  return made;
+}
 
 function matrices(n: number): DftMatrices {
-  const key = `${tf.getBackend()}:${n}`;
-  let m = cache.get(key);
-  if (!m) {
+  return constants(`dft:${n}`, (): DftMatrices => {
     const { cos, sin } = cosSin(n);
-    const made = tf.tidy((): DftMatrices => {
-      const c = tf.tensor2d(cos, [n, n]);
-      const s = tf.tensor2d(sin, [n, n]);
-      const negS = tf.neg(s);
-      return {
-        cos: tf.keep(c),
-        sin: tf.keep(s),
-        forwardRe: tf.keep(tf.concat([c, negS], 1)),
-        forwardIm: tf.keep(tf.concat([negS, tf.neg(c)], 1)),
-        inverseRe: tf.keep(tf.concat([c, negS], 0)),
-        inverseIm: tf.keep(tf.concat([s, c], 0)),
-        inverseColRe: tf.keep(tf.concat([c, negS], 1)),
-        inverseColIm: tf.keep(tf.concat([s, c], 1)),
-      };
-    });
-    cache.set(key, made);
-    m = made;
-  }
-  return m;
+    const c = tf.tensor2d(cos, [n, n]);
+    const s = tf.tensor2d(sin, [n, n]);
+    const negS = tf.neg(s);
+    return {
+      cos: c,
+      sin: s,
+      forwardRe: tf.concat([c, negS], 1),
+      forwardIm: tf.concat([negS, tf.neg(c)], 1),
+      inverseRe: tf.concat([c, negS], 0),
+      inverseIm: tf.concat([s, c], 0),
+      inverseColIm: tf.concat([s, c], 1),
+    };
+  });
 }
 
 /*
@@ -172,12 +175,8 @@ type HalfMatrices = {
   readonly inverse: tf.Tensor2D;
 };
 
-const halfCache = new Map<string, HalfMatrices>();
-
 function halfMatrices(w: number): HalfMatrices {
-  const key = `${tf.getBackend()}:${w}`;
-  let m = halfCache.get(key);
-  if (!m) {
+  return constants(`half:${w}`, (): HalfMatrices => {
     const half = halfWidth(w);
     const cos = new Float32Array(w * half);
     const sin = new Float32Array(w * half);
@@ -191,15 +190,12 @@ function halfMatrices(w: number): HalfMatrices {
         inverse[(half + k) * w + x] = -halfWeight(k, w) * Math.sin(angle);
       }
     }
-    const made = tf.tidy((): HalfMatrices => ({
-      cos: tf.keep(tf.tensor2d(cos, [w, half])),
-      sin: tf.keep(tf.tensor2d(sin, [w, half])),
-      inverse: tf.keep(tf.tensor2d(inverse, [2 * half, w])),
-    }));
-    halfCache.set(key, made);
-    m = made;
-  }
-  return m;
+    return {
+      cos: tf.tensor2d(cos, [w, half]),
+      sin: tf.tensor2d(sin, [w, half]),
+      inverse: tf.tensor2d(inverse, [2 * half, w]),
+    };
+  });
 }
 
 /** The half spectrum of real images x [N, H, W] in column layout: re and im [H, N, halfWidth(W)]. */
@@ -228,7 +224,7 @@ function halfIdftColumns(g: Spectrum, w: number): tf.Tensor3D {
   const col = matrices(h);
   const row = halfMatrices(w);
   const stacked = tf.reshape(tf.concat([g.re, g.im], 0), [2 * h, n * m]);
-  const hr = tf.reshape(tf.matMul(col.inverseColRe, stacked), [h * n, m]);
+  const hr = tf.reshape(tf.matMul(col.forwardRe, stacked), [h * n, m]);
   const hi = tf.reshape(tf.matMul(col.inverseColIm, stacked), [h * n, m]);
   const x = tf.reshape(tf.matMul(tf.concat([hr, hi], 1), row.inverse), [h, n, w]);
   return tf.div(tf.transpose(x, [1, 0, 2]), h * w) as tf.Tensor3D;
@@ -340,17 +336,9 @@ function fromPlanes(p: tf.Tensor, [n, h, w, c]: readonly number[]): tf.Tensor4D 
  */
 export const DENSE_SPECTRA_MAX_PIXELS = 1024;
 
-// Dense operators: constants per size, parameters and backend, kept for the life of the process.
-const denseCache = new Map<string, tf.Tensor2D>();
-
+/** A dense operator: a constant per size and parameters (see constants). */
 function dense(key: string, build: () => tf.Tensor2D): tf.Tensor2D {
-  const full = `${tf.getBackend()}:${key}`;
-  let m = denseCache.get(full);
-  if (!m) {
-    m = tf.keep(tf.tidy(build));
-    denseCache.set(full, m);
-  }
-  return m;
+  return constants(`dense:${key}`, build);
 }
 
 /** The operator applied to every basis image e_i, row i: then y = x · M for flattened x. */
