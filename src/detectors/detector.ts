@@ -134,11 +134,14 @@ export function squaredDistance(a: ArrayLike<number>, b: ArrayLike<number>): num
 
 /**
  * Fewest fit images a class needs for statistics of its own. A class with fewer — a folder that
- * left it out, a class the model never predicts — takes the pooled statistics of all classes
+ * left it out, a class the model rarely predicts — takes the pooled statistics of all classes
  * (byClassOrPooled): its scores are then relative to clean images in general, not to its own, and
- * calibrate reports it (Calibration.data.pooledClasses).
+ * calibrate reports it (Calibration.data.pooledClasses). Not 2: calibrating MobileNetV2 on its own
+ * predictions gave one class 3 fit images; the density detector standardised that class by the
+ * spread of 1 held-out image (std 0, floored), and a benign image predicted as it scored −504 870,
+ * its combined score 124.9 against a threshold of 2.7. With 10, each per-class spread has 5.
  */
-export const MIN_CLASS_IMAGES = 2;
+export const MIN_CLASS_IMAGES = 10;
 
 /** byClass, a class with fewer than MIN_CLASS_IMAGES members given every index (the pooled fallback). */
 export function byClassOrPooled(classes: ArrayLike<number>, numClasses: number): number[][] {
