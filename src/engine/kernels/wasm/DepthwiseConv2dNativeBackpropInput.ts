@@ -18,7 +18,7 @@ import {
   KernelFunc,
   TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { KernelComposer } from './compose';
+import { dilatedForInputGradient, KernelComposer } from './compose';
 
 export function depthwiseConv2dNativeBackpropInput(args: {
   inputs: DepthwiseConv2dNativeBackpropInputInputs;
@@ -41,58 +41,20 @@ export function depthwiseConv2dNativeBackpropInput(args: {
     attrs.dimRoundingMode,
     true,
   );
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow } = info;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, filterHeight: kh, filterWidth: kw } = info;
   const m = filter.shape[3];
   const co = ci * m;
   const c = new KernelComposer(backend, 'wasm');
   try {
-    // Dilate dy: [n,oh,ow,co] → [n, oh·sh, ow·sw, co], dy at multiples of the stride.
-    let dyd = dy;
-    if (sh > 1 || sw > 1) {
-      const six = c.reshape(dy, [n, oh, 1, ow, 1, co]);
-      const paddings = [
-        [0, 0],
-        [0, 0],
-        [0, sh - 1],
-        [0, 0],
-        [0, sw - 1],
-        [0, 0],
-      ];
-      dyd = c.reshape(c.run('PadV2', { x: six }, { paddings, constantValue: 0 }), [n, oh * sh, ow * sw, co]);
-    }
-    const top = kh - 1 - info.padInfo.top;
-    const left = kw - 1 - info.padInfo.left;
-    let bottom = h + kh - 1 - top - oh * sh;
-    let right = w + kw - 1 - left - ow * sw;
-    if (top < 0 || left < 0)
-      throw new Error('DepthwiseConv2dNativeBackpropInput: padding larger than the filter is not supported');
-    if (bottom < 0 || right < 0) {
-      const size = [n, oh * sh + Math.min(bottom, 0), ow * sw + Math.min(right, 0), co];
-      dyd = c.run('Slice', { x: dyd }, { begin: [0, 0, 0, 0], size });
-      bottom = Math.max(bottom, 0);
-      right = Math.max(right, 0);
-    }
+    const { dyd, pad } = dilatedForInputGradient(c, 'DepthwiseConv2dNativeBackpropInput', dy, info);
     // W [kh,kw,ci,m] rotated 180°, one filter per dy channel: [kh,kw,ci·m,1].
     const rotated = c.reshape(c.run('Reverse', { x: filter }, { dims: [0, 1] }), [kh, kw, co, 1]);
-    const padded = c.run(
-      'PadV2',
-      { x: dyd },
-      {
-        paddings: [
-          [0, 0],
-          [top, bottom],
-          [left, right],
-          [0, 0],
-        ],
-        constantValue: 0,
-      },
-    );
-    const perChannel = c.run(
-      'DepthwiseConv2dNative',
-      { x: padded, filter: rotated },
-      { strides: [1, 1], dilations: [1, 1], pad: 'valid', dataFormat: 'NHWC' },
-    );
+    const perChannel = c.run('DepthwiseConv2dNative', { x: dyd, filter: rotated }, {
+      strides: [1, 1],
+      dilations: [1, 1],
+      pad: [[0, 0], ...pad, [0, 0]],
+      dataFormat: 'NHWC',
+    } as never);
     const dx =
       m === 1
         ? perChannel

@@ -87,3 +87,53 @@ export function nhwcConvInfo(
     'channelsLast',
   );
 }
+
+/**
+ * dy [n, oh, ow, co] of a stride-(sh, sw) convolution laid out for the stride-1 correlation that is
+ * its input gradient: dilated (dy at multiples of the stride, zeros between: a reshape + pad), cut
+ * where the correlation's bottom or right padding would be negative, and that padding
+ * ([top, bottom], [left, right]) for the correlation to produce the input's h × w:
+ *   dx[i] = Σ_k dyd[i + pad_before − (K−1) + k] · W[K−1−k]
+ * Conv2DBackpropInput and DepthwiseConv2dNativeBackpropInput both rest on it.
+ */
+export function dilatedForInputGradient(
+  c: KernelComposer,
+  kernelName: string,
+  dy: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): { dyd: TensorInfo; pad: [[number, number], [number, number]] } {
+  const { batchSize: n, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const co = dy.shape[3];
+  let dyd = dy;
+  if (sh > 1 || sw > 1) {
+    // The trailing (s−1) zero rows/cols are accounted for in the bottom/right padding below.
+    const six = c.reshape(dy, [n, oh, 1, ow, 1, co]);
+    const paddings = [
+      [0, 0],
+      [0, 0],
+      [0, sh - 1],
+      [0, 0],
+      [0, sw - 1],
+      [0, 0],
+    ];
+    dyd = c.reshape(c.run('PadV2', { x: six }, { paddings, constantValue: 0 }), [n, oh * sh, ow * sw, co]);
+  }
+  const top = kh - 1 - info.padInfo.top;
+  const left = kw - 1 - info.padInfo.left;
+  // The dilated length (with trailing zeros) is oh·sh; the correlation must produce h rows.
+  const bottom = h + kh - 1 - top - oh * sh;
+  const right = w + kw - 1 - left - ow * sw;
+  if (top < 0 || left < 0) throw new Error(`${kernelName}: padding larger than the filter is not supported`);
+  if (bottom < 0 || right < 0) {
+    const size = [n, oh * sh + Math.min(bottom, 0), ow * sw + Math.min(right, 0), co];
+    dyd = c.run('Slice', { x: dyd }, { begin: [0, 0, 0, 0], size });
+  }
+  return {
+    dyd,
+    pad: [
+      [top, Math.max(bottom, 0)],
+      [left, Math.max(right, 0)],
+    ],
+  };
+}
