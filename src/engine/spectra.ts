@@ -99,19 +99,22 @@ function fromColumns(c: tf.Tensor2D, n: number, k: number): tf.Tensor3D {
  * The 2-D DFT of real images x [N, H, W] in column layout: re and im as [H, N, W]. With W = C − iS:
  * rows first, A = X·C_w and B = X·S_w (X·W_w = A − iB); then along H,
  * Re F = C_h·A − S_h·B = [C | −S]·[A; B] and Im F = −(S_h·A + C_h·B) = [−S | −C]·[A; B].
- * The layout is what the products leave; masks and the inverse work on it as it is.
+ * The layout is what the products leave; masks and the inverse work on it as it is. With `half`,
+ * the columns 0 … ⌊W/2⌋ only: re and im [H, N, halfWidth(W)].
  */
-function dftColumns(x: tf.Tensor3D): Spectrum {
+function dftColumns(x: tf.Tensor3D, half = false): Spectrum {
   const [n, h, w] = x.shape;
-  const row = matrices(w);
+  // The half spectrum (see halfWidth) takes C_w and S_w's first halfWidth(W) columns only.
+  const row = half ? halfMatrices(w) : matrices(w);
   const col = matrices(h);
+  const m = row.cos.shape[1];
   const rows = tf.reshape(x, [n * h, w]);
-  const a = tf.reshape(tf.matMul(rows, row.cos), [n, h, w]);
-  const b = tf.reshape(tf.matMul(rows, row.sin), [n, h, w]);
-  const ab = columnsOf(tf.concat([a, b], 1) as tf.Tensor3D); // [2h, n·w]
+  const a = tf.reshape(tf.matMul(rows, row.cos), [n, h, m]);
+  const b = tf.reshape(tf.matMul(rows, row.sin), [n, h, m]);
+  const ab = columnsOf(tf.concat([a, b], 1) as tf.Tensor3D); // [2h, n·m]
   return {
-    re: tf.reshape(tf.matMul(col.forwardRe, ab), [h, n, w]) as tf.Tensor3D,
-    im: tf.reshape(tf.matMul(col.forwardIm, ab), [h, n, w]) as tf.Tensor3D,
+    re: tf.reshape(tf.matMul(col.forwardRe, ab), [h, n, m]) as tf.Tensor3D,
+    im: tf.reshape(tf.matMul(col.forwardIm, ab), [h, n, m]) as tf.Tensor3D,
   };
 }
 
@@ -198,22 +201,6 @@ function halfMatrices(w: number): HalfMatrices {
   });
 }
 
-/** The half spectrum of real images x [N, H, W] in column layout: re and im [H, N, halfWidth(W)]. */
-function halfDftColumns(x: tf.Tensor3D): Spectrum {
-  const [n, h, w] = x.shape;
-  const row = halfMatrices(w);
-  const col = matrices(h);
-  const m = halfWidth(w);
-  const rows = tf.reshape(x, [n * h, w]);
-  const a = tf.reshape(tf.matMul(rows, row.cos), [n, h, m]);
-  const b = tf.reshape(tf.matMul(rows, row.sin), [n, h, m]);
-  const ab = columnsOf(tf.concat([a, b], 1) as tf.Tensor3D); // [2h, n·m]
-  return {
-    re: tf.reshape(tf.matMul(col.forwardRe, ab), [h, n, m]) as tf.Tensor3D,
-    im: tf.reshape(tf.matMul(col.forwardIm, ab), [h, n, m]) as tf.Tensor3D,
-  };
-}
-
 /**
  * x [N, H, W] from a (masked) half spectrum in column layout: along H first, G·W*_h = Hr + iHi with
  * [Hr; Hi] = [[C, −S], [S, C]]·[Gr; Gi]; then along W, x = Σ_kx c_kx·Re(H·e^{2πi kx x/W}) / (H·W)
@@ -286,12 +273,14 @@ export function lowPassMask(h: number, w: number, radius: number, kind: LowPassK
  * x, so its exact gradient flows through tfjs's autodiff (adaptive attacks through the defense).
  */
 export function lowPass(x: tf.Tensor3D, radius: number, kind: LowPassKind = 'ideal'): tf.Tensor3D {
-  return tf.tidy(() => {
-    const [, h, w] = x.shape;
-    const mask = halfColumnMask(lowPassMask(h, w, radius, kind), h, w);
-    const f = halfDftColumns(x);
-    return halfIdftColumns({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D }, w);
-  });
+  return tf.tidy(() => lowPassOfHalfSpectrum(dftColumns(x, true), x.shape[2], radius, kind));
+}
+
+/** The low-passed images [N, H, W] from their half spectrum (dftColumns(x, true)) of width w. */
+function lowPassOfHalfSpectrum(f: Spectrum, w: number, radius: number, kind: LowPassKind): tf.Tensor3D {
+  const h = f.re.shape[0];
+  const mask = halfColumnMask(lowPassMask(h, w, radius, kind), h, w);
+  return halfIdftColumns({ re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D }, w);
 }
 
 /**
@@ -377,7 +366,7 @@ export function highFrequencyShareImages(x: tf.Tensor4D, cutoffs: readonly numbe
     const r = radialFrequencyGrid(h, w);
     const flat = tf.reshape(planes(x), [n * c, h * w]) as tf.Tensor2D;
     if (h * w > DENSE_SPECTRA_MAX_PIXELS)
-      return shareOfPower(halfPowerRows(halfDftColumns(planes(x)), w), flat, [n, h, w, c], cutoffs);
+      return shareOfPower(halfPowerRows(dftColumns(planes(x), true), w), flat, [n, h, w, c], cutoffs);
     // Small images: only the bins above the lowest cut-off: their DFT coefficients as one product, scaled so that
     // squared they are the power spectrum's bins.
     const lowest = Math.min(...cutoffs);
@@ -461,12 +450,8 @@ export function spectralExtras(
   }
   return tf.tidy(() => {
     const p = planes(x);
-    const f = halfDftColumns(p);
-    const mask = halfColumnMask(lowPassMask(h, w, lowPassSpec.radius, lowPassSpec.kind), h, w);
-    const filtered = halfIdftColumns(
-      { re: tf.mul(f.re, mask) as tf.Tensor3D, im: tf.mul(f.im, mask) as tf.Tensor3D },
-      w,
-    );
+    const f = dftColumns(p, true);
+    const filtered = lowPassOfHalfSpectrum(f, w, lowPassSpec.radius, lowPassSpec.kind);
     return {
       hfShare: shareOfPower(halfPowerRows(f, w), tf.reshape(p, [n * c, h * w]), [n, h, w, c], cutoffs),
       filtered: tf.clipByValue(fromPlanes(filtered, [n, h, w, c]), 0, 1),
