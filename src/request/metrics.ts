@@ -90,30 +90,33 @@ export class Metrics {
    * counts of worker deaths survived. The soak benchmark watches the tensor gauges for leaks.
    */
   observeEngine(engine: Engine): void {
-    const gauge = this.gauge;
-    gauge(
+    this.gauge(
       'advsieve_worker_tensors',
       'Live tfjs tensors, summed over the inference workers',
       () => engine.pool.tensorStats().numTensors,
     );
-    gauge(
+    this.gauge(
       'advsieve_worker_tensor_bytes',
       'Bytes held by live tfjs tensors, summed over the inference workers',
       () => engine.pool.tensorStats().numBytes,
     );
-    gauge('advsieve_main_thread_tensors', 'Live tfjs tensors on the main thread', () => tf.memory().numTensors);
-    gauge('advsieve_workers_ready', 'Inference workers that have loaded the model', () => engine.pool.readyWorkers);
-    gauge(
+    this.gauge('advsieve_main_thread_tensors', 'Live tfjs tensors on the main thread', () => tf.memory().numTensors);
+    this.gauge(
+      'advsieve_workers_ready',
+      'Inference workers that have loaded the model',
+      () => engine.pool.readyWorkers,
+    );
+    this.gauge(
       'advsieve_worker_replacements',
       'Inference workers started to replace dead ones since start',
       () => engine.pool.replacedWorkers,
     );
-    gauge(
+    this.gauge(
       'advsieve_engine_retried_batches',
       'Batches run again after their worker died, since start',
       () => engine.stats().retriedBatches,
     );
-    gauge(
+    this.gauge(
       'advsieve_engine_expired_images',
       'Images dropped unrun from the engine queue because their request’s deadline passed, since start',
       () => engine.stats().expired,
@@ -126,14 +129,13 @@ export class Metrics {
    * (DECODE_TIMEOUT, DECODE_FAILED) in advsieve_images_total.
    */
   observeDecodePool(pool: { readonly active: number; readonly timeouts: number; readonly crashes: number }): void {
-    const gauge = this.gauge;
-    gauge('advsieve_decodes_active', 'Decodes running in the decode processes now', () => pool.active);
-    gauge(
+    this.gauge('advsieve_decodes_active', 'Decodes running in the decode processes now', () => pool.active);
+    this.gauge(
       'advsieve_decode_processes_killed',
       'Decode processes killed because a decode ran past its budget, since start',
       () => pool.timeouts,
     );
-    gauge(
+    this.gauge(
       'advsieve_decode_processes_crashed',
       'Decode processes that died while decoding an image, since start',
       () => pool.crashes,
@@ -154,14 +156,7 @@ export class Metrics {
 
   /** The admission middleware's count of requests in flight. */
   observeAdmission(inFlight: () => number): void {
-    new client.Gauge({
-      name: 'advsieve_requests_in_flight',
-      help: 'GraphQL requests admitted and not yet answered',
-      registers: [this.registry],
-      collect() {
-        this.set(inFlight());
-      },
-    });
+    this.gauge('advsieve_requests_in_flight', 'GraphQL requests admitted and not yet answered', inFlight);
   }
 
   /** The engine's onBatch. */
