@@ -14,7 +14,7 @@ import { Worker } from 'worker_threads';
 import type { Base64Reading } from '../images/base64';
 import { workerScript } from '../util/workerScript';
 import type { ParseJob, ParseReply } from './jsonBodyWorker';
-import { parseJsonBytes, type ParsedJson } from './jsonText';
+import { ownsItsMemory, parseJsonBytes, type ParsedJson } from './jsonText';
 
 /** Bodies from this size on are parsed off the service's thread (below it, parsing costs ≤ ~2 ms). */
 export const OFF_THREAD_BODY_BYTES = 256 * 1024;
@@ -54,22 +54,18 @@ export class JsonBodyParser {
     };
     const reply = new Promise<ParseReply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     // A buffer of its own (Buffer.concat of a large body) is moved rather than copied.
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-    this.start().postMessage(job, own ? [bytes.buffer as ArrayBuffer] : []);
+    this.start().postMessage(job, ownsItsMemory(bytes) ? [bytes.buffer as ArrayBuffer] : []);
     const r = await reply;
     if (r.failed !== undefined) throw new Error(`the JSON body parser failed: ${r.failed}`);
     if (r.invalid !== undefined) return { invalid: r.invalid, images: NONE };
-    const images = new Map<string, Base64Reading>();
-    for (const { token, bytes: b, tooLarge } of r.images) {
-      images.set(
+    const images = new Map<string, Base64Reading>(
+      r.images.map(({ token, reading }) => [
         token,
-        b
-          ? { bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength) }
-          : tooLarge !== undefined
-            ? { tooLarge }
-            : { invalid: true },
-      );
-    }
+        'bytes' in reading
+          ? { bytes: Buffer.from(reading.bytes.buffer, reading.bytes.byteOffset, reading.bytes.byteLength) }
+          : reading,
+      ]),
+    );
     return { body: r.body, images };
   }
 

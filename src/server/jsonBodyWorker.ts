@@ -4,7 +4,7 @@
  * images go back transferred, not copied; the body goes back without them (a few hundred bytes).
  */
 import { parentPort } from 'worker_threads';
-import { parseJsonBytes, takeLargeBase64 } from './jsonText';
+import { ownsItsMemory, parseJsonBytes, takeLargeBase64 } from './jsonText';
 
 export interface ParseJob {
   readonly id: number;
@@ -18,7 +18,8 @@ export interface ParseReply {
   readonly id: number;
   readonly body?: unknown;
   readonly invalid?: string;
-  readonly images: Array<{ token: string; bytes?: Uint8Array; tooLarge?: number; invalid?: true }>;
+  /** Each large base64 string's reading (Base64Reading; its bytes arrive as a Uint8Array). */
+  readonly images: Array<{ token: string; reading: { bytes: Uint8Array } | { tooLarge: number } | { invalid: true } }>;
   /** The parser itself failed (a bug, not the body): the request gets a server error. */
   readonly failed?: string;
 }
@@ -40,12 +41,11 @@ function reply(job: ParseJob): void {
   const taken = takeLargeBase64(parsed.body, job.minBase64Chars, job.maxFileBytes, job.tokenPrefix);
   const transfer: ArrayBuffer[] = [];
   const images = taken.map(({ token, reading }) => {
-    if (!('bytes' in reading)) return { token, ...reading };
+    if (!('bytes' in reading)) return { token, reading };
     // A buffer of its own is moved; one that shares Node's pool is copied first.
-    const own = reading.bytes.byteOffset === 0 && reading.bytes.byteLength === reading.bytes.buffer.byteLength;
-    const bytes = own ? reading.bytes : new Uint8Array(reading.bytes);
+    const bytes = ownsItsMemory(reading.bytes) ? reading.bytes : new Uint8Array(reading.bytes);
     transfer.push(bytes.buffer as ArrayBuffer);
-    return { token, bytes };
+    return { token, reading: { bytes } };
   });
   parentPort!.postMessage({ id: job.id, body: parsed.body, images } satisfies ParseReply, transfer);
 }

@@ -7,6 +7,11 @@
  */
 import { readBase64, type Base64Reading } from '../images/base64';
 
+/** The array's memory is its own (not a slice of Node's buffer pool): it can be transferred to another thread. */
+export function ownsItsMemory(bytes: Uint8Array): boolean {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+}
+
 export type ParsedJson = { readonly body: unknown } | { readonly invalid: string };
 
 /** Parses as body-parser's JSON did: an empty body is `{}`; an object or a list, or `invalid`. */
