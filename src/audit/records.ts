@@ -9,14 +9,18 @@ import type { AuditDetectorScore, AuditLog, AuditRecord } from './auditLog';
 import { CommitTimeoutError } from './groupCommit';
 
 /**
- * What the recording needs of the service that judged the images (a ScreeningService is one): the
- * log itself, the model and calibration that judged, and the settings that shape a record.
+ * What the recording needs of the service (a ScreeningService is one): the log itself and the
+ * settings that shape a record.
  */
 export interface JudgingService {
   readonly audit: AuditLog;
   readonly config: { readonly audit: { readonly storeImages: boolean }; readonly requestTimeoutMs: number };
+}
+
+/** The model and calibration that judged the images (a ScreeningModel is one): every record names them. */
+export interface JudgingModel {
   readonly metadata: { readonly id: string };
-  readonly modelSha256: string;
+  readonly sha256: string;
   readonly calibrationSha256: string;
   readonly calibration: { readonly createdAt: string };
 }
@@ -57,13 +61,13 @@ export interface AuditedResult {
 /** One record per result, in order; failed images too, with their error code and null verdict fields. */
 export function auditRecords(
   ctx: Pick<AuditedRequest, 'service' | 'principal' | 'requestId' | 'clientRequestId'>,
+  judge: JudgingModel,
   operation: AuditRecord['operation'],
   images: readonly AuditedImage[],
   results: readonly AuditedResult[],
   time = new Date(),
 ): AuditRecord[] {
-  const service = ctx.service;
-  const storeImages = service.config.audit.storeImages;
+  const storeImages = ctx.service.config.audit.storeImages;
   return results.map((r, i): AuditRecord => {
     const img = images[i] ?? {};
     return {
@@ -77,10 +81,10 @@ export function auditRecords(
       byteSize: img.bytes ?? null,
       ...verdictOf(r),
       errorCode: r.error?.code ?? null,
-      modelId: service.metadata.id,
-      modelSha256: service.modelSha256,
-      calibrationSha256: service.calibrationSha256,
-      calibrationCreatedAt: service.calibration.createdAt,
+      modelId: judge.metadata.id,
+      modelSha256: judge.sha256,
+      calibrationSha256: judge.calibrationSha256,
+      calibrationCreatedAt: judge.calibration.createdAt,
       image: storeImages ? (img.data ?? null) : null,
     };
   });
@@ -149,6 +153,7 @@ function verdictOf(r: AuditedResult): Verdict {
  */
 export async function recordVerdicts(
   ctx: AuditedRequest,
+  judge: JudgingModel,
   operation: AuditRecord['operation'],
   images: readonly AuditedImage[],
   results: readonly AuditedResult[],
@@ -156,7 +161,7 @@ export async function recordVerdicts(
   const log = ctx.service.audit;
   if (log.kind === 'off') return;
   try {
-    await log.record(auditRecords(ctx, operation, images, results), { deadline: ctx.deadline });
+    await log.record(auditRecords(ctx, judge, operation, images, results), { deadline: ctx.deadline });
   } catch (err) {
     logger.error(
       { err, requestId: ctx.requestId, clientRequestId: ctx.clientRequestId, operation },

@@ -299,10 +299,23 @@ export async function metricsOf(port: number, headers: Record<string, string> = 
   return values;
 }
 
-/** Sum and count of a histogram in the service's /metrics. */
+/**
+ * The sum of a metric's series (as metricsOf keys them) whose labels include `labels`: over every
+ * model, for the per-model metrics, unless `labels` names one.
+ */
+export function seriesSum(m: ReadonlyMap<string, number>, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const [key, value] of m) {
+    if (key !== name && !key.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => key.includes(`${k}="${v}"`))) sum += value;
+  }
+  return sum;
+}
+
+/** Sum and count of a histogram in the service's /metrics, over its series (every model's). */
 export async function histogram(port: number, name: string): Promise<{ sum: number; count: number }> {
   const m = await metricsOf(port);
-  return { sum: m.get(`${name}_sum`) ?? 0, count: m.get(`${name}_count`) ?? 0 };
+  return { sum: seriesSum(m, `${name}_sum`), count: seriesSum(m, `${name}_count`) };
 }
 
 /** Resident set size of a process in bytes, from /proc (Linux): the whole process, workers included. */

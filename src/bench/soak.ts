@@ -18,6 +18,7 @@ import {
   openLoop,
   round,
   rssBytes,
+  seriesSum,
   screenBodies,
   startService,
   stopService,
@@ -58,9 +59,9 @@ async function main(): Promise<void> {
         t: round((performance.now() - start) / 1000, 0),
         rssMB: round(rssBytes(service.proc.pid!) / 2 ** 20),
         heapMB: round((m.get('advsieve_nodejs_heap_size_used_bytes') ?? NaN) / 2 ** 20),
-        workerTensors: m.get('advsieve_worker_tensors') ?? NaN,
+        workerTensors: seriesSum(m, 'advsieve_worker_tensors'),
         mainTensors: m.get('advsieve_main_thread_tensors') ?? NaN,
-        answered: m.get('advsieve_images_total{operation="screen",outcome="ok"}') ?? 0,
+        answered: seriesSum(m, 'advsieve_images_total', { operation: 'screen', outcome: 'ok' }),
       };
       samples.push(s);
       process.stderr.write(`soak: ${JSON.stringify(s)}\n`);

@@ -20,6 +20,7 @@ export const REQUEST_ERROR_CODES = [
   'OVERLOADED',
   'DEADLINE_EXCEEDED',
   'ATTACKS_DISABLED',
+  'UNKNOWN_MODEL',
   'UNAVAILABLE',
   'AUDIT_UNAVAILABLE',
   'INTERNAL_SERVER_ERROR',
@@ -127,6 +128,16 @@ export function attacksDisabled(production: boolean): GraphQLError {
       ? 'attacks are off in production (NODE_ENV=production)'
       : 'attacks are switched off by configuration (ADVSIEVE_ATTACKS=0)',
     403,
+  );
+}
+
+/** A request names a model the service does not serve: 400, with the ones it does. */
+export function unknownModel(id: string, served: readonly string[]): GraphQLError {
+  return requestError(
+    'UNKNOWN_MODEL',
+    `no model '${id}' is served here; models: ${served.join(', ')} (the \`models\` query lists them)`,
+    400,
+    { argumentName: 'model', models: [...served] },
   );
 }
 

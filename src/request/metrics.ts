@@ -22,13 +22,15 @@ const COMPUTE_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 
 export class Metrics {
   readonly registry = new client.Registry();
   readonly requests: client.Counter<'operation' | 'outcome'>;
-  readonly images: client.Counter<'operation' | 'outcome'>;
-  readonly flagged: client.Counter<string>;
-  readonly batchSize: client.Histogram<string>;
-  readonly queueWait: client.Histogram<string>;
-  readonly compute: client.Histogram<string>;
-  readonly detectorScore: client.Histogram<'detector'>;
+  readonly images: client.Counter<'model' | 'operation' | 'outcome'>;
+  readonly flagged: client.Counter<'model'>;
+  readonly batchSize: client.Histogram<'model'>;
+  readonly queueWait: client.Histogram<'model'>;
+  readonly compute: client.Histogram<'model'>;
+  readonly detectorScore: client.Histogram<'model' | 'detector'>;
   readonly requestSeconds: client.Histogram<'operation'>;
+  /** Each model's engine, by model id: the per-model gauges read them at each scrape. */
+  private readonly engines = new Map<string, Engine>();
 
   constructor() {
     const registers = [this.registry];
@@ -41,37 +43,41 @@ export class Metrics {
     });
     this.images = new client.Counter({
       name: 'advsieve_images_total',
-      help: 'Images answered, by root field and outcome (ok or the image error code)',
-      labelNames: ['operation', 'outcome'],
+      help: 'Images answered, by model, root field and outcome (ok or the image error code)',
+      labelNames: ['model', 'operation', 'outcome'],
       registers,
     });
     this.flagged = new client.Counter({
       name: 'advsieve_images_flagged_total',
-      help: 'Images screened whose combined score was above its threshold',
+      help: 'Images screened whose combined score was above its threshold, by model',
+      labelNames: ['model'],
       registers,
     });
     this.batchSize = new client.Histogram({
       name: 'advsieve_engine_batch_size',
-      help: 'Images per engine batch',
+      help: 'Images per engine batch, by model',
+      labelNames: ['model'],
       buckets: BATCH_BUCKETS,
       registers,
     });
     this.queueWait = new client.Histogram({
       name: 'advsieve_engine_queue_wait_seconds',
-      help: 'Per image: time from submission to its batch leaving the queue',
+      help: 'Per image: time from submission to its batch leaving the queue, by model',
+      labelNames: ['model'],
       buckets: WAIT_BUCKETS,
       registers,
     });
     this.compute = new client.Histogram({
       name: 'advsieve_engine_batch_compute_seconds',
-      help: 'Per batch: time on a worker, round trip included',
+      help: 'Per batch: time on a worker, round trip included, by model',
+      labelNames: ['model'],
       buckets: COMPUTE_BUCKETS,
       registers,
     });
     this.detectorScore = new client.Histogram({
       name: 'advsieve_detector_score',
-      help: 'Scores of screened images, per detector (and combined)',
-      labelNames: ['detector'],
+      help: 'Scores of screened images, per model and detector (and combined)',
+      labelNames: ['model', 'detector'],
       buckets: SCORE_BUCKETS,
       registers,
     });
@@ -85,41 +91,43 @@ export class Metrics {
   }
 
   /**
-   * Gauges read from the engine at each scrape: live tensors in the workers (as each reported with
-   * its last batch) and on this thread (spectra, defenses at another radius), ready workers, and the
-   * counts of worker deaths survived. The soak benchmark watches the tensor gauges for leaks.
+   * Gauges read from each model's engine at each scrape, labelled by model: live tensors in the
+   * workers (as each reported with its last batch), ready workers, and the counts of worker deaths
+   * survived. The soak benchmark watches the tensor gauges for leaks.
    */
-  observeEngine(engine: Engine): void {
-    this.gauge(
+  observeEngine(model: string, engine: Engine): void {
+    const first = this.engines.size === 0;
+    this.engines.set(model, engine);
+    this.flagged.inc({ model }, 0); // a model that never flags still shows its 0
+    if (!first) return;
+    const perModel = (name: string, help: string, read: (e: Engine) => number) =>
+      this.labelledGauge(name, help, () => [...this.engines].map(([id, e]) => [{ model: id }, read(e)]));
+    perModel(
       'advsieve_worker_tensors',
       'Live tfjs tensors, summed over the inference workers',
-      () => engine.pool.tensorStats().numTensors,
+      (e) => e.pool.tensorStats().numTensors,
     );
-    this.gauge(
+    perModel(
       'advsieve_worker_tensor_bytes',
       'Bytes held by live tfjs tensors, summed over the inference workers',
-      () => engine.pool.tensorStats().numBytes,
+      (e) => e.pool.tensorStats().numBytes,
     );
     this.gauge('advsieve_main_thread_tensors', 'Live tfjs tensors on the main thread', () => tf.memory().numTensors);
-    this.gauge(
-      'advsieve_workers_ready',
-      'Inference workers that have loaded the model',
-      () => engine.pool.readyWorkers,
-    );
-    this.gauge(
+    perModel('advsieve_workers_ready', 'Inference workers that have loaded the model', (e) => e.pool.readyWorkers);
+    perModel(
       'advsieve_worker_replacements',
       'Inference workers started to replace dead ones since start',
-      () => engine.pool.replacedWorkers,
+      (e) => e.pool.replacedWorkers,
     );
-    this.gauge(
+    perModel(
       'advsieve_engine_retried_batches',
       'Batches run again after their worker died, since start',
-      () => engine.stats().retriedBatches,
+      (e) => e.stats().retriedBatches,
     );
-    this.gauge(
+    perModel(
       'advsieve_engine_expired_images',
       'Images dropped unrun from the engine queue because their request’s deadline passed, since start',
-      () => engine.stats().expired,
+      (e) => e.stats().expired,
     );
   }
 
@@ -154,16 +162,33 @@ export class Metrics {
     });
   };
 
+  /** A gauge of labelled values, read at each scrape. */
+  private readonly labelledGauge = (
+    name: string,
+    help: string,
+    read: () => Array<[Record<'model', string>, number]>,
+  ): void => {
+    new client.Gauge({
+      name,
+      help,
+      labelNames: ['model'],
+      registers: [this.registry],
+      collect() {
+        for (const [labels, value] of read()) this.set(labels, value);
+      },
+    });
+  };
+
   /** The admission middleware's count of requests in flight. */
   observeAdmission(inFlight: () => number): void {
     this.gauge('advsieve_requests_in_flight', 'GraphQL requests admitted and not yet answered', inFlight);
   }
 
-  /** The engine's onBatch. */
-  observeBatch = (info: BatchInfo): void => {
-    this.batchSize.observe(info.size);
-    for (const w of info.queueWaitMs) this.queueWait.observe(w / 1000);
-    this.compute.observe(info.computeMs / 1000);
+  /** A model's engine's onBatch. */
+  observeBatch = (info: BatchInfo, model: string): void => {
+    this.batchSize.observe({ model }, info.size);
+    for (const w of info.queueWaitMs) this.queueWait.observe({ model }, w / 1000);
+    this.compute.observe({ model }, info.computeMs / 1000);
   };
 
   /** Counts requests by outcome, times them and logs each (at debug level). */

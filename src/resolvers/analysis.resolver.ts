@@ -1,4 +1,5 @@
 import { Arg, Authorized, Ctx, Query, Resolver } from 'type-graphql';
+import { ModelArg } from '../schema/model.arg';
 import { ImageInput } from '../schema/image.input';
 import { SpectrumResult } from '../schema/spectrum.type';
 import { TrajectoryResult } from '../schema/trajectory.type';
@@ -11,8 +12,12 @@ export class AnalysisResolver {
     description:
       'The image’s power spectrum: radial energy profile, high-frequency share and a log-magnitude PNG (the `oracle` scope; audited).',
   })
-  spectrum(@Arg('image', () => ImageInput) image: ImageInput, @Ctx() ctx: ApiContext): Promise<SpectrumResult> {
-    return spectrum(ctx, image);
+  spectrum(
+    @Arg('image', () => ImageInput) image: ImageInput,
+    @ModelArg() model: string | null,
+    @Ctx() ctx: ApiContext,
+  ): Promise<SpectrumResult> {
+    return spectrum(ctx, image, model);
   }
 
   @Authorized('oracle')
@@ -20,7 +25,11 @@ export class AnalysisResolver {
     description:
       'Per layer, the distance of the image’s activations to every class expectation, unscreened (the `oracle` scope; audited).',
   })
-  trajectory(@Arg('image', () => ImageInput) image: ImageInput, @Ctx() ctx: ApiContext): Promise<TrajectoryResult> {
-    return trajectory(ctx, image);
+  trajectory(
+    @Arg('image', () => ImageInput) image: ImageInput,
+    @ModelArg() model: string | null,
+    @Ctx() ctx: ApiContext,
+  ): Promise<TrajectoryResult> {
+    return trajectory(ctx, image, model);
   }
 }

@@ -1,4 +1,5 @@
 import { Arg, Authorized, Ctx, Float, Int, Mutation, Resolver } from 'type-graphql';
+import { ModelArg } from '../schema/model.arg';
 import type { AttackName } from '../attacks/attack';
 import { AttackMethod } from '../schema/attack-method.enum';
 import { AttackResult } from '../schema/attack-result.type';
@@ -26,8 +27,9 @@ export class AttackResolver {
     steps: number | null,
     @Arg('seed', () => Int, { nullable: true, description: 'Seed of random starts and random search (default 0).' })
     seed: number | null,
+    @ModelArg() model: string | null,
     @Ctx() ctx: ApiContext,
   ): Promise<AttackResult> {
-    return attack(ctx, { image, method, epsilon, targetClass, steps, seed });
+    return attack(ctx, { image, method, epsilon, targetClass, steps, seed, model });
   }
 }

@@ -1,4 +1,5 @@
 import { Arg, Authorized, Ctx, Float, Int, Mutation, Resolver } from 'type-graphql';
+import { ModelArg } from '../schema/model.arg';
 import { ClassifyResult } from '../schema/classify-result.type';
 import { DefendResult } from '../schema/defend-result.type';
 import { ImageInput } from '../schema/image.input';
@@ -15,9 +16,10 @@ export class ScreenResolver {
   classify(
     @Arg('images', () => [ImageInput]) images: ImageInput[],
     @Arg('top', () => Int, { nullable: true, description: 'Classes listed per prediction.' }) top: number | null,
+    @ModelArg() model: string | null,
     @Ctx() ctx: ApiContext,
   ): Promise<ClassifyResult[]> {
-    return classify(ctx, images, top);
+    return classify(ctx, images, top, model);
   }
 
   @Authorized('screen')
@@ -28,9 +30,10 @@ export class ScreenResolver {
   screen(
     @Arg('images', () => [ImageInput]) images: ImageInput[],
     @Arg('options', () => ScreenOptions, { nullable: true }) options: ScreenOptions | null,
+    @ModelArg() model: string | null,
     @Ctx() ctx: ApiContext,
   ): Promise<ScreenResult[]> {
-    return screen(ctx, images, options);
+    return screen(ctx, images, options, model);
   }
 
   @Authorized('oracle')
@@ -45,8 +48,9 @@ export class ScreenResolver {
       description: 'Cut-off in cycles per pixel, in (0, 1]; default: the calibrated one.',
     })
     radius: number | null,
+    @ModelArg() model: string | null,
     @Ctx() ctx: ApiContext,
   ): Promise<DefendResult[]> {
-    return defend(ctx, images, radius);
+    return defend(ctx, images, radius, model);
   }
 }

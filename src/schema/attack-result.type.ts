@@ -21,6 +21,12 @@ export class AttackResult {
   @Field(() => String, { nullable: true, description: 'SHA-256 of the original image file’s bytes.' })
   sha256?: string;
 
+  @Field(() => String, {
+    nullable: true,
+    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
+  })
+  model?: string;
+
   @Field(() => Prediction, { nullable: true })
   original?: Prediction;
 

@@ -10,6 +10,12 @@ export class ClassifyResult {
   @Field(() => String, { nullable: true })
   sha256?: string;
 
+  @Field(() => String, {
+    nullable: true,
+    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
+  })
+  model?: string;
+
   @Field(() => Prediction, { nullable: true })
   prediction?: Prediction;
 

@@ -10,6 +10,12 @@ export class DefendResult {
   @Field(() => String, { nullable: true, description: 'SHA-256 (hex) of the image file’s bytes.' })
   sha256?: string;
 
+  @Field(() => String, {
+    nullable: true,
+    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
+  })
+  model?: string;
+
   @Field(() => Float, {
     nullable: true,
     description: 'Cut-off of the filter in cycles per pixel (0.5: Nyquist of one axis).',

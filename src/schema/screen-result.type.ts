@@ -13,6 +13,12 @@ export class ScreenResult {
   @Field(() => String, { nullable: true, description: 'SHA-256 (hex) of the image file’s bytes.' })
   sha256?: string;
 
+  @Field(() => String, {
+    nullable: true,
+    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
+  })
+  model?: string;
+
   @Field(() => Prediction, {
     nullable: true,
     description: 'Of the most suspicious view (the highest combined score); an image of one view has only that one.',

@@ -21,6 +21,12 @@ export class SpectrumResult {
   @Field(() => String, { nullable: true })
   sha256?: string;
 
+  @Field(() => String, {
+    nullable: true,
+    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
+  })
+  model?: string;
+
   @Field(() => Int, { nullable: true })
   width?: number;
 

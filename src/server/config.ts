@@ -17,8 +17,11 @@ export interface ServerConfig {
   readonly port: number;
   /** Interface to listen on; undefined: all of them. */
   readonly host: string | undefined;
+  /** The default model: what requests that name no model get. */
   readonly modelDir: string;
-  /** calibration.json; undefined: the model directory's. */
+  /** More models served beside it (ADVSIEVE_MODELS), each with its own engine and calibration. */
+  readonly extraModelDirs: readonly string[];
+  /** The default model's calibration.json; undefined: the model directory's. */
   readonly calibrationFile: string | undefined;
   readonly production: boolean;
   /** Largest uploaded file, and largest image decoded from base64, in bytes. */
@@ -267,6 +270,21 @@ function decodeConfig(env: Env): Pick<ServerConfig, 'decodeTimeoutMs' | 'multiFr
   };
 }
 
+/**
+ * ADVSIEVE_MODELS: the models served beside the default, comma-separated; each a directory, or the
+ * id of one under the package's models/ (`nsfw-mobilenetv2` for models/nsfw-mobilenetv2/).
+ */
+export function modelList(env: Env): string[] {
+  const raw = env.ADVSIEVE_MODELS;
+  if (raw === undefined || raw.trim() === '') return [];
+  const entries = raw.split(',').map((e) => e.trim());
+  if (entries.some((e) => e === ''))
+    throw new ConfigError('ADVSIEVE_MODELS', 'model directories or ids separated by single commas', raw);
+  return entries.map((e) =>
+    /[\\/]/.test(e) || e.startsWith('.') ? path.resolve(e) : path.join(PACKAGE_ROOT, 'models', e),
+  );
+}
+
 export function configFromEnv(env: Env = process.env): ServerConfig {
   const production = env.NODE_ENV === 'production';
   const attacks = flag(env, 'ADVSIEVE_ATTACKS');
@@ -279,6 +297,7 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     port: integer(env, 'PORT', 0) ?? 4000,
     host: env.HOST || undefined,
     modelDir: env.ADVSIEVE_MODEL_DIR || defaultModelDir(),
+    extraModelDirs: modelList(env),
     calibrationFile: env.ADVSIEVE_CALIBRATION || undefined,
     production,
     maxFileBytes: integer(env, 'ADVSIEVE_MAX_FILE_BYTES', 1) ?? 5 * MiB,

@@ -1,20 +1,21 @@
 /** The service described: model, calibration, batching, limits and the engine's batch statistics. */
 import { COMBINED } from '../detectors/registry';
 import type { EngineStats, Limits, ModelInfo } from '../schema/model-info.type';
+import type { ScreeningModel } from './screeningModel';
 import type { ScreeningService } from './service';
 
-export function modelInfo(service: ScreeningService): ModelInfo {
-  const { metadata, calibration, engine, screener } = service;
+export function modelInfo(model: ScreeningModel): ModelInfo {
+  const { metadata, calibration, engine, screener } = model;
   const pool = engine.pool;
   const a = pool.adapter;
-  const thresholds = screener.thresholds(service.defaultTargetFpr);
+  const thresholds = screener.thresholds(model.defaultTargetFpr);
   const measured = calibration.summary as Record<
     string,
     { aurocOnCalibrationAttacks?: number; tprAtTargetFpr?: number }
   >;
   return {
     id: metadata.id,
-    sha256: service.modelSha256,
+    sha256: model.sha256,
     labels: [...metadata.labels],
     inputShape: [...metadata.inputShape],
     backend: pool.backend,
@@ -22,11 +23,11 @@ export function modelInfo(service: ScreeningService): ModelInfo {
     gpu: pool.gpu,
     layers: [...metadata.activationLayers],
     batching: engine.batching,
-    attacksEnabled: service.attacks !== undefined,
+    attacksEnabled: model.attacks !== undefined,
     calibration: {
       createdAt: calibration.createdAt,
       modelSha256: calibration.model.sha256,
-      defaultTargetFpr: service.defaultTargetFpr,
+      defaultTargetFpr: model.defaultTargetFpr,
       hiddenLayer: calibration.hiddenLayer,
       lowPassRadius: calibration.lowPass.radius,
       lowPassKind: calibration.lowPass.kind,
@@ -44,9 +45,9 @@ export function modelInfo(service: ScreeningService): ModelInfo {
   };
 }
 
-export function engineStats(service: ScreeningService): EngineStats {
-  const s = service.engine.stats();
-  const tensors = service.engine.pool.tensorStats();
+export function engineStats(model: ScreeningModel): EngineStats {
+  const s = model.engine.stats();
+  const tensors = model.engine.pool.tensorStats();
   return {
     ...s,
     workerTensors: tensors.numTensors,

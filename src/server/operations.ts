@@ -25,6 +25,7 @@ import { AttackQueueFullError } from './attackRunner';
 import { attackQueueFull, attacksDisabled, badUserInput, ImageFailure } from '../request/errors';
 import { isFailed, ReadImage, RequestImages } from './requestImages';
 import type { ScreeningService } from './service';
+import type { ScreeningModel } from './screeningModel';
 import { targetFprFor } from './thresholdPolicy';
 import { attackTokens, TOKENS_PER_IMAGE } from '../request/fieldCosts';
 import type { RequestContext } from '../request/context';
@@ -46,61 +47,76 @@ function errorOf(f: ImageFailure): { code: string; message: string } {
   return { code: f.code, message: f.message };
 }
 
-function checkTop(service: ScreeningService, top: number | null | undefined): number {
-  const k = service.metadata.labels.length;
+function checkTop(service: ScreeningService, model: ScreeningModel, top: number | null | undefined): number {
+  const k = model.metadata.labels.length;
   if (top == null) return Math.min(service.config.topK, k);
   if (!(Number.isInteger(top) && top >= 1 && top <= k))
     throw badUserInput(`top must be an integer in [1, ${k}], got ${top}`, 'top');
   return top;
 }
 
-/** Counts each image's outcome under the field's name. */
-function count(service: ScreeningService, operation: string, results: ReadonlyArray<{ error?: { code: string } }>) {
-  for (const r of results) service.metrics.images.inc({ operation, outcome: r.error?.code ?? 'ok' });
+/** Each result names the model that judged it (the default when the request named none). */
+function withModel<T extends object>(results: readonly T[], model: ScreeningModel): Array<T & { model: string }> {
+  return results.map((r) => ({ ...r, model: model.id }));
+}
+
+/** Counts each image's outcome under the model's id and the field's name. */
+function count(
+  service: ScreeningService,
+  model: ScreeningModel,
+  operation: string,
+  results: ReadonlyArray<{ error?: { code: string } }>,
+) {
+  for (const r of results) service.metrics.images.inc({ model: model.id, operation, outcome: r.error?.code ?? 'ok' });
 }
 
 /** Reads one field's images and infers them in one engine call. */
 async function readAndInfer(
   ctx: ApiContext,
+  model: ScreeningModel,
   inputs: readonly ImageInput[],
   argumentName: string,
   tokensPerImage: number,
 ): Promise<{ images: ReadImage[]; outputs: Array<ImageOutput | ImageFailure> }> {
-  const images = await ctx.images.read(inputs, argumentName, tokensPerImage);
-  return { images, outputs: await ctx.images.infer(images) };
+  const images = await ctx.images.read(model, inputs, argumentName, tokensPerImage);
+  return { images, outputs: await ctx.images.infer(model, images) };
 }
 
 export async function classify(
   ctx: ApiContext,
   inputs: readonly ImageInput[],
   top: number | null | undefined,
+  modelId?: string | null,
 ): Promise<ClassifyResult[]> {
-  const k = checkTop(ctx.service, top);
-  const { images, outputs } = await readAndInfer(ctx, inputs, 'images', TOKENS_PER_IMAGE.classify);
-  const labels = ctx.service.metadata.labels;
+  const model = ctx.service.model(modelId);
+  const k = checkTop(ctx.service, model, top);
+  const { images, outputs } = await readAndInfer(ctx, model, inputs, 'images', TOKENS_PER_IMAGE.classify);
+  const labels = model.metadata.labels;
   const results = images.map((img, i): ClassifyResult => {
     const out = outputs[i];
     if (out instanceof ImageFailure) return { index: i, sha256: img.sha256, error: errorOf(out) };
     return { index: i, sha256: img.sha256, prediction: prediction(out.probs, labels, k) };
   });
-  count(ctx.service, 'classify', results);
+  count(ctx.service, model, 'classify', results);
   // An unscreened prediction is recorded like a verdict, before it leaves (AUDIT_UNAVAILABLE otherwise).
-  await recordVerdicts(ctx, 'classify', images, results);
-  return results;
+  await recordVerdicts(ctx, model, 'classify', images, results);
+  return withModel(results, model);
 }
 
 export async function screen(
   ctx: ApiContext,
   inputs: readonly ImageInput[],
   options: ScreenOptions | null | undefined,
+  modelId?: string | null,
 ): Promise<ScreenResult[]> {
   const service = ctx.service;
+  const model = service.model(modelId);
   // The operator's policy, not the client, sets how loose the screening may be.
-  const targetFpr = targetFprFor(service.thresholdPolicy, ctx.principal, options?.targetFpr);
-  const top = checkTop(service, options?.top);
+  const targetFpr = targetFprFor(model.thresholdPolicy, ctx.principal, options?.targetFpr);
+  const top = checkTop(service, model, options?.top);
   // Every view of every image (alpha-dropped, frames: src/images/decode.ts), in one engine call.
-  const images = await ctx.images.read(inputs, 'images', TOKENS_PER_IMAGE.screen);
-  const outputs = await ctx.images.inferViews(images);
+  const images = await ctx.images.read(model, inputs, 'images', TOKENS_PER_IMAGE.screen);
+  const outputs = await ctx.images.inferViews(model, images);
   const results = await Promise.all(
     images.map(async (img, i): Promise<ScreenResult> => {
       const viewOutputs = outputs[i];
@@ -109,10 +125,10 @@ export async function screen(
       if (failed) return { index: i, sha256: img.sha256, error: errorOf(failed.output as ImageFailure) };
       const screened = viewOutputs.map((v) => {
         const out = v.output as ImageOutput;
-        return { name: v.name, out, outcome: service.screener.screen(out, { targetFpr, top }) };
+        return { name: v.name, out, outcome: model.screener.screen(out, { targetFpr, top }) };
       });
       const { chosen, views, flaggedView } = mostSuspiciousView(screened);
-      observeScores(service, chosen.outcome);
+      observeScores(service, model, chosen.outcome);
       return {
         index: i,
         sha256: img.sha256,
@@ -121,29 +137,23 @@ export async function screen(
         views,
         flaggedView,
         defense: options?.defend
-          ? await defenseResult(
-              i,
-              img.sha256,
-              chosen.outcome,
-              chosen.out,
-              options.returnPurifiedImage === true,
-              service,
-            )
+          ? await defenseResult(i, img.sha256, chosen.outcome, chosen.out, options.returnPurifiedImage === true, model)
           : undefined,
       };
     }),
   );
-  count(service, 'screen', results);
+  count(service, model, 'screen', results);
   // Recorded before the response leaves: a verdict the log does not have is not sent (AUDIT_UNAVAILABLE).
-  await recordVerdicts(ctx, 'screen', images, results);
-  return results;
+  await recordVerdicts(ctx, model, 'screen', images, results);
+  return withModel(results, model);
 }
 
-function observeScores(service: ScreeningService, outcome: ScreenOutcome): void {
+function observeScores(service: ScreeningService, model: ScreeningModel, outcome: ScreenOutcome): void {
   const d = outcome.detection;
-  for (const s of d.detectors) service.metrics.detectorScore.observe({ detector: s.name }, s.score);
-  service.metrics.detectorScore.observe({ detector: 'combined' }, d.score);
-  if (d.adversarial) service.metrics.flagged.inc();
+  const m = service.metrics;
+  for (const s of d.detectors) m.detectorScore.observe({ model: model.id, detector: s.name }, s.score);
+  m.detectorScore.observe({ model: model.id, detector: 'combined' }, d.score);
+  if (d.adversarial) m.flagged.inc({ model: model.id });
 }
 
 /** The defense at the calibrated radius: computed in the engine's batch already. */
@@ -153,7 +163,7 @@ async function defenseResult(
   outcome: ScreenOutcome,
   out: ImageOutput,
   withImage: boolean,
-  service: ScreeningService,
+  model: ScreeningModel,
 ): Promise<DefendResult> {
   const { radius, kind, prediction: after } = outcome.defense;
   return {
@@ -165,7 +175,7 @@ async function defenseResult(
     originalPrediction: outcome.prediction,
     changed: after.classIndex !== outcome.prediction.classIndex,
     purifiedImage:
-      withImage && out.lowPassPixels ? await pngBase64(out.lowPassPixels, service.metadata.inputShape) : undefined,
+      withImage && out.lowPassPixels ? await pngBase64(out.lowPassPixels, model.metadata.inputShape) : undefined,
   };
 }
 
@@ -177,17 +187,19 @@ export async function defend(
   ctx: ApiContext,
   inputs: readonly ImageInput[],
   radius: number | null | undefined,
+  modelId?: string | null,
 ): Promise<DefendResult[]> {
   const service = ctx.service;
-  const calibrated = service.calibration.lowPass;
+  const model = service.model(modelId);
+  const calibrated = model.calibration.lowPass;
   if (radius != null && !(radius > 0 && radius <= 1))
     throw badUserInput(`radius must be in (0, 1] cycles per pixel, got ${radius}`, 'radius');
   const r = radius ?? calibrated.radius;
   const kind = calibrated.kind;
-  const { images, outputs } = await readAndInfer(ctx, inputs, 'images', TOKENS_PER_IMAGE.defend);
-  const labels = service.metadata.labels;
-  const shape = service.metadata.inputShape;
-  const k = checkTop(service, undefined);
+  const { images, outputs } = await readAndInfer(ctx, model, inputs, 'images', TOKENS_PER_IMAGE.defend);
+  const labels = model.metadata.labels;
+  const shape = model.metadata.inputShape;
+  const k = checkTop(service, model, undefined);
   // Another radius than the engine's: filter here (a few small DFTs), classify through the engine.
   const filtered = new Map<number, Float32Array>();
   if (r !== calibrated.radius) {
@@ -202,6 +214,7 @@ export async function defend(
     good.forEach((i, j) => filtered.set(i, pixels[j]));
   }
   const refiltered = await ctx.images.inferPixels(
+    model,
     [...filtered].map(([i, pixels]) => ({ key: `${images[i].sha256}:lowpass:${r}:${kind}`, pixels })),
   );
   const after = new Map([...filtered.keys()].map((i, j) => [i, refiltered[j]]));
@@ -227,19 +240,25 @@ export async function defend(
       };
     }),
   );
-  count(service, 'defend', results);
+  count(service, model, 'defend', results);
   await recordVerdicts(
     ctx,
+    model,
     'defend',
     images,
     results.map((r) => ({ ...r, prediction: r.originalPrediction, defense: { prediction: r.prediction } })),
   );
-  return results;
+  return withModel(results, model);
 }
 
-export async function trajectory(ctx: ApiContext, input: ImageInput): Promise<TrajectoryResult> {
+export async function trajectory(
+  ctx: ApiContext,
+  input: ImageInput,
+  modelId?: string | null,
+): Promise<TrajectoryResult> {
   const service = ctx.service;
-  const { images, outputs } = await readAndInfer(ctx, [input], 'image', TOKENS_PER_IMAGE.trajectory);
+  const model = service.model(modelId);
+  const { images, outputs } = await readAndInfer(ctx, model, [input], 'image', TOKENS_PER_IMAGE.trajectory);
   const out = outputs[0];
   const sha256 = images[0].sha256;
   const result: TrajectoryResult =
@@ -247,33 +266,34 @@ export async function trajectory(ctx: ApiContext, input: ImageInput): Promise<Tr
       ? { sha256, error: errorOf(out) }
       : {
           sha256,
-          prediction: prediction(out.probs, service.metadata.labels, checkTop(service, undefined)),
-          steps: service.screener.trajectory(out).map((s) => ({
+          prediction: prediction(out.probs, model.metadata.labels, checkTop(service, model, undefined)),
+          steps: model.screener.trajectory(out).map((s) => ({
             ...s,
-            nearestLabel: service.metadata.labels[s.nearestClass],
+            nearestLabel: model.metadata.labels[s.nearestClass],
           })),
         };
-  count(service, 'trajectory', [result]);
-  await recordVerdicts(ctx, 'trajectory', images, [{ ...result, index: 0 }]);
-  return result;
+  count(service, model, 'trajectory', [result]);
+  await recordVerdicts(ctx, model, 'trajectory', images, [{ ...result, index: 0 }]);
+  return { ...result, model: model.id };
 }
 
-export async function spectrum(ctx: ApiContext, input: ImageInput): Promise<SpectrumResult> {
+export async function spectrum(ctx: ApiContext, input: ImageInput, modelId?: string | null): Promise<SpectrumResult> {
   const service = ctx.service;
-  const [img] = await ctx.images.read([input], 'image', TOKENS_PER_IMAGE.spectrum);
+  const model = service.model(modelId);
+  const [img] = await ctx.images.read(model, [input], 'image', TOKENS_PER_IMAGE.spectrum);
   let result: SpectrumResult;
   if (isFailed(img)) result = { sha256: img.sha256, error: errorOf(img.failure) };
   else {
-    const cutoff = (service.calibration.detectors.highFrequency as { cutoff: number }).cutoff;
-    // On the analysis worker (~18 ms of DFT and plotting per image): never on the event loop.
+    const cutoff = (model.calibration.detectors.highFrequency as { cutoff: number }).cutoff;
+    // On the analysis worker (~18 ms of DFT and plotting per 28×28 image): never on the event loop.
     result = {
       sha256: img.sha256,
-      ...(await service.analysis.spectrum(img.pixels, service.metadata.inputShape, cutoff)),
+      ...(await service.analysis.spectrum(img.pixels, model.metadata.inputShape, cutoff)),
     };
   }
-  count(service, 'spectrum', [result]);
-  await recordVerdicts(ctx, 'spectrum', [img], [{ index: 0, sha256: result.sha256, error: result.error }]);
-  return result;
+  count(service, model, 'spectrum', [result]);
+  await recordVerdicts(ctx, model, 'spectrum', [img], [{ index: 0, sha256: result.sha256, error: result.error }]);
+  return { ...result, model: model.id };
 }
 
 export interface AttackArgs {
@@ -283,10 +303,11 @@ export interface AttackArgs {
   readonly targetClass?: number | null;
   readonly steps?: number | null;
   readonly seed?: number | null;
+  readonly model?: string | null;
 }
 
-function checkAttack(service: ScreeningService, a: AttackArgs): number {
-  const numClasses = service.metadata.labels.length;
+function checkAttack(service: ScreeningService, model: ScreeningModel, a: AttackArgs): number {
+  const numClasses = model.metadata.labels.length;
   if (!(a.epsilon >= 0 && a.epsilon <= 1000))
     throw badUserInput(`epsilon must be in [0, 1000], got ${a.epsilon}`, 'epsilon');
   if (a.targetClass != null && !(Number.isInteger(a.targetClass) && a.targetClass >= 0 && a.targetClass < numClasses))
@@ -299,22 +320,30 @@ function checkAttack(service: ScreeningService, a: AttackArgs): number {
 
 export async function attack(ctx: ApiContext, a: AttackArgs): Promise<AttackResult> {
   const service = ctx.service;
-  if (!service.attacks) throw attacksDisabled(service.config.production);
-  const steps = checkAttack(service, a);
-  const base = { method: a.method, epsilon: a.epsilon, targetClass: a.targetClass ?? undefined, steps };
-  const { images, outputs } = await readAndInfer(ctx, [a.image], 'image', attackTokens(steps));
+  const model = service.model(a.model);
+  const attacks = model.attacks;
+  if (!attacks) throw attacksDisabled(service.config.production);
+  const steps = checkAttack(service, model, a);
+  const base = {
+    method: a.method,
+    epsilon: a.epsilon,
+    targetClass: a.targetClass ?? undefined,
+    steps,
+    model: model.id,
+  };
+  const { images, outputs } = await readAndInfer(ctx, model, [a.image], 'image', attackTokens(steps));
   const [img] = images;
   const out = outputs[0];
   if (out instanceof ImageFailure || isFailed(img)) {
     const failure = out instanceof ImageFailure ? out : (img as { failure: ImageFailure }).failure;
-    count(service, 'attack', [{ error: failure }]);
+    count(service, model, 'attack', [{ error: failure }]);
     return { ...base, sha256: img.sha256, error: errorOf(failure) };
   }
-  const labels = service.metadata.labels;
-  const original = prediction(out.probs, labels, checkTop(service, undefined));
+  const labels = model.metadata.labels;
+  const original = prediction(out.probs, labels, checkTop(service, model, undefined));
   let adv: Float32Array;
   try {
-    adv = await service.attacks.run({
+    adv = await attacks.run({
       pixels: img.pixels.slice(),
       label: original.classIndex,
       method: a.method,
@@ -328,16 +357,16 @@ export async function attack(ctx: ApiContext, a: AttackArgs): Promise<AttackResu
     throw err;
   }
   // What the client gets is the PNG; everything reported is about that file as advsieve decodes it.
-  const shape = service.metadata.inputShape;
+  const shape = model.metadata.inputShape;
   const png = await encodePng16(adv, shape);
   const written = (await decodeImage(png, shape)).pixels;
   const pngSha = createHash('sha256').update(png).digest('hex');
-  const [advOut] = await ctx.images.inferPixels([{ key: pngSha, pixels: written }]);
+  const [advOut] = await ctx.images.inferPixels(model, [{ key: pngSha, pixels: written }]);
   if (advOut instanceof ImageFailure) return { ...base, sha256: img.sha256, original, error: errorOf(advOut) };
   // At the operator's rate (ADVSIEVE_TARGET_FPR), as `screen` would judge the image by default.
-  const outcome = service.screener.screen(advOut, {
-    targetFpr: service.defaultTargetFpr,
-    top: checkTop(service, undefined),
+  const outcome = model.screener.screen(advOut, {
+    targetFpr: model.defaultTargetFpr,
+    top: checkTop(service, model, undefined),
   });
   const adversarial = outcome.prediction;
   let linf = 0;
@@ -347,9 +376,15 @@ export async function attack(ctx: ApiContext, a: AttackArgs): Promise<AttackResu
     linf = Math.max(linf, d);
     sq += d * d;
   });
-  count(service, 'attack', [{}]);
-  const screening = { index: 0, sha256: pngSha, prediction: outcome.prediction, detection: outcome.detection };
-  await recordVerdicts(ctx, 'attack', [{ sha256: pngSha, bytes: png.length, data: png }], [screening]);
+  count(service, model, 'attack', [{}]);
+  const screening = {
+    index: 0,
+    sha256: pngSha,
+    model: model.id,
+    prediction: outcome.prediction,
+    detection: outcome.detection,
+  };
+  await recordVerdicts(ctx, model, 'attack', [{ sha256: pngSha, bytes: png.length, data: png }], [screening]);
   return {
     ...base,
     sha256: img.sha256,

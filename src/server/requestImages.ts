@@ -32,6 +32,7 @@ import {
   unavailable,
 } from '../request/errors';
 import type { ScreeningService } from './service';
+import type { ScreeningModel } from './screeningModel';
 
 /**
  * One view of an image (src/images/decode.ts's ImageView): its name and the loader key its pixels
@@ -68,11 +69,20 @@ export function isFailed(img: ReadImage): img is Extract<ReadImage, { failure: I
   return 'failure' in img;
 }
 
+/**
+ * What the request holds for one model: files decoded to its input shape (by SHA-256 of the file),
+ * every view's or derived image's pixels by loader key, and the loader that batches them into its
+ * engine. Another model sees the same file at another size, so nothing here is shared between models.
+ */
+interface ModelImages {
+  readonly model: ScreeningModel;
+  readonly pixels: Map<string, Promise<Array<ReadView & { pixels: Float32Array }> | ImageFailure>>;
+  readonly ready: Map<string, Float32Array>;
+  readonly loader: DataLoader<string, ImageOutput>;
+}
+
 export class RequestImages {
-  /** Decoded views by SHA-256 of the file, and every view's or derived image's pixels by loader key. */
-  private readonly pixels = new Map<string, Promise<Array<ReadView & { pixels: Float32Array }> | ImageFailure>>();
-  private readonly ready = new Map<string, Float32Array>();
-  private readonly loader: DataLoader<string, ImageOutput>;
+  private readonly perModel = new Map<string, ModelImages>();
   private counted = 0;
 
   /**
@@ -86,8 +96,16 @@ export class RequestImages {
     private readonly charge?: (images: number) => void,
     /** The body's large base64 images, read with it off this thread, by the token left in their place. */
     private readonly bodyImages?: ReadonlyMap<string, Base64Reading>,
-  ) {
-    this.loader = new DataLoader((keys) => this.inferBatch(keys));
+  ) {}
+
+  private of(model: ScreeningModel): ModelImages {
+    let m = this.perModel.get(model.id);
+    if (!m) {
+      const ready = new Map<string, Float32Array>();
+      m = { model, pixels: new Map(), ready, loader: new DataLoader((keys) => this.inferBatch(model, ready, keys)) };
+      this.perModel.set(model.id, m);
+    }
+    return m;
   }
 
   /**
@@ -96,7 +114,12 @@ export class RequestImages {
    * neither of file and base64, too many images, a file over the size limit) throw GraphQL errors;
    * an image that cannot be decoded gets its own failure.
    */
-  async read(inputs: readonly ImageInput[], argumentName: string, tokensPerImage = 1): Promise<ReadImage[]> {
+  async read(
+    model: ScreeningModel,
+    inputs: readonly ImageInput[],
+    argumentName: string,
+    tokensPerImage = 1,
+  ): Promise<ReadImage[]> {
     // The field's work, not its image count (src/request/fieldCosts.ts): a spectrum costs 3 screens.
     this.charge?.(inputs.length * tokensPerImage);
     const limits = this.service.config;
@@ -120,16 +143,17 @@ export class RequestImages {
       Promise.all(inputs.map((input, i) => this.bytes(input, `${argumentName}[${i}]`))),
       'reading its images',
     );
-    return this.withinDeadline(Promise.all(bytes.map((b, index) => this.decode(index, b))), 'decoding its images');
+    const m = this.of(model);
+    return this.withinDeadline(Promise.all(bytes.map((b, index) => this.decode(m, index, b))), 'decoding its images');
   }
 
   /**
    * Engine outputs for the given images (for failed ones, their failure), from one engine call.
    * A full engine queue is a request-level OVERLOADED error: retrying part of a request helps no one.
    */
-  async infer(images: readonly ReadImage[]): Promise<Array<ImageOutput | ImageFailure>> {
+  async infer(model: ScreeningModel, images: readonly ReadImage[]): Promise<Array<ImageOutput | ImageFailure>> {
     const keys = images.flatMap((img) => (isFailed(img) ? [] : [img.sha256]));
-    const outputs = await this.withinDeadline(this.loader.loadMany(keys), 'its images waited for inference');
+    const outputs = await this.withinDeadline(this.of(model).loader.loadMany(keys), 'its images waited for inference');
     const byKey = new Map(keys.map((k, i) => [k, outputs[i]]));
     return images.map((img) => (isFailed(img) ? img.failure : this.checked(byKey.get(img.sha256)!)));
   }
@@ -139,10 +163,11 @@ export class RequestImages {
    * engine call; a view seen twice (the same file twice) is inferred once.
    */
   async inferViews(
+    model: ScreeningModel,
     images: readonly ReadImage[],
   ): Promise<Array<ImageFailure | Array<{ name: string; output: ImageOutput | ImageFailure }>>> {
     const keys = images.flatMap((img) => (isFailed(img) ? [] : img.views.map((v) => v.key)));
-    const outputs = await this.withinDeadline(this.loader.loadMany(keys), 'its images waited for inference');
+    const outputs = await this.withinDeadline(this.of(model).loader.loadMany(keys), 'its images waited for inference');
     const byKey = new Map(keys.map((k, i) => [k, outputs[i]]));
     return images.map((img) =>
       isFailed(img) ? img.failure : img.views.map((v) => ({ name: v.name, output: this.checked(byKey.get(v.key)!) })),
@@ -151,11 +176,13 @@ export class RequestImages {
 
   /** Engine outputs for pixels made during the request (a low-passed or attacked image), by key. */
   async inferPixels(
+    model: ScreeningModel,
     entries: ReadonlyArray<{ key: string; pixels: Float32Array }>,
   ): Promise<Array<ImageOutput | ImageFailure>> {
-    for (const e of entries) this.ready.set(e.key, e.pixels);
+    const m = this.of(model);
+    for (const e of entries) m.ready.set(e.key, e.pixels);
     const outputs = await this.withinDeadline(
-      this.loader.loadMany(entries.map((e) => e.key)),
+      m.loader.loadMany(entries.map((e) => e.key)),
       'its images waited for inference',
     );
     return outputs.map((o) => this.checked(o));
@@ -192,15 +219,17 @@ export class RequestImages {
     return new ImageFailure('INFERENCE_FAILED', o.message);
   }
 
-  private async inferBatch(keys: readonly string[]): Promise<Array<ImageOutput | Error>> {
-    const pixels = keys.map((k) => this.ready.get(k));
+  private async inferBatch(
+    model: ScreeningModel,
+    ready: ReadonlyMap<string, Float32Array>,
+    keys: readonly string[],
+  ): Promise<Array<ImageOutput | Error>> {
+    const pixels = keys.map((k) => ready.get(k));
     const missing = pixels.findIndex((p) => p === undefined);
     if (missing >= 0) throw new Error(`no pixels for image key ${keys[missing]}`);
     // Throws OverloadError synchronously when the queue cannot take all of them: the batch's
     // promise rejects and every key of it gets the error (DataLoader does not cache it).
-    const settled = await Promise.allSettled(
-      this.service.engine.infer(pixels as Float32Array[], { deadline: this.deadline }),
-    );
+    const settled = await Promise.allSettled(model.engine.infer(pixels as Float32Array[], { deadline: this.deadline }));
     return settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error)));
   }
 
@@ -232,17 +261,18 @@ export class RequestImages {
     return data;
   }
 
-  private async decode(index: number, bytes: Buffer | ImageFailure): Promise<ReadImage> {
+  private async decode(m: ModelImages, index: number, bytes: Buffer | ImageFailure): Promise<ReadImage> {
     if (bytes instanceof ImageFailure) return { index, failure: bytes };
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    let decoded = this.pixels.get(sha256);
+    const inputShape = m.model.metadata.inputShape;
+    let decoded = m.pixels.get(sha256);
     if (!decoded) {
       const config = this.service.config;
       const toViews = (d: DecodedViews) =>
         d.views.map((v, i) => ({ name: v.name, key: i === 0 ? sha256 : `${sha256}:view:${v.name}`, pixels: v.pixels }));
       // A small plain model-sized PNG here (bounded work: src/images/decode.ts); anything else in a
       // decode process, within min(ADVSIEVE_DECODE_TIMEOUT_MS, time left): never on this thread.
-      const small = decodeSmallPlainPng(bytes, this.service.metadata.inputShape);
+      const small = decodeSmallPlainPng(bytes, inputShape);
       const refused = small ? undefined : refusedByStructure(bytes);
       decoded = small
         ? Promise.resolve(toViews(small))
@@ -251,7 +281,7 @@ export class RequestImages {
           : this.service.decodePool
               .decode(
                 bytes,
-                this.service.metadata.inputShape,
+                inputShape,
                 { maxPixels: config.maxPixels, multiFrame: config.multiFrame, maxFrames: config.maxFrames },
                 this.deadline,
               )
@@ -264,12 +294,12 @@ export class RequestImages {
                 }
                 throw err;
               });
-      this.pixels.set(sha256, decoded);
+      m.pixels.set(sha256, decoded);
     }
     const result = await decoded;
     const file = { bytes: bytes.length, data: this.service.config.audit.storeImages ? bytes : undefined };
     if (result instanceof ImageFailure) return { index, sha256, ...file, failure: result };
-    for (const v of result) this.ready.set(v.key, v.pixels);
+    for (const v of result) m.ready.set(v.key, v.pixels);
     return {
       index,
       sha256,

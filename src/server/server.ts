@@ -178,15 +178,21 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // Saturated: no request could be admitted now; a load balancer sends elsewhere meanwhile.
     const saturated = started && admission.saturated;
     const ready = started && !saturated;
-    const pool = service?.engine.pool;
+    const pools = service?.models.map((m) => m.engine.pool) ?? [];
     const status = ready ? 'ready' : stopping ? 'stopping' : saturated ? 'saturated' : 'starting';
     res.status(ready ? 200 : 503).json(
       healthDetailsFor(req, gateway, config.production)
         ? {
             status,
             requestsInFlight: admission.requestsInFlight,
-            workers: pool?.size ?? 0,
-            readyWorkers: pool?.readyWorkers ?? 0,
+            // Summed over the models; `models` has each one's.
+            workers: pools.reduce((n, p) => n + p.size, 0),
+            readyWorkers: pools.reduce((n, p) => n + p.readyWorkers, 0),
+            models: service?.models.map((m) => ({
+              id: m.id,
+              workers: m.engine.pool.size,
+              readyWorkers: m.engine.pool.readyWorkers,
+            })),
             audit: service?.audit.kind ?? null, // sqlite, postgres or off (src/audit/)
           }
         : { status },

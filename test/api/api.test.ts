@@ -383,13 +383,22 @@ describe('metrics', () => {
     const value = (pattern: RegExp) => Number(text.match(pattern)?.[1] ?? NaN);
     expect(value(/advsieve_requests_total\{operation="screen",outcome="ok"\} (\d+)/)).toBeGreaterThan(0);
     expect(value(/advsieve_requests_total\{operation="screen",outcome="OVERLOADED"\} (\d+)/)).toBe(1);
-    expect(value(/advsieve_images_total\{operation="screen",outcome="ok"\} (\d+)/)).toBeGreaterThan(0);
-    expect(value(/advsieve_images_total\{operation="screen",outcome="CORRUPT_IMAGE"\} (\d+)/)).toBeGreaterThan(0);
-    expect(text).toMatch(/^advsieve_images_flagged_total \d+/m);
-    expect(value(/advsieve_engine_batch_size_count (\d+)/)).toBeGreaterThan(0);
-    expect(value(/advsieve_engine_queue_wait_seconds_count (\d+)/)).toBeGreaterThan(0);
-    expect(value(/advsieve_engine_batch_compute_seconds_count (\d+)/)).toBeGreaterThan(0);
-    expect(value(/advsieve_detector_score_count\{detector="combined"\} (\d+)/)).toBeGreaterThan(0);
-    expect(value(/advsieve_detector_score_count\{detector="mahalanobis"\} (\d+)/)).toBeGreaterThan(0);
+    // Per model: the default one's series (the `models` tests below have a second model's).
+    const m = 'model="fashion-cnn"';
+    expect(value(new RegExp(`advsieve_images_total\\{${m},operation="screen",outcome="ok"\\} (\\d+)`))).toBeGreaterThan(
+      0,
+    );
+    expect(
+      value(new RegExp(`advsieve_images_total\\{${m},operation="screen",outcome="CORRUPT_IMAGE"\\} (\\d+)`)),
+    ).toBeGreaterThan(0);
+    expect(text).toMatch(new RegExp(`^advsieve_images_flagged_total\\{${m}\\} \\d+`, 'm'));
+    expect(value(new RegExp(`advsieve_engine_batch_size_count\\{${m}\\} (\\d+)`))).toBeGreaterThan(0);
+    expect(value(new RegExp(`advsieve_engine_queue_wait_seconds_count\\{${m}\\} (\\d+)`))).toBeGreaterThan(0);
+    expect(value(new RegExp(`advsieve_engine_batch_compute_seconds_count\\{${m}\\} (\\d+)`))).toBeGreaterThan(0);
+    expect(value(new RegExp(`advsieve_detector_score_count\\{${m},detector="combined"\\} (\\d+)`))).toBeGreaterThan(0);
+    expect(value(new RegExp(`advsieve_detector_score_count\\{${m},detector="mahalanobis"\\} (\\d+)`))).toBeGreaterThan(
+      0,
+    );
+    expect(value(new RegExp(`advsieve_workers_ready\\{${m}\\} (\\d+)`))).toBeGreaterThan(0);
   });
 });

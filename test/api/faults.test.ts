@@ -80,8 +80,9 @@ async function stats(server: TestServer): Promise<Stats> {
 
 async function metric(server: TestServer, name: string): Promise<number> {
   const text = await (await fetch(`${server.base}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ')[1]) : NaN;
+  // Summed over its series: the per-model gauges have one per model.
+  const lines = text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return lines.length ? lines.reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0) : NaN;
 }
 
 async function waitReady(server: TestServer, workers: number): Promise<void> {

@@ -108,8 +108,9 @@ async function partialPost(server: TestServer, body: Buffer, sent: number, heade
 
 async function metric(server: TestServer, name: string, headers: Record<string, string> = {}): Promise<number> {
   const text = await (await fetch(`${server.base}/metrics`, { headers })).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ')[1]) : NaN;
+  // Summed over its series: the per-model gauges have one per model.
+  const lines = text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return lines.length ? lines.reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0) : NaN;
 }
 
 /** Polls `read` until it gives `want` or `ms` pass; the last value read. */

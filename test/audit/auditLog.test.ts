@@ -462,10 +462,6 @@ describe('retention, group commit and records', () => {
     let failure: Error | undefined;
     const service = {
       config: { audit: { storeImages: false }, requestTimeoutMs: 30_000 },
-      metadata: { id: 'fashion-cnn' },
-      modelSha256: hex(7),
-      calibrationSha256: hex(8),
-      calibration: { createdAt: '2026-01-01T00:00:00Z' },
       audit: {
         kind: 'sqlite',
         async record(_rows: unknown, options?: { deadline?: number }) {
@@ -475,6 +471,12 @@ describe('retention, group commit and records', () => {
       },
     } as never;
     const ctx = { service, principal: undefined, requestId: 'rid', deadline: 12_345 };
+    const judge = {
+      metadata: { id: 'fashion-cnn' },
+      sha256: hex(7),
+      calibrationSha256: hex(8),
+      calibration: { createdAt: '2026-01-01T00:00:00Z' },
+    };
     const results = [{ index: 0, sha256: hex(1), error: { code: 'CORRUPT_IMAGE', message: 'bad' } }];
     const codeOf = (p: Promise<void>) =>
       p.then(
@@ -482,7 +484,7 @@ describe('retention, group commit and records', () => {
         (e: { extensions?: { code?: string; http?: { status?: number } } }) =>
           `${e.extensions?.code} ${e.extensions?.http?.status}`,
       );
-    expect(await codeOf(recordVerdicts(ctx, 'screen', [{}], results))).toBe('ok');
+    expect(await codeOf(recordVerdicts(ctx, judge, 'screen', [{}], results))).toBe('ok');
     expect(deadlines).toEqual([12_345]);
     // Each injected failure is logged as an error: held here and counted, not printed as if it were real.
     const logs = expectLogs([/audit log \(sqlite\) write failed/]);
@@ -494,7 +496,7 @@ describe('retention, group commit and records', () => {
         [new CommitTimeoutError(true, 20), 'DEADLINE_EXCEEDED 504'],
       ] as const) {
         failure = err;
-        expect(await codeOf(recordVerdicts(ctx, 'screen', [{}], results))).toBe(expected);
+        expect(await codeOf(recordVerdicts(ctx, judge, 'screen', [{}], results))).toBe(expected);
       }
       expect(logs.held).toHaveLength(4);
     } finally {
@@ -506,11 +508,13 @@ describe('retention, group commit and records', () => {
     const service = (storeImages: boolean) =>
       ({
         config: { audit: { storeImages } },
-        metadata: { id: 'fashion-cnn' },
-        modelSha256: hex(7),
-        calibrationSha256: hex(8),
-        calibration: { createdAt: '2026-01-01T00:00:00Z' },
       }) as never;
+    const judge = {
+      metadata: { id: 'fashion-cnn' },
+      sha256: hex(7),
+      calibrationSha256: hex(8),
+      calibration: { createdAt: '2026-01-01T00:00:00Z' },
+    };
     const detection = {
       adversarial: true,
       score: 2,
@@ -528,7 +532,7 @@ describe('retention, group commit and records', () => {
       { sha256: hex(2), bytes: 3, data: Buffer.from('bad') },
     ];
     const ctx = { service: service(false), principal: undefined, requestId: 'rid' };
-    const rows = auditRecords(ctx, 'screen', images, results);
+    const rows = auditRecords(ctx, judge, 'screen', images, results);
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatchObject({
       requestId: 'rid',
@@ -545,7 +549,7 @@ describe('retention, group commit and records', () => {
       image: null,
     });
     expect(rows[1]).toMatchObject({ errorCode: 'CORRUPT_IMAGE', byteSize: 3, adversarial: null, classIndex: null });
-    const stored = auditRecords({ ...ctx, service: service(true) }, 'screen', images, results);
+    const stored = auditRecords({ ...ctx, service: service(true) }, judge, 'screen', images, results);
     expect(stored.map((r) => r.image?.toString())).toEqual(['0123456789', 'bad']);
   });
 

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { auditRecords, JudgingService } from '../../src/audit/records';
+import { auditRecords, JudgingModel, JudgingService } from '../../src/audit/records';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_TABLE } from '../../src/audit/migrations';
 import { SqliteAuditLog } from '../../src/audit/sqlite';
@@ -15,11 +15,13 @@ import type { AuditLog } from '../../src/audit/auditLog';
 const service = {
   audit: {} as AuditLog,
   config: { audit: { storeImages: false }, requestTimeoutMs: 1000 },
+} satisfies JudgingService;
+const judge = {
   metadata: { id: 'fashion-cnn' },
-  modelSha256: 'm'.repeat(64),
+  sha256: 'm'.repeat(64),
   calibrationSha256: 'c'.repeat(64),
   calibration: { createdAt: '2026-11-01T00:00:00.000Z' },
-} satisfies JudgingService;
+} satisfies JudgingModel;
 const ctx = {
   service,
   principal: { keyId: 'k', scopes: new Set(['oracle'] as const) },
@@ -32,6 +34,7 @@ const sha = 'a'.repeat(64);
 test('oracle rows: the prediction without detection; defend’s filtered prediction; spectrum’s image only', () => {
   const [classify] = auditRecords(
     ctx,
+    judge,
     'classify',
     [{ sha256: sha, bytes: 10 }],
     [{ index: 0, sha256: sha, prediction: p(3) }],
@@ -52,12 +55,13 @@ test('oracle rows: the prediction without detection; defend’s filtered predict
   });
   const [defend] = auditRecords(
     ctx,
+    judge,
     'defend',
     [{}],
     [{ index: 0, sha256: sha, prediction: p(1), defense: { prediction: p(2) } }],
   );
   expect(defend).toMatchObject({ classIndex: 1, defenseClassIndex: 2, adversarial: null });
-  const [spectrum] = auditRecords(ctx, 'spectrum', [{ sha256: sha, bytes: 9 }], [{ index: 0, sha256: sha }]);
+  const [spectrum] = auditRecords(ctx, judge, 'spectrum', [{ sha256: sha, bytes: 9 }], [{ index: 0, sha256: sha }]);
   expect(spectrum).toMatchObject({
     operation: 'spectrum',
     sha256: sha,
@@ -65,9 +69,9 @@ test('oracle rows: the prediction without detection; defend’s filtered predict
     classIndex: null,
     errorCode: null,
   });
-  const [failed] = auditRecords(ctx, 'classify', [{}], [{ index: 0, error: { code: 'CORRUPT_IMAGE' } }]);
+  const [failed] = auditRecords(ctx, judge, 'classify', [{}], [{ index: 0, error: { code: 'CORRUPT_IMAGE' } }]);
   expect(failed).toMatchObject({ classIndex: null, errorCode: 'CORRUPT_IMAGE' });
-  const [anonymous] = auditRecords({ ...ctx, clientRequestId: undefined }, 'screen', [{}], [{ index: 0 }]);
+  const [anonymous] = auditRecords({ ...ctx, clientRequestId: undefined }, judge, 'screen', [{}], [{ index: 0 }]);
   expect(anonymous.clientRequestId).toBeNull();
 });
 
@@ -88,8 +92,8 @@ test('SQLite: version 2 on a version-1 log keeps its rows; the client id and the
     const log = SqliteAuditLog.open({ file, sync: 'normal' });
     expect(log.appliedVersions()).toEqual(MIGRATIONS.map((m) => m.version));
     await log.record([
-      ...auditRecords(ctx, 'classify', [{ sha256: sha }], [{ index: 0, sha256: sha, prediction: p(3) }]),
-      ...auditRecords(ctx, 'spectrum', [{ sha256: sha }], [{ index: 0, sha256: sha }]),
+      ...auditRecords(ctx, judge, 'classify', [{ sha256: sha }], [{ index: 0, sha256: sha, prediction: p(3) }]),
+      ...auditRecords(ctx, judge, 'spectrum', [{ sha256: sha }], [{ index: 0, sha256: sha }]),
     ]);
     const all = await log.screenings({ filter: {}, first: 10 });
     expect(all.rows.map((r) => [r.operation, r.requestId, r.clientRequestId])).toEqual([
