@@ -10,6 +10,16 @@ import { AttackOptions, AttackTarget } from './attack';
 
 /** Images attacked at once when options.batchSize is absent: wasm's forward + gradient peaks near 64. */
 export const DEFAULT_ATTACK_BATCH = 64;
+/**
+ * …for images up to 32×32×3. Photographs at 224×224×3 through a MobileNetV2 hold ~0.4 GiB of
+ * activations per image for the backward pass: 16 at once overflow wasm's 4 GiB heap, 8 fit.
+ */
+export const LARGE_IMAGE_ATTACK_BATCH = 8;
+
+function defaultAttackBatch(x: tf.Tensor4D): number {
+  const [, h, w, c] = x.shape;
+  return h * w * c <= 32 * 32 * 3 ? DEFAULT_ATTACK_BATCH : LARGE_IMAGE_ATTACK_BATCH;
+}
 
 /** The bare model: its logits, no penalty (a non-adaptive attack). */
 export function modelTarget(model: InferenceModel): AttackTarget {
@@ -76,7 +86,7 @@ export function checkCall(
     classes: options.targets ?? labels,
     seed: options.seed ?? 0,
     penaltyWeight: options.penaltyWeight ?? 1,
-    batchSize: options.batchSize ?? DEFAULT_ATTACK_BATCH,
+    batchSize: options.batchSize ?? defaultAttackBatch(x),
   };
 }
 

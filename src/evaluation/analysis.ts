@@ -21,8 +21,10 @@ export async function logPowerSpectra(
 ): Promise<Float32Array> {
   const [h, w, c] = shape;
   const out = new Float32Array(count * h * w);
-  for (let start = 0; start < count; start += 256) {
-    const n = Math.min(256, count - start);
+  // 256 Fashion-MNIST images a chunk; as many pixels a chunk at other sizes (4 at 224×224×3).
+  const chunk = Math.max(1, Math.floor((256 * 28 * 28) / (h * w * c)));
+  for (let start = 0; start < count; start += chunk) {
+    const n = Math.min(chunk, count - start);
     const t = tf.tidy(() => {
       const x = tf.tensor4d(pixels.subarray(start * h * w * c, (start + n) * h * w * c), [n, h, w, c]);
       const planes = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [n * c, h, w]) as tf.Tensor3D;

@@ -62,6 +62,8 @@ export interface AttackRow {
   readonly epsilon: number | null;
   readonly steps: number | null;
   readonly targeted: boolean;
+  /** A row towards one class (every image of another class): its index. */
+  readonly targetClass: number | null;
   readonly adaptive: boolean;
   readonly adaptiveTo: string | null;
   /** Adaptive rows: misclassified and not flagged; others: misclassified (targeted: reached the target). */
@@ -169,6 +171,46 @@ function norms(clean: Float32Array, adv: Float32Array, size: number, indices: nu
   return { linf: linf / n, l2: l2 / n };
 }
 
+/**
+ * The adversarial set of a row: the images at `indices` attacked, the others left clean (a row
+ * towards one class does not attack that class's own images).
+ */
+async function attackSubset(
+  spec: AttackSpec,
+  model: InferenceModel,
+  screener: Screener,
+  images: { pixels: Float32Array; labels: Int32Array; count: number },
+  indices: readonly number[],
+  targets: Int32Array | undefined,
+  options: EvaluateOptions,
+): Promise<Float32Array> {
+  const size = model.imageSize;
+  const whole = indices.length === images.count;
+  const pick = (src: Float32Array) => {
+    const out = new Float32Array(indices.length * size);
+    indices.forEach((i, k) => out.set(src.subarray(i * size, (i + 1) * size), k * size));
+    return out;
+  };
+  const adv = await attackInBatches(
+    getAttack(spec.method),
+    attackTarget(spec, model, screener),
+    whole ? images.pixels : pick(images.pixels),
+    whole ? images.labels : Int32Array.from(indices, (i) => images.labels[i]),
+    model.inputShape,
+    {
+      epsilon: spec.epsilon,
+      steps: spec.steps,
+      targets: targets && !whole ? Int32Array.from(indices, (i) => targets[i]) : targets,
+      seed: options.seed,
+    },
+    options.onProgress && ((done) => options.onProgress!(done, indices.length)),
+  );
+  if (whole) return adv;
+  const out = images.pixels.slice();
+  indices.forEach((i, k) => out.set(adv.subarray(k * size, (k + 1) * size), i * size));
+  return out;
+}
+
 export interface EvaluateOptions {
   readonly attacks: readonly AttackSpec[];
   readonly seed: number;
@@ -192,7 +234,8 @@ export async function evaluate(
   options.onStage?.(`clean images (${count})`);
   const clean = await analyse(model, screener, images.pixels, count);
   const cleanAccuracy = accuracy(clean.predicted, labels);
-  const correct = Array.from(labels.keys()).filter((i) => clean.predicted[i] === labels[i]);
+  const all = Array.from(labels.keys());
+  const correct = all.filter((i) => clean.predicted[i] === labels[i]);
   const cleanScore = (k: number) => clean.scores.map((s) => s[k]);
   const cleanFalsePositiveRate = Object.fromEntries(
     screener.detectorNames.map((name, k) => [name, cleanScore(k).filter((s) => s > calibrated[name]).length / count]),
@@ -212,22 +255,22 @@ export async function evaluate(
   for (const spec of options.attacks) {
     options.onStage?.(`${spec.name}${spec.adaptive ? ` (adaptive to ${spec.adaptive})` : ''}`);
     const t0 = Date.now();
-    const targets = spec.targeted ? randomTargets(labels, numClasses, options.seed + 17) : undefined;
-    const advPixels = await attackInBatches(
-      getAttack(spec.method),
-      attackTarget(spec, model, screener),
-      images.pixels,
-      labels,
-      model.inputShape,
-      { epsilon: spec.epsilon, steps: spec.steps, targets, seed: options.seed },
-      options.onProgress && ((done) => options.onProgress!(done, count)),
-    );
+    const fixed = spec.targetClass;
+    const targets = spec.targeted
+      ? randomTargets(labels, numClasses, options.seed + 17)
+      : fixed !== undefined
+        ? new Int32Array(count).fill(fixed)
+        : undefined;
+    // A row towards one class: only the images of the other classes are attacked and counted.
+    const attacked = fixed === undefined ? all : all.filter((i) => labels[i] !== fixed);
+    const eligible = fixed === undefined ? correct : correct.filter((i) => labels[i] !== fixed);
+    const advPixels = await attackSubset(spec, model, screener, images, attacked, targets, options);
     const adv = await analyse(model, screener, advPixels, count);
     const combinedIndex = screener.detectorNames.indexOf(COMBINED);
-    const succeeded = correct.filter((i) =>
+    const succeeded = eligible.filter((i) =>
       targets ? adv.predicted[i] === targets[i] : adv.predicted[i] !== labels[i],
     );
-    const misclassified = correct.filter((i) => adv.predicted[i] !== labels[i]);
+    const misclassified = eligible.filter((i) => adv.predicted[i] !== labels[i]);
     const evaded = misclassified.filter((i) => !(adv.scores[i][combinedIndex] > calibrated.combined));
     const detectors = names.map((name, k) => {
       const positives = misclassified.map((i) => adv.scores[i][k]);
@@ -284,18 +327,19 @@ export async function evaluate(
     );
     const typeShare = (t: PromotionSuppressionType) => ps.filter((p) => p.type === t).length / Math.max(ps.length, 1);
     const n = norms(images.pixels, advPixels, size, misclassified);
-    const base = Math.max(correct.length, 1);
+    const base = Math.max(eligible.length, 1);
     rows.push({
       name: spec.name,
       method: spec.method,
       epsilon: Number.isFinite(spec.epsilon) ? spec.epsilon : null,
       steps: spec.steps ?? null,
-      targeted: !!spec.targeted,
+      targeted: !!spec.targeted || fixed !== undefined,
+      targetClass: fixed ?? null,
       adaptive: !!spec.adaptive,
       adaptiveTo: spec.adaptive ?? null,
       successRate: (spec.adaptive ? evaded.length : succeeded.length) / base,
-      misclassificationRate: misclassified.length / Math.max(correct.length, 1),
-      evasionRate: evaded.length / Math.max(correct.length, 1),
+      misclassificationRate: misclassified.length / base,
+      evasionRate: evaded.length / base,
       successful: succeeded.length,
       meanLinf: n.linf,
       meanL2: n.l2,

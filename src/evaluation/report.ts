@@ -29,12 +29,37 @@ export interface ReportContext {
   };
   readonly labels: readonly string[];
   readonly imageShape: readonly number[];
+  /** Where the images came from, in words; undefined: Fashion-MNIST's test split. */
+  readonly images?: string;
 }
+
+/** The suite's plain PGD row (untargeted, not adaptive): `pgd-0.1`, `pgd-8/255`. */
+const plainPgd = (result: EvaluationResult) =>
+  result.attacks.find((a) => a.method === 'pgd' && !a.adaptive && !a.targeted);
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : 'n/a');
 const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 const detector = (row: AttackRow, name: string) => row.detectors.find((d) => d.name === name)!;
 const defense = (row: AttackRow, name: string) => row.defenses.find((d) => d.name === name)!;
+
+/**
+ * A spectrum (h × w, zero frequency at [0, 0]) as a heatmap tile of at most 56 × 56 cells: block
+ * means beyond that (a 224 × 224 tile would be 50 176 marks for the plot to lay out, and a page
+ * shows no more detail).
+ */
+function shrunk(
+  values: Float32Array,
+  shape: readonly number[],
+): { values: Float32Array; width: number; height: number } {
+  const [h, w] = shape;
+  const f = Math.ceil(Math.max(h, w) / 56);
+  if (f <= 1) return { values, width: w, height: h };
+  const [sh, sw] = [Math.floor(h / f), Math.floor(w / f)];
+  const out = new Float32Array(sh * sw);
+  for (let y = 0; y < sh * f; y++)
+    for (let x = 0; x < sw * f; x++) out[Math.floor(y / f) * sw + Math.floor(x / f)] += values[y * w + x] / (f * f);
+  return { values: out, width: sw, height: sh };
+}
 
 export function checkGoals(result: EvaluationResult): GoalCheck[] {
   const checks: GoalCheck[] = [];
@@ -65,11 +90,11 @@ export function checkGoals(result: EvaluationResult): GoalCheck[] {
         : undefined,
     });
   }
-  const pgd = plain.find((a) => a.name === 'pgd-0.1');
+  const pgd = plainPgd(result);
   if (pgd) {
     const lp = defense(pgd, 'lowpass');
     const cost = result.cleanAccuracy - lp.cleanAccuracy;
-    atLeast('low-pass accuracy under PGD ε = 0.1 ≥ 50 %', lp.accuracy, 0.5, pct);
+    atLeast(`low-pass accuracy under ${pgd.name} ≥ 50 %`, lp.accuracy, 0.5, pct);
     checks.push({
       goal: 'low-pass clean-accuracy cost ≤ 1 point',
       measured: `${(cost * 100).toFixed(2)} points`,
@@ -177,26 +202,14 @@ async function writePlots(
     written.push(name);
   };
   for (const [attack, curves] of Object.entries(artifacts.roc))
-    save(`roc-${attack}.png`, await rocPlot(`ROC — ${attack}`, curves));
-  const [h, w] = ctx.imageShape;
-  const spectraFor =
-    Object.keys(artifacts.perturbationSpectra).find((k) => k === 'pgd-0.1') ??
-    Object.keys(artifacts.perturbationSpectra)[0];
+    save(`roc-${attack.replace(/[^\w.-]+/g, '_')}.png`, await rocPlot(`ROC — ${attack}`, curves));
+  const spectraFor = plainPgd(result)?.name ?? Object.keys(artifacts.perturbationSpectra)[0];
   if (spectraFor) {
+    const tile = (label: string, values: Float32Array) => ({ label, ...shrunk(values, ctx.imageShape) });
     const tiles = [
-      ...artifacts.cleanSpectra.map((v, c) => ({ label: `clean ${ctx.labels[c]}`, values: v, width: w, height: h })),
-      ...artifacts.adversarialSpectra[spectraFor].map((v, c) => ({
-        label: `adv → ${ctx.labels[c]}`,
-        values: v,
-        width: w,
-        height: h,
-      })),
-      ...artifacts.perturbationSpectra[spectraFor].map((v, c) => ({
-        label: `δ → ${ctx.labels[c]}`,
-        values: v,
-        width: w,
-        height: h,
-      })),
+      ...artifacts.cleanSpectra.map((v, c) => tile(`clean ${ctx.labels[c]}`, v)),
+      ...artifacts.adversarialSpectra[spectraFor].map((v, c) => tile(`adv → ${ctx.labels[c]}`, v)),
+      ...artifacts.perturbationSpectra[spectraFor].map((v, c) => tile(`δ → ${ctx.labels[c]}`, v)),
     ];
     // Spectra are already log10 power: shift only.
     save(
@@ -210,7 +223,7 @@ async function writePlots(
   }
   const layers = result.attacks[0]?.trajectory.map((t) => t.layer) ?? [];
   const series = result.attacks
-    .filter((a) => ['fgsm-0.1', 'pgd-0.1', 'cw-l2'].includes(a.name))
+    .filter((a) => ['fgsm', 'pgd', 'cw'].includes(a.method) && !a.adaptive && !a.targeted)
     .flatMap((a) => [
       { name: `${a.name}: to origin`, x: layers, y: a.trajectory.map((t) => t.adversarialToOrigin) },
       { name: `${a.name}: to target`, x: layers, y: a.trajectory.map((t) => t.adversarialToTarget) },
@@ -244,8 +257,8 @@ export async function writeReport(
     '# advsieve evaluation report',
     '',
     `Command: \`${ctx.command}\` — ${ctx.date}, ${result.seconds.toFixed(0)} s wall time on backend ${ctx.backend}.`,
-    `Model ${ctx.model.id} (SHA-256 ${ctx.model.sha256.slice(0, 12)}…), calibration of ${ctx.calibration.createdAt} (training split only).`,
-    `${result.images} official test images (seed ${result.seed}); clean accuracy **${pct(result.cleanAccuracy)}**.`,
+    `Model ${ctx.model.id} (SHA-256 ${ctx.model.sha256.slice(0, 12)}…), calibration of ${ctx.calibration.createdAt} (on other images than these).`,
+    `${result.images} ${ctx.images ? `images of ${ctx.images}` : 'official test images'} (seed ${result.seed}); clean accuracy **${pct(result.cleanAccuracy)}**.`,
     `Low-pass defense as calibrated: ${lp.kind} mask, radius ${lp.radius} cycles/pixel.`,
     '',
     'Success and detection are measured on the test images the model classified right; AUROC positives are the misclassified',

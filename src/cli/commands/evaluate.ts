@@ -1,14 +1,17 @@
 /**
- * `advsieve evaluate`: attacks N seeded official test images with every attack of the suite and
- * writes reports/evaluation.{md,json} and PNG plots; --json prints the result as the last line.
+ * `advsieve evaluate`: attacks held-out images with every attack of a suite and writes
+ * evaluation.{md,json} and PNG plots; --json prints the result as the last line. The images are
+ * Fashion-MNIST's test split (the bundled model) or a folder of class folders (`--images DIR`,
+ * the same flag as calibrate's, e.g. the corpus' evaluation/ half that calibration never saw).
  */
 import * as path from 'path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { calibrationPath, loadCalibration } from '../../calibration/calibrationFile';
-import { DEFAULT_FASHION_MNIST_DIR, loadFashionMnist } from '../../data/fashionMnist';
+import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashionMnist';
+import { readLabelledImages } from '../../data/labelledImages';
 import { initBackend } from '../../engine/backends';
 import { InferenceModel } from '../../engine/model';
-import { EVALUATION_ATTACKS, QUICK_ATTACKS } from '../../evaluation/attackSuite';
+import { AttackSpec, EVALUATION_ATTACKS, photoAttacks, QUICK_ATTACKS } from '../../evaluation/attackSuite';
 import { evaluate } from '../../evaluation/evaluate';
 import { checkGoals, writeReport } from '../../evaluation/report';
 import { Screener } from '../../screening/screener';
@@ -17,58 +20,125 @@ import { defaultModelDir } from '../../util/paths';
 import { intOption } from '../options';
 import { progressBar } from '../progress';
 
+const SUITES = ['fashion', 'photo', 'quick'] as const;
+type SuiteName = (typeof SUITES)[number];
+
 interface EvaluateCommandOptions {
   model: string;
+  calibration?: string;
   data: string;
-  images: number;
+  images?: string;
+  labels: 'folders' | 'predicted';
+  count?: number;
   seed: number;
-  out: string;
+  out?: string;
+  suite?: SuiteName;
+  steps: number;
   attacks?: string;
   quick?: boolean;
   json?: boolean;
 }
 
-/** N test images drawn without replacement, seeded. */
-function testSample(dir: string, n: number, seed: number) {
-  const all = loadFashionMnist('test', dir);
-  const order = permutation(all.count, mulberry32(seed)).subarray(0, Math.min(n, all.count));
-  const size = all.height * all.width;
+/** Up to n of the images, drawn without replacement, seeded (the order drawn: the same sample as before folders). */
+function sample(
+  set: { pixels: Float32Array; labels: Int32Array; count: number },
+  n: number,
+  seed: number,
+  size: number,
+) {
+  if (n >= set.count) return set;
+  const order = Array.from(permutation(set.count, mulberry32(seed)).subarray(0, n));
   const pixels = new Float32Array(order.length * size);
   const labels = new Int32Array(order.length);
   order.forEach((i, k) => {
-    pixels.set(all.pixels.subarray(i * size, (i + 1) * size), k * size);
-    labels[k] = all.labels[i];
+    pixels.set(set.pixels.subarray(i * size, (i + 1) * size), k * size);
+    labels[k] = set.labels[i];
   });
   return { pixels, labels, count: order.length };
+}
+
+/**
+ * `--images` was a count before it named a folder, as calibrate's does: a bare number still means
+ * the count (with a note), so that scripts written for the old flag keep running.
+ */
+function imagesOption(opts: EvaluateCommandOptions): { images?: string; count?: number } {
+  if (opts.images !== undefined && /^\d+$/.test(opts.images)) {
+    process.stderr.write(
+      `evaluate: --images ${opts.images} read as --count ${opts.images} (--images names a folder now)\n`,
+    );
+    return { count: opts.count ?? Number(opts.images) };
+  }
+  return { images: opts.images, count: opts.count };
+}
+
+function suiteOf(opts: EvaluateCommandOptions, model: InferenceModel): readonly AttackSpec[] {
+  const name: SuiteName = opts.quick ? 'quick' : (opts.suite ?? (model.inputShape[2] === 3 ? 'photo' : 'fashion'));
+  const suite =
+    name === 'quick'
+      ? QUICK_ATTACKS
+      : name === 'photo'
+        ? photoAttacks(model.metadata.labels, opts.steps)
+        : EVALUATION_ATTACKS;
+  const wanted = opts.attacks?.split(',').map((s) => s.trim());
+  const unknown = wanted?.filter((n) => !suite.some((a) => a.name === n));
+  if (unknown?.length)
+    throw new Error(`unknown attack(s) ${unknown.join(', ')}; expected: ${suite.map((a) => a.name).join(', ')}`);
+  return wanted ? suite.filter((a) => wanted.includes(a.name)) : suite;
 }
 
 export function registerEvaluate(program: Command): void {
   program
     .command('evaluate')
     .description(
-      'attack test images with every attack; detector AUROC/TPR, defense accuracy, research claims; writes reports/',
+      'attack held-out images with every attack; detector AUROC/TPR, defense accuracy, research claims; writes reports/',
     )
     .option('--model <dir>', 'model directory', defaultModelDir())
-    .option('--data <dir>', 'Fashion-MNIST IDX directory (its test split is used)', DEFAULT_FASHION_MNIST_DIR)
-    .option('--images <n>', 'test images', intOption, 1000)
+    .option('--calibration <file>', "calibration file (default: the model directory's calibration.json)")
+    .option(
+      '--data <dir>',
+      'Fashion-MNIST IDX directory (its test split is used without --images)',
+      DEFAULT_FASHION_MNIST_DIR,
+    )
+    .option(
+      '--images <dir>',
+      "evaluate on a folder instead: one sub-folder of images per class, as calibrate's --images (use images calibration did not see)",
+    )
+    .addOption(
+      new Option('--labels <source>', "where --images' classes come from: 'folders' or 'predicted'")
+        .choices(['folders', 'predicted'])
+        .default('folders'),
+    )
+    .option('--count <n>', 'images evaluated at most, drawn seeded (default: 1000)', intOption)
     .option('--seed <n>', 'random seed (sample, attacks)', intOption, 1)
-    .option('--out <dir>', 'report directory', 'reports')
-    .option('--attacks <names>', `comma-separated subset of: ${EVALUATION_ATTACKS.map((a) => a.name).join(', ')}`)
-    .option('--quick', 'a few cheap attacks with few steps (plumbing checks, not figures)')
+    .option('--out <dir>', 'report directory (default: reports/ for the bundled model, reports/<id>/ for others)')
+    .addOption(
+      new Option('--suite <name>', 'attack suite (default: photo for RGB models, fashion for grey ones)').choices([
+        ...SUITES,
+      ]),
+    )
+    .option('--steps <n>', "iterations of the photo suite's iterative attacks", intOption, 10)
+    .option('--attacks <names>', 'comma-separated subset of the suite’s rows')
+    .option('--quick', 'a few cheap attacks with few steps (plumbing checks, not figures): --suite quick')
     .option('--json', 'print the result object as the last line of stdout')
     .action(async (opts: EvaluateCommandOptions) => {
       const started = Date.now();
       const backend = await initBackend();
       const model = await InferenceModel.load(opts.model);
-      const calibration = loadCalibration(calibrationPath(opts.model), model.stored.sha256);
+      const calibration = loadCalibration(opts.calibration ?? calibrationPath(opts.model), model.stored.sha256);
       const screener = new Screener(calibration, model.metadata.labels);
-      const suite = opts.quick ? QUICK_ATTACKS : EVALUATION_ATTACKS;
-      const wanted = opts.attacks?.split(',').map((s) => s.trim());
-      const unknown = wanted?.filter((n) => !suite.some((a) => a.name === n));
-      if (unknown?.length)
-        throw new Error(`unknown attack(s) ${unknown.join(', ')}; expected: ${suite.map((a) => a.name).join(', ')}`);
-      const attacks = wanted ? suite.filter((a) => wanted.includes(a.name)) : suite;
-      const images = testSample(opts.data, opts.images, opts.seed);
+      const attacks = suiteOf(opts, model);
+      const { images: folder, count } = imagesOption(opts);
+      const wanted = count ?? 1000;
+      const read = await readLabelledImages(
+        { images: folder, labels: opts.labels, data: opts.data, split: 'test', command: 'evaluate' },
+        model,
+      );
+      const images = sample(read, wanted, opts.seed, model.imageSize);
+      const id = model.metadata.id;
+      const out = opts.out ?? (id === 'fashion-cnn' ? 'reports' : path.join('reports', id));
+      process.stderr.write(
+        `evaluate: ${id}, ${images.count} images of ${read.source}, ${attacks.length} attacks: ${attacks.map((a) => a.name).join(', ')}\n`,
+      );
       let bar: ReturnType<typeof progressBar> | undefined;
       const { result, artifacts } = await evaluate(model, screener, images, {
         attacks,
@@ -87,15 +157,21 @@ export function registerEvaluate(program: Command): void {
         },
       });
       bar?.stop();
-      const written = await writeReport(opts.out, { ...result, seconds: (Date.now() - started) / 1000 }, artifacts, {
-        command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
-        date: new Date().toISOString(),
-        model: { id: model.metadata.id, sha256: model.stored.sha256 },
-        backend: backend.name,
-        calibration,
-        labels: model.metadata.labels,
-        imageShape: model.inputShape,
-      });
+      const written = await writeReport(
+        path.resolve(out),
+        { ...result, seconds: (Date.now() - started) / 1000 },
+        artifacts,
+        {
+          command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
+          date: new Date().toISOString(),
+          model: { id: model.metadata.id, sha256: model.stored.sha256 },
+          backend: backend.name,
+          images: read.source,
+          calibration,
+          labels: model.metadata.labels,
+          imageShape: model.inputShape,
+        },
+      );
       const goals = checkGoals(result);
       process.stdout.write(
         `wrote ${path.relative(process.cwd(), written.markdown)}, evaluation.json and ${written.plots.length} plots; ` +
