@@ -6,8 +6,8 @@
  * adversarial examples", Zhou et al. 2021; Wang et al. 2020, "High-frequency component helps
  * explain the generalization of CNNs"), so they raise this share above the class's clean range.
  *
- * Score: the largest over channels of (log share − mean) / std of the clean log shares of the
- * predicted class (log, because shares are skewed and spread over decades). The cut-off is chosen
+ * Score: the largest over channels (an RGB image's R, G, B and luminance: sieveChannels in
+ * src/engine/spectra.ts) of (log share − mean) / std of the clean log shares of the predicted class (log, because shares are skewed and spread over decades). The cut-off is chosen
  * at calibration among the engine's candidates as the one that best separates clean from
  * adversarial training images (AUROC).
  */
@@ -58,6 +58,10 @@ function scoreAt(classes: HighFrequencyState['classes'], cutoff: number, f: Imag
   const share = f.hfShare.get(cutoff);
   if (!share) throw new Error(`high-frequency share at cut-off ${cutoff} was not computed for this image`);
   const stats = classes[argmax(f.probs)];
+  if (share.length !== stats.length)
+    throw new Error(
+      `the calibration's high-frequency sieve has ${stats.length} channels, this image ${share.length}: calibrate the model again (RGB models gained a luminance channel)`,
+    );
   let best = -Infinity;
   share.forEach((s, ch) => (best = Math.max(best, (logShare(s) - stats[ch].mean) / stats[ch].std)));
   return best;

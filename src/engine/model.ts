@@ -25,7 +25,7 @@ export interface ImageOutput {
   readonly logits: Float32Array;
   /** Per activation layer: the flattened activation, conv layers pooled per channel (mean, std). */
   readonly activations: Readonly<Record<string, Float32Array>>;
-  /** With BatchExtras.hfCutoffs: cut-offs × channels, row-major. */
+  /** With BatchExtras.hfCutoffs: cut-offs × sieve channels (RGB: R, G, B, luminance), row-major. */
   readonly hfShare?: Float32Array;
   /** With BatchExtras.lowPass: probabilities of the low-passed image. */
   readonly lowPassProbs?: Float32Array;

@@ -304,6 +304,20 @@ export function highFrequencyShare(x: tf.Tensor3D, cutoff: number): tf.Tensor1D 
   });
 }
 
+/** Rec. 601 luma weights of R, G and B: the brightness the eye (and a JPEG encoder) weighs most. */
+const LUMA = [0.299, 0.587, 0.114] as const;
+
+/**
+ * The planes the high-frequency sieve reads: a grey image's one channel; an RGB image's R, G, B and
+ * then its luminance. A perturbation spread evenly over the colours stands out in the luminance,
+ * where natural images keep less high-frequency energy than in any one colour; one confined to a
+ * colour stands out in that channel. [N, H, W, C] → [N, H, W, C'] (C' = 4 for RGB).
+ */
+export function sieveChannels(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.shape[3] !== 3) return x;
+  return tf.tidy(() => tf.concat([x, tf.sum(tf.mul(x, tf.tensor1d([...LUMA])), 3, true)], 3) as tf.Tensor4D);
+}
+
 /** [N, H, W, C] → [N·C, H, W]: one plane per image and channel, channels of an image adjacent. */
 function planes(x: tf.Tensor4D): tf.Tensor3D {
   const [n, h, w, c] = x.shape;
@@ -356,11 +370,12 @@ export function lowPassImages(x: tf.Tensor4D, radius: number, kind: LowPassKind 
 }
 
 /**
- * highFrequencyShare per image, cut-off and channel of x [N, H, W, C]: [N, K, C] for K cut-offs
- * (calibration compares several cut-offs; serving uses one).
+ * highFrequencyShare per image, cut-off and sieve channel (sieveChannels: RGB's luminance too) of x
+ * [N, H, W, C]: [N, K, C'] for K cut-offs (calibration compares several cut-offs; serving uses one).
  */
-export function highFrequencyShareImages(x: tf.Tensor4D, cutoffs: readonly number[]): tf.Tensor3D {
+export function highFrequencyShareImages(images: tf.Tensor4D, cutoffs: readonly number[]): tf.Tensor3D {
   return tf.tidy(() => {
+    const x = sieveChannels(images);
     const [n, h, w, c] = x.shape;
     const k = cutoffs.length;
     const r = radialFrequencyGrid(h, w);
@@ -449,12 +464,16 @@ export function spectralExtras(
     };
   }
   return tf.tidy(() => {
-    const p = planes(x);
+    // One DFT of the sieve's planes (RGB's luminance among them) serves both; the luminance plane's
+    // low-passed copy is dropped.
+    const xs = sieveChannels(x);
+    const cs = xs.shape[3];
+    const p = planes(xs);
     const f = dftColumns(p, true);
-    const filtered = lowPassOfHalfSpectrum(f, w, lowPassSpec.radius, lowPassSpec.kind);
+    const filtered = fromPlanes(lowPassOfHalfSpectrum(f, w, lowPassSpec.radius, lowPassSpec.kind), [n, h, w, cs]);
     return {
-      hfShare: shareOfPower(halfPowerRows(f, w), tf.reshape(p, [n * c, h * w]), [n, h, w, c], cutoffs),
-      filtered: tf.clipByValue(fromPlanes(filtered, [n, h, w, c]), 0, 1),
+      hfShare: shareOfPower(halfPowerRows(f, w), tf.reshape(p, [n * cs, h * w]), [n, h, w, cs], cutoffs),
+      filtered: tf.clipByValue(cs === c ? filtered : tf.slice(filtered, [0, 0, 0, 0], [n, h, w, c]), 0, 1),
     };
   });
 }

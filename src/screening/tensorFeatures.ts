@@ -16,7 +16,7 @@ export function tensorFeatures(model: InferenceModel, x: tf.Tensor4D, calibratio
     logits,
     probs: tf.softmax(logits),
     activations,
-    hfShare: (cutoff) => tf.reshape(highFrequencyShareImages(x, [cutoff]), [x.shape[0], x.shape[3]]) as tf.Tensor2D,
+    hfShare: (cutoff) => tf.reshape(highFrequencyShareImages(x, [cutoff]), [x.shape[0], -1]) as tf.Tensor2D,
     lowPassProbs: model.probabilities(lowPassImages(x, radius, kind)),
   };
 }

@@ -53,10 +53,10 @@ test('the spectral shares of a constant image are ~0 and of a checkerboard mostl
     [1, 8, 8, 3],
   );
   const shares = highFrequencyShareImages(tf.concat([flat, board]) as tf.Tensor4D, [0.1, 0.3]);
-  expect(shares.shape).toEqual([2, 2, 3]);
+  expect(shares.shape).toEqual([2, 2, 4]); // R, G, B and luminance
   const v = await shares.data();
-  for (let i = 0; i < 6; i++) expect(v[i]).toBeLessThan(1e-3);
-  for (let i = 6; i < 12; i++) expect(v[i]).toBeGreaterThan(0.9);
+  for (let i = 0; i < 8; i++) expect(v[i]).toBeLessThan(1e-3);
+  for (let i = 8; i < 16; i++) expect(v[i]).toBeGreaterThan(0.9);
   tf.dispose([flat, board, shares]);
 });
 

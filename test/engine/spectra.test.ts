@@ -150,8 +150,10 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
           if (f > 0) ac += e;
           cutoffs.forEach((cut, j) => (high[j] += f > cut ? e : 0));
         });
+        // The colour channels (RGB's fourth sieve channel, luminance, is checked on its own above).
         const [i, ch] = [Math.floor(p / c), p % c];
-        cutoffs.forEach((_, j) => expect(shares[(i * cutoffs.length + j) * c + ch]).toBeCloseTo(high[j] / ac, 4));
+        const cs = c === 3 ? 4 : c;
+        cutoffs.forEach((_, j) => expect(shares[(i * cutoffs.length + j) * cs + ch]).toBeCloseTo(high[j] / ac, 4));
       }
     },
   );
@@ -177,6 +179,7 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
   test.each([
     [2, 8, 6, 3],
     [1, 40, 30, 1],
+    [1, 40, 30, 3],
   ])(
     'per-channel images [%i, %i, %i, %i]: low-pass and high-frequency shares match the per-plane functions',
     async (n, h, w, c) => {
@@ -188,11 +191,23 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
         .clipByValue(tf.transpose(tf.reshape(lowPass(planes, 0.2, 'gaussian'), [n, c, h, w]), [0, 2, 3, 1]), 0, 1)
         .data()) as Float32Array;
       filtered.forEach((f, i) => expect(f).toBeCloseTo(expected[i], 4));
-      const shares = (await highFrequencyShareImages(x, [0.1, 0.3]).data()) as Float32Array; // [N, K, C]
+      const shares = (await highFrequencyShareImages(x, [0.1, 0.3]).data()) as Float32Array; // [N, K, C']
+      // The sieve's planes: each channel, and for RGB then its luminance (Rec. 601), computed here apart.
+      const cs = c === 3 ? 4 : c;
+      const sieve = new Float32Array(n * cs * h * w);
+      for (let i = 0; i < n; i++)
+        for (let p = 0; p < h * w; p++)
+          for (let ch = 0; ch < cs; ch++) {
+            const px = (i * h * w + p) * c;
+            sieve[(i * cs + ch) * h * w + p] =
+              ch < c ? v[px + ch] : 0.299 * v[px] + 0.587 * v[px + 1] + 0.114 * v[px + 2];
+          }
+      const sievePlanes = tf.tensor3d(sieve, [n * cs, h, w]);
+      expect(shares.length).toBe(n * 2 * cs);
       for (const [k, cut] of [0.1, 0.3].entries()) {
-        const perPlane = (await highFrequencyShare(planes, cut).data()) as Float32Array; // [N·C]
+        const perPlane = (await highFrequencyShare(sievePlanes, cut).data()) as Float32Array; // [N·C']
         for (let i = 0; i < n; i++)
-          for (let ch = 0; ch < c; ch++) expect(shares[(i * 2 + k) * c + ch]).toBeCloseTo(perPlane[i * c + ch], 4);
+          for (let ch = 0; ch < cs; ch++) expect(shares[(i * 2 + k) * cs + ch]).toBeCloseTo(perPlane[i * cs + ch], 4);
       }
     },
   );
@@ -208,7 +223,7 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
       const [share, filtered] = await Promise.all([both.hfShare!.data(), both.filtered!.data()]);
       const shareApart = await highFrequencyShareImages(x, [0.15, 0.35]).data();
       const filteredApart = await lowPassImages(x, 0.3, 'ideal').data();
-      expect(both.hfShare!.shape).toEqual([n, 2, c]);
+      expect(both.hfShare!.shape).toEqual([n, 2, c === 3 ? 4 : c]); // RGB: and luminance
       share.forEach((v, i) => expect(v).toBeCloseTo(shareApart[i], 5));
       filtered.forEach((v, i) => expect(v).toBeCloseTo(filteredApart[i], 5));
       expect(spectralExtras(x, [], undefined)).toEqual({ hfShare: undefined, filtered: undefined });
