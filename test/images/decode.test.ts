@@ -142,6 +142,42 @@ test('colour images become grey for a 1-channel model and RGB for a 3-channel on
   expect(Array.from(rgb.pixels.subarray(0, 3))).toEqual([1, 0, 0]);
 });
 
+test.each([
+  // [model height, width] ← [photo width, height, format]: MobileNet's 224², Inception's 299², a non-square input.
+  [224, 224, 640, 480, 'jpeg'],
+  [299, 299, 300, 800, 'png'],
+  [160, 240, 1000, 500, 'webp'],
+  [224, 224, 100, 100, 'jpeg'],
+] as const)(
+  'RGB models of any size: a %i×%i model gets a %i×%i %s photo fitted inside, colours kept, black bars around',
+  async (mh, mw, pw, ph, format) => {
+    // Left half red, right half blue: where each lands shows the fit, the bars show the padding.
+    const raw = Buffer.alloc(pw * ph * 3);
+    for (let y = 0; y < ph; y++)
+      for (let x = 0; x < pw; x++) raw.set(x < pw / 2 ? [255, 0, 0] : [0, 0, 255], (y * pw + x) * 3);
+    const file = await sharp(raw, { raw: { width: pw, height: ph, channels: 3 } })
+      .toFormat(format, { quality: 100 })
+      .toBuffer();
+    const { pixels, originalWidth, originalHeight } = await decodeImage(file, [mh, mw, 3]);
+    expect(pixels).toHaveLength(mh * mw * 3);
+    expect([originalWidth, originalHeight]).toEqual([pw, ph]);
+    const scale = Math.min(mw / pw, mh / ph);
+    const [fw, fh] = [pw * scale, ph * scale]; // the photo's size inside the model's input
+    const at = (x: number, y: number) => Array.from(pixels.subarray((y * mw + x) * 3, (y * mw + x) * 3 + 3));
+    const [cx, cy] = [Math.floor(mw / 2), Math.floor(mh / 2)];
+    const red = at(Math.floor(cx - fw / 4), cy);
+    const blue = at(Math.floor(cx + fw / 4), cy);
+    expect(red[0]).toBeGreaterThan(0.9);
+    expect(red[2]).toBeLessThan(0.1);
+    expect(blue[2]).toBeGreaterThan(0.9);
+    expect(blue[0]).toBeLessThan(0.1);
+    // Black bars where the aspect ratios differ (top and bottom, or left and right), none where they agree.
+    if (fh < mh - 2) expect(at(cx, 0)).toEqual([0, 0, 0]);
+    if (fw < mw - 2) expect(at(0, cy)).toEqual([0, 0, 0]);
+    if (Math.abs(fw - mw) < 1 && Math.abs(fh - mh) < 1) expect(at(0, cy)[0]).toBeGreaterThan(0.9);
+  },
+);
+
 test('SVG, random bytes and an empty file are refused with their codes', async () => {
   const svg = Buffer.from(
     '<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><rect width="28" height="28"/></svg>',
