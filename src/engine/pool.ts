@@ -35,7 +35,16 @@ export interface TensorStats {
 }
 
 export type WorkerReply =
-  | { type: 'ready'; backend: string; gpu: boolean; adapter?: AdapterDescription; sha256: string; tensors: TensorStats }
+  | {
+      type: 'ready';
+      backend: string;
+      gpu: boolean;
+      adapter?: AdapterDescription;
+      sha256: string;
+      /** Forward-pass floating-point operations per image (src/engine/modelCost.ts). */
+      flops: number;
+      tensors: TensorStats;
+    }
   | { type: 'result'; id: number; output: BatchOutput; tensors: TensorStats }
   | { type: 'memory'; id: number; numTensors: number }
   | { type: 'error'; id: number; message: string }
@@ -77,6 +86,7 @@ class PoolWorker {
   gpu = false;
   adapter: AdapterDescription | undefined;
   sha256 = '';
+  flops = 0;
   tensors: TensorStats = { numTensors: 0, numBytes: 0 };
 
   constructor(
@@ -153,6 +163,11 @@ export class InferencePool {
   /** Whether the workers run on a GPU. */
   get gpu(): boolean {
     return this.workers[0]?.gpu ?? false;
+  }
+
+  /** Forward-pass floating-point operations per image of the model, as its workers estimated them. */
+  get flopsPerImage(): number {
+    return this.workers.find((w) => w.ready)?.flops ?? 0;
   }
 
   get modelSha256(): string {
@@ -269,6 +284,7 @@ export class InferencePool {
       w.gpu = reply.gpu;
       w.adapter = reply.adapter;
       w.sha256 = reply.sha256;
+      w.flops = reply.flops;
       w.tensors = reply.tensors;
       this.readyWaiters.get(w)?.resolve();
       this.readyWaiters.delete(w);

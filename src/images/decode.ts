@@ -400,6 +400,11 @@ export async function decodeViews(
 /** The largest file, and most chunks, the service decodes on its own thread (decodeSmallPlainPng). */
 export const MAIN_THREAD_PNG_BYTES = 64 * 1024;
 export const MAIN_THREAD_PNG_CHUNKS = 16;
+/**
+ * …and the largest model input it does so for (values: height × width × channels): a 224×224 RGB
+ * model's 150 528 values would take milliseconds an image on the event loop, 256 images a request.
+ */
+export const MAIN_THREAD_MAX_VALUES = 64 * 64 * 3;
 
 /**
  * The fast path alone, for the service's own thread: a small plain PNG already at the model's size
@@ -414,6 +419,7 @@ export function decodeSmallPlainPng(
   [height, width, channels]: readonly [number, number, number],
 ): DecodedViews | undefined {
   if (bytes.length > MAIN_THREAD_PNG_BYTES || (channels !== 1 && channels !== 3)) return undefined;
+  if (height * width * channels > MAIN_THREAD_MAX_VALUES) return undefined;
   if (!plainPng(bytes, width, height, channels, MAIN_THREAD_PNG_CHUNKS)) return undefined;
   const fast = decodePlainPng(bytes, width, height, channels);
   if (!fast) return undefined;

@@ -97,6 +97,15 @@ export class ModelInfo {
   @Field(() => [String], { description: 'Layers whose activations the detectors read, input side first.' })
   layers!: string[];
 
+  @Field(() => Float, { description: 'Floating-point operations of one forward pass, estimated from the layers.' })
+  forwardFlops!: number;
+
+  @Field(() => Int, {
+    description:
+      'Rate-limit tokens one image costs on this model: every field’s per-image tokens times this (1 for the bundled model).',
+  })
+  tokensPerImage!: number;
+
   @Field(() => Batching)
   batching!: Batching;
 

@@ -22,6 +22,8 @@ export function modelInfo(model: ScreeningModel): ModelInfo {
     adapter: a ? `${a.vendor} ${a.device}${a.software ? ' (software)' : ''}` : undefined,
     gpu: pool.gpu,
     layers: [...metadata.activationLayers],
+    forwardFlops: engine.pool.flopsPerImage,
+    tokensPerImage: model.tokensPerImage,
     batching: engine.batching,
     attacksEnabled: model.attacks !== undefined,
     calibration: {

@@ -120,8 +120,9 @@ export class RequestImages {
     argumentName: string,
     tokensPerImage = 1,
   ): Promise<ReadImage[]> {
-    // The field's work, not its image count (src/request/fieldCosts.ts): a spectrum costs 3 screens.
-    this.charge?.(inputs.length * tokensPerImage);
+    // The field's work, not its image count (src/request/fieldCosts.ts): a spectrum costs 3 screens,
+    // and on a model of 72 times the bundled one's FLOPs, 72 times that (ScreeningModel.tokensPerImage).
+    this.charge?.(inputs.length * tokensPerImage * model.tokensPerImage);
     const limits = this.service.config;
     this.counted += inputs.length;
     if (this.counted > limits.maxImages) {

@@ -6,6 +6,7 @@
  */
 import { calibrationPath, Calibration, readCalibration } from '../calibration/calibrationFile';
 import { Engine } from '../engine/engine';
+import { tokensPerImageOf } from '../engine/modelCost';
 import { checkModelFiles, ModelMetadata } from '../engine/modelStore';
 import { Screener } from '../screening/screener';
 import { logger } from '../util/logger';
@@ -123,6 +124,15 @@ export class ScreeningModel {
       openMayLoosen: this.config.allowLooserTargetFpr,
     });
     return this.policy;
+  }
+
+  /**
+   * Rate-limit tokens per image for this model (a field's per-image tokens are multiplied by it):
+   * its forward FLOPs in units of the bundled model's (src/engine/modelCost.ts), so that a client's
+   * budget buys the same compute whichever model it asks for.
+   */
+  get tokensPerImage(): number {
+    return tokensPerImageOf(this.engine.pool.flopsPerImage);
   }
 
   /** Every worker up. */

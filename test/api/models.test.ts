@@ -44,7 +44,7 @@ async function itemsOf(model: string | null): Promise<number> {
 test('`models` lists every model, the default first, each with its own shape, SHA-256 and calibration', async () => {
   const r = await gql<{ models: Array<{ id: string; sha256: string; inputShape: number[]; calibration: unknown }> }>(
     server,
-    '{ models { id sha256 inputShape labels calibration { modelSha256 thresholdImages } } }',
+    '{ models { id sha256 inputShape labels tokensPerImage forwardFlops calibration { modelSha256 thresholdImages } } }',
   );
   expect(r.body.errors).toBeUndefined();
   const models = r.body.data!.models;
@@ -53,6 +53,8 @@ test('`models` lists every model, the default first, each with its own shape, SH
   expect(models[1].inputShape).toEqual([32, 32, 3]);
   expect(models[1].sha256).toBe(rgbSha);
   expect(models[1].calibration).toMatchObject({ modelSha256: rgbSha });
+  // Priced by FLOPs (src/engine/modelCost.ts): both near the bundled model's, so 1 token an image.
+  expect(models.map((m) => (m as unknown as { tokensPerImage: number }).tokensPerImage)).toEqual([1, 1]);
   const one = await gql<{ model: { id: string } }>(server, `{ model(id: "${RGB_MODEL_ID}") { id } }`);
   expect(one.body.data!.model.id).toBe(RGB_MODEL_ID);
   const dflt = await gql<{ model: { id: string } }>(server, '{ model { id } }');
