@@ -7,6 +7,7 @@ import { registerAttack } from './commands/attack';
 import { registerCalibrate } from './commands/calibrate';
 import { registerClassify } from './commands/classify';
 import { registerEvaluate } from './commands/evaluate';
+import { registerImport } from './commands/import';
 import { registerKeys } from './commands/keys';
 import { registerScreen } from './commands/screen';
 import { registerServe } from './commands/serve';
@@ -20,7 +21,9 @@ function packageVersion(): string {
 export function buildProgram(): Command {
   const program = new Command('advsieve')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .description('adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train')
+    .description(
+      'adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train, import models',
+    )
     .showHelpAfterError();
   registerTrain(program);
   registerClassify(program);
@@ -30,6 +33,7 @@ export function buildProgram(): Command {
   registerEvaluate(program);
   registerServe(program);
   registerKeys(program);
+  registerImport(program);
   return program;
 }
 

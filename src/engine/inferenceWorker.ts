@@ -10,7 +10,7 @@ import { parentPort, workerData } from 'worker_threads';
 import { initBackend } from './backends';
 import { faultIn } from './faultInjection';
 import { InferenceModel } from './model';
-import { forwardFlops } from './modelCost';
+import { storedModelFlops } from './modelCost';
 import type { InferenceWorkerData, WorkerReply, WorkerRequest } from './pool';
 
 async function main(): Promise<void> {
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     gpu: backend.gpu,
     adapter: backend.adapter,
     sha256: model.stored.sha256,
-    flops: forwardFlops(model.stored.model),
+    flops: storedModelFlops(model.stored),
     tensors: tensorStats(),
   } satisfies WorkerReply);
 }

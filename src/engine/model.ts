@@ -4,7 +4,11 @@
  * differentiate the loss with respect to the input (attacks, Grad-CAM).
  */
 import * as tf from '@tensorflow/tfjs';
+import { graphNetwork } from './graphNetwork';
+import { layersNetwork } from './layersNetwork';
 import { loadModel, ModelMetadata, StoredModel } from './modelStore';
+import { Network, NetworkOutputs } from './network';
+import { applyPreprocessing } from './preprocessing';
 import { LowPassKind, spectralExtras } from './spectra';
 
 /**
@@ -62,66 +66,23 @@ export function poolPerChannel(a: tf.Tensor4D): tf.Tensor2D {
   });
 }
 
-/**
- * The logits: the named layer's output — or, when that layer is a Dense with a softmax inside (how
- * Keras classifiers usually end: `Dense(n, activation='softmax')`), the same Dense without its
- * activation, with the same weights, on the same input: the scores before the softmax, which the
- * attacks and the promotion/suppression analysis need and the layer itself never outputs.
- */
-function logitsOutput(m: tf.LayersModel, name: string): tf.SymbolicTensor {
-  const layer = m.getLayer(name);
-  const config = layer.getConfig();
-  if (config.activation !== 'softmax') return layer.output as tf.SymbolicTensor;
-  if (layer.getClassName() !== 'Dense') {
-    throw new Error(
-      `logits layer '${name}' is a ${layer.getClassName()} with a softmax inside: only a Dense's logits can be split off; name the layer before the softmax`,
-    );
-  }
-  const twin = tf.layers.dense({
-    units: config.units as number,
-    useBias: config.useBias as boolean,
-    activation: 'linear',
-    name: unusedName(m, `${name}_logits`),
-    weights: layer.getWeights(),
-  });
-  return twin.apply(layer.input as tf.SymbolicTensor) as tf.SymbolicTensor;
-}
-
-function unusedName(m: tf.LayersModel, base: string): string {
-  const taken = new Set(m.layers.map((l) => l.name));
-  let name = base;
-  for (let k = 2; taken.has(name); k++) name = `${base}_${k}`;
-  return name;
+/** One activation as the detectors read it: conv outputs pooled per channel (unless `pool` is false), others flattened. */
+function flatActivation(a: tf.Tensor, pool: boolean): tf.Tensor {
+  return pool && a.rank === 4 ? poolPerChannel(a as tf.Tensor4D) : a.rank > 2 ? tf.reshape(a, [a.shape[0], -1]) : a;
 }
 
 export class InferenceModel {
-  /** Outputs: the distinct layers among [probs, logits, ...activation layers]. */
-  private readonly graph: tf.LayersModel;
-  /** Index in the graph's outputs of each layer name (the probabilities' under probsKey). */
-  private readonly outputIndex: ReadonlyMap<string, number>;
-  private readonly probsKey: string;
-  /** Input → logits only: attacks differentiate this one. */
-  private readonly logitsGraph: tf.LayersModel;
+  private readonly network: Network;
 
   private constructor(
     readonly stored: StoredModel,
     readonly activationLayers: readonly string[],
   ) {
     const m = stored.model;
-    const md = stored.metadata;
-    const logits = logitsOutput(m, md.logitsLayer);
-    // A Keras-style model's softmax Dense is both outputLayer and logitsLayer: its probabilities get a key of their own.
-    this.probsKey = md.outputLayer === md.logitsLayer ? `${md.outputLayer}\u0000probabilities` : md.outputLayer;
-    const outputs = new Map<string, tf.SymbolicTensor>([
-      [this.probsKey, m.getLayer(md.outputLayer).output as tf.SymbolicTensor],
-    ]);
-    for (const name of [md.logitsLayer, ...activationLayers]) {
-      if (!outputs.has(name))
-        outputs.set(name, name === md.logitsLayer ? logits : (m.getLayer(name).output as tf.SymbolicTensor));
-    }
-    this.outputIndex = new Map([...outputs.keys()].map((n, i) => [n, i]));
-    this.graph = tf.model({ inputs: m.inputs, outputs: [...outputs.values()] });
-    this.logitsGraph = tf.model({ inputs: m.inputs, outputs: logits });
+    this.network =
+      m instanceof tf.GraphModel
+        ? graphNetwork(m, stored.metadata, activationLayers)
+        : layersNetwork(m, stored.metadata, activationLayers);
   }
 
   static async load(dir: string, activationLayers?: readonly string[]): Promise<InferenceModel> {
@@ -142,23 +103,24 @@ export class InferenceModel {
     return h * w * c;
   }
 
+  /**
+   * The network's outputs for pixels in [0, 1]: the metadata's preprocessing first, inside the
+   * differentiable path, so that gradients are with respect to the pixels.
+   */
+  private run(x: tf.Tensor4D, differentiable: boolean): NetworkOutputs {
+    return this.network.run(applyPreprocessing(x, this.metadata.preprocessing), differentiable);
+  }
+
   /** Tensors out: the caller owns them. Conv activations are pooled per channel unless `pool` is false. */
   forward(
     x: tf.Tensor4D,
     pool = true,
   ): { probs: tf.Tensor2D; logits: tf.Tensor2D; activations: Record<string, tf.Tensor> } {
     return tf.tidy(() => {
-      const outs = this.graph.predict(x) as tf.Tensor[];
-      const get = (name: string) => outs[this.outputIndex.get(name)!];
-      const probs = get(this.probsKey);
-      const logits = get(this.metadata.logitsLayer);
+      const { probs, logits, activations: outs } = this.run(x, false);
       const activations: Record<string, tf.Tensor> = {};
-      this.activationLayers.forEach((name) => {
-        const a = get(name);
-        activations[name] =
-          pool && a.rank === 4 ? poolPerChannel(a as tf.Tensor4D) : a.rank > 2 ? tf.reshape(a, [a.shape[0], -1]) : a;
-      });
-      return { probs: probs as tf.Tensor2D, logits: logits as tf.Tensor2D, activations };
+      this.activationLayers.forEach((name, i) => (activations[name] = flatActivation(outs[i], pool)));
+      return { probs: probs ?? tf.softmax(logits), logits, activations };
     });
   }
 
@@ -167,21 +129,15 @@ export class InferenceModel {
    * differentiate the detectors, which read the activations.
    */
   forwardDifferentiable(x: tf.Tensor4D): { logits: tf.Tensor2D; activations: Record<string, tf.Tensor2D> } {
-    const outs = this.graph.apply(x) as tf.Tensor[];
-    const get = (name: string) => outs[this.outputIndex.get(name)!];
+    const { logits, activations: outs } = this.run(x, true);
     const activations: Record<string, tf.Tensor2D> = {};
-    for (const name of this.activationLayers) {
-      const a = get(name);
-      activations[name] = (
-        a.rank === 4 ? poolPerChannel(a as tf.Tensor4D) : a.rank > 2 ? tf.reshape(a, [a.shape[0], -1]) : a
-      ) as tf.Tensor2D;
-    }
-    return { logits: get(this.metadata.logitsLayer) as tf.Tensor2D, activations };
+    this.activationLayers.forEach((name, i) => (activations[name] = flatActivation(outs[i], true) as tf.Tensor2D));
+    return { logits, activations };
   }
 
   /** Logits only, differentiable (the path attacks and gradients take). */
   logits(x: tf.Tensor4D): tf.Tensor2D {
-    return this.logitsGraph.apply(x) as tf.Tensor2D;
+    return this.network.logits(applyPreprocessing(x, this.metadata.preprocessing));
   }
 
   /** Gradient of the cross-entropy of `labels` with respect to the input: [N, H, W, C]. */

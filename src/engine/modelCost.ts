@@ -6,7 +6,11 @@
  * MobileNetV2 forward is ~80× the bundled Fashion-MNIST CNN's, and a client's rate limit must see
  * that, or the larger model is a cheap way to take the machine.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
+import * as fs from 'fs';
+import * as path from 'path';
+import { dataInputs, graphNodes, GraphNodeJson } from './graphTopology';
+import type { StoredModel } from './modelStore';
 
 type Shape = ReadonlyArray<number | null>;
 
@@ -63,7 +67,52 @@ export function tokensPerImageOf(flops: number): number {
   return Math.max(1, Math.round(flops / TOKEN_FLOPS));
 }
 
-/** Forward-pass floating-point operations for one image. */
+/** Forward-pass floating-point operations for one image of a layers model. */
 export function forwardFlops(model: tf.LayersModel): number {
   return model.layers.reduce((sum, layer) => sum + layerFlops(layer), 0);
+}
+
+/** The graph ops that carry a classifier's cost, by how a filter's shape prices an output value. */
+const HEAVY_GRAPH_OPS: Readonly<Record<string, 'conv' | 'depthwise' | 'matmul'>> = {
+  Conv2D: 'conv',
+  _FusedConv2D: 'conv',
+  DepthwiseConv2dNative: 'depthwise',
+  FusedDepthwiseConv2dNative: 'depthwise',
+  MatMul: 'matmul',
+  _FusedMatMul: 'matmul',
+};
+
+/**
+ * The same for a graph model: its convolutions and matrix products, priced by their filters' shapes
+ * and their outputs' sizes (one forward pass on a blank image tells the sizes: a graph does not
+ * record them). Element-wise ops are left out: next to the convolutions they are noise.
+ */
+export function graphForwardFlops(
+  m: tf.GraphModel,
+  nodes: readonly GraphNodeJson[],
+  inputShape: readonly number[],
+): number {
+  const heavy = nodes.filter((n) => HEAVY_GRAPH_OPS[n.op] !== undefined);
+  if (!heavy.length) return 0;
+  const sizes = tf.tidy(() => {
+    const outs = m.execute(
+      tf.zeros([1, ...inputShape]),
+      heavy.map((n) => n.name),
+    );
+    return (Array.isArray(outs) ? outs : [outs]).map((t) => t.size);
+  });
+  return heavy.reduce((sum, n, i) => {
+    const filter = m.weights[dataInputs(n)[1]]?.[0]?.shape ?? [];
+    const [kh = 1, kw = 1, cin = 1] = filter;
+    const kind = HEAVY_GRAPH_OPS[n.op];
+    const perOutput = kind === 'conv' ? kh * kw * cin : kind === 'depthwise' ? kh * kw : (filter[0] ?? 1);
+    return sum + 2 * sizes[i] * perOutput;
+  }, 0);
+}
+
+/** A stored model's forward FLOPs per image, whichever its format. */
+export function storedModelFlops(stored: StoredModel): number {
+  if (stored.model instanceof tf.LayersModel) return forwardFlops(stored.model);
+  const json = JSON.parse(fs.readFileSync(path.join(stored.dir, 'model.json'), 'utf8')) as { modelTopology?: unknown };
+  return graphForwardFlops(stored.model, graphNodes(json.modelTopology) ?? [], stored.metadata.inputShape);
 }

@@ -1,30 +1,38 @@
 /**
- * Model files on disk, without tfjs-node: `models/<id>/model.json` (tfjs layers format),
- * its weight files, and `metadata.json` (labels, input shape, the layers whose activations the
- * detectors read). A file-system IO handler reads and writes them; the SHA-256 of model.json and
- * the weights identifies the model (calibrations name the model they belong to by it).
+ * Model files on disk, without tfjs-node: `models/<id>/model.json` (a tfjs layers model, or a tfjs
+ * graph model as `advsieve import` brings it), its weight files, and `metadata.json` (labels, input
+ * shape, preprocessing, the layers — graph nodes for a graph model — whose activations the detectors
+ * read). A file-system IO handler reads and writes them; the SHA-256 of model.json and the weights
+ * identifies the model (calibrations name the model they belong to by it).
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { GraphNodeJson, graphInputs, graphNodes, placeholderShape } from './graphTopology';
+import { Preprocessing, preprocessingProblem } from './preprocessing';
 
 export interface ModelMetadata {
   readonly id: string;
   readonly labels: readonly string[];
   /** [height, width, channels] of one input image, pixel values in [0, 1]. */
   readonly inputShape: readonly [number, number, number];
-  /** Layer giving class probabilities (softmax). */
-  readonly outputLayer: string;
+  /**
+   * Layer giving class probabilities (softmax). Absent: the model ends in its logits, and the
+   * probabilities are their softmax. In a graph model, this and the two below name graph nodes.
+   */
+  readonly outputLayer?: string;
   /** Layer giving the pre-softmax scores, for attacks and promotion/suppression analysis. */
   readonly logitsLayer: string;
   /** Layers whose activations the detectors use, input side first. */
   readonly activationLayers: readonly string[];
+  /** How pixels in [0, 1] become the network's input (src/engine/preprocessing.ts); absent: as they are. */
+  readonly preprocessing?: Preprocessing;
   readonly training?: Record<string, unknown>;
 }
 
 export interface StoredModel {
-  readonly model: tf.LayersModel;
+  readonly model: tf.LayersModel | tf.GraphModel;
   readonly metadata: ModelMetadata;
   /** Hex SHA-256 over model.json and the weight files, in manifest order. */
   readonly sha256: string;
@@ -81,12 +89,13 @@ export async function saveModel(model: tf.LayersModel, dir: string, metadata: Mo
   return hashModelFiles(dir);
 }
 
-interface ModelJson {
+export interface ModelJson {
+  format?: unknown;
   modelTopology?: object;
   weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
 }
 
-function manifestFiles(dir: string, json: ModelJson): string[] {
+export function manifestFiles(dir: string, json: ModelJson): string[] {
   return (json.weightsManifest ?? []).flatMap((g) => g.paths.map((p) => path.join(dir, p)));
 }
 
@@ -99,32 +108,39 @@ export function hashModelFiles(dir: string): string {
   return hash.digest('hex');
 }
 
-function bytesPerElement(w: tf.io.WeightsManifestEntry): number {
+export function bytesPerElement(w: tf.io.WeightsManifestEntry): number {
   const stored = w.quantization?.dtype ?? w.dtype;
   return stored === 'uint8' || stored === 'bool' ? 1 : stored === 'uint16' || stored === 'float16' ? 2 : 4;
 }
 
-interface LayerJson {
+export interface LayerJson {
   readonly class_name?: string;
   readonly name?: string;
   readonly config?: { name?: string; units?: number; batch_input_shape?: Array<number | null> };
 }
 
 /** The layers of a Sequential or functional topology (Keras' `model_config` wrapper or not). */
-function topologyLayers(topology: object): LayerJson[] | undefined {
+export function topologyLayers(topology: object): LayerJson[] | undefined {
   const t = topology as { model_config?: object; config?: unknown };
   const config = (t.model_config as { config?: unknown } | undefined)?.config ?? t.config;
   const layers = Array.isArray(config) ? config : (config as { layers?: unknown } | undefined)?.layers;
   return Array.isArray(layers) ? (layers as LayerJson[]) : undefined;
 }
 
-function checkModelJson(file: string, json: ModelJson & { format?: unknown }): LayerJson[] {
+/** What model.json holds: a layers model's layers, or a graph model's nodes. */
+export type ModelTopology =
+  | { readonly format: 'layers-model'; readonly layers: LayerJson[] }
+  | { readonly format: 'graph-model'; readonly nodes: GraphNodeJson[] };
+
+/** model.json's shape: a tfjs layers or graph model with a sane weights manifest. */
+export function checkModelJson(file: string, json: ModelJson): ModelTopology {
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw new ModelFileError(file, 'not a tfjs layers model (not a JSON object)');
-  if (json.format !== undefined && json.format !== 'layers-model')
-    throw new ModelFileError(file, `not a tfjs layers model (format '${String(json.format)}')`);
+  if (json.format !== undefined && json.format !== 'layers-model' && json.format !== 'graph-model')
+    throw new ModelFileError(file, `not a tfjs layers or graph model (format '${String(json.format)}')`);
+  const kind = json.format === 'graph-model' ? 'graph' : 'layers';
   if (typeof json.modelTopology !== 'object' || json.modelTopology === null || !Array.isArray(json.weightsManifest))
-    throw new ModelFileError(file, 'not a tfjs layers model (modelTopology or weightsManifest missing)');
+    throw new ModelFileError(file, `not a tfjs ${kind} model (modelTopology or weightsManifest missing)`);
   const groupsOk = json.weightsManifest.every(
     (g) =>
       Array.isArray(g?.paths) &&
@@ -133,12 +149,17 @@ function checkModelJson(file: string, json: ModelJson & { format?: unknown }): L
       g.weights.every((w) => Array.isArray(w?.shape) && typeof w.dtype === 'string'),
   );
   if (!groupsOk) throw new ModelFileError(file, 'weightsManifest is malformed (groups of paths and weights expected)');
+  if (kind === 'graph') {
+    const nodes = graphNodes(json.modelTopology);
+    if (!nodes?.length) throw new ModelFileError(file, 'not a tfjs graph model (modelTopology has no `node` list)');
+    return { format: 'graph-model', nodes };
+  }
   const layers = topologyLayers(json.modelTopology);
   if (!layers?.length) throw new ModelFileError(file, 'not a tfjs layers model (modelTopology has no layers)');
-  return layers;
+  return { format: 'layers-model', layers };
 }
 
-function checkWeightFiles(dir: string, json: ModelJson): void {
+export function checkWeightFiles(dir: string, json: ModelJson): void {
   const files = manifestFiles(dir, json);
   let size = 0;
   for (const f of files) {
@@ -171,18 +192,46 @@ function checkMetadataFields(file: string, m: ModelMetadata): void {
     throw bad(`'inputShape' must be [height, width, channels], got ${JSON.stringify(shape)}`);
   if (shape[2] !== 1 && shape[2] !== 3) throw bad(`'inputShape' has ${shape[2]} channels; 1 or 3 are supported`);
   if (!Array.isArray(m.activationLayers)) throw bad("'activationLayers' must be a list of layer names");
+  if (m.preprocessing !== undefined) {
+    const problem = preprocessingProblem(m.preprocessing, shape[2] as number);
+    if (problem) throw bad(`'preprocessing' ${problem}`);
+  }
+}
+
+/** Whether a model input's [height, width, channels] (null: any size) admits `shape`. */
+function inputAdmits(input: ReadonlyArray<number | null>, shape: readonly number[]): boolean {
+  return input.length === 3 && input.every((d, i) => d === null || d === shape[i]);
+}
+
+/** The names metadata.json gives layers (graph nodes) by, with the field that gives each. */
+function namedInMetadata(m: ModelMetadata): Array<readonly [string, unknown]> {
+  return [
+    ...(m.outputLayer === undefined ? [] : [['outputLayer', m.outputLayer] as const]),
+    ['logitsLayer', m.logitsLayer],
+    ...m.activationLayers.map((n) => ['activationLayers', n] as const),
+  ];
 }
 
 /** metadata.json against model.json: the layers it names, the number of classes, the input shape. */
-function checkMetadataAgainstModel(file: string, m: ModelMetadata, layers: readonly LayerJson[]): void {
+function checkMetadataAgainstModel(file: string, m: ModelMetadata, topology: ModelTopology): void {
   const bad = (reason: string) => new ModelFileError(file, reason);
   const shape = m.inputShape;
+  if (topology.format === 'graph-model') {
+    const names = new Set(topology.nodes.map((n) => n.name));
+    for (const [field, name] of namedInMetadata(m)) {
+      if (typeof name !== 'string' || !names.has(name))
+        throw bad(`'${field}' names node '${String(name)}', which model.json's graph does not have`);
+    }
+    const input = graphInputs(topology.nodes).map(placeholderShape)[0];
+    if (input?.length === 4 && !inputAdmits(input.slice(1), shape))
+      throw bad(
+        `'inputShape' ${JSON.stringify(shape)} differs from the model's input ${JSON.stringify(input.slice(1))}`,
+      );
+    return;
+  }
+  const layers = topology.layers;
   const byName = new Map(layers.map((l) => [l.config?.name ?? l.name, l]));
-  for (const [field, name] of [
-    ['outputLayer', m.outputLayer],
-    ['logitsLayer', m.logitsLayer],
-    ...m.activationLayers.map((n) => ['activationLayers', n] as const),
-  ] as const) {
+  for (const [field, name] of namedInMetadata(m)) {
     if (typeof name !== 'string' || !byName.has(name))
       throw bad(`'${field}' names layer '${String(name)}', which model.json does not have`);
   }
@@ -190,26 +239,26 @@ function checkMetadataAgainstModel(file: string, m: ModelMetadata, layers: reado
   if (units !== undefined && units !== m.labels.length)
     throw bad(`${m.labels.length} labels, but the model's '${m.logitsLayer}' layer has ${units} outputs`);
   const input = layers[0].config?.batch_input_shape;
-  if (Array.isArray(input) && input.length === 4 && JSON.stringify(input.slice(1)) !== JSON.stringify(shape))
+  if (Array.isArray(input) && input.length === 4 && !inputAdmits(input.slice(1), shape))
     throw bad(`'inputShape' ${JSON.stringify(shape)} differs from the model's input ${JSON.stringify(input.slice(1))}`);
 }
 
 /**
  * Checks a model directory before any worker loads it, so that a missing, corrupt or mismatched
  * file stops the start in milliseconds with the file and the reason (a ModelFileError), instead of
- * failing inside every worker: model.json (JSON, a tfjs layers model, a sane weights manifest), the
+ * failing inside every worker: model.json (JSON, a tfjs layers or graph model, a sane weights manifest), the
  * weight files (present, of the declared total size) and metadata.json (well-formed, consistent
  * with the model's layers, outputs and input). Returns the metadata and the model's SHA-256.
  */
 export function checkModelFiles(dir: string): { metadata: ModelMetadata; sha256: string } {
   const modelFile = path.join(dir, 'model.json');
-  const json = readJson<ModelJson & { format?: unknown }>(modelFile);
-  const layers = checkModelJson(modelFile, json);
+  const json = readJson<ModelJson>(modelFile);
+  const topology = checkModelJson(modelFile, json);
   checkWeightFiles(dir, json);
   const metadataFile = path.join(dir, 'metadata.json');
   const metadata = readJson<ModelMetadata>(metadataFile);
   checkMetadataFields(metadataFile, metadata);
-  checkMetadataAgainstModel(metadataFile, metadata, layers);
+  checkMetadataAgainstModel(metadataFile, metadata, topology);
   return { metadata, sha256: hashModelFiles(dir) };
 }
 
@@ -218,7 +267,10 @@ export function readMetadata(dir: string): ModelMetadata {
   return readJson<ModelMetadata>(path.join(dir, 'metadata.json'));
 }
 
-export async function loadModel(dir: string): Promise<StoredModel> {
+/** model.json and its weights, loaded (a layers or a graph model), with their SHA-256; no metadata. */
+export async function loadModelFiles(
+  dir: string,
+): Promise<{ model: tf.LayersModel | tf.GraphModel; json: ModelJson; sha256: string }> {
   const modelFile = path.join(dir, 'model.json');
   const json = readJson<ModelJson>(modelFile);
   if (!json.modelTopology || !json.weightsManifest) {
@@ -243,22 +295,36 @@ export async function loadModel(dir: string): Promise<StoredModel> {
     );
   }
   const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.length) as ArrayBuffer;
-  let model: tf.LayersModel;
+  const artifacts = tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData });
   try {
-    model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+    const model =
+      json.format === 'graph-model' ? await tf.loadGraphModel(artifacts) : await tf.loadLayersModel(artifacts);
+    return { model, json, sha256: hash.digest('hex') };
   } catch (err) {
     throw new ModelFileError(modelFile, `cannot be loaded: ${(err as Error).message}`);
   }
+}
+
+export async function loadModel(dir: string): Promise<StoredModel> {
+  const { model, json, sha256 } = await loadModelFiles(dir);
+  const graph = model instanceof tf.GraphModel;
   const metadata = readMetadata(dir);
-  for (const name of [metadata.outputLayer, metadata.logitsLayer, ...metadata.activationLayers]) {
+  const nodes = new Set(graphNodes(json.modelTopology)?.map((n) => n.name));
+  const has = (name: string) => {
+    if (graph) return nodes.has(name);
     try {
-      model.getLayer(name);
+      return (model as tf.LayersModel).getLayer(name) !== undefined;
     } catch {
+      return false;
+    }
+  };
+  for (const [, name] of namedInMetadata(metadata)) {
+    if (!has(name as string)) {
       throw new ModelFileError(
         path.join(dir, 'metadata.json'),
-        `names layer '${name}', which model.json does not have`,
+        `names ${graph ? 'node' : 'layer'} '${String(name)}', which model.json does not have`,
       );
     }
   }
-  return { model, metadata, sha256: hash.digest('hex'), dir };
+  return { model, metadata, sha256, dir };
 }

@@ -80,9 +80,9 @@ const CASES: BrokenCase[] = [
     breakIt: (d) => fs.writeFileSync(path.join(d, 'model.json'), '{"format": "layers-model", "modelTop'),
   },
   {
-    name: 'model.json a graph model',
+    name: 'model.json a graph model without a graph',
     file: 'model.json',
-    reason: /not a tfjs layers model \(format 'graph-model'\)/,
+    reason: /not a tfjs graph model \(modelTopology has no `node` list\)/,
     breakIt: (d) => edit(path.join(d, 'model.json'), (j) => (j.format = 'graph-model')),
   },
   {

@@ -1,21 +1,7 @@
 /** The `advsieve` command as users run it: a child process, stdout and exit codes. */
-import { execFile } from 'child_process';
 import * as path from 'path';
-import { promisify } from 'util';
 import { FIXTURE_DIR, fixtureLabels } from '../helpers/fixtures';
-
-const run = promisify(execFile);
-const BIN = path.join(__dirname, '..', '..', 'bin', 'advsieve.js');
-
-async function advsieve(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run('node', [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'warn' } });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
-}
+import { advsieve } from '../helpers/cli';
 
 test('--help lists the subcommands', async () => {
   const { stdout, code } = await advsieve('--help');

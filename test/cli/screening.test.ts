@@ -1,28 +1,11 @@
 /** `advsieve screen`, `calibrate --images` and `evaluate` as users run them: child processes, JSON on stdout. */
-import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { promisify } from 'util';
 import { loadFashionMnist, FASHION_LABELS } from '../../src/data/fashionMnist';
 import { FIXTURE_DIR, fixtureLabels } from '../helpers/fixtures';
-
-const run = promisify(execFile);
-const BIN = path.join(__dirname, '..', '..', 'bin', 'advsieve.js');
-
-async function advsieve(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run('node', [BIN, ...args], {
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-      maxBuffer: 64 << 20,
-    });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
-}
+import { advsieve } from '../helpers/cli';
 
 let tmp: string;
 beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-cli-'))));

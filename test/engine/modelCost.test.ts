@@ -1,7 +1,12 @@
 /** The FLOP estimate that prices a model's images (src/engine/modelCost.ts), on layers counted by hand. */
 import * as tf from '@tensorflow/tfjs';
-import { forwardFlops, TOKEN_FLOPS, tokensPerImageOf } from '../../src/engine/modelCost';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { forwardFlops, storedModelFlops, TOKEN_FLOPS, tokensPerImageOf } from '../../src/engine/modelCost';
 import { loadModel } from '../../src/engine/modelStore';
+import { importModel } from '../../src/models/import';
+import { writeGraphModel } from '../helpers/importModels';
 import { decodeSmallPlainPng, MAIN_THREAD_MAX_VALUES } from '../../src/images/decode';
 import { BUNDLED_MODEL_DIR } from '../helpers/fixtures';
 import sharp from 'sharp';
@@ -29,9 +34,27 @@ test('convolutions count 2 × window × input channels per output, depthwise 2 �
   model.dispose();
 });
 
+test('a graph model: its convolutions and matrix products priced by filter shape and output size', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-cost-'));
+  try {
+    writeGraphModel(path.join(root, 'src'));
+    const { dir } = await importModel({
+      sourceDir: path.join(root, 'src'),
+      id: 'tiny-graph',
+      modelsDir: root,
+      maxMemoryBytes: 2 ** 30,
+    });
+    const stored = await loadModel(dir);
+    // conv1 8·8·4 outputs × 3·3·3; conv2 (stride 2) 4·4·4 × 3·3·4; conv3 4·4·4 × 1·1·4; the dense 3 × 64.
+    expect(storedModelFlops(stored)).toBe(2 * (256 * 27 + 64 * 36 + 64 * 4 + 3 * 64));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('one token is the bundled model’s forward pass; a model of 72 times its FLOPs costs 72 an image', async () => {
   const bundled = await loadModel(BUNDLED_MODEL_DIR);
-  const flops = forwardFlops(bundled.model);
+  const flops = storedModelFlops(bundled);
   expect(Math.abs(flops - TOKEN_FLOPS) / TOKEN_FLOPS).toBeLessThan(0.01);
   expect(tokensPerImageOf(flops)).toBe(1);
   expect(tokensPerImageOf(615e6)).toBe(72);

@@ -42,7 +42,7 @@ export async function makeRgbModel(dir: string): Promise<string> {
     weights: [tf.tensor4d([1 / 3, 1 / 3, 1 / 3], [1, 1, 3, 1])],
   });
   let x = tf.layers.cropping2D({ cropping: [PAD, PAD], name: 'centre' }).apply(luminance.apply(input));
-  for (const layer of fashion.model.layers) x = layer.apply(x);
+  for (const layer of (fashion.model as tf.LayersModel).layers) x = layer.apply(x);
   const model = tf.model({ inputs: input, outputs: x as tf.SymbolicTensor, name: RGB_MODEL_ID });
   const md = fashion.metadata;
   const sha256 = await saveModel(model, dir, {

@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { initBackend } from '../../src/engine/backends';
 import { InferenceModel } from '../../src/engine/model';
-import { forwardFlops, tokensPerImageOf } from '../../src/engine/modelCost';
+import { storedModelFlops, tokensPerImageOf } from '../../src/engine/modelCost';
 import { checkModelFiles } from '../../src/engine/modelStore';
 import {
   extractNsfwMobileNetV2,
@@ -81,7 +81,7 @@ test('its input gradient runs on wasm (DepthwiseConv2dNativeBackpropInput, which
 }, 60_000);
 
 test('its forward pass is the published ~300 M multiply-adds: 72 rate-limit tokens an image', () => {
-  const flops = forwardFlops(model.stored.model);
+  const flops = storedModelFlops(model.stored);
   expect(flops).toBeGreaterThan(580e6);
   expect(flops).toBeLessThan(650e6);
   expect(tokensPerImageOf(flops)).toBe(72);
