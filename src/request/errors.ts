@@ -135,7 +135,8 @@ export function attacksDisabled(production: boolean): GraphQLError {
 export function unknownModel(id: string, served: readonly string[]): GraphQLError {
   return requestError(
     'UNKNOWN_MODEL',
-    `no model '${id}' is served here; models: ${served.join(', ')} (the \`models\` query lists them)`,
+    // The id as sent, cut short: a client's megabyte of name is not echoed back.
+    `no model '${id.length > 64 ? `${id.slice(0, 64)}…` : id}' is served here; models: ${served.join(', ')} (the \`models\` query lists them)`,
     400,
     { argumentName: 'model', models: [...served] },
   );

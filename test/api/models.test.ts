@@ -130,6 +130,9 @@ test('an unknown model is UNKNOWN_MODEL (400) naming the models served; nothing 
   expect(r.body.errors![0].message).toMatch(/'nope'.*fashion-cnn, fashion-rgb32/);
   expect(r.body.errors![0].extensions).toMatchObject({ models: ['fashion-cnn', RGB_MODEL_ID] });
   expect(await itemsOf(null)).toBe(before);
+  const long = await gql(server, 'query ($m: String) { model(id: $m) { id } }', { m: 'x'.repeat(100_000) });
+  expect(errorCode(long)).toBe('UNKNOWN_MODEL');
+  expect(long.body.errors![0].message.length).toBeLessThan(300);
 });
 
 test('metrics, readiness and the audit log tell the models apart', async () => {
