@@ -12,7 +12,15 @@
  * without screening (the `oracle` scope's), so that an adaptive attack tuned against them leaves a
  * trace. `spectrum` gives out no prediction: its rows say which image was analysed, by whom.
  */
-export const AUDITED_OPERATIONS = ['screen', 'attack', 'classify', 'defend', 'spectrum', 'trajectory'] as const;
+export const AUDITED_OPERATIONS = [
+  'screen',
+  'attack',
+  'classify',
+  'defend',
+  'spectrum',
+  'trajectory',
+  'explain',
+] as const;
 export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];
 
 /** One image's verdict as recorded. Every field that may be missing for a failed image is nullable. */

@@ -12,7 +12,7 @@ import { BatcherStats, BatchInfo, DynamicBatcher, SubmitOptions } from './batche
 import { runSurvivingCrashes } from './crashRecovery';
 import { BatchExtras, ImageOutput, splitBatch } from './model';
 import { ModelMetadata, readMetadata } from './modelStore';
-import { InferencePool } from './pool';
+import { Explanation, InferencePool } from './pool';
 import { logger } from '../util/logger';
 
 export interface EngineOptions {
@@ -137,6 +137,20 @@ export class Engine {
       );
     }
     return this.batcher.submitAll(images, options);
+  }
+
+  /**
+   * Grad-CAM maps (src/engine/model.ts) of images, one class each, on a worker: not batched with
+   * screening (a backward pass per request), but queued with it for the workers.
+   */
+  explain(
+    images: readonly Float32Array[],
+    classes: Int32Array,
+    options: { layer?: string; deadline?: number } = {},
+  ): Promise<Explanation> {
+    const pixels = new Float32Array(images.length * this.imageSize);
+    images.forEach((img, i) => pixels.set(img, i * this.imageSize));
+    return this.pool.explain(pixels, images.length, classes, options.layer, options.deadline);
   }
 
   stats(): EngineStats {

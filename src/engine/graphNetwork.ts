@@ -24,5 +24,10 @@ export function graphNetwork(m: tf.GraphModel, md: ModelMetadata, activationLaye
       };
     },
     logits: (x) => m.execute(x, md.logitsLayer) as tf.Tensor2D,
+    // A graph runs from any node fed to it: feeding the cut node's value runs only what follows it.
+    split: (layer) => ({
+      head: (x) => m.execute(x, layer) as tf.Tensor,
+      tail: (a) => m.execute({ [layer]: a }, md.logitsLayer) as tf.Tensor2D,
+    }),
   };
 }

@@ -34,6 +34,17 @@ async function main(): Promise<void> {
       port.postMessage({ type: 'memory', id: msg.id, numTensors: tf.memory().numTensors } satisfies WorkerReply);
       return;
     }
+    if (msg.type === 'explain') {
+      try {
+        const explanation = await model.explain(msg.pixels, msg.count, msg.classes, msg.layer);
+        port.postMessage({ type: 'explained', id: msg.id, explanation, tensors: tensorStats() } satisfies WorkerReply, [
+          explanation.maps.buffer as ArrayBuffer,
+        ]);
+      } catch (err) {
+        port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerReply);
+      }
+      return;
+    }
     if (data.faultInjection) {
       const fault = faultIn(msg.pixels, msg.count, model.imageSize);
       if (fault === 'crashAlways' || (fault === 'crashOnce' && msg.attempt === 1)) process.exit(70);

@@ -152,6 +152,56 @@ export class InferenceModel {
   }
 
   /**
+   * Grad-CAM (Selvaraju et al. 2017) at `layer`, one map per image for the class asked of it: the
+   * layer's channels weighted by the spatial mean of the class logit's gradient with respect to
+   * them, summed, rectified, and scaled so that each map's maximum is 1 (all zero: nothing in the
+   * image raises that class at this layer). Where the network ends in global average pooling and
+   * a dense layer, this is CAM (Zhou et al. 2016). [N, h, w] at the layer's resolution.
+   */
+  gradCam(x: tf.Tensor4D, classes: Int32Array, layer: string): tf.Tensor3D {
+    return tf.tidy(() => {
+      const { head, tail } = this.network.split(layer);
+      const a = head(applyPreprocessing(x, this.metadata.preprocessing));
+      if (a.rank !== 4)
+        throw new Error(`Grad-CAM needs a layer with a spatial output; '${layer}' gives [${a.shape.join(', ')}]`);
+      const target = tf.oneHot(tf.tensor1d(classes, 'int32'), this.metadata.labels.length);
+      const grads = tf.grad((act: tf.Tensor) => tf.sum(tf.mul(tail(act), target)))(a);
+      const cam = tf.relu(tf.sum(tf.mul(a, tf.mean(grads, [1, 2], true)), 3));
+      return tf.div(cam, tf.maximum(tf.max(cam, [1, 2], true), 1e-12)) as tf.Tensor3D;
+    });
+  }
+
+  /** The layer Grad-CAM reads unless asked for another: the deepest activation layer with a spatial output. */
+  get camLayer(): string | undefined {
+    if (this.defaultCamLayer === null) {
+      const [h, w, c] = this.inputShape;
+      const ranks = tf.tidy(() => this.run(tf.zeros([1, h, w, c]), false).activations.map((t) => t.rank));
+      this.defaultCamLayer = this.activationLayers.filter((_, i) => ranks[i] === 4).pop();
+    }
+    return this.defaultCamLayer;
+  }
+
+  private defaultCamLayer: string | undefined | null = null;
+
+  /** gradCam on pixels, read out: the maps row-major [count × height × width]. */
+  async explain(
+    pixels: Float32Array,
+    count: number,
+    classes: Int32Array,
+    layer = this.camLayer,
+  ): Promise<{ layer: string; height: number; width: number; maps: Float32Array }> {
+    if (layer === undefined)
+      throw new Error(`model ${this.metadata.id} has no activation layer with a spatial output for Grad-CAM`);
+    const [h, w, c] = this.inputShape;
+    const maps = tf.tidy(() => this.gradCam(tf.tensor4d(pixels, [count, h, w, c]), classes, layer));
+    try {
+      return { layer, height: maps.shape[1], width: maps.shape[2], maps: (await maps.data()) as Float32Array };
+    } finally {
+      maps.dispose();
+    }
+  }
+
+  /**
    * Runs a batch given as pixels (count × H × W × C, values in [0, 1]) and returns plain arrays.
    * Reads are asynchronous: the WebGPU backend cannot read synchronously in Node.
    */

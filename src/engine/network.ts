@@ -18,6 +18,18 @@ export interface Network {
   run(x: tf.Tensor4D, differentiable: boolean): NetworkOutputs;
   /** Logits only, differentiable (the path attacks and gradients take). */
   logits(x: tf.Tensor4D): tf.Tensor2D;
+  /**
+   * The network cut at one layer (graph: node): the input up to its output, and from a value of
+   * that output on to the logits, differentiable (Grad-CAM's gradient is the logits' with respect
+   * to a layer's activations). Throws when something after the layer also reads from before it
+   * (a skip connection across it): cut at a layer every later one depends on through it alone.
+   */
+  split(layer: string): NetworkSplit;
+}
+
+export interface NetworkSplit {
+  head(x: tf.Tensor4D): tf.Tensor;
+  tail(activation: tf.Tensor): tf.Tensor2D;
 }
 
 /** A model's outputs as a list (tfjs returns a lone tensor when there is one). */

@@ -25,8 +25,18 @@ export interface InferenceWorkerData {
 
 export type WorkerRequest =
   | { type: 'run'; id: number; pixels: Float32Array; count: number; attempt: number }
+  | { type: 'explain'; id: number; pixels: Float32Array; count: number; classes: Int32Array; layer?: string }
   | { type: 'memory'; id: number }
   | { type: 'crash' };
+
+/** Grad-CAM maps (src/engine/model.ts, gradCam): one per image, at `layer`'s resolution. */
+export interface Explanation {
+  readonly layer: string;
+  readonly height: number;
+  readonly width: number;
+  /** count × height × width, row-major, each map's maximum 1. */
+  readonly maps: Float32Array;
+}
 
 /** A worker's live tfjs tensors (tf.memory()) after its last batch. */
 export interface TensorStats {
@@ -46,6 +56,7 @@ export type WorkerReply =
       tensors: TensorStats;
     }
   | { type: 'result'; id: number; output: BatchOutput; tensors: TensorStats }
+  | { type: 'explained'; id: number; explanation: Explanation; tensors: TensorStats }
   | { type: 'memory'; id: number; numTensors: number }
   | { type: 'error'; id: number; message: string }
   | { type: 'fatal'; message: string };
@@ -194,6 +205,26 @@ export class InferencePool {
     return reply.output;
   }
 
+  /**
+   * Grad-CAM of each image for the class given for it, at `layer` (default: the model's camLayer),
+   * on an idle worker like a batch: a forward and a partial backward pass.
+   */
+  async explain(
+    pixels: Float32Array,
+    count: number,
+    classes: Int32Array,
+    layer?: string,
+    deadline = Infinity,
+  ): Promise<Explanation> {
+    const reply = await this.submit(
+      { type: 'explain', id: this.nextId++, pixels, count, classes, layer },
+      [pixels.buffer as ArrayBuffer],
+      deadline,
+    );
+    if (reply.type !== 'explained') throw new Error(`unexpected worker reply ${reply.type}`);
+    return reply.explanation;
+  }
+
   /** Live tensor count of every worker (leak tests); NaN for a worker that dies before it answers. */
   async liveTensors(): Promise<number[]> {
     // Asked of each worker directly (not through the job queue, which picks any idle worker); a busy
@@ -304,7 +335,7 @@ export class InferencePool {
       this.memoryWaiters.delete(reply.id);
       return;
     }
-    if (reply.type === 'result') w.tensors = reply.tensors;
+    if (reply.type === 'result' || reply.type === 'explained') w.tensors = reply.tensors;
     const job = w.job;
     w.job = undefined;
     if (job) {

@@ -22,6 +22,8 @@ export const TOKENS_PER_IMAGE = {
   trajectory: 2,
   spectrum: 3,
   defend: 3,
+  /** Per map: a forward pass, a backward pass from the logits to the layer, an overlay PNG. */
+  explain: 3,
 } as const;
 
 export type CostedField = keyof typeof TOKENS_PER_IMAGE;

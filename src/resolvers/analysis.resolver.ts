@@ -1,9 +1,10 @@
-import { Arg, Authorized, Ctx, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, Int, Query, Resolver } from 'type-graphql';
 import { ModelArg } from '../schema/model.arg';
 import { ImageInput } from '../schema/image.input';
 import { SpectrumResult } from '../schema/spectrum.type';
 import { TrajectoryResult } from '../schema/trajectory.type';
-import { ApiContext, spectrum, trajectory } from '../server/operations';
+import { ApiContext, explain, MAX_EXPLAIN_CLASSES, spectrum, trajectory } from '../server/operations';
+import { ExplainResult } from '../schema/explain.type';
 
 @Resolver()
 export class AnalysisResolver {
@@ -31,5 +32,28 @@ export class AnalysisResolver {
     @Ctx() ctx: ApiContext,
   ): Promise<TrajectoryResult> {
     return trajectory(ctx, image, model);
+  }
+
+  @Authorized('oracle')
+  @Query(() => ExplainResult, {
+    description:
+      'Grad-CAM: where in the image the model finds evidence for the predicted class and any class asked for, as raw maps and overlays (the `oracle` scope; audited).',
+  })
+  explain(
+    @Arg('image', () => ImageInput) image: ImageInput,
+    @Arg('classes', () => [Int], {
+      nullable: true,
+      description: `Class indices to map besides the predicted one (at most ${MAX_EXPLAIN_CLASSES}).`,
+    })
+    classes: number[] | null,
+    @Arg('layer', () => String, {
+      nullable: true,
+      description: 'One of the model’s activation layers; default: the deepest with a spatial output.',
+    })
+    layer: string | null,
+    @ModelArg() model: string | null,
+    @Ctx() ctx: ApiContext,
+  ): Promise<ExplainResult> {
+    return explain(ctx, image, classes, layer, model);
   }
 }

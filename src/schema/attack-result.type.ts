@@ -1,3 +1,4 @@
+import { JudgedImage } from './judged-image.type';
 import { Field, Float, Int, ObjectType } from 'type-graphql';
 import { AttackMethod } from './attack-method.enum';
 import { ImageError } from './image-error.type';
@@ -5,7 +6,7 @@ import { Prediction } from './prediction.type';
 import { ScreenResult } from './screen-result.type';
 
 @ObjectType({ description: 'An adversarial version of an image, and what the model and the detectors make of it.' })
-export class AttackResult {
+export class AttackResult extends JudgedImage {
   @Field(() => AttackMethod)
   method!: string;
 
@@ -17,15 +18,6 @@ export class AttackResult {
 
   @Field(() => Int, { nullable: true, description: 'Iterations or queries the attack ran (capped by the service).' })
   steps?: number;
-
-  @Field(() => String, { nullable: true, description: 'SHA-256 of the original image file’s bytes.' })
-  sha256?: string;
-
-  @Field(() => String, {
-    nullable: true,
-    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
-  })
-  model?: string;
 
   @Field(() => Prediction, { nullable: true })
   original?: Prediction;

@@ -1,20 +1,12 @@
+import { JudgedImage } from './judged-image.type';
 import { Field, Float, Int, ObjectType } from 'type-graphql';
 import { ImageError } from './image-error.type';
 import { Prediction } from './prediction.type';
 
 @ObjectType({ description: 'The low-pass defense applied to one image.' })
-export class DefendResult {
+export class DefendResult extends JudgedImage {
   @Field(() => Int, { description: 'Position of the image in the request’s list.' })
   index!: number;
-
-  @Field(() => String, { nullable: true, description: 'SHA-256 (hex) of the image file’s bytes.' })
-  sha256?: string;
-
-  @Field(() => String, {
-    nullable: true,
-    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
-  })
-  model?: string;
 
   @Field(() => Float, {
     nullable: true,

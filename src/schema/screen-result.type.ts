@@ -1,3 +1,4 @@
+import { JudgedImage } from './judged-image.type';
 import { Field, Int, ObjectType } from 'type-graphql';
 import { DefendResult } from './defend-result.type';
 import { Detection } from './detection.type';
@@ -6,18 +7,9 @@ import { Prediction } from './prediction.type';
 import { ScreenedView } from './screened-view.type';
 
 @ObjectType({ description: 'One image screened: the prediction and the detectors’ verdict, or the image’s own error.' })
-export class ScreenResult {
+export class ScreenResult extends JudgedImage {
   @Field(() => Int, { description: 'Position of the image in the request’s list.' })
   index!: number;
-
-  @Field(() => String, { nullable: true, description: 'SHA-256 (hex) of the image file’s bytes.' })
-  sha256?: string;
-
-  @Field(() => String, {
-    nullable: true,
-    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
-  })
-  model?: string;
 
   @Field(() => Prediction, {
     nullable: true,

@@ -1,3 +1,4 @@
+import { JudgedImage } from './judged-image.type';
 import { Field, Float, Int, ObjectType } from 'type-graphql';
 import { ImageError } from './image-error.type';
 
@@ -17,16 +18,7 @@ export class RadialBand {
 }
 
 @ObjectType({ description: 'The power spectrum of an image (after conversion to the model’s input).' })
-export class SpectrumResult {
-  @Field(() => String, { nullable: true })
-  sha256?: string;
-
-  @Field(() => String, {
-    nullable: true,
-    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
-  })
-  model?: string;
-
+export class SpectrumResult extends JudgedImage {
   @Field(() => Int, { nullable: true })
   width?: number;
 

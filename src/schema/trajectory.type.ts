@@ -1,3 +1,4 @@
+import { JudgedImage } from './judged-image.type';
 import { Field, Float, Int, ObjectType } from 'type-graphql';
 import { ImageError } from './image-error.type';
 import { Prediction } from './prediction.type';
@@ -21,16 +22,7 @@ export class TrajectoryStep {
   description:
     'The feature trajectory: layer by layer, which class the activations are nearest. Clean images settle on their class early; adversarial ones tend to switch late.',
 })
-export class TrajectoryResult {
-  @Field(() => String, { nullable: true })
-  sha256?: string;
-
-  @Field(() => String, {
-    nullable: true,
-    description: 'Id of the model that judged the image (the `model` argument, else the default model).',
-  })
-  model?: string;
-
+export class TrajectoryResult extends JudgedImage {
   @Field(() => Prediction, { nullable: true })
   prediction?: Prediction;
 

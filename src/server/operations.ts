@@ -20,9 +20,12 @@ import type { ScreenOptions } from '../schema/screen-options.input';
 import type { ScreenResult } from '../schema/screen-result.type';
 import type { SpectrumResult } from '../schema/spectrum.type';
 import type { TrajectoryResult } from '../schema/trajectory.type';
+import type { ExplainResult } from '../schema/explain.type';
+import { overlay } from '../explain/overlay';
+import { DeadlineExceededError } from '../engine/batcher';
 import { recordVerdicts } from '../audit/records';
 import { AttackQueueFullError } from './attackRunner';
-import { attackQueueFull, attacksDisabled, badUserInput, ImageFailure } from '../request/errors';
+import { attackQueueFull, attacksDisabled, badUserInput, deadlineExceeded, ImageFailure } from '../request/errors';
 import { isFailed, ReadImage, RequestImages } from './requestImages';
 import type { ScreeningService } from './service';
 import type { ScreeningModel } from './screeningModel';
@@ -274,6 +277,89 @@ export async function trajectory(
         };
   count(service, model, 'trajectory', [result]);
   await recordVerdicts(ctx, model, 'trajectory', images, [{ ...result, index: 0 }]);
+  return { ...result, model: model.id };
+}
+
+/** Classes one `explain` may map besides the predicted one. */
+export const MAX_EXPLAIN_CLASSES = 4;
+
+/**
+ * Grad-CAM of the image for the predicted class and the classes asked for, at the model's Grad-CAM
+ * layer (its deepest spatial activation layer) or the activation layer asked for: one worker
+ * request for every map, each with its raw values and an overlay PNG.
+ */
+export async function explain(
+  ctx: ApiContext,
+  input: ImageInput,
+  classes: readonly number[] | null | undefined,
+  layer: string | null | undefined,
+  modelId?: string | null,
+): Promise<ExplainResult> {
+  const service = ctx.service;
+  const model = service.model(modelId);
+  const { labels, activationLayers, inputShape } = model.metadata;
+  const asked = [...new Set(classes ?? [])];
+  const bad = asked.find((k) => !(Number.isInteger(k) && k >= 0 && k < labels.length));
+  if (bad !== undefined) throw badUserInput(`classes: ${bad} is not a class index in [0, ${labels.length})`, 'classes');
+  if (asked.length > MAX_EXPLAIN_CLASSES)
+    throw badUserInput(
+      `classes: at most ${MAX_EXPLAIN_CLASSES} besides the predicted one, got ${asked.length}`,
+      'classes',
+    );
+  if (layer != null && !activationLayers.includes(layer))
+    throw badUserInput(`layer must be one of the model's activation layers: ${activationLayers.join(', ')}`, 'layer');
+  const tokens = TOKENS_PER_IMAGE.explain * (1 + asked.length);
+  const { images, outputs } = await readAndInfer(ctx, model, [input], 'image', tokens);
+  const [img] = images;
+  const out = outputs[0];
+  let result: ExplainResult;
+  if (out instanceof ImageFailure || isFailed(img)) {
+    const failure = out instanceof ImageFailure ? out : (img as { failure: ImageFailure }).failure;
+    result = { sha256: img.sha256, error: errorOf(failure) };
+  } else {
+    const predicted = prediction(out.probs, labels, checkTop(service, model, undefined));
+    const mapped = [predicted.classIndex, ...asked.filter((k) => k !== predicted.classIndex)];
+    let maps;
+    try {
+      maps = await model.engine.explain(
+        mapped.map(() => img.pixels),
+        Int32Array.from(mapped),
+        { layer: layer ?? undefined, deadline: ctx.deadline },
+      );
+    } catch (err) {
+      if (err instanceof DeadlineExceededError)
+        throw deadlineExceeded(service.config.requestTimeoutMs, 'its Grad-CAM waited for a worker');
+      throw err;
+    }
+    const size = maps.height * maps.width;
+    result = {
+      sha256: img.sha256,
+      layer: maps.layer,
+      prediction: predicted,
+      maps: await Promise.all(
+        mapped.map(async (k, i) => {
+          const values = maps.maps.subarray(i * size, (i + 1) * size);
+          const png = await encodePng16(overlay(values, [maps.height, maps.width], img.pixels, inputShape), [
+            inputShape[0],
+            inputShape[1],
+            3,
+          ]);
+          return {
+            classIndex: k,
+            label: labels[k],
+            logit: out.logits[k],
+            probability: out.probs[k],
+            height: maps.height,
+            width: maps.width,
+            values: Array.from(values),
+            overlay: png.toString('base64'),
+          };
+        }),
+      ),
+    };
+  }
+  count(service, model, 'explain', [result]);
+  await recordVerdicts(ctx, model, 'explain', images, [{ ...result, index: 0 }]);
   return { ...result, model: model.id };
 }
 

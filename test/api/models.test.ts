@@ -120,6 +120,51 @@ test('classify, defend, trajectory and spectrum take `model` too', async () => {
   expect(q.body.data!.spectrum.model).toBe(RGB_MODEL_ID);
 });
 
+test('explain: Grad-CAM maps for the predicted class and those asked for, on either model, with overlays of the input size', async () => {
+  const image = { base64: base64Of(fixtureFiles()[0]) };
+  const query = `query ($image: ImageInput!, $m: String, $c: [Int!]) {
+    explain(image: $image, classes: $c, model: $m) {
+      model layer prediction { classIndex } maps { classIndex label logit height width values overlay }
+    }
+  }`;
+  for (const [m, size, layer] of [
+    [null, 28, 'conv2'],
+    [RGB_MODEL_ID, 32, 'conv2'],
+  ] as const) {
+    const r = await gql<{
+      explain: {
+        model: string;
+        layer: string;
+        prediction: { classIndex: number };
+        maps: Array<{ classIndex: number; height: number; width: number; values: number[]; overlay: string }>;
+      };
+    }>(server, query, { image, m, c: [1, 3] });
+    expect(r.body.errors).toBeUndefined();
+    const e = r.body.data!.explain;
+    expect(e.model).toBe(m ?? 'fashion-cnn');
+    expect(e.layer).toBe(layer);
+    const wanted = [e.prediction.classIndex, ...[1, 3].filter((k) => k !== e.prediction.classIndex)];
+    expect(e.maps.map((x) => x.classIndex)).toEqual(wanted);
+    for (const map of e.maps) {
+      expect(map.values).toHaveLength(map.height * map.width);
+      expect(Math.max(...map.values)).toBeLessThanOrEqual(1 + 1e-6);
+      expect(Math.min(...map.values)).toBeGreaterThanOrEqual(0);
+      const png = Buffer.from(map.overlay, 'base64');
+      expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([size, size]);
+    }
+    // The predicted class has evidence somewhere.
+    expect(Math.max(...e.maps[0].values)).toBeCloseTo(1, 5);
+  }
+  const bad = await gql(server, query, { image, m: null, c: [42] });
+  expect(errorCode(bad)).toBe('BAD_USER_INPUT');
+  const audit = await gql<{ screenings: { edges: Array<{ node: { operation: string } }> } }>(
+    server,
+    '{ screenings(first: 5, filter: { operation: "explain" }) { edges { node { operation } } } }',
+  );
+  expect(audit.body.errors).toBeUndefined();
+  expect(audit.body.data!.screenings.edges.length).toBeGreaterThanOrEqual(2);
+});
+
 test('an unknown model is UNKNOWN_MODEL (400) naming the models served; nothing is run', async () => {
   const before = await itemsOf(null);
   const r = await gql(server, 'mutation ($i: [ImageInput!]!) { screen(images: $i, model: "nope") { model } }', {
