@@ -2,7 +2,8 @@
  * Grad-CAM with known answers: a network built so that class "bright" is the mean of relu(x) and
  * class "dark" the mean of relu(1 − x) (1×1 convolution, global average pooling, identity dense):
  * its Grad-CAM is CAM, so the map of "bright" is the image itself and that of "dark" its negative,
- * each scaled to a maximum of 1. And a cut across a skip connection is refused, naming the layers.
+ * each scaled to a maximum of 1. A cut across a skip connection is refused, naming the layers; a
+ * graph model is cut by feeding the node, with the maps Grad-CAM written out in tfjs ops gives.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
@@ -11,6 +12,8 @@ import * as path from 'path';
 import { initBackend } from '../../src/engine/backends';
 import { InferenceModel } from '../../src/engine/model';
 import { saveModel } from '../../src/engine/modelStore';
+import { importModel } from '../../src/models/import';
+import { GRAPH_WEIGHTS, writeGraphModel } from '../helpers/importModels';
 
 let dir: string;
 
@@ -88,5 +91,32 @@ test('a cut that a later layer also bypasses (a skip connection across it) is re
   );
   const ok = await model.explain(new Float32Array(16).fill(0.5), 1, Int32Array.of(1), 'sum');
   expect(ok.maps).toHaveLength(16);
+  model.dispose();
+});
+
+test('a graph model, fed at the cut node: the same maps as Grad-CAM written out in tfjs ops on its weights', async () => {
+  const src = path.join(dir, 'graph-src');
+  writeGraphModel(src);
+  const { dir: imported } = await importModel({ sourceDir: src, id: 'graph', modelsDir: dir, maxMemoryBytes: 2 ** 30 });
+  const model = await InferenceModel.load(imported, ['block/add', 'logits']);
+  const pixels = Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => (Math.sin(i * 0.37) + 1) / 2);
+  const classes = Int32Array.of(0, 2);
+  const got = await model.explain(pixels.slice(), 2, classes, 'block/add');
+  expect([got.height, got.width]).toEqual([4, 4]);
+  const expected = tf.tidy(() => {
+    const w = (n: string) => tf.tensor(GRAPH_WEIGHTS[n].values, GRAPH_WEIGHTS[n].shape);
+    const convRelu = (t: tf.Tensor4D, n: string, s: number) =>
+      tf.relu(tf.add(tf.conv2d(t, w(`${n}/w`) as tf.Tensor4D, s, 'same'), w(`${n}/b`))) as tf.Tensor4D;
+    const c2 = convRelu(convRelu(tf.tensor4d(pixels, [2, 8, 8, 3]), 'conv1', 1), 'conv2', 2);
+    const a = tf.add(c2, convRelu(c2, 'conv3', 1)) as tf.Tensor4D;
+    // d logit_k / d a = the dense weights' column k, reshaped to the activation.
+    const dense = w('dense/w') as tf.Tensor2D;
+    const grads = tf.stack([0, 1].map((i) => tf.reshape(tf.slice(dense, [0, classes[i]], [64, 1]), [4, 4, 4])));
+    const cam = tf.relu(tf.sum(tf.mul(a, tf.mean(grads, [1, 2], true)), 3));
+    return tf.div(cam, tf.maximum(tf.max(cam, [1, 2], true), 1e-12));
+  });
+  const want = await expected.data();
+  got.maps.forEach((v, i) => expect(v).toBeCloseTo(want[i], 4));
+  expected.dispose();
   model.dispose();
 });
