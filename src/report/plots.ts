@@ -51,6 +51,11 @@ export type HeatmapGridOptions = {
   readonly log?: boolean;
   /** Move the zero frequency from the corner to the centre (fftshift) before drawing. */
   readonly shift?: boolean;
+  /**
+   * With `shift`: a dashed ring at this frequency, in cycles per pixel, around the centre of every
+   * tile (an ellipse on a non-square one): the high-frequency sieve's cut-off, say.
+   */
+  readonly ring?: number;
 };
 
 /** ROC curves of several detectors on one attack, over the chance diagonal. */
@@ -176,6 +181,7 @@ export async function heatmapGrid(
     const x0 = left + Math.floor((layout.box - tile.width * zoom) / 2);
     const y0 = top + Math.floor((layout.box - tile.height * zoom) / 2);
     paint(canvas, layout.width, drawn, tile.width, tile.height, zoom, x0, y0);
+    if (options.shift && options.ring !== undefined) labels.push(ringSvg(options.ring, tile, zoom, x0, y0));
     const centre = left + layout.box / 2;
     labels.push(svgText(centre, top + layout.box + 16, fit(tile.label, layout.box, 13), 13, 'middle'));
     labels.push(svgText(centre, top + layout.box + 31, rangeText(tile.values), 11, 'middle', 'normal', '#555'));
@@ -187,6 +193,15 @@ export async function heatmapGrid(
     .composite([{ input: Buffer.from(overlay), left: 0, top: 0 }])
     .png()
     .toBuffer();
+}
+
+/** The ring of HeatmapGridOptions.ring on a shifted tile drawn at (x0, y0), `zoom` pixels a bin. */
+function ringSvg(frequency: number, tile: HeatmapTile, zoom: number, x0: number, y0: number): string {
+  // Bin (⌊h/2⌋, ⌊w/2⌋) is the zero frequency once shifted; frequency f lies f·N bins from it.
+  const cx = x0 + (Math.floor(tile.width / 2) + 0.5) * zoom;
+  const cy = y0 + (Math.floor(tile.height / 2) + 0.5) * zoom;
+  const [rx, ry] = [frequency * tile.width * zoom, frequency * tile.height * zoom];
+  return `<ellipse cx="${cx}" cy="${cy}" rx="${rx}" ry="${ry}" fill="none" stroke="#ffffff" stroke-width="1.5" stroke-dasharray="4 3"/>`;
 }
 
 /**

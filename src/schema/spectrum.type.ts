@@ -42,7 +42,8 @@ export class SpectrumResult extends JudgedImage {
 
   @Field(() => String, {
     nullable: true,
-    description: 'Log-magnitude spectrum, zero frequency centred, one tile per channel: a base64 PNG.',
+    description:
+      'Log-magnitude spectrum, zero frequency centred, one tile per channel, the sieve’s cut-off drawn as a dashed ring: a base64 PNG.',
   })
   logMagnitudePng?: string;
 

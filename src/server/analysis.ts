@@ -64,7 +64,8 @@ export async function spectrumOf(
   const png = await heatmapGrid(
     'log power spectrum',
     names.map((label, ch) => ({ label, width: w, height: h, values: power.subarray(ch * h * w, (ch + 1) * h * w) })),
-    { log: true, shift: true, columns: c },
+    // The sieve's cut-off as a dashed ring: what lies outside it is the energy the sieve weighs.
+    { log: true, shift: true, columns: c, ring: cutoff },
   );
   return {
     width: w,

@@ -134,6 +134,24 @@ describe('heatmapGrid', () => {
     expect(shifted.equals(await draw(delta(4, 0), false))).toBe(false);
   });
 
+  test('ring draws the cut-off around the centre of a shifted tile: white pixels at that radius, none at the centre', async () => {
+    // 28 × 28 zeros at zoom 5: the ring at 0.25 cycles/pixel is 0.25 · 28 · 5 = 35 pixels from the centre.
+    const tile = { label: 'flat', width: 28, height: 28, values: new Float32Array(784) };
+    const plain = await decode(await heatmapGrid('r', [tile], { shift: true }));
+    const ringed = await decode(await heatmapGrid('r', [tile], { shift: true, ring: 0.25 }));
+    expect([ringed.width, ringed.height]).toEqual([plain.width, plain.height]);
+    const changed: Array<[number, number]> = [];
+    for (let y = 0; y < plain.height; y++)
+      for (let x = 0; x < plain.width; x++) {
+        const i = (y * plain.width + x) * 3;
+        if (ringed.data[i] !== plain.data[i] || ringed.data[i + 1] !== plain.data[i + 1]) changed.push([x, y]);
+      }
+    expect(changed.length).toBeGreaterThan(60);
+    const cx = changed.reduce((a, [x]) => a + x, 0) / changed.length;
+    const cy = changed.reduce((a, [, y]) => a + y, 0) / changed.length;
+    for (const [x, y] of changed) expect(Math.abs(Math.hypot(x - cx, y - cy) - 35)).toBeLessThan(3);
+  });
+
   test('rejects tiles whose values do not match their size, and empty grids', async () => {
     await expect(heatmapGrid('t', [{ label: 'bad', width: 3, height: 3, values: [1, 2] }])).rejects.toThrow(
       /"bad".*3×3 = 9 values, got 2/,
