@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadModel, ModelMetadata, StoredModel } from './modelStore';
 import { LowPassKind, spectralExtras } from './spectra';
+import { unfuseConvolutionsUnderTape } from './unfusedUnderTape';
 
 /**
  * What a batch computes besides the forward pass, for the detectors and the defense: the share of
@@ -122,6 +123,8 @@ export class InferenceModel {
     this.outputIndex = new Map([...outputs.keys()].map((n, i) => [n, i]));
     this.graph = tf.model({ inputs: m.inputs, outputs: [...outputs.values()] });
     this.logitsGraph = tf.model({ inputs: m.inputs, outputs: logits });
+    // Input gradients need no filter gradients: see unfusedUnderTape.ts.
+    unfuseConvolutionsUnderTape(m);
   }
 
   static async load(dir: string, activationLayers?: readonly string[]): Promise<InferenceModel> {
