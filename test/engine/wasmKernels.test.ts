@@ -178,6 +178,69 @@ test.each([
   });
 });
 
+test.each([
+  [
+    [4, 5, 6, 3],
+    [0, 1, 2, 0],
+    [4, 3, 3, 3],
+  ], // a ZeroPadding2D's gradient: H and W cut, C whole
+  [
+    [4, 5, 6, 3],
+    [1, 0, 0, 1],
+    [2, 5, 6, 2],
+  ], // the innermost axis cut
+  [
+    [4, 5, 6, 3],
+    [2, 0, 0, 0],
+    [2, 5, 6, 3],
+  ], // one contiguous run
+  [
+    [4, 5, 6, 3],
+    [0, 0, 0, 0],
+    [4, 5, 6, 3],
+  ], // everything
+  [
+    [7, 9],
+    [3, 2],
+    [4, 5],
+  ],
+  [[11], [4], [5]],
+] as const)('Slice of %j from %j, size %j matches cpu, float32 and int32', async (shape, begin, size) => {
+  const v = randomValues(sizeOf(shape), 9);
+  await compare(() => {
+    const x = tf.tensor(v, [...shape]);
+    return [
+      tf.slice(x, [...begin], [...size]),
+      tf.cast(tf.slice(tf.cast(tf.mul(x, 100), 'int32'), [...begin], [...size]), 'float32'),
+    ];
+  });
+});
+
+test('Slice of bool and string tensors, and an empty slice', () => {
+  const mask = tf.tensor2d([true, false, true, true, false, false], [2, 3], 'bool');
+  expect(tf.slice(mask, [0, 1], [2, 2]).arraySync()).toEqual([
+    [0, 1],
+    [0, 0],
+  ]);
+  expect(tf.slice(tf.tensor1d(['a', 'b', 'c'], 'string'), [1], [2]).arraySync()).toEqual(['b', 'c']);
+  expect(tf.slice(tf.ones([3, 4]), [1, 0], [0, 4]).shape).toEqual([0, 4]);
+});
+
+test('Identity shares the memory of its input, and the copy outlives the original', () => {
+  const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+  const backend = tf.backend() as unknown as { refCount(dataId: object): number };
+  const before = backend.refCount(x.dataId);
+  const y = tf.clone(x);
+  expect(backend.refCount(x.dataId)).toBe(before + 1);
+  x.dispose();
+  expect(y.arraySync()).toEqual([
+    [1, 2],
+    [3, 4],
+  ]);
+  y.dispose();
+  expect(tf.clone(tf.tensor1d(['s'], 'string')).arraySync()).toEqual(['s']);
+});
+
 test('training through the wasm kernels changes the filter in the direction cpu does', async () => {
   // End to end: one SGD step on a conv + pool + dense net, same weights, on both backends.
   const xv = randomValues(4 * 12 * 12, 21);

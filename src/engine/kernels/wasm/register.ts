@@ -8,8 +8,10 @@ import { makeBatchMatMulConfig } from './BatchMatMul';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput';
 import { depthwiseConv2dNativeBackpropInputConfig } from './DepthwiseConv2dNativeBackpropInput';
+import { makeIdentityConfig } from './Identity';
 import { makeMeanConfig, makeSumConfig } from './LeadingAxesReduce';
 import { maxPoolGradConfig } from './MaxPoolGrad';
+import { makeSliceConfig } from './Slice';
 import { tileConfig } from './Tile';
 
 type Maker = (stock: KernelConfig) => KernelConfig;
@@ -28,6 +30,8 @@ export const WASM_KERNEL_WRAPPERS: Readonly<Record<string, Maker>> = {
   BatchMatMul: makeBatchMatMulConfig,
   Sum: makeSumConfig,
   Mean: makeMeanConfig,
+  Identity: makeIdentityConfig,
+  Slice: makeSliceConfig,
 };
 
 let registered = false;
