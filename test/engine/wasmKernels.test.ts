@@ -241,6 +241,26 @@ test('Identity shares the memory of its input, and the copy outlives the origina
   expect(tf.clone(tf.tensor1d(['s'], 'string')).arraySync()).toEqual(['s']);
 });
 
+test("ClipByValue's gradient is one ClipByValueGrad on wasm and matches cpu's ops, bounds included", async () => {
+  const v = randomValues(2 * 9 * 9 * 5, 31).map((x) => x * 8);
+  await compare(() =>
+    tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.clipByValue(x, -2, 6), tf.range(0, 810).reshape([2, 9, 9, 5]))))(
+      tf.tensor4d(v, [2, 9, 9, 5]),
+    ),
+  );
+  // At the bounds, beyond them, a NaN input and infinite upstream gradients: as Select gives them.
+  const x = [-1, 0, 0.5, 6, 6.5, NaN, 3, 7];
+  const dy = [1, 2, 3, 4, 5, 6, Infinity, -Infinity];
+  const grad = () => tf.grad((t: tf.Tensor) => tf.clipByValue(t, 0, 6))(tf.tensor1d(x), tf.tensor1d(dy));
+  const [wasm, cpu] = [await onBackend('wasm', grad), await onBackend('cpu', grad)];
+  expect(wasm[0]).toEqual([0, 2, 3, 4, 0, 0, Infinity, 0]);
+  expect(wasm).toEqual(cpu);
+  const profile = await tf.profile(() => grad().dispose());
+  const names = profile.kernels.map((k) => k.name);
+  expect(names).toContain('ClipByValueGrad');
+  expect(names).not.toContain('Select');
+});
+
 test('training through the wasm kernels changes the filter in the direction cpu does', async () => {
   // End to end: one SGD step on a conv + pool + dense net, same weights, on both backends.
   const xv = randomValues(4 * 12 * 12, 21);

@@ -3,8 +3,18 @@
  * list (as tfjs's own register_all_kernels.ts does), not by side-effect imports. Wrappers take the
  * stock kernel they fall back to for the cases they do not speed up.
  */
-import { findBackend, getKernel, KernelConfig, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import {
+  findBackend,
+  getKernel,
+  GradConfig,
+  KernelConfig,
+  registerGradient,
+  registerKernel,
+  unregisterKernel,
+} from '@tensorflow/tfjs-core';
+import { clipByValueGradientConfig } from '../gradients/ClipByValue_grad';
 import { makeBatchMatMulConfig } from './BatchMatMul';
+import { clipByValueGradConfig } from './ClipByValueGrad';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput';
 import { depthwiseConv2dNativeBackpropInputConfig } from './DepthwiseConv2dNativeBackpropInput';
@@ -18,6 +28,7 @@ type Maker = (stock: KernelConfig) => KernelConfig;
 
 /** Kernels that wasm lacks or runs slowly, replaced outright. */
 export const WASM_KERNELS: readonly KernelConfig[] = [
+  clipByValueGradConfig,
   conv2DBackpropFilterConfig,
   conv2DBackpropInputConfig,
   depthwiseConv2dNativeBackpropInputConfig,
@@ -33,6 +44,12 @@ export const WASM_KERNEL_WRAPPERS: Readonly<Record<string, Maker>> = {
   Identity: makeIdentityConfig,
   Slice: makeSliceConfig,
 };
+
+/**
+ * Gradients replacing tfjs-core's that run one of the kernels above where the active backend has
+ * it, and tfjs-core's own ops where it has not (the gradient registry serves every backend).
+ */
+export const GRADIENTS: readonly GradConfig[] = [clipByValueGradientConfig];
 
 let registered = false;
 /** The stock kernels replaced (undefined where wasm had none), to compare against in benchmarks. */
@@ -62,6 +79,7 @@ export function registerWasmKernels(): void {
     ours.set(name, wrapped);
     swap(wrapped);
   }
+  for (const config of GRADIENTS) registerGradient(config);
   registered = true;
 }
 
