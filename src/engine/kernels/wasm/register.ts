@@ -13,6 +13,7 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import { clipByValueGradientConfig } from '../gradients/ClipByValue_grad';
+import { fusedBatchNormGradientConfig } from '../gradients/FusedBatchNorm_grad';
 import { makeBatchMatMulConfig } from './BatchMatMul';
 import { clipByValueGradConfig } from './ClipByValueGrad';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter';
@@ -46,10 +47,10 @@ export const WASM_KERNEL_WRAPPERS: Readonly<Record<string, Maker>> = {
 };
 
 /**
- * Gradients replacing tfjs-core's that run one of the kernels above where the active backend has
- * it, and tfjs-core's own ops where it has not (the gradient registry serves every backend).
+ * Gradients replacing tfjs-core's (the gradient registry serves every backend): lazier ones, and
+ * ones that run a kernel above where the active backend has it and tfjs-core's ops where not.
  */
-export const GRADIENTS: readonly GradConfig[] = [clipByValueGradientConfig];
+export const GRADIENTS: readonly GradConfig[] = [clipByValueGradientConfig, fusedBatchNormGradientConfig];
 
 let registered = false;
 /** The stock kernels replaced (undefined where wasm had none), to compare against in benchmarks. */
