@@ -241,6 +241,17 @@ test('Identity shares the memory of its input, and the copy outlives the origina
   expect(tf.clone(tf.tensor1d(['s'], 'string')).arraySync()).toEqual(['s']);
 });
 
+test('Cast to the same dtype shares the memory; to another dtype it converts', () => {
+  const x = tf.tensor1d([1.7, -2.2, 0]);
+  const backend = tf.backend() as unknown as { refCount(dataId: object): number };
+  const before = backend.refCount(x.dataId);
+  const y = tf.cast(x, 'float32');
+  expect(backend.refCount(x.dataId)).toBe(before + 1);
+  expect(Array.from(y.dataSync())).toEqual(Array.from(x.dataSync()));
+  expect(Array.from(tf.cast(x, 'int32').dataSync())).toEqual([1, -2, 0]);
+  tf.dispose([x, y]);
+});
+
 test("ClipByValue's gradient is one ClipByValueGrad on wasm and matches cpu's ops, bounds included", async () => {
   const v = randomValues(2 * 9 * 9 * 5, 31).map((x) => x * 8);
   await compare(() =>

@@ -15,6 +15,7 @@ import {
 import { clipByValueGradientConfig } from '../gradients/ClipByValue_grad';
 import { fusedBatchNormGradientConfig } from '../gradients/FusedBatchNorm_grad';
 import { makeBatchMatMulConfig } from './BatchMatMul';
+import { makeCastConfig } from './Cast';
 import { clipByValueGradConfig } from './ClipByValueGrad';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput';
@@ -44,6 +45,7 @@ export const WASM_KERNEL_WRAPPERS: Readonly<Record<string, Maker>> = {
   Mean: makeMeanConfig,
   Identity: makeIdentityConfig,
   Slice: makeSliceConfig,
+  Cast: makeCastConfig,
 };
 
 /**
