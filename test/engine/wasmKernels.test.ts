@@ -36,6 +36,8 @@ const CONV_SHAPES: Array<[number, number, number, number, number, number, number
   [1, 10, 7, 1, 5, 3, 6],
   [3, 8, 11, 5, 2, 2, 3],
   [2, 28, 28, 1, 3, 3, 8],
+  [2, 6, 5, 8, 1, 1, 12], // 1×1: a matrix product at stride 1, col2im at stride 2
+  [2, 11, 11, 3, 3, 3, 16], // MobileNetV2's stem, in small
 ];
 
 describe.each(CONV_SHAPES)('conv gradients, x [%i,%i,%i,%i], filter [%i,%i,·,%i]', (n, h, w, ci, kh, kw, co) => {
