@@ -88,7 +88,8 @@ export function registerWasmKernels(): void {
 
 /**
  * Benchmarks only: switches between advsieve's kernels and tfjs-wasm's stock ones (a kernel
- * that wasm lacks, such as Conv2DBackpropFilter, stays ours). The backend must be initialised.
+ * that wasm lacks, such as Conv2DBackpropFilter, stays ours, and so do the GRADIENTS). The
+ * backend must be initialised.
  */
 export function useStockWasmKernels(stock: boolean): void {
   const backend = findBackend('wasm');
