@@ -159,8 +159,10 @@ async function main(): Promise<void> {
 /**
  * `npm run bench:engine -- --model DIR`: another model's forward and input-gradient throughput at
  * batch 16 (BENCH_BATCH), one thread, in one run. The gradient runs in chunks of at most
- * BENCH_GRADIENT_CHUNK images (default 8): on wasm one MobileNetV2 gradient of 16 images at
- * 224×224 needs more than the 4 GiB a wasm heap can hold (measured: "memory access out of bounds").
+ * BENCH_GRADIENT_CHUNK images (default 8): on wasm a MobileNetV2 gradient of 16 images at 224×224
+ * needed more than the 4 GiB a wasm heap can hold ("memory access out of bounds"); now that the
+ * tape keeps no copies and no eager batch-norm terms it needs ~3.5 GiB, too near the limit for a
+ * default. `--profile` also lists the kernels of one chunk's gradient by total time (tf.profile).
  */
 async function modelBench(modelDir: string): Promise<void> {
   const backend = await initBackend(process.env.ADVSIEVE_BACKEND ?? 'wasm');
@@ -187,6 +189,7 @@ async function modelBench(modelDir: string): Promise<void> {
       g.dispose();
     }
   });
+  if (process.argv.includes('--profile')) await printGradientProfile(model, chunks[0].x, chunks[0].labels);
   tf.dispose(chunks.map((k) => k.x));
   const summary = {
     backend: backend.name,
@@ -208,6 +211,31 @@ async function modelBench(modelDir: string): Promise<void> {
   );
   process.stdout.write(JSON.stringify(summary) + '\n');
   model.dispose();
+}
+
+/** The kernels of one input gradient by total time, the 20 costliest (nested ones counted apart). */
+async function printGradientProfile(model: InferenceModel, x: tf.Tensor4D, labels: Int32Array): Promise<void> {
+  const profile = await tf.profile(async () => {
+    const g = model.inputGradient(x, labels);
+    await g.data();
+    g.dispose();
+  });
+  const byKernel = new Map<string, { calls: number; ms: number }>();
+  for (const k of profile.kernels) {
+    const entry = byKernel.get(k.name) ?? { calls: 0, ms: 0 };
+    entry.calls++;
+    entry.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    byKernel.set(k.name, entry);
+  }
+  const total = [...byKernel.values()].reduce((sum, e) => sum + e.ms, 0);
+  const rows = [...byKernel.entries()]
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .slice(0, 20)
+    .map(([name, e]): [string, string] => [
+      `${name} ×${e.calls}`,
+      `${e.ms.toFixed(0)} ms (${((100 * e.ms) / total).toFixed(1)}%)`,
+    ]);
+  printTable(`input gradient of ${x.shape[0]} images, kernels by total time (${total.toFixed(0)} ms)`, rows);
 }
 
 const modelArg = process.argv.indexOf('--model');

@@ -10,6 +10,7 @@ import { loadModel, ModelMetadata, StoredModel } from './modelStore';
 import { Network, NetworkOutputs } from './network';
 import { applyPreprocessing } from './preprocessing';
 import { LowPassKind, spectralExtras } from './spectra';
+import { unfuseConvolutionsUnderTape } from './unfusedUnderTape';
 
 /**
  * What a batch computes besides the forward pass, for the detectors and the defense: the share of
@@ -83,6 +84,8 @@ export class InferenceModel {
       m instanceof tf.GraphModel
         ? graphNetwork(m, stored.metadata, activationLayers)
         : layersNetwork(m, stored.metadata, activationLayers);
+    // Input gradients need no filter gradients: see unfusedUnderTape.ts.
+    if (!(m instanceof tf.GraphModel)) unfuseConvolutionsUnderTape(m);
   }
 
   static async load(dir: string, activationLayers?: readonly string[]): Promise<InferenceModel> {

@@ -36,6 +36,8 @@ const CONV_SHAPES: Array<[number, number, number, number, number, number, number
   [1, 10, 7, 1, 5, 3, 6],
   [3, 8, 11, 5, 2, 2, 3],
   [2, 28, 28, 1, 3, 3, 8],
+  [2, 6, 5, 8, 1, 1, 12], // 1×1: a matrix product at stride 1, col2im at stride 2
+  [2, 11, 11, 3, 3, 3, 16], // MobileNetV2's stem, in small
 ];
 
 describe.each(CONV_SHAPES)('conv gradients, x [%i,%i,%i,%i], filter [%i,%i,·,%i]', (n, h, w, ci, kh, kw, co) => {
@@ -176,6 +178,100 @@ test.each([
     const x = tf.tensor(v, [...shape]);
     return [tf.sum(x, [...axes], keepDims), tf.mean(x, [...axes], keepDims)];
   });
+});
+
+test.each([
+  [
+    [4, 5, 6, 3],
+    [0, 1, 2, 0],
+    [4, 3, 3, 3],
+  ], // a ZeroPadding2D's gradient: H and W cut, C whole
+  [
+    [4, 5, 6, 3],
+    [1, 0, 0, 1],
+    [2, 5, 6, 2],
+  ], // the innermost axis cut
+  [
+    [4, 5, 6, 3],
+    [2, 0, 0, 0],
+    [2, 5, 6, 3],
+  ], // one contiguous run
+  [
+    [4, 5, 6, 3],
+    [0, 0, 0, 0],
+    [4, 5, 6, 3],
+  ], // everything
+  [
+    [7, 9],
+    [3, 2],
+    [4, 5],
+  ],
+  [[11], [4], [5]],
+] as const)('Slice of %j from %j, size %j matches cpu, float32 and int32', async (shape, begin, size) => {
+  const v = randomValues(sizeOf(shape), 9);
+  await compare(() => {
+    const x = tf.tensor(v, [...shape]);
+    return [
+      tf.slice(x, [...begin], [...size]),
+      tf.cast(tf.slice(tf.cast(tf.mul(x, 100), 'int32'), [...begin], [...size]), 'float32'),
+    ];
+  });
+});
+
+test('Slice of bool and string tensors, and an empty slice', () => {
+  const mask = tf.tensor2d([true, false, true, true, false, false], [2, 3], 'bool');
+  expect(tf.slice(mask, [0, 1], [2, 2]).arraySync()).toEqual([
+    [0, 1],
+    [0, 0],
+  ]);
+  expect(tf.slice(tf.tensor1d(['a', 'b', 'c'], 'string'), [1], [2]).arraySync()).toEqual(['b', 'c']);
+  expect(tf.slice(tf.ones([3, 4]), [1, 0], [0, 4]).shape).toEqual([0, 4]);
+});
+
+test('Identity shares the memory of its input, and the copy outlives the original', () => {
+  const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+  const backend = tf.backend() as unknown as { refCount(dataId: object): number };
+  const before = backend.refCount(x.dataId);
+  const y = tf.clone(x);
+  expect(backend.refCount(x.dataId)).toBe(before + 1);
+  x.dispose();
+  expect(y.arraySync()).toEqual([
+    [1, 2],
+    [3, 4],
+  ]);
+  y.dispose();
+  expect(tf.clone(tf.tensor1d(['s'], 'string')).arraySync()).toEqual(['s']);
+});
+
+test('Cast to the same dtype shares the memory; to another dtype it converts', () => {
+  const x = tf.tensor1d([1.7, -2.2, 0]);
+  const backend = tf.backend() as unknown as { refCount(dataId: object): number };
+  const before = backend.refCount(x.dataId);
+  const y = tf.cast(x, 'float32');
+  expect(backend.refCount(x.dataId)).toBe(before + 1);
+  expect(Array.from(y.dataSync())).toEqual(Array.from(x.dataSync()));
+  expect(Array.from(tf.cast(x, 'int32').dataSync())).toEqual([1, -2, 0]);
+  tf.dispose([x, y]);
+});
+
+test("ClipByValue's gradient is one ClipByValueGrad on wasm and matches cpu's ops, bounds included", async () => {
+  const v = randomValues(2 * 9 * 9 * 5, 31).map((x) => x * 8);
+  await compare(() =>
+    tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.clipByValue(x, -2, 6), tf.range(0, 810).reshape([2, 9, 9, 5]))))(
+      tf.tensor4d(v, [2, 9, 9, 5]),
+    ),
+  );
+  // At the bounds, beyond them, a NaN input and infinite upstream gradients: as Select gives them.
+  const x = [-1, 0, 0.5, 6, 6.5, NaN, 3, 7];
+  const dy = [1, 2, 3, 4, 5, 6, Infinity, -Infinity];
+  const grad = () => tf.grad((t: tf.Tensor) => tf.clipByValue(t, 0, 6))(tf.tensor1d(x), tf.tensor1d(dy));
+  const [wasm, cpu] = [await onBackend('wasm', grad), await onBackend('cpu', grad)];
+  expect(wasm[0]).toEqual([0, 2, 3, 4, 0, 0, Infinity, 0]);
+  expect(wasm).toEqual(cpu);
+  const profile = await tf.profile(() => grad().dispose());
+  const names = profile.kernels.map((k) => k.name);
+  expect(names).toContain('ClipByValueGrad');
+  expect(names).not.toContain('Select');
 });
 
 test('training through the wasm kernels changes the filter in the direction cpu does', async () => {

@@ -3,19 +3,34 @@
  * list (as tfjs's own register_all_kernels.ts does), not by side-effect imports. Wrappers take the
  * stock kernel they fall back to for the cases they do not speed up.
  */
-import { findBackend, getKernel, KernelConfig, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import {
+  findBackend,
+  getKernel,
+  GradConfig,
+  KernelConfig,
+  registerGradient,
+  registerKernel,
+  unregisterKernel,
+} from '@tensorflow/tfjs-core';
+import { clipByValueGradientConfig } from '../gradients/ClipByValue_grad';
+import { fusedBatchNormGradientConfig } from '../gradients/FusedBatchNorm_grad';
 import { makeBatchMatMulConfig } from './BatchMatMul';
+import { makeCastConfig } from './Cast';
+import { clipByValueGradConfig } from './ClipByValueGrad';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput';
 import { depthwiseConv2dNativeBackpropInputConfig } from './DepthwiseConv2dNativeBackpropInput';
+import { makeIdentityConfig } from './Identity';
 import { makeMeanConfig, makeSumConfig } from './LeadingAxesReduce';
 import { maxPoolGradConfig } from './MaxPoolGrad';
+import { makeSliceConfig } from './Slice';
 import { tileConfig } from './Tile';
 
 type Maker = (stock: KernelConfig) => KernelConfig;
 
 /** Kernels that wasm lacks or runs slowly, replaced outright. */
 export const WASM_KERNELS: readonly KernelConfig[] = [
+  clipByValueGradConfig,
   conv2DBackpropFilterConfig,
   conv2DBackpropInputConfig,
   depthwiseConv2dNativeBackpropInputConfig,
@@ -28,7 +43,16 @@ export const WASM_KERNEL_WRAPPERS: Readonly<Record<string, Maker>> = {
   BatchMatMul: makeBatchMatMulConfig,
   Sum: makeSumConfig,
   Mean: makeMeanConfig,
+  Identity: makeIdentityConfig,
+  Slice: makeSliceConfig,
+  Cast: makeCastConfig,
 };
+
+/**
+ * Gradients replacing tfjs-core's (the gradient registry serves every backend): lazier ones, and
+ * ones that run a kernel above where the active backend has it and tfjs-core's ops where not.
+ */
+export const GRADIENTS: readonly GradConfig[] = [clipByValueGradientConfig, fusedBatchNormGradientConfig];
 
 let registered = false;
 /** The stock kernels replaced (undefined where wasm had none), to compare against in benchmarks. */
@@ -58,12 +82,14 @@ export function registerWasmKernels(): void {
     ours.set(name, wrapped);
     swap(wrapped);
   }
+  for (const config of GRADIENTS) registerGradient(config);
   registered = true;
 }
 
 /**
  * Benchmarks only: switches between advsieve's kernels and tfjs-wasm's stock ones (a kernel
- * that wasm lacks, such as Conv2DBackpropFilter, stays ours). The backend must be initialised.
+ * that wasm lacks, such as Conv2DBackpropFilter, stays ours, and so do the GRADIENTS). The
+ * backend must be initialised.
  */
 export function useStockWasmKernels(stock: boolean): void {
   const backend = findBackend('wasm');
