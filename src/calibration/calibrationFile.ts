@@ -48,6 +48,8 @@ export interface Calibration {
     readonly attacks: readonly string[];
     /** Fit images per class, by label (absent in files written before it was recorded). */
     readonly classImages?: Readonly<Record<string, number>>;
+    /** Hold-out images per class, by label (absent in files written before it was recorded). */
+    readonly holdoutClassImages?: Readonly<Record<string, number>>;
     /** Classes with fewer than MIN_CLASS_IMAGES fit images: they use the pooled statistics of all classes. */
     readonly pooledClasses?: readonly string[];
   };

@@ -15,7 +15,7 @@ import { Screener } from '../../screening/screener';
 import { mulberry32, permutation } from '../../train/random';
 import { defaultModelDir } from '../../util/paths';
 import { intOption } from '../options';
-import { progressBar } from '../progress';
+import { stageProgress } from '../progress';
 
 interface EvaluateCommandOptions {
   model: string;
@@ -69,24 +69,14 @@ export function registerEvaluate(program: Command): void {
         throw new Error(`unknown attack(s) ${unknown.join(', ')}; expected: ${suite.map((a) => a.name).join(', ')}`);
       const attacks = wanted ? suite.filter((a) => wanted.includes(a.name)) : suite;
       const images = testSample(opts.data, opts.images, opts.seed);
-      let bar: ReturnType<typeof progressBar> | undefined;
+      const progress = stageProgress('evaluate', started);
       const { result, artifacts } = await evaluate(model, screener, images, {
         attacks,
         seed: opts.seed,
-        onStage: (stage) => {
-          bar?.stop();
-          bar = undefined;
-          process.stderr.write(`evaluate: ${stage} [${((Date.now() - started) / 1000).toFixed(0)} s]\n`);
-        },
-        onProgress: (done, total) => {
-          if (!bar) {
-            bar = progressBar('  [{bar}] {value}/{total} {eta_formatted}');
-            bar.start(total, 0);
-          }
-          bar.update(done);
-        },
+        onStage: progress.onStage,
+        onProgress: progress.onProgress,
       });
-      bar?.stop();
+      progress.stop();
       const written = await writeReport(opts.out, { ...result, seconds: (Date.now() - started) / 1000 }, artifacts, {
         command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
         date: new Date().toISOString(),
