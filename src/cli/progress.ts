@@ -1,7 +1,7 @@
 import { SingleBar } from 'cli-progress';
 
 /** How often a bar writes a line when stderr is not a terminal (a log, CI, a pipe). */
-export const PROGRESS_LINE_MS = 10_000;
+export const PROGRESS_LINE_MS = 30_000;
 
 /**
  * A progress bar on stderr: redrawn in place on a terminal; elsewhere one line every
