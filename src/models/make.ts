@@ -39,7 +39,7 @@ const dir = path.join(root, 'models', NSFW_MODEL_ID);
 const MODELS_CALIBRATION_DEFAULTS = {
   fit: 1000,
   holdout: 40,
-  attacked: 36,
+  attacked: 24,
   corpusCalibration: CORPUS_DEFAULTS.calibration,
   corpusEvaluation: CORPUS_DEFAULTS.evaluation,
 } as const;
