@@ -43,7 +43,9 @@ export { calibrate, CALIBRATE_DEFAULTS } from './calibration/calibrate';
 export {
   loadCalibration,
   saveCalibration,
+  readCalibration,
   calibrationPath,
+  sidecarPath,
   CalibrationError,
   CALIBRATION_SCHEMA_VERSION,
 } from './calibration/calibrationFile';

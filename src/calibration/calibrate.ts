@@ -48,9 +48,17 @@ export interface CalibrateOptions {
   readonly maxAccuracyCost: number;
   readonly command?: string;
   readonly onStage?: (stage: string) => void;
+  /** The current stage's progress (images, candidates or detectors done of total). */
   readonly onProgress?: (done: number, total: number) => void;
-  /** The fit set's images per class, and the classes that get the pooled fallback (MIN_CLASS_IMAGES). */
-  readonly onClasses?: (classImages: Readonly<Record<string, number>>, pooled: readonly string[]) => void;
+  /** Told once the split is made, before the long stages. */
+  readonly onClasses?: (report: ClassReport) => void;
+}
+
+/** Images per class of the fit and hold-out sets, and the classes that get the pooled fallback (MIN_CLASS_IMAGES). */
+export interface ClassReport {
+  readonly fit: Readonly<Record<string, number>>;
+  readonly holdout: Readonly<Record<string, number>>;
+  readonly pooled: readonly string[];
 }
 
 export const CALIBRATE_DEFAULTS = {
@@ -222,6 +230,28 @@ const sortedAscending = (values: number[]) =>
     .sort()
     .map((v) => Number(v.toPrecision(7)));
 
+/**
+ * Seconds per stage, for the record and for sizing a longer run: `start(key, text)` ends the
+ * stage before (if any) and tells options.onStage; `end()` ends the last.
+ */
+function stageClock(onStage?: (stage: string) => void) {
+  const seconds: Record<string, number> = {};
+  let current: { key: string; since: number } | undefined;
+  const end = () => {
+    if (current) seconds[current.key] = (Date.now() - current.since) / 1000;
+    current = undefined;
+  };
+  return {
+    seconds,
+    end,
+    start: (key: string, text: string) => {
+      end();
+      current = { key, since: Date.now() };
+      onStage?.(text);
+    },
+  };
+}
+
 export async function calibrate(
   model: InferenceModel,
   images: LabelledImages,
@@ -233,16 +263,21 @@ export async function calibrate(
   const numClasses = model.metadata.labels.length;
   const parts = split(images, options);
   const fitSet = subset(images, parts.fit, size);
-  const classImages = classCounts(fitSet.labels, model.metadata.labels);
-  const pooledClasses = Object.entries(classImages).flatMap(([label, n]) => (n < MIN_CLASS_IMAGES ? [label] : []));
-  options.onClasses?.(classImages, pooledClasses);
   const holdoutSet = subset(images, parts.holdout, size);
   const attackSet = subset(images, parts.attacked, size);
+  const classImages = classCounts(fitSet.labels, model.metadata.labels);
+  const holdoutClassImages = classCounts(holdoutSet.labels, model.metadata.labels);
+  const pooledClasses = Object.entries(classImages).flatMap(([label, n]) => (n < MIN_CLASS_IMAGES ? [label] : []));
+  options.onClasses?.({ fit: classImages, holdout: holdoutClassImages, pooled: pooledClasses });
+  const clock = stageClock(options.onStage);
 
-  options.onStage?.(`attacking ${attackSet.count} training images`);
+  clock.start('attacks', `attacking ${attackSet.count} training images`);
   const generated = await generateAttacks(model, attackSet, options.seed, options.onProgress);
   // Only attacks that changed the prediction are adversarial examples.
-  const advOutPlain = await runInBatches(model, generated.pixels, generated.count);
+  clock.start('attackCheck', `classifying the ${generated.count} attacked images`);
+  const advOutPlain = await runInBatches(model, generated.pixels, generated.count, {}, (done) =>
+    options.onProgress?.(done, generated.count),
+  );
   const successful = advOutPlain.flatMap((o, i) => (argmax(o.probs) !== generated.labels[i] ? [i] : []));
   const adversarialSet = subset({ ...generated, source: '' }, successful, size);
   if (adversarialSet.count < MIN_ADVERSARIAL_IMAGES) {
@@ -253,28 +288,40 @@ export async function calibrate(
     );
   }
 
-  options.onStage?.('choosing the low-pass radius');
+  clock.start('lowPass', `choosing the low-pass radius among ${LOW_PASS_CANDIDATES.length} candidates`);
   const lowPass = await chooseLowPass(model, holdoutSet, adversarialSet, options.maxAccuracyCost, options.onProgress);
 
-  options.onStage?.('computing features');
+  const featureImages = fitSet.count + holdoutSet.count + adversarialSet.count;
+  clock.start(
+    'features',
+    `forward passes with activations and spectra of ${featureImages} images (fit, hold-out, adversarial)`,
+  );
   const extras: BatchExtras = {
     hfCutoffs: HF_CUTOFF_CANDIDATES,
     lowPass: { radius: lowPass.radius, kind: lowPass.kind },
   };
-  const features = async (set: { pixels: Float32Array; count: number }) =>
-    (await runInBatches(model, set.pixels, set.count, extras)).map((o: ImageOutput) =>
-      toFeatures(o, HF_CUTOFF_CANDIDATES),
+  let featuresDone = 0;
+  const features = async (set: { pixels: Float32Array; count: number }) => {
+    const before = featuresDone;
+    const outputs = await runInBatches(model, set.pixels, set.count, extras, (done) =>
+      options.onProgress?.((featuresDone = before + done), featureImages),
     );
+    return outputs.map((o: ImageOutput) => toFeatures(o, HF_CUTOFF_CANDIDATES));
+  };
   const fitFeatures = await features(fitSet);
   const holdoutFeatures = await features(holdoutSet);
   const advFeatures = await features(adversarialSet);
 
-  options.onStage?.('fitting the detectors');
   const hiddenLayer = model.activationLayers.filter((l) => l !== model.metadata.logitsLayer).slice(-1)[0];
   const detectors = screeningDetectors(hiddenLayer);
+  clock.start('fit', `fitting the ${detectors.length} detectors`);
   const fitData: FitData = { clean: fitFeatures, labels: fitSet.labels, adversarial: advFeatures, numClasses };
   const states: Record<string, unknown> = {};
-  for (const d of detectors) states[d.name] = d.fit(fitData);
+  for (const [k, d] of detectors.entries()) {
+    states[d.name] = d.fit(fitData);
+    options.onProgress?.(k + 1, detectors.length);
+  }
+  clock.start('scores', 'scoring the hold-out and adversarial images');
   const scoresOf = (fs: ImageFeatures[]) => fs.map((f) => detectors.map((d) => d.score(states[d.name], f)));
   // The regression's clean side and the thresholds come from disjoint halves of the hold-out set:
   // on fit-set images the density estimate would score its own kernel centres, unrealistically clean.
@@ -299,6 +346,7 @@ export async function calibrate(
       tprAtTargetFpr: tprAtFpr(adv, clean, options.targetFpr),
     };
   });
+  clock.end();
   return {
     schemaVersion: CALIBRATION_SCHEMA_VERSION,
     model: { id: model.metadata.id, sha256: modelSha256 },
@@ -311,6 +359,7 @@ export async function calibrate(
       adversarial: adversarialSet.count,
       attacks: generated.attacks,
       classImages,
+      holdoutClassImages,
       pooledClasses,
     },
     hiddenLayer,
@@ -319,6 +368,11 @@ export async function calibrate(
     detectors: states,
     combined,
     holdoutScores: holdoutByName,
-    summary: { ...summary, command: options.command, seconds: (Date.now() - started) / 1000 },
+    summary: {
+      ...summary,
+      command: options.command,
+      seconds: (Date.now() - started) / 1000,
+      stageSeconds: clock.seconds,
+    },
   };
 }

@@ -23,6 +23,8 @@ export interface ImageFolderOptions {
   readonly limitPerClass?: number;
   /** Seed of that subset (default 0). */
   readonly seed?: number;
+  /** Files tried so far of those that may be (with a limit, a class stops being tried at it). */
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 export interface SkippedFile {
@@ -189,6 +191,7 @@ async function decodeAll(
   inputShape: [number, number, number],
   classes: number,
   limit: number,
+  onProgress?: (done: number, total: number) => void,
 ): Promise<Map<Candidate, Outcome>> {
   const done = new Map<Candidate, Outcome>();
   const decoded = new Array<number>(classes).fill(0);
@@ -200,6 +203,7 @@ async function decodeAll(
       const outcome = await load(dir, item.file, inputShape);
       if ('pixels' in outcome) decoded[item.classIndex]++;
       done.set(item, outcome);
+      onProgress?.(done.size, queue.length);
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -217,7 +221,7 @@ export async function loadImageFolder(
   const { classNames, classOf } = classNamesFor(folders, options.labels);
   const perClass = await candidates(dir, folders, classOf, options);
   const limit = options.limitPerClass ?? Infinity;
-  const done = await decodeAll(dir, perClass.flat(), inputShape, classNames.length, limit);
+  const done = await decodeAll(dir, perClass.flat(), inputShape, classNames.length, limit, options.onProgress);
 
   const taken: Array<{ item: Candidate; pixels: Float32Array }> = [];
   const skipped: SkippedFile[] = [];
@@ -270,6 +274,7 @@ export interface UnlabelledImages {
 export async function loadUnlabelledImages(
   dir: string,
   inputShape: [number, number, number],
+  onProgress?: ImageFolderOptions['onProgress'],
 ): Promise<UnlabelledImages> {
   checkOptions(inputShape, {});
   let entries: string[];
@@ -283,7 +288,7 @@ export async function loadUnlabelledImages(
   const shown = entries.filter((e) => e.split('/').every(visible)).sort(byCodeUnit);
   const isFile = await Promise.all(shown.map(async (e) => (await fs.promises.stat(path.join(dir, e))).isFile()));
   const queue = shown.filter((_, i) => isFile[i]).map((file) => ({ classIndex: 0, file }));
-  const done = await decodeAll(dir, queue, inputShape, 1, Infinity);
+  const done = await decodeAll(dir, queue, inputShape, 1, Infinity, onProgress);
   const taken: Array<{ file: string; pixels: Float32Array }> = [];
   const skipped: SkippedFile[] = [];
   for (const item of queue) {

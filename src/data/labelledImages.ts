@@ -29,20 +29,31 @@ export interface ImageSource {
   readonly split: Split;
   /** Fashion-MNIST images read at most (folders are read whole). */
   readonly limit?: number;
-  /** Who is reading, for messages ("calibrate", "evaluate"). */
-  readonly command: string;
 }
 
-export async function readLabelledImages(source: ImageSource, model: InferenceModel): Promise<LabelledImageSet> {
+/** What a long read reports (src/cli/progress.ts's StageProgress fits). */
+export interface ReadProgress {
+  readonly onStage: (stage: string) => void;
+  readonly onProgress: (done: number, total: number) => void;
+}
+
+const QUIET: ReadProgress = { onStage: () => undefined, onProgress: () => undefined };
+
+export async function readLabelledImages(
+  source: ImageSource,
+  model: InferenceModel,
+  progress: ReadProgress = QUIET,
+): Promise<LabelledImageSet> {
   const shape = [...model.inputShape] as [number, number, number];
+  if (source.images) progress.onStage(`reading and decoding the images of ${source.images}`);
   if (source.labels === 'predicted') {
     if (!source.images) throw new Error('--labels predicted labels the images of a folder: pass --images DIR');
-    const found = await loadUnlabelledImages(source.images, shape);
+    const found = await loadUnlabelledImages(source.images, shape, progress.onProgress);
     for (const s of found.skipped) logger.warn(`skipped ${s.file}: ${s.code}: ${s.message}`);
-    process.stderr.write(
-      `${source.command}: labelling ${found.count} images of ${source.images} by the model's predictions\n`,
+    progress.onStage(`labelling ${found.count} images of ${source.images} by the model's predictions`);
+    const probs = await probabilitiesInBatches(model, found.pixels, found.count, undefined, (done) =>
+      progress.onProgress(done, found.count),
     );
-    const probs = await probabilitiesInBatches(model, found.pixels, found.count);
     return {
       pixels: found.pixels,
       labels: Int32Array.from(probs, (p) => argmax(p)),
@@ -51,7 +62,10 @@ export async function readLabelledImages(source: ImageSource, model: InferenceMo
     };
   }
   if (source.images) {
-    const folder = await loadImageFolder(source.images, shape, { labels: model.metadata.labels });
+    const folder = await loadImageFolder(source.images, shape, {
+      labels: model.metadata.labels,
+      onProgress: progress.onProgress,
+    });
     for (const s of folder.skipped) logger.warn(`skipped ${s.file}: ${s.code}: ${s.message}`);
     return { pixels: folder.pixels, labels: folder.labels, count: folder.count, source: `folder ${source.images}` };
   }

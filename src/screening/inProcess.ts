@@ -37,6 +37,7 @@ export async function probabilitiesInBatches(
   pixels: Float32Array,
   count: number,
   defense?: Defense,
+  onBatch?: (done: number) => void,
 ): Promise<Float32Array[]> {
   const shape = model.inputShape;
   const size = model.imageSize;
@@ -50,6 +51,7 @@ export async function probabilitiesInBatches(
     const k = p.shape[1];
     for (let i = 0; i < n; i++) out.push(data.slice(i * k, (i + 1) * k));
     tf.dispose([x, y, p]);
+    onBatch?.(start + n);
   }
   return out;
 }

@@ -112,16 +112,32 @@ async function writeImages(
   }
 }
 
-test('calibrate --images with classes left out: finishes, reports each class and the pooled ones (it hung at 100 % CPU)', async () => {
+test('calibrate --images with classes left out: finishes, reports each class (fit, hold-out) and the pooled ones, as text and --json', async () => {
   const train = loadFashionMnist('train', undefined, 200);
   const root = path.join(tmp, 'partial');
   await writeImages(root, train, (label) => (label >= 8 ? undefined : FASHION_LABELS[label].replace('/', '_')));
   const out = path.join(tmp, 'partial.json');
   const args = ['calibrate', '--images', root, '--holdout', '40', '--attacked', '30', '--out', out];
-  const { stderr, code } = await advsieve(...args, '--fit', '90');
+  const { stdout, stderr, code } = await advsieve(...args, '--fit', '90');
   expect(code).toBe(0);
-  expect(stderr).toMatch(/fit images per class\n(.*\n)* {2}Bag +0\n {2}Ankle boot +0\n/);
+  // Each long stage is announced on stderr, with a progress line off a terminal.
+  for (const stage of [
+    /reading and decoding the images/,
+    /attacking 30 training images/,
+    /choosing the low-pass radius/,
+    /forward passes/,
+    /fitting the 5 detectors/,
+  ])
+    expect(stderr).toMatch(new RegExp(`calibrate: ${stage.source} .*\\[\\d+ s\\]\\n`));
+  expect(stderr).toMatch(/\[=+\] (\d+)\/\1 /);
   expect(stderr).toMatch(/class\(es\) with fewer than 10 fit images use the pooled statistics .*: .*Bag, Ankle boot\n/);
+  expect(stdout).toMatch(
+    /images per class:\n {2}class +fit +hold-out\n(.*\n)* {2}Bag +0 +0 +pooled\n {2}Ankle boot +0 +0 +pooled\n/,
+  );
+  expect(stdout).toMatch(/^wrote .*partial\.json \(\d+\.\d\d MiB\)\n/);
+  expect(stdout).toMatch(
+    /s \(read \d+, attacks \d+, attackCheck \d+, lowPass \d+, features \d+, fit \d+, scores \d+\)/,
+  );
   const cal = JSON.parse(fs.readFileSync(out, 'utf8'));
   // Bag and Ankle boot, and any class this small sample gave fewer than 10 fit images.
   expect(cal.data.pooledClasses).toEqual(
@@ -129,7 +145,24 @@ test('calibrate --images with classes left out: finishes, reports each class and
   );
   expect(cal.data.pooledClasses).toEqual(expect.arrayContaining(['Bag', 'Ankle boot']));
   expect(cal.data.classImages.Bag).toBe(0);
+  expect(cal.data.holdoutClassImages['Ankle boot']).toBe(0);
+  const fitTotal = Object.values(cal.data.classImages as Record<string, number>).reduce((a, b) => a + b, 0);
+  const holdoutTotal = Object.values(cal.data.holdoutClassImages as Record<string, number>).reduce((a, b) => a + b, 0);
+  expect([fitTotal, holdoutTotal]).toEqual([cal.data.fit, cal.data.holdout]);
   for (const scores of Object.values(cal.holdoutScores) as number[][]) expect(scores.every(Number.isFinite)).toBe(true);
+  // --json: the same report as one object.
+  const json = await advsieve(...args, '--fit', '90', '--json');
+  expect(json.code).toBe(0);
+  const report = JSON.parse(json.stdout);
+  expect(report.classes).toEqual({
+    fit: cal.data.classImages,
+    holdout: cal.data.holdoutClassImages,
+    pooled: cal.data.pooledClasses,
+  });
+  expect(report.images).toMatchObject({ fit: cal.data.fit, holdout: cal.data.holdout });
+  expect(report.files).toEqual([{ file: path.relative(process.cwd(), out), bytes: fs.statSync(out).size }]);
+  expect(Object.keys(report.detectors)).toEqual([...Object.keys(cal.detectors), 'combined']);
+  expect(report.seconds.total).toBeGreaterThan(report.seconds.attacks);
   // Too few images: the message gives the real minimum and names the flags.
   const few = await advsieve(...args, '--fit', '10');
   expect(few.code).toBe(1);

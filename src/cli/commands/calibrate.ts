@@ -2,23 +2,25 @@
  * `advsieve calibrate`: fits the detectors, the low-pass radius and the thresholds on the training
  * split of Fashion-MNIST (default) or on a folder with one sub-folder of images per class — or, with
  * `--labels predicted`, on any folder of images, labelled by the model's own predictions — and
- * writes calibration.json beside the model. It reports how many fit images each class got; a class
- * with too few uses the pooled statistics of all classes (src/detectors/detector.ts, MIN_CLASS_IMAGES).
+ * writes calibration.json (and calibration.bin for large arrays) beside the model. It reports how
+ * many fit and hold-out images each class got; a class with too few fit images uses the pooled
+ * statistics of all classes (src/detectors/detector.ts, MIN_CLASS_IMAGES). Each long stage shows
+ * its progress on stderr (src/cli/progress.ts) and its seconds in the report.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
-import { calibrate, CALIBRATE_DEFAULTS, LabelledImages } from '../../calibration/calibrate';
-import { calibrationPath, saveCalibration } from '../../calibration/calibrationFile';
-import { DEFAULT_FASHION_MNIST_DIR, loadFashionMnist } from '../../data/fashionMnist';
-import { loadImageFolder, loadUnlabelledImages } from '../../data/imageFolder';
-import { argmax, MIN_CLASS_IMAGES } from '../../detectors/detector';
-import { probabilitiesInBatches } from '../../screening/inProcess';
+import { calibrate, CALIBRATE_DEFAULTS, ClassReport, LabelledImages } from '../../calibration/calibrate';
+import { Calibration, calibrationPath, saveCalibration, sidecarPath } from '../../calibration/calibrationFile';
+import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashionMnist';
+import { MIN_CLASS_IMAGES } from '../../detectors/detector';
 import { describeBackend, initBackend } from '../../engine/backends';
 import { InferenceModel } from '../../engine/model';
 import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
 import { floatOption, intOption } from '../options';
-import { progressBar } from '../progress';
+import { stageProgress } from '../progress';
+import { readLabelledImages } from '../../data/labelledImages';
 
 interface CalibrateCommandOptions {
   model: string;
@@ -32,36 +34,7 @@ interface CalibrateCommandOptions {
   seed: number;
   targetFpr: number;
   maxCost: number;
-}
-
-async function labelledImages(opts: CalibrateCommandOptions, model: InferenceModel): Promise<LabelledImages> {
-  if (opts.labels === 'predicted') {
-    if (!opts.images) throw new Error('--labels predicted labels the images of a folder: pass --images DIR');
-    const found = await loadUnlabelledImages(opts.images, [...model.inputShape] as [number, number, number]);
-    for (const s of found.skipped) logger.warn(`skipped ${s.file}: ${s.code}: ${s.message}`);
-    process.stderr.write(`calibrate: labelling ${found.count} images of ${opts.images} by the model's predictions\n`);
-    const probs = await probabilitiesInBatches(model, found.pixels, found.count);
-    return {
-      pixels: found.pixels,
-      labels: Int32Array.from(probs, (p) => argmax(p)),
-      count: found.count,
-      source: `folder ${opts.images}, labelled by the model's predictions`,
-    };
-  }
-  if (opts.images) {
-    const folder = await loadImageFolder(opts.images, [...model.inputShape] as [number, number, number], {
-      labels: model.metadata.labels,
-    });
-    for (const s of folder.skipped) logger.warn(`skipped ${s.file}: ${s.code}: ${s.message}`);
-    return { pixels: folder.pixels, labels: folder.labels, count: folder.count, source: `folder ${opts.images}` };
-  }
-  const [h, w, c] = model.inputShape;
-  if (h !== 28 || w !== 28 || c !== 1) {
-    throw new Error(`the model takes ${h}×${w}×${c} images, Fashion-MNIST is 28×28×1: pass --images DIR`);
-  }
-  // Only the training split: the test split is the evaluation's.
-  const set = loadFashionMnist('train', opts.data, opts.fit + opts.holdout + opts.attacked);
-  return { pixels: set.pixels, labels: Int32Array.from(set.labels), count: set.count, source: 'fashion-mnist train' };
+  json?: boolean;
 }
 
 export function registerCalibrate(program: Command): void {
@@ -99,12 +72,27 @@ export function registerCalibrate(program: Command): void {
       floatOption,
       CALIBRATE_DEFAULTS.maxAccuracyCost,
     )
+    .option('--json', 'print the report as one JSON object on stdout (progress stays on stderr)')
     .action(async (opts: CalibrateCommandOptions) => {
+      const started = Date.now();
       const backend = await initBackend();
       logger.info(describeBackend(backend));
       const model = await InferenceModel.load(opts.model);
-      const images = await labelledImages(opts, model);
-      let bar: ReturnType<typeof progressBar> | undefined;
+      const progress = stageProgress('calibrate', started);
+      const readStarted = Date.now();
+      // Only the training split of Fashion-MNIST: the test split is the evaluation's.
+      const images: LabelledImages = await readLabelledImages(
+        {
+          images: opts.images,
+          labels: opts.labels,
+          data: opts.data,
+          split: 'train',
+          limit: opts.fit + opts.holdout + opts.attacked,
+        },
+        model,
+        progress,
+      );
+      const readSeconds = (Date.now() - readStarted) / 1000;
       const calibration = await calibrate(
         model,
         images,
@@ -112,49 +100,98 @@ export function registerCalibrate(program: Command): void {
           ...opts,
           maxAccuracyCost: opts.maxCost,
           command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
-          onClasses: (counts, pooled) => {
-            const width = Math.max(...Object.keys(counts).map((l) => l.length));
-            process.stderr.write('calibrate: fit images per class\n');
-            for (const [label, n] of Object.entries(counts)) process.stderr.write(`  ${label.padEnd(width)} ${n}\n`);
-            if (pooled.length > 0) {
-              process.stderr.write(
-                `calibrate: ${pooled.length} class(es) with fewer than ${MIN_CLASS_IMAGES} fit images use the pooled ` +
-                  `statistics of all classes (their scores compare with clean images in general): ${pooled.join(', ')}\n`,
-              );
-            }
+          onClasses: (report) => {
+            progress.stop();
+            if (report.pooled.length > 0) process.stderr.write(`calibrate: ${pooledSentence(report.pooled)}\n`);
           },
-          onStage: (stage) => {
-            bar?.stop();
-            process.stderr.write(`calibrate: ${stage}\n`);
-            bar = undefined;
-          },
-          onProgress: (done, total) => {
-            if (!bar) {
-              bar = progressBar('  [{bar}] {value}/{total} {eta_formatted}');
-              bar.start(total, 0);
-            }
-            bar.update(done);
-          },
+          onStage: progress.onStage,
+          onProgress: progress.onProgress,
         },
         model.stored.sha256,
       );
-      bar?.stop();
+      progress.stop();
       const out = opts.out ?? calibrationPath(opts.model);
       saveCalibration(out, calibration);
-      const lp = calibration.lowPass;
-      process.stdout.write(
-        `wrote ${path.relative(process.cwd(), out)} (${calibration.data.fit} fit, ${calibration.data.holdout} hold-out, ` +
-          `${calibration.data.adversarial} adversarial images; ${(calibration.summary.seconds as number).toFixed(0)} s)\n` +
-          `low-pass: ${lp.kind} radius ${lp.radius}: clean ${(lp.cleanAccuracy * 100).toFixed(2)} % → ` +
-          `${(lp.filteredAccuracy * 100).toFixed(2)} %, calibration attacks ${(lp.adversarialAccuracy * 100).toFixed(2)} %\n`,
-      );
-      for (const [name, s] of Object.entries(calibration.summary)) {
-        if (typeof s !== 'object' || s === null) continue;
-        const m = s as { aurocOnCalibrationAttacks: number; tprAtTargetFpr: number };
-        process.stdout.write(
-          `  ${name.padEnd(20)} AUROC ${m.aurocOnCalibrationAttacks.toFixed(4)}  TPR@${calibration.defaultTargetFpr * 100}% FPR ${m.tprAtTargetFpr.toFixed(3)}\n`,
-        );
-      }
+      const files = [out, sidecarPath(out)]
+        .filter((f) => fs.existsSync(f))
+        .map((f) => ({ file: path.relative(process.cwd(), f), bytes: fs.statSync(f).size }));
+      const report = calibrationReport(calibration, files, readSeconds);
+      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : reportText(report));
       model.dispose();
     });
+}
+
+const pooledSentence = (pooled: readonly string[]) =>
+  `${pooled.length} class(es) with fewer than ${MIN_CLASS_IMAGES} fit images use the pooled statistics of all ` +
+  `classes (their scores compare with clean images in general): ${pooled.join(', ')}`;
+
+/** What a calibration run reports, as text or (--json) as it is. */
+function calibrationReport(
+  calibration: Calibration,
+  files: Array<{ file: string; bytes: number }>,
+  readSeconds: number,
+) {
+  const { data, lowPass, summary } = calibration;
+  const detectors = Object.fromEntries(
+    Object.entries(summary).flatMap(([name, s]) =>
+      typeof s === 'object' && s !== null && 'aurocOnCalibrationAttacks' in s
+        ? [[name, s as { aurocOnCalibrationAttacks: number; tprAtTargetFpr: number }]]
+        : [],
+    ),
+  );
+  const classes: ClassReport = {
+    fit: data.classImages ?? {},
+    holdout: data.holdoutClassImages ?? {},
+    pooled: data.pooledClasses ?? [],
+  };
+  return {
+    files,
+    images: { fit: data.fit, holdout: data.holdout, adversarial: data.adversarial, attacks: data.attacks },
+    classes,
+    lowPass: {
+      kind: lowPass.kind,
+      radius: lowPass.radius,
+      cleanAccuracy: lowPass.cleanAccuracy,
+      filteredAccuracy: lowPass.filteredAccuracy,
+      adversarialAccuracy: lowPass.adversarialAccuracy,
+    },
+    targetFpr: calibration.defaultTargetFpr,
+    detectors,
+    /** Reading the images, then calibrate's stages. */
+    seconds: {
+      read: readSeconds,
+      ...(summary.stageSeconds as Record<string, number>),
+      total: readSeconds + (summary.seconds as number),
+    },
+  };
+}
+
+function reportText(r: ReturnType<typeof calibrationReport>): string {
+  const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+  const labels = Object.keys(r.classes.fit);
+  const width = Math.max(5, ...labels.map((l) => l.length));
+  const lines = [
+    `wrote ${r.files.map((f) => `${f.file} (${(f.bytes / 2 ** 20).toFixed(2)} MiB)`).join(', ')}`,
+    `${r.images.fit} fit, ${r.images.holdout} hold-out, ${r.images.adversarial} adversarial images; ${r.seconds.total.toFixed(0)} s (` +
+      Object.entries(r.seconds)
+        .filter(([k]) => k !== 'total')
+        .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+        .join(', ') +
+      ')',
+    `images per class:`,
+    `  ${'class'.padEnd(width)}   fit  hold-out`,
+    ...labels.map(
+      (l) =>
+        `  ${l.padEnd(width)} ${String(r.classes.fit[l]).padStart(5)} ${String(r.classes.holdout[l] ?? 0).padStart(9)}` +
+        (r.classes.pooled.includes(l) ? '  pooled' : ''),
+    ),
+    ...(r.classes.pooled.length > 0 ? [pooledSentence(r.classes.pooled)] : []),
+    `low-pass: ${r.lowPass.kind} radius ${r.lowPass.radius}: clean ${pct(r.lowPass.cleanAccuracy)} → ` +
+      `${pct(r.lowPass.filteredAccuracy)}, calibration attacks ${pct(r.lowPass.adversarialAccuracy)}`,
+    ...Object.entries(r.detectors).map(
+      ([name, m]) =>
+        `  ${name.padEnd(20)} AUROC ${m.aurocOnCalibrationAttacks.toFixed(4)}  TPR@${r.targetFpr * 100}% FPR ${m.tprAtTargetFpr.toFixed(3)}`,
+    ),
+  ];
+  return lines.join('\n') + '\n';
 }

@@ -18,7 +18,7 @@ import { Screener } from '../../screening/screener';
 import { mulberry32, permutation } from '../../train/random';
 import { defaultModelDir } from '../../util/paths';
 import { intOption } from '../options';
-import { progressBar } from '../progress';
+import { stageProgress } from '../progress';
 
 const SUITES = ['fashion', 'photo', 'quick'] as const;
 type SuiteName = (typeof SUITES)[number];
@@ -128,10 +128,12 @@ export function registerEvaluate(program: Command): void {
       const screener = new Screener(calibration, model.metadata.labels);
       const attacks = suiteOf(opts, model);
       const { images: folder, count } = imagesOption(opts);
+      const progress = stageProgress('evaluate', started);
       const wanted = count ?? 1000;
       const read = await readLabelledImages(
-        { images: folder, labels: opts.labels, data: opts.data, split: 'test', command: 'evaluate' },
+        { images: folder, labels: opts.labels, data: opts.data, split: 'test' },
         model,
+        progress,
       );
       const images = sample(read, wanted, opts.seed, model.imageSize);
       const id = model.metadata.id;
@@ -139,24 +141,13 @@ export function registerEvaluate(program: Command): void {
       process.stderr.write(
         `evaluate: ${id}, ${images.count} images of ${read.source}, ${attacks.length} attacks: ${attacks.map((a) => a.name).join(', ')}\n`,
       );
-      let bar: ReturnType<typeof progressBar> | undefined;
       const { result, artifacts } = await evaluate(model, screener, images, {
         attacks,
         seed: opts.seed,
-        onStage: (stage) => {
-          bar?.stop();
-          bar = undefined;
-          process.stderr.write(`evaluate: ${stage} [${((Date.now() - started) / 1000).toFixed(0)} s]\n`);
-        },
-        onProgress: (done, total) => {
-          if (!bar) {
-            bar = progressBar('  [{bar}] {value}/{total} {eta_formatted}');
-            bar.start(total, 0);
-          }
-          bar.update(done);
-        },
+        onStage: progress.onStage,
+        onProgress: progress.onProgress,
       });
-      bar?.stop();
+      progress.stop();
       const written = await writeReport(
         path.resolve(out),
         { ...result, seconds: (Date.now() - started) / 1000 },
