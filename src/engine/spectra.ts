@@ -318,6 +318,20 @@ export function sieveChannels(x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => tf.concat([x, tf.sum(tf.mul(x, tf.tensor1d([...LUMA])), 3, true)], 3) as tf.Tensor4D);
 }
 
+/**
+ * dftColumns' spectrum of N RGB images' planes ([H, N·3, M], an image's channels adjacent) with each
+ * image's luminance spectrum after its channels: [H, N·4, M], the layout of sieveChannels' planes.
+ */
+function withLuminanceSpectrum(f: Spectrum, n: number): Spectrum {
+  const add = (t: tf.Tensor3D) => {
+    const [h, , m] = t.shape;
+    const byImage = tf.reshape(t, [h, n, 3, m]);
+    const y = tf.sum(tf.mul(byImage, tf.reshape(tf.tensor1d([...LUMA]), [1, 1, 3, 1])), 2, true);
+    return tf.reshape(tf.concat([byImage, y], 2), [h, n * 4, m]) as tf.Tensor3D;
+  };
+  return { re: add(f.re), im: add(f.im) };
+}
+
 /** [N, H, W, C] → [N·C, H, W]: one plane per image and channel, channels of an image adjacent. */
 function planes(x: tf.Tensor4D): tf.Tensor3D {
   const [n, h, w, c] = x.shape;
@@ -464,16 +478,17 @@ export function spectralExtras(
     };
   }
   return tf.tidy(() => {
-    // One DFT of the sieve's planes (RGB's luminance among them) serves both; the luminance plane's
-    // low-passed copy is dropped.
+    // One DFT of the channels serves both; RGB's luminance spectrum is the same weighted sum of
+    // theirs (the DFT is linear), so it costs no transform of its own.
+    const p = planes(x);
+    const f = dftColumns(p, true);
+    const filtered = lowPassOfHalfSpectrum(f, w, lowPassSpec.radius, lowPassSpec.kind);
     const xs = sieveChannels(x);
     const cs = xs.shape[3];
-    const p = planes(xs);
-    const f = dftColumns(p, true);
-    const filtered = fromPlanes(lowPassOfHalfSpectrum(f, w, lowPassSpec.radius, lowPassSpec.kind), [n, h, w, cs]);
+    const sieve = cs === c ? f : withLuminanceSpectrum(f, n);
     return {
-      hfShare: shareOfPower(halfPowerRows(f, w), tf.reshape(p, [n * cs, h * w]), [n, h, w, cs], cutoffs),
-      filtered: tf.clipByValue(cs === c ? filtered : tf.slice(filtered, [0, 0, 0, 0], [n, h, w, c]), 0, 1),
+      hfShare: shareOfPower(halfPowerRows(sieve, w), tf.reshape(planes(xs), [n * cs, h * w]), [n, h, w, cs], cutoffs),
+      filtered: tf.clipByValue(fromPlanes(filtered, [n, h, w, c]), 0, 1),
     };
   });
 }
