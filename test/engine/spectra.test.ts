@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
+  FACTORED_DFT_MIN,
   spectralExtras,
   dft2d,
   highFrequencyShare,
@@ -229,6 +230,58 @@ describe.each(backendsUnderTest())('on %s', (backend) => {
       expect(spectralExtras(x, [], undefined)).toEqual({ hfShare: undefined, filtered: undefined });
     },
   );
+
+  // 96 = 8 · 12 ≥ FACTORED_DFT_MIN: the columns take the two-stage (Cooley–Tukey) transform, forward
+  // and inverse; checked against the DFT's definition summed here in plain JS.
+  test('factored column transforms: power spectrum and ideal low-pass of a 96×70 image = the definition', async () => {
+    const [h, w] = [96, 70];
+    expect(h).toBeGreaterThanOrEqual(FACTORED_DFT_MIN);
+    const v = randomValues(h * w, 31);
+    const re = new Float64Array(h * w);
+    const im = new Float64Array(h * w);
+    // Separable: along rows, then columns.
+    const rowsRe = new Float64Array(h * w);
+    const rowsIm = new Float64Array(h * w);
+    for (let y = 0; y < h; y++)
+      for (let k = 0; k < w; k++)
+        for (let x = 0; x < w; x++) {
+          const a = (-2 * Math.PI * k * x) / w;
+          rowsRe[y * w + k] += v[y * w + x] * Math.cos(a);
+          rowsIm[y * w + k] += v[y * w + x] * Math.sin(a);
+        }
+    for (let k = 0; k < h; k++)
+      for (let c = 0; c < w; c++)
+        for (let y = 0; y < h; y++) {
+          const a = (-2 * Math.PI * k * y) / h;
+          const [cr, ci] = [Math.cos(a), Math.sin(a)];
+          re[k * w + c] += rowsRe[y * w + c] * cr - rowsIm[y * w + c] * ci;
+          im[k * w + c] += rowsRe[y * w + c] * ci + rowsIm[y * w + c] * cr;
+        }
+    const power = (await powerSpectrum(tf.tensor3d(v, [1, h, w])).data()) as Float32Array;
+    power.forEach((p, i) => expect(p).toBeCloseTo((re[i] ** 2 + im[i] ** 2) / (h * w), 2));
+    // Ideal low-pass at 0.2 cycles/pixel: keep the bins within, invert by the definition.
+    const mask = lowPassMask(h, w, 0.2, 'ideal');
+    const filtered = (await lowPassImages(tf.tensor4d(v, [1, h, w, 1]), 0.2, 'ideal').data()) as Float32Array;
+    const keptRows = new Float64Array(h * w * 2); // inverse along columns first
+    for (let y = 0; y < h; y++)
+      for (let c = 0; c < w; c++)
+        for (let k = 0; k < h; k++) {
+          if (!mask[k * w + c]) continue;
+          const a = (2 * Math.PI * k * y) / h;
+          const [cr, ci] = [Math.cos(a), Math.sin(a)];
+          keptRows[(y * w + c) * 2] += re[k * w + c] * cr - im[k * w + c] * ci;
+          keptRows[(y * w + c) * 2 + 1] += re[k * w + c] * ci + im[k * w + c] * cr;
+        }
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        let sum = 0;
+        for (let c = 0; c < w; c++) {
+          const a = (2 * Math.PI * c * x) / w;
+          sum += keptRows[(y * w + c) * 2] * Math.cos(a) - keptRows[(y * w + c) * 2 + 1] * Math.sin(a);
+        }
+        expect(filtered[y * w + x]).toBeCloseTo(Math.min(1, Math.max(0, sum / (h * w))), 4);
+      }
+  });
 
   test('Parseval: the power spectrum sums to the sum of squared pixels', async () => {
     const v = randomValues(16 * 16, 9);
