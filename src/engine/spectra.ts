@@ -174,7 +174,6 @@ function dftColumns(x: tf.Tensor3D, half = false): Spectrum {
   const [n, h, w] = x.shape;
   // The half spectrum (see halfWidth) takes C_w and S_w's first halfWidth(W) columns only.
   const row = half ? halfMatrices(w) : matrices(w);
-  const col = matrices(h);
   const m = row.cos.shape[1];
   const rows = tf.reshape(x, [n * h, w]);
   const a = tf.reshape(tf.matMul(rows, row.cos), [n, h, m]) as tf.Tensor3D;
