@@ -202,6 +202,9 @@ async function attackSubset(
       steps: spec.steps,
       targets: targets && !whole ? Int32Array.from(indices, (i) => targets[i]) : targets,
       seed: options.seed,
+      // Through every detector, a 224×224 image's backward pass also keeps its spectra and their
+      // inverse: 8 at once ran out of wasm's 4 GiB heap ("memory access out of bounds"); 2 fit.
+      batchSize: spec.adaptive === 'detectors' && size > 32 * 32 * 3 ? 2 : undefined,
     },
     options.onProgress && ((done) => options.onProgress!(done, indices.length)),
   );
