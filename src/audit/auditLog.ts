@@ -20,6 +20,7 @@ export const AUDITED_OPERATIONS = [
   'spectrum',
   'trajectory',
   'explain',
+  'compare',
 ] as const;
 export type AuditedOperation = (typeof AUDITED_OPERATIONS)[number];
 

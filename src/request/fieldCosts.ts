@@ -24,6 +24,8 @@ export const TOKENS_PER_IMAGE = {
   defend: 3,
   /** Per map: a forward pass, a backward pass from the logits to the layer, an overlay PNG. */
   explain: 3,
+  /** Per image of the pair: a forward pass, a Grad-CAM map, and (shared) the perturbation's spectrum and PNGs. */
+  compare: 5,
 } as const;
 
 export type CostedField = keyof typeof TOKENS_PER_IMAGE;

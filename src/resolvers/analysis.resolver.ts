@@ -5,6 +5,8 @@ import { SpectrumResult } from '../schema/spectrum.type';
 import { TrajectoryResult } from '../schema/trajectory.type';
 import { ApiContext, explain, MAX_EXPLAIN_CLASSES, spectrum, trajectory } from '../server/operations';
 import { ExplainResult } from '../schema/explain.type';
+import { CompareResult } from '../schema/compare.type';
+import { compare } from '../server/compare';
 
 @Resolver()
 export class AnalysisResolver {
@@ -55,5 +57,19 @@ export class AnalysisResolver {
     @Ctx() ctx: ApiContext,
   ): Promise<ExplainResult> {
     return explain(ctx, image, classes, layer, model);
+  }
+
+  @Authorized('oracle')
+  @Query(() => CompareResult, {
+    description:
+      'An original and a suspected adversarial version side by side: the perturbation, its spectrum, promotion–suppression, Grad-CAM and trajectories (the `oracle` scope; audited).',
+  })
+  compare(
+    @Arg('clean', () => ImageInput) clean: ImageInput,
+    @Arg('suspect', () => ImageInput) suspect: ImageInput,
+    @ModelArg() model: string | null,
+    @Ctx() ctx: ApiContext,
+  ): Promise<CompareResult> {
+    return compare(ctx, clean, suspect, model);
   }
 }

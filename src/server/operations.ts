@@ -20,7 +20,7 @@ import type { ScreenOptions } from '../schema/screen-options.input';
 import type { ScreenResult } from '../schema/screen-result.type';
 import type { SpectrumResult } from '../schema/spectrum.type';
 import type { TrajectoryResult } from '../schema/trajectory.type';
-import type { ExplainResult } from '../schema/explain.type';
+import type { ClassActivationMap, ExplainResult } from '../schema/explain.type';
 import { overlay } from '../explain/overlay';
 import { DeadlineExceededError } from '../engine/batcher';
 import { recordVerdicts } from '../audit/records';
@@ -46,11 +46,11 @@ const ATTACK_DEFAULT_STEPS: Readonly<Record<AttackName, number>> = {
   square: DEFAULT_SQUARE_QUERIES,
 };
 
-function errorOf(f: ImageFailure): { code: string; message: string } {
+export function errorOf(f: ImageFailure): { code: string; message: string } {
   return { code: f.code, message: f.message };
 }
 
-function checkTop(service: ScreeningService, model: ScreeningModel, top: number | null | undefined): number {
+export function checkTop(service: ScreeningService, model: ScreeningModel, top: number | null | undefined): number {
   const k = model.metadata.labels.length;
   if (top == null) return Math.min(service.config.topK, k);
   if (!(Number.isInteger(top) && top >= 1 && top <= k))
@@ -64,7 +64,7 @@ function withModel<T extends object>(results: readonly T[], model: ScreeningMode
 }
 
 /** Counts each image's outcome under the model's id and the field's name. */
-function count(
+export function count(
   service: ScreeningService,
   model: ScreeningModel,
   operation: string,
@@ -74,7 +74,7 @@ function count(
 }
 
 /** Reads one field's images and infers them in one engine call. */
-async function readAndInfer(
+export async function readAndInfer(
   ctx: ApiContext,
   model: ScreeningModel,
   inputs: readonly ImageInput[],
@@ -280,6 +280,52 @@ export async function trajectory(
   return { ...result, model: model.id };
 }
 
+/**
+ * Grad-CAM maps, one per entry (an image's pixels, its engine output and the class to map), from one
+ * worker request, each with its raw values and an overlay PNG of the model's input size.
+ */
+export async function activationMaps(
+  ctx: ApiContext,
+  model: ScreeningModel,
+  entries: ReadonlyArray<{ pixels: Float32Array; out: ImageOutput; classIndex: number }>,
+  layer?: string,
+): Promise<{ layer: string; maps: ClassActivationMap[] }> {
+  const { labels, inputShape } = model.metadata;
+  let maps;
+  try {
+    maps = await model.engine.explain(
+      entries.map((e) => e.pixels),
+      Int32Array.from(entries, (e) => e.classIndex),
+      { layer, deadline: ctx.deadline },
+    );
+  } catch (err) {
+    if (err instanceof DeadlineExceededError)
+      throw deadlineExceeded(ctx.service.config.requestTimeoutMs, 'its Grad-CAM waited for a worker');
+    throw err;
+  }
+  const size = maps.height * maps.width;
+  return {
+    layer: maps.layer,
+    maps: await Promise.all(
+      entries.map(async ({ pixels, out, classIndex: k }, i) => {
+        const values = maps.maps.subarray(i * size, (i + 1) * size);
+        const rgb = overlay(values, [maps.height, maps.width], pixels, inputShape);
+        const png = await encodePng16(rgb, [inputShape[0], inputShape[1], 3]);
+        return {
+          classIndex: k,
+          label: labels[k],
+          logit: out.logits[k],
+          probability: out.probs[k],
+          height: maps.height,
+          width: maps.width,
+          values: Array.from(values),
+          overlay: png.toString('base64'),
+        };
+      }),
+    ),
+  };
+}
+
 /** Classes one `explain` may map besides the predicted one. */
 export const MAX_EXPLAIN_CLASSES = 4;
 
@@ -297,7 +343,7 @@ export async function explain(
 ): Promise<ExplainResult> {
   const service = ctx.service;
   const model = service.model(modelId);
-  const { labels, activationLayers, inputShape } = model.metadata;
+  const { labels, activationLayers } = model.metadata;
   const asked = [...new Set(classes ?? [])];
   const bad = asked.find((k) => !(Number.isInteger(k) && k >= 0 && k < labels.length));
   if (bad !== undefined) throw badUserInput(`classes: ${bad} is not a class index in [0, ${labels.length})`, 'classes');
@@ -319,44 +365,13 @@ export async function explain(
   } else {
     const predicted = prediction(out.probs, labels, checkTop(service, model, undefined));
     const mapped = [predicted.classIndex, ...asked.filter((k) => k !== predicted.classIndex)];
-    let maps;
-    try {
-      maps = await model.engine.explain(
-        mapped.map(() => img.pixels),
-        Int32Array.from(mapped),
-        { layer: layer ?? undefined, deadline: ctx.deadline },
-      );
-    } catch (err) {
-      if (err instanceof DeadlineExceededError)
-        throw deadlineExceeded(service.config.requestTimeoutMs, 'its Grad-CAM waited for a worker');
-      throw err;
-    }
-    const size = maps.height * maps.width;
-    result = {
-      sha256: img.sha256,
-      layer: maps.layer,
-      prediction: predicted,
-      maps: await Promise.all(
-        mapped.map(async (k, i) => {
-          const values = maps.maps.subarray(i * size, (i + 1) * size);
-          const png = await encodePng16(overlay(values, [maps.height, maps.width], img.pixels, inputShape), [
-            inputShape[0],
-            inputShape[1],
-            3,
-          ]);
-          return {
-            classIndex: k,
-            label: labels[k],
-            logit: out.logits[k],
-            probability: out.probs[k],
-            height: maps.height,
-            width: maps.width,
-            values: Array.from(values),
-            overlay: png.toString('base64'),
-          };
-        }),
-      ),
-    };
+    const { layer: used, maps } = await activationMaps(
+      ctx,
+      model,
+      mapped.map((k) => ({ pixels: img.pixels, out, classIndex: k })),
+      layer ?? undefined,
+    );
+    result = { sha256: img.sha256, layer: used, prediction: predicted, maps };
   }
   count(service, model, 'explain', [result]);
   await recordVerdicts(ctx, model, 'explain', images, [{ ...result, index: 0 }]);

@@ -165,6 +165,72 @@ test('explain: Grad-CAM maps for the predicted class and those asked for, on eit
   expect(audit.body.data!.screenings.edges.length).toBeGreaterThanOrEqual(2);
 });
 
+test('compare: an image and an FGSM version of it — the perturbation within ε, its spectrum, promotion–suppression, both Grad-CAMs and trajectories', async () => {
+  const clean = { base64: base64Of(fixtureFiles()[0]) };
+  const made = await gql<{ attack: { adversarialImage: string; success: boolean } }>(
+    server,
+    'mutation ($i: ImageInput!) { attack(image: $i, method: FGSM, epsilon: 0.2) { adversarialImage success } }',
+    { i: clean },
+  );
+  expect(made.body.errors).toBeUndefined();
+  const suspect = { base64: made.body.data!.attack.adversarialImage };
+  const query = `query ($c: ImageInput!, $s: ImageInput!) {
+    compare(clean: $c, suspect: $s) {
+      model
+      clean { prediction { classIndex } cam { classIndex values } trajectory { layer } }
+      suspect { prediction { classIndex } cam { classIndex values } trajectory { layer } }
+      perturbation { linf l2 amplification image }
+      perturbationSpectrum { highFrequencyShare logMagnitudePng }
+      promotionSuppression { type originClass targetClass drop rise }
+    }
+  }`;
+  type Side = {
+    prediction: { classIndex: number };
+    cam: { classIndex: number; values: number[] };
+    trajectory: unknown[];
+  };
+  const r = await gql<{
+    compare: {
+      model: string;
+      clean: Side;
+      suspect: Side;
+      perturbation: { linf: number; l2: number; amplification: number; image: string };
+      perturbationSpectrum: { highFrequencyShare: number; logMagnitudePng: string };
+      promotionSuppression: { type: string; originClass: number; targetClass: number; drop: number } | null;
+    };
+  }>(server, query, { c: clean, s: suspect });
+  expect(r.body.errors).toBeUndefined();
+  const c = r.body.data!.compare;
+  expect(c.model).toBe('fashion-cnn');
+  expect(c.perturbation.linf).toBeGreaterThan(0.1);
+  expect(c.perturbation.linf).toBeLessThanOrEqual(0.2 + 1e-3);
+  expect(c.perturbation.amplification).toBeCloseTo(0.5 / c.perturbation.linf, 5);
+  expect(c.perturbationSpectrum.highFrequencyShare).toBeGreaterThan(0);
+  expect(c.perturbationSpectrum.logMagnitudePng.length).toBeGreaterThan(100);
+  for (const side of [c.clean, c.suspect]) {
+    expect(side.cam.classIndex).toBe(side.prediction.classIndex);
+    expect(side.trajectory.length).toBeGreaterThan(0);
+  }
+  if (c.clean.prediction.classIndex !== c.suspect.prediction.classIndex) {
+    expect(c.promotionSuppression).toMatchObject({
+      originClass: c.clean.prediction.classIndex,
+      targetClass: c.suspect.prediction.classIndex,
+    });
+    expect(['suppression', 'promotion', 'balanced']).toContain(c.promotionSuppression!.type);
+  } else expect(c.promotionSuppression).toBeNull();
+  // An image against itself: no perturbation, no change of class.
+  const same = await gql<{ compare: { perturbation: { linf: number }; promotionSuppression: unknown } }>(
+    server,
+    query,
+    {
+      c: clean,
+      s: clean,
+    },
+  );
+  expect(same.body.data!.compare.perturbation.linf).toBe(0);
+  expect(same.body.data!.compare.promotionSuppression).toBeNull();
+});
+
 test('an unknown model is UNKNOWN_MODEL (400) naming the models served; nothing is run', async () => {
   const before = await itemsOf(null);
   const r = await gql(server, 'mutation ($i: [ImageInput!]!) { screen(images: $i, model: "nope") { model } }', {
