@@ -34,6 +34,7 @@ import {
   TrajectoryLayer,
 } from './analysis';
 import { AttackSpec } from './attackSuite';
+import type { FalsePositiveReport } from './falsePositives';
 import { auroc, rocCurve, tprAtFpr } from './metrics';
 
 export const REPORT_FPR = 0.05;
@@ -88,6 +89,8 @@ export interface EvaluationResult {
   readonly cleanAccuracy: number;
   /** Clean false-positive rate of each detector at calibration's thresholds (target: calibration's FPR). */
   readonly cleanFalsePositiveRate: Record<string, number>;
+  /** The clean rate on every image of the evaluation's pool, with intervals (./falsePositives.ts; set by the command). */
+  readonly falsePositives?: FalsePositiveReport;
   readonly defensesClean: DefenseRow[];
   readonly attacks: AttackRow[];
   readonly seconds: number;
