@@ -293,6 +293,17 @@ async function writePlots(
         series,
       ),
     );
+  // Convergence: an attack whose loss still falls at its last step was stopped too early.
+  for (const [attack, losses] of Object.entries(artifacts.lossCurves)) {
+    const every = Math.max(1, Math.ceil(losses.length / 40));
+    const steps = losses.map((_, k) => k).filter((k) => k % every === 0 || k === losses.length - 1);
+    save(
+      `loss-${attack.replace(/[^\w.-]+/g, '_')}.png`,
+      await linePlot(`Attack loss per step — ${attack} (restarts one after another)`, 'step', 'mean loss', [
+        { name: attack, x: steps.map(String), y: steps.map((k) => losses[k]) },
+      ]),
+    );
+  }
   return written;
 }
 
