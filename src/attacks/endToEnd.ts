@@ -82,12 +82,19 @@ export class EndToEnd implements Attack {
     const n = x.shape[0];
     const eps = call.epsilon;
     const onehot = classOneHot(call, first, n);
-    const gradient = tf.grad((xa: tf.Tensor) => tf.sum(parts(target, xa as tf.Tensor4D, call, onehot, kappa).loss));
+    // The gradient's forward pass also gives the iterate's loss and success (kept out of its tidy):
+    // judging the iterate needs no second pass through the pipeline.
+    let seen: { loss: tf.Tensor1D; success: tf.Tensor } | undefined;
+    const gradient = tf.grad((xa: tf.Tensor) => {
+      const p = parts(target, xa as tf.Tensor4D, call, onehot, kappa);
+      seen = { loss: tf.keep(p.loss), success: tf.keep(p.success) };
+      return tf.sum(p.loss);
+    });
     // The best so far per image: rank = loss, minus a large constant for a success.
     let best = tf.clone(x);
     let bestRank = tf.fill([n], Infinity) as tf.Tensor1D;
-    const keep = (xa: tf.Tensor4D) => {
-      const { loss, success } = tf.tidy(() => parts(target, xa, call, onehot, kappa));
+    /** Judges iterate `xa` by its `loss` and `success` (disposed here) against the best so far; returns the mean loss. */
+    const keep = (xa: tf.Tensor4D, loss: tf.Tensor1D, success: tf.Tensor) => {
       const next = tf.tidy(() => {
         const rank = tf.where(success, tf.sub(loss, 1e6), loss) as tf.Tensor1D;
         const better = tf.less(rank, bestRank);
@@ -123,13 +130,19 @@ export class EndToEnd implements Attack {
               const moved = tf.sub(xa, tf.mul(tf.sign(gradient(xa)), size));
               return tf.clipByValue(tf.add(x, tf.clipByValue(tf.sub(moved, x), -eps, eps)), 0, 1) as tf.Tensor4D;
             });
+            // The iterate the gradient was taken at (the start, then each step's result).
+            const mean = keep(xa, seen!.loss, seen!.success);
+            if (trace && step > 0) trace(run * steps + step - 1, (await mean.data())[0], n);
+            mean.dispose();
             xa.dispose();
             xa = next;
-            const mean = keep(xa);
-            if (trace) trace(run * steps + step, (await mean.data())[0], n);
-            mean.dispose();
             await tf.nextFrame();
           }
+          // The last iterate, judged on its own pass.
+          const last = tf.tidy(() => parts(target, xa, call, onehot, kappa));
+          const mean = keep(xa, last.loss, last.success);
+          if (trace) trace(run * steps + steps - 1, (await mean.data())[0], n);
+          mean.dispose();
         } finally {
           xa.dispose();
         }

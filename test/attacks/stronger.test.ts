@@ -91,7 +91,9 @@ test('feature matching pulls every layer towards the guide within ε, lowers acc
   const attack = new FeatureMatching();
   const trace: number[] = [];
   const options = { epsilon: 0.1, steps: 40, guides, trace: (s: number, loss: number) => (trace[s] = loss) };
+  const tensors = tf.memory().numTensors;
   const adv = await attack.run(target, x, labels, options);
+  expect(tf.memory().numTensors).toBe(tensors + 1);
   expect(await linf(adv)).toBeLessThanOrEqual(0.1 + 1e-6);
   const before = await featureDistance(x);
   const after = await featureDistance(adv);
@@ -128,7 +130,9 @@ test('the low-frequency variant keeps less of its perturbation above the cut-off
 test('the end-to-end attack: within ε, at least as strong as its first run, seeded, traced per step', async () => {
   const attack = new EndToEnd({ restarts: 2 });
   const steps: number[] = [];
+  const tensors = tf.memory().numTensors;
   const adv = await attack.run(target, x, labels, { epsilon: 0.1, steps: 20, seed: 4, trace: (s) => steps.push(s) });
+  expect(tf.memory().numTensors).toBe(tensors + 1); // the result only: nothing leaked
   expect(await linf(adv)).toBeLessThanOrEqual(0.1 + 1e-6);
   expect(steps).toEqual(Array.from({ length: 40 }, (_, k) => k));
   const one = await new EndToEnd({ restarts: 1 }).run(target, x, labels, { epsilon: 0.1, steps: 20, seed: 4 });
