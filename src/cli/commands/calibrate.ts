@@ -10,8 +10,20 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
-import { calibrate, CALIBRATE_DEFAULTS, ClassReport, LabelledImages } from '../../calibration/calibrate';
-import { Calibration, calibrationPath, saveCalibration, sidecarPath } from '../../calibration/calibrationFile';
+import {
+  addClassSpectra,
+  calibrate,
+  CALIBRATE_DEFAULTS,
+  ClassReport,
+  LabelledImages,
+} from '../../calibration/calibrate';
+import {
+  Calibration,
+  calibrationPath,
+  readCalibration,
+  saveCalibration,
+  sidecarPath,
+} from '../../calibration/calibrationFile';
 import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashionMnist';
 import { MIN_CLASS_IMAGES } from '../../detectors/detector';
 import { describeBackend, initBackend } from '../../engine/backends';
@@ -35,6 +47,7 @@ interface CalibrateCommandOptions {
   targetFpr: number;
   maxCost: number;
   json?: boolean;
+  addClassSpectra?: boolean;
 }
 
 export function registerCalibrate(program: Command): void {
@@ -73,6 +86,10 @@ export function registerCalibrate(program: Command): void {
       CALIBRATE_DEFAULTS.maxAccuracyCost,
     )
     .option('--json', 'print the report as one JSON object on stdout (progress stays on stderr)')
+    .option(
+      '--add-class-spectra',
+      "only add the classes' mean spectra to the existing calibration file, changing nothing else in it (pass the options it was made with)",
+    )
     .action(async (opts: CalibrateCommandOptions) => {
       const started = Date.now();
       const backend = await initBackend();
@@ -93,6 +110,12 @@ export function registerCalibrate(program: Command): void {
         progress,
       );
       const readSeconds = (Date.now() - readStarted) / 1000;
+      if (opts.addClassSpectra) {
+        progress.stop();
+        await addClassSpectraTo(opts.out ?? calibrationPath(opts.model), model, images, opts);
+        model.dispose();
+        return;
+      }
       const calibration = await calibrate(
         model,
         images,
@@ -119,6 +142,36 @@ export function registerCalibrate(program: Command): void {
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : reportText(report));
       model.dispose();
     });
+}
+
+/** `--add-class-spectra`: the calibration file as it was, with the class spectra added. */
+async function addClassSpectraTo(
+  file: string,
+  model: InferenceModel,
+  images: LabelledImages,
+  opts: CalibrateCommandOptions,
+): Promise<void> {
+  const started = Date.now();
+  const { calibration } = readCalibration(file, model.stored.sha256);
+  const added = await addClassSpectra(model, images, opts, calibration);
+  saveCalibration(file, added.calibration);
+  const spectra = added.calibration.classSpectra!;
+  const report = {
+    file: path.relative(process.cwd(), file),
+    bytes: fs.statSync(file).size,
+    classImages: spectra.images,
+    rings: spectra.radial[0]?.length ?? 0,
+    map: `${spectra.mapHeight}×${spectra.mapWidth}`,
+    expectationError: added.expectationError,
+    seconds: (Date.now() - started) / 1000,
+  };
+  process.stdout.write(
+    opts.json
+      ? JSON.stringify(report) + '\n'
+      : `added class spectra (${report.rings} rings, ${report.map} maps, ${spectra.images.join('/')} images) to ${report.file} ` +
+          `(${(report.bytes / 2 ** 20).toFixed(2)} MiB) in ${report.seconds.toFixed(1)} s; the fit set reproduced the stored ` +
+          `class expectations to ${report.expectationError.toExponential(2)}\n`,
+  );
 }
 
 const pooledSentence = (pooled: readonly string[]) =>
