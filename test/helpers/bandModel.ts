@@ -6,7 +6,7 @@
  * nothing else moves. Calibrated on synthetic images whose class's band is the brightest.
  */
 import * as tf from '@tensorflow/tfjs';
-import { calibrate } from '../../src/calibration/calibrate';
+import { calibrate, LabelledImages } from '../../src/calibration/calibrate';
 import { calibrationPath, saveCalibration } from '../../src/calibration/calibrationFile';
 import { InferenceModel } from '../../src/engine/model';
 import { saveModel } from '../../src/engine/modelStore';
@@ -23,6 +23,28 @@ export function bandImage(bands: readonly number[], noise = 0, random: () => num
     return Math.min(1, Math.max(0, v));
   });
 }
+
+/** The calibration's images: 240, class k's band the brightest. */
+export function bandImages(): LabelledImages {
+  const random = mulberry32(5);
+  const count = 240;
+  const labels = Int32Array.from({ length: count }, (_, i) => i % 3);
+  const pixels = new Float32Array(count * SIDE * SIDE);
+  labels.forEach((label, i) => {
+    const bands = [0, 1, 2].map((k) => (k === label ? 0.5 + 0.4 * random() : 0.1 + 0.35 * random()));
+    pixels.set(bandImage(bands, 0.1, random), i * SIDE * SIDE);
+  });
+  return { pixels, labels, count, source: 'synthetic bands (test)' };
+}
+
+export const BAND_CALIBRATION = {
+  fit: 120,
+  holdout: 60,
+  attacked: 60,
+  seed: 2,
+  targetFpr: 0.05,
+  maxAccuracyCost: 0.01,
+} as const;
 
 /** Writes the model and its calibration to `dir`; returns its SHA-256. */
 export async function makeBandModel(dir: string): Promise<string> {
@@ -63,20 +85,7 @@ export async function makeBandModel(dir: string): Promise<string> {
     activationLayers: ['feat', 'hidden', 'logits'],
   });
   const model = await InferenceModel.load(dir);
-  const random = mulberry32(5);
-  const count = 240;
-  const labels = Int32Array.from({ length: count }, (_, i) => i % 3);
-  const pixels = new Float32Array(count * SIDE * SIDE);
-  labels.forEach((label, i) => {
-    const bands = [0, 1, 2].map((k) => (k === label ? 0.5 + 0.4 * random() : 0.1 + 0.35 * random()));
-    pixels.set(bandImage(bands, 0.1, random), i * SIDE * SIDE);
-  });
-  const calibration = await calibrate(
-    model,
-    { pixels, labels, count, source: 'synthetic bands (test)' },
-    { fit: 120, holdout: 60, attacked: 60, seed: 2, targetFpr: 0.05, maxAccuracyCost: 0.01 },
-    sha256,
-  );
+  const calibration = await calibrate(model, bandImages(), BAND_CALIBRATION, sha256);
   saveCalibration(calibrationPath(dir), calibration);
   model.dispose();
   return sha256;
