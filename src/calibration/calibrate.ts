@@ -21,6 +21,8 @@ import { combinedScore, fitCombined } from '../detectors/combined';
 import { argmax, FitData, ImageFeatures, MIN_CLASS_IMAGES, toFeatures } from '../detectors/detector';
 import { HF_CUTOFF_CANDIDATES } from '../detectors/highFrequencyEnergy';
 import { COMBINED, screeningDetectors } from '../detectors/registry';
+import type { ActivationDistanceState } from '../detectors/activationDistance';
+import { classExpectations } from '../detectors/classExpectations';
 import type { BatchExtras, ImageOutput, InferenceModel } from '../engine/model';
 import type { LowPassKind } from '../engine/spectra';
 import { auroc, tprAtFpr } from '../evaluation/metrics';
@@ -28,6 +30,7 @@ import { probabilitiesInBatches, runInBatches } from '../screening/inProcess';
 import { makeDefense } from '../defenses/registry';
 import { mulberry32, permutation } from '../train/random';
 import { Calibration, CALIBRATION_SCHEMA_VERSION, LowPassChoice } from './calibrationFile';
+import { classSpectra } from './classSpectra';
 import { readThresholds, ThresholdImages } from './thresholds';
 
 export interface LabelledImages {
@@ -321,6 +324,9 @@ export async function calibrate(
   const holdoutFeatures = await features(holdoutSet);
   const advFeatures = await features(adversarialSet);
 
+  clock.start('classSpectra', `mean spectra of the ${fitSet.count} fit images' classes`);
+  const spectra = await classSpectra(fitSet.pixels, fitSet.labels, fitSet.count, model.inputShape, numClasses);
+
   const hiddenLayer = model.activationLayers.filter((l) => l !== model.metadata.logitsLayer).slice(-1)[0];
   const detectors = screeningDetectors(hiddenLayer);
   clock.start('fit', `fitting the ${detectors.length} detectors`);
@@ -377,6 +383,7 @@ export async function calibrate(
     detectors: states,
     combined,
     holdoutScores: holdoutByName,
+    classSpectra: spectra,
     summary,
   };
   let calibration = fitted;
@@ -395,3 +402,49 @@ export async function calibrate(
     },
   };
 }
+
+/**
+ * Adds class spectra to a calibration made before they were recorded, changing nothing else in it:
+ * `images` and `options` must be those it was made with, so that the split gives the same fit set —
+ * checked by recomputing the class expectations the activation-distance detector stored at its
+ * last layer from that set (a different set moves them far beyond float rounding).
+ */
+export async function addClassSpectra(
+  model: InferenceModel,
+  images: LabelledImages,
+  options: Pick<CalibrateOptions, 'fit' | 'holdout' | 'attacked' | 'seed'>,
+  calibration: Calibration,
+): Promise<{ calibration: Calibration; expectationError: number }> {
+  const size = model.imageSize;
+  const parts = split(images, options as CalibrateOptions);
+  const fitSet = subset(images, parts.fit, size);
+  const { data } = calibration;
+  if (images.source !== data.source || fitSet.count !== data.fit || parts.holdout.length !== data.holdout) {
+    throw new Error(
+      `the calibration was made on ${data.fit} fit and ${data.holdout} hold-out images of '${data.source}', these options give ` +
+        `${fitSet.count} and ${parts.holdout.length} of '${images.source}': pass the options it was made with (${String(calibration.summary.command)})`,
+    );
+  }
+  const state = calibration.detectors.activationDistance as ActivationDistanceState;
+  const layer = state.layers[state.layers.length - 1];
+  const outputs = await runInBatches(model, fitSet.pixels, fitSet.count, {});
+  const mu = classExpectations(
+    outputs.map((o) => o.activations),
+    fitSet.labels,
+    [layer],
+    model.metadata.labels.length,
+  )[layer];
+  const stored = state.expectations[layer];
+  const expectationError = Math.max(...mu.flatMap((row, c) => row.map((v, j) => Math.abs(v - stored[c][j]))));
+  if (!(expectationError <= EXPECTATION_TOLERANCE)) {
+    throw new Error(
+      `these images and options do not give the calibration's fit set: its class expectations at '${layer}' differ by up to ` +
+        `${expectationError.toPrecision(3)} (tolerance ${EXPECTATION_TOLERANCE}); pass the options it was made with (${String(calibration.summary.command)})`,
+    );
+  }
+  const spectra = await classSpectra(fitSet.pixels, fitSet.labels, fitSet.count, model.inputShape, model.metadata.labels.length);
+  return { calibration: { ...calibration, classSpectra: spectra }, expectationError };
+}
+
+/** Largest difference of a recomputed class expectation from the stored one that still counts as the same fit set. */
+const EXPECTATION_TOLERANCE = 1e-3;

@@ -10,6 +10,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CombinedState } from '../detectors/combined';
+import type { ClassSpectra } from './classSpectra';
 import type { LowPassKind } from '../engine/spectra';
 import { extractLargeArrays, restoreLargeArrays, sidecarRecord, SidecarRecord } from './sidecar';
 
@@ -76,6 +77,11 @@ export interface Calibration {
   readonly combined: CombinedState;
   /** Detector name (and 'combined') → the clean threshold images' scores, ascending (data.thresholds says whose). */
   readonly holdoutScores: Readonly<Record<string, number[]>>;
+  /**
+   * Mean log-power spectra of the fit set's classes (./classSpectra.ts); absent in files written
+   * before they were recorded, which load as before (`compare` then says why it has none).
+   */
+  readonly classSpectra?: ClassSpectra;
   /** Calibration's own measurements, for the record (AUROC on its attacks, seconds taken). */
   readonly summary: Readonly<Record<string, unknown>>;
 }

@@ -319,6 +319,18 @@ export function radialFrequencyGrid(h: number, w: number): Float32Array {
   return r;
 }
 
+/**
+ * Rings of radial frequency, each 1/min(H, W) wide, from DC outwards: bin i lies in ring
+ * ⌊r_i · min(H, W)⌋ (ring 0 holds the DC). The rings of `spectrum`'s radial profile and of the
+ * radial log-power profiles that `compare` correlates with a class's mean.
+ */
+export function radialBands(h: number, w: number): { step: number; count: number; ringOf: Int32Array } {
+  const r = radialFrequencyGrid(h, w);
+  const step = 1 / Math.min(h, w);
+  const count = Math.ceil(Math.max(...r) / step + 1e-9);
+  return { step, count, ringOf: Int32Array.from(r, (f) => Math.min(count - 1, Math.floor(f / step))) };
+}
+
 export type LowPassKind = 'ideal' | 'gaussian';
 
 /**

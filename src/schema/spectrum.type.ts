@@ -31,6 +31,13 @@ export class SpectrumResult extends JudgedImage {
   })
   radial?: RadialBand[];
 
+  @Field(() => [Float], {
+    nullable: true,
+    description:
+      'Radial log-power profile: per ring of `radial`, the mean over its frequency bins of log10(power + 1e-10), channels averaged (ring 0 holds the DC). `compare` correlates it with a class’s mean.',
+  })
+  radialLogPower?: number[];
+
   @Field(() => Float, {
     nullable: true,
     description: 'The high-frequency energy sieve’s cut-off (from calibration), cycles per pixel.',

@@ -5,7 +5,8 @@
  * so that they never hold the event loop that serves every other request.
  */
 import * as tf from '@tensorflow/tfjs';
-import { highFrequencyShare, lowPassImages, powerSpectrum, radialFrequencyGrid } from '../engine/spectra';
+import { highFrequencyShare, lowPassImages, powerSpectrum, radialBands } from '../engine/spectra';
+import { LOG_POWER_FLOOR, radialLogProfile } from '../evaluation/analysis';
 import { heatmapGrid } from '../report/plots';
 import type { RadialBand, SpectrumResult } from '../schema/spectrum.type';
 
@@ -41,15 +42,12 @@ export async function spectrumOf(
       share: highFrequencyShare(planes, cutoff).dataSync(),
     };
   });
-  const r = radialFrequencyGrid(h, w);
-  const step = 1 / Math.min(h, w);
-  const bands = Math.ceil(Math.max(...r) / step + 1e-9);
+  const { step, count: bands, ringOf } = radialBands(h, w);
   const sums = new Float64Array(bands);
   const bins = new Float64Array(bands);
   let total = 0;
-  r.forEach((f, bin) => {
-    if (f === 0) return; // DC: the mean brightness, not texture
-    const b = Math.min(bands - 1, Math.floor(f / step));
+  ringOf.forEach((b, bin) => {
+    if (bin === 0) return; // DC: the mean brightness, not texture
     for (let ch = 0; ch < c; ch++) sums[b] += power[ch * h * w + bin];
     bins[b] += 1;
     for (let ch = 0; ch < c; ch++) total += power[ch * h * w + bin];
@@ -60,6 +58,10 @@ export async function spectrumOf(
     power: bins[b] ? s / bins[b] : 0,
     share: total > 0 ? s / total : 0,
   }));
+  const logMean = new Float32Array(h * w);
+  for (let ch = 0; ch < c; ch++) {
+    for (let i = 0; i < h * w; i++) logMean[i] += Math.log10(power[ch * h * w + i] + LOG_POWER_FLOOR) / c;
+  }
   const names = c === 1 ? ['grey'] : ['red', 'green', 'blue'];
   const png = await heatmapGrid(
     'log power spectrum',
@@ -71,6 +73,7 @@ export async function spectrumOf(
     width: w,
     height: h,
     radial,
+    radialLogPower: Array.from(radialLogProfile(logMean, h, w)),
     cutoff,
     highFrequencyShare: Array.from(share).reduce((a, b) => a + b, 0) / share.length,
     logMagnitudePng: png.toString('base64'),

@@ -1,20 +1,25 @@
 /**
  * `compare(clean, suspect)`: an original and a suspected adversarial version of it, side by side —
- * the perturbation (amplified), its spectrum with the sieve's cut-off, the promotion–suppression
- * typing of the prediction's change (src/evaluation/analysis.ts), and each image's Grad-CAM and
- * feature trajectory. Both images are decoded to the model's input; the perturbation is their
- * difference there.
+ * the perturbation (amplified), its spectrum with the sieve's cut-off against the calibration's
+ * mean spectrum of the class it pushes towards, the promotion–suppression typing of the
+ * prediction's change on the logits and per activation layer (src/evaluation/analysis.ts), and
+ * each image's Grad-CAM and feature trajectory. Both images are decoded to the model's input; the
+ * perturbation is their difference there.
  */
 import { encodePng16 } from '../images/encode';
 import type { ImageOutput } from '../engine/model';
-import { promotionSuppression } from '../evaluation/analysis';
+import { classSpectrumProblem } from '../calibration/classSpectra';
+import type { ActivationDistanceState } from '../detectors/activationDistance';
+import { layerPromotionSuppression, promotionSuppression, spectrumSimilarity } from '../evaluation/analysis';
+import { heatmapGrid } from '../report/plots';
 import { prediction } from '../screening/screener';
-import type { CompareResult, ComparedImage } from '../schema/compare.type';
+import type { ClassSpectrumComparison, CompareResult, ComparedImage } from '../schema/compare.type';
 import type { ImageInput } from '../schema/image.input';
 import { recordVerdicts } from '../audit/records';
 import { ImageFailure } from '../request/errors';
 import { TOKENS_PER_IMAGE } from '../request/fieldCosts';
 import { activationMaps, ApiContext, checkTop, count, errorOf, readAndInfer } from './operations';
+import type { ScreeningModel } from './screeningModel';
 import { isFailed, ReadImage } from './requestImages';
 
 type Read = { img: ReadImage; out: ImageOutput | ImageFailure };
@@ -39,6 +44,42 @@ async function perturbationOf(clean: Float32Array, suspect: Float32Array, shape:
     shape,
   );
   return { delta, perturbation: { linf, l2: Math.sqrt(sq), amplification, image: png.toString('base64') } };
+}
+
+/**
+ * The perturbation's radial log-power profile against the calibration's clean mean of class `k`:
+ * their correlation, the class's rank among all classes by it, and the class's mean spectrum drawn.
+ * A calibration without the class's spectrum answers why, not an error.
+ */
+async function classSpectrumComparison(
+  model: ScreeningModel,
+  k: number,
+  perturbationProfile: readonly number[],
+  cutoff: number,
+): Promise<ClassSpectrumComparison> {
+  const { labels, inputShape } = model.metadata;
+  const spectra = model.calibration.classSpectra;
+  const usable = (j: number) => classSpectrumProblem(spectra, j, inputShape, perturbationProfile.length);
+  const base = { classIndex: k, label: labels[k] };
+  const problem = usable(k);
+  if (problem !== undefined || spectra === undefined) return { ...base, available: false, reason: problem };
+  const profiles = labels.map((_, j) => (usable(j) === undefined ? spectra.radial[j] : undefined));
+  const { similarity, rank } = spectrumSimilarity(perturbationProfile, profiles, k);
+  const png = await heatmapGrid(
+    `mean log10 power spectrum, class ${labels[k]}`,
+    [{ label: labels[k], width: spectra.mapWidth, height: spectra.mapHeight, values: spectra.maps[k] }],
+    { shift: true, ring: cutoff },
+  );
+  return {
+    ...base,
+    available: true,
+    images: spectra.images[k],
+    radialLogPower: spectra.radial[k],
+    similarity,
+    rank,
+    classesRanked: profiles.filter((p) => p !== undefined).length,
+    logMagnitudePng: png.toString('base64'),
+  };
 }
 
 export async function compare(
@@ -88,10 +129,20 @@ export async function compare(
     const { delta, perturbation } = await perturbationOf(c.pixels, s.pixels, inputShape);
     result.perturbation = perturbation;
     const cutoff = (model.calibration.detectors.highFrequency as { cutoff: number }).cutoff;
-    result.perturbationSpectrum = { model: model.id, ...(await service.analysis.spectrum(delta, inputShape, cutoff)) };
+    const spectrum = await service.analysis.spectrum(delta, inputShape, cutoff);
+    result.perturbationSpectrum = { model: model.id, ...spectrum };
+    result.classSpectrum = await classSpectrumComparison(model, to, spectrum.radialLogPower ?? [], cutoff);
     if (from !== to) {
       const ps = promotionSuppression(c.out.logits, s.out.logits, from, to);
-      result.promotionSuppression = { ...ps, originClass: from, targetClass: to };
+      const { layers, expectations } = model.calibration.detectors.activationDistance as ActivationDistanceState;
+      result.promotionSuppression = {
+        ...ps,
+        originClass: from,
+        targetClass: to,
+        layers: layers.map((layer) =>
+          layerPromotionSuppression(layer, expectations[layer], c.out.activations[layer], s.out.activations[layer], from, to),
+        ),
+      };
     }
   }
   count(service, model, 'compare', [result.clean, result.suspect]);

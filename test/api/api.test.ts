@@ -316,6 +316,7 @@ describe('the other fields', () => {
       spectrum: {
         width: number;
         radial: Array<{ from: number; share: number }>;
+        radialLogPower: number[];
         highFrequencyShare: number;
         logMagnitudePng: string;
       };
@@ -323,7 +324,7 @@ describe('the other fields', () => {
       server,
       `query($x: ImageInput!) {
         trajectory(image: $x) { prediction { classIndex } steps { layer distances nearestClass nearestLabel } }
-        spectrum(image: $x) { width height cutoff highFrequencyShare radial { from to power share } logMagnitudePng }
+        spectrum(image: $x) { width height cutoff highFrequencyShare radial { from to power share } radialLogPower logMagnitudePng }
       }`,
       { x: { base64: b64(trouser) } },
     );
@@ -336,6 +337,9 @@ describe('the other fields', () => {
     expect(sp.width).toBe(28);
     expect(sp.radial[0].from).toBe(0);
     expect(sp.radial.reduce((a, b) => a + b.share, 0)).toBeCloseTo(1, 4);
+    // One mean log power per ring; the DC's ring (the trouser's brightness) far above the rest.
+    expect(sp.radialLogPower).toHaveLength(sp.radial.length);
+    expect(Math.max(...sp.radialLogPower)).toBe(sp.radialLogPower[0]);
     expect(sp.highFrequencyShare).toBeGreaterThanOrEqual(0);
     expect(sp.highFrequencyShare).toBeLessThanOrEqual(1);
     expect((await sharp(Buffer.from(sp.logMagnitudePng, 'base64')).metadata()).format).toBe('png');

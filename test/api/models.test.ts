@@ -181,7 +181,8 @@ test('compare: an image and an FGSM version of it — the perturbation within ε
       suspect { prediction { classIndex } cam { classIndex values } trajectory { layer } }
       perturbation { linf l2 amplification image }
       perturbationSpectrum { highFrequencyShare logMagnitudePng }
-      promotionSuppression { type originClass targetClass drop rise }
+      promotionSuppression { type originClass targetClass drop rise layers { layer type } }
+      classSpectrum { classIndex available similarity rank classesRanked }
     }
   }`;
   type Side = {
@@ -196,7 +197,20 @@ test('compare: an image and an FGSM version of it — the perturbation within ε
       suspect: Side;
       perturbation: { linf: number; l2: number; amplification: number; image: string };
       perturbationSpectrum: { highFrequencyShare: number; logMagnitudePng: string };
-      promotionSuppression: { type: string; originClass: number; targetClass: number; drop: number } | null;
+      promotionSuppression: {
+        type: string;
+        originClass: number;
+        targetClass: number;
+        drop: number;
+        layers: Array<{ layer: string; type: string }>;
+      } | null;
+      classSpectrum: {
+        classIndex: number;
+        available: boolean;
+        similarity: number;
+        rank: number;
+        classesRanked: number;
+      };
     };
   }>(server, query, { c: clean, s: suspect });
   expect(r.body.errors).toBeUndefined();
@@ -217,7 +231,16 @@ test('compare: an image and an FGSM version of it — the perturbation within ε
       targetClass: c.suspect.prediction.classIndex,
     });
     expect(['suppression', 'promotion', 'balanced']).toContain(c.promotionSuppression!.type);
+    // Typed again at every layer the detectors read (the bundled calibration's activation-distance layers).
+    expect(c.promotionSuppression!.layers.map((l) => l.layer)).toEqual(['conv1', 'conv2', 'fc1', 'logits']);
   } else expect(c.promotionSuppression).toBeNull();
+  // The bundled calibration has class spectra: the perturbation is held against its target's.
+  expect(c.classSpectrum).toMatchObject({
+    classIndex: c.suspect.prediction.classIndex,
+    available: true,
+    classesRanked: 10,
+  });
+  expect(Math.abs(c.classSpectrum.similarity)).toBeLessThanOrEqual(1);
   // An image against itself: no perturbation, no change of class.
   const same = await gql<{ compare: { perturbation: { linf: number }; promotionSuppression: unknown } }>(
     server,

@@ -136,7 +136,7 @@ test('calibrate --images with classes left out: finishes, reports each class (fi
   );
   expect(stdout).toMatch(/^wrote .*partial\.json \(\d+\.\d\d MiB\)\n/);
   expect(stdout).toMatch(
-    /s \(read \d+, attacks \d+, attackCheck \d+, lowPass \d+, features \d+, fit \d+, scores \d+\)/,
+    /s \(read \d+, attacks \d+, attackCheck \d+, lowPass \d+, features \d+, classSpectra \d+, fit \d+, scores \d+\)/,
   );
   const cal = JSON.parse(fs.readFileSync(out, 'utf8'));
   // Bag and Ankle boot, and any class this small sample gave fewer than 10 fit images.
@@ -146,6 +146,10 @@ test('calibrate --images with classes left out: finishes, reports each class (fi
   expect(cal.data.pooledClasses).toEqual(expect.arrayContaining(['Bag', 'Ankle boot']));
   expect(cal.data.classImages.Bag).toBe(0);
   expect(cal.data.holdoutClassImages['Ankle boot']).toBe(0);
+  // The classes left out have no mean spectrum; the others have one over their fit images.
+  expect(cal.classSpectra.images).toEqual(Object.values(cal.data.classImages));
+  expect(cal.classSpectra.radial[8]).toEqual([]);
+  expect(cal.classSpectra.radial[0]).toHaveLength(20);
   const fitTotal = Object.values(cal.data.classImages as Record<string, number>).reduce((a, b) => a + b, 0);
   const holdoutTotal = Object.values(cal.data.holdoutClassImages as Record<string, number>).reduce((a, b) => a + b, 0);
   expect([fitTotal, holdoutTotal]).toEqual([cal.data.fit, cal.data.holdout]);

@@ -10,11 +10,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
-import { calibrate, CALIBRATE_DEFAULTS, ClassReport, LabelledImages } from '../../calibration/calibrate';
+import {
+  addClassSpectra,
+  calibrate,
+  CALIBRATE_DEFAULTS,
+  ClassReport,
+  LabelledImages,
+} from '../../calibration/calibrate';
 import {
   Calibration,
   calibrationPath,
   loadCalibration,
+  readCalibration,
   saveCalibration,
   sidecarPath,
 } from '../../calibration/calibrationFile';
@@ -48,6 +55,7 @@ interface CalibrateCommandOptions {
   thresholdImages?: string;
   thresholdsOnly?: boolean;
   json?: boolean;
+  addClassSpectra?: boolean;
 }
 
 /**
@@ -137,6 +145,10 @@ export function registerCalibrate(program: Command): void {
       "keep the existing calibration's fitted detectors and re-read its thresholds only (--thresholds, --threshold-images)",
     )
     .option('--json', 'print the report as one JSON object on stdout (progress stays on stderr)')
+    .option(
+      '--add-class-spectra',
+      "only add the classes' mean spectra to the existing calibration file, changing nothing else in it (pass the options it was made with)",
+    )
     .action(async (opts: CalibrateCommandOptions) => {
       const started = Date.now();
       const backend = await initBackend();
@@ -171,6 +183,12 @@ export function registerCalibrate(program: Command): void {
         model,
         progress,
       );
+      if (opts.addClassSpectra) {
+        progress.stop();
+        await addClassSpectraTo(out, model, images, opts);
+        model.dispose();
+        return;
+      }
       const thresholdImages = await thresholdImagesFor(opts, model, progress);
       const readSeconds = (Date.now() - readStarted) / 1000;
       const calibration = await calibrate(
@@ -199,6 +217,36 @@ export function registerCalibrate(program: Command): void {
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : reportText(report));
       model.dispose();
     });
+}
+
+/** `--add-class-spectra`: the calibration file as it was, with the class spectra added. */
+async function addClassSpectraTo(
+  file: string,
+  model: InferenceModel,
+  images: LabelledImages,
+  opts: CalibrateCommandOptions,
+): Promise<void> {
+  const started = Date.now();
+  const { calibration } = readCalibration(file, model.stored.sha256);
+  const added = await addClassSpectra(model, images, opts, calibration);
+  saveCalibration(file, added.calibration);
+  const spectra = added.calibration.classSpectra!;
+  const report = {
+    file: path.relative(process.cwd(), file),
+    bytes: fs.statSync(file).size,
+    classImages: spectra.images,
+    rings: spectra.radial[0]?.length ?? 0,
+    map: `${spectra.mapHeight}×${spectra.mapWidth}`,
+    expectationError: added.expectationError,
+    seconds: (Date.now() - started) / 1000,
+  };
+  process.stdout.write(
+    opts.json
+      ? JSON.stringify(report) + '\n'
+      : `added class spectra (${report.rings} rings, ${report.map} maps, ${spectra.images.join('/')} images) to ${report.file} ` +
+          `(${(report.bytes / 2 ** 20).toFixed(2)} MiB) in ${report.seconds.toFixed(1)} s; the fit set reproduced the stored ` +
+          `class expectations to ${report.expectationError.toExponential(2)}\n`,
+  );
 }
 
 const pooledSentence = (pooled: readonly string[]) =>
