@@ -29,8 +29,9 @@ async function main() {
   });
   fs.copyFileSync(path.join(source, 'index.html'), path.join(out, 'index.html'));
   fs.copyFileSync(path.join(source, 'console.css'), path.join(out, 'console.css'));
-  const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-  if (process.argv.includes('--verbose')) console.log(`dist/console: ${(bytes / 1024).toFixed(1)} KiB`);
+  if (process.argv.includes('--verbose')) {
+    for (const [file, o] of Object.entries(result.metafile.outputs)) console.log(`${file}: ${(o.bytes / 1024).toFixed(1)} KiB`);
+  }
 }
 
 main().catch((err) => {

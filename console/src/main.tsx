@@ -66,4 +66,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.textContent = ''; // the "Loading…" line; Preact would keep what it did not render
+render(<App />, root);

@@ -15,6 +15,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import sharp from 'sharp';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createApiKey } from '../../src/gateway/apiKeys';
 import { CONSOLE_CSP } from '../../src/server/console';
@@ -127,8 +128,12 @@ function violationsInPage(): Promise<string[]> {
   return page.evaluate(() => [...(window as unknown as { cspViolations: string[] }).cspViolations]);
 }
 
+/** The viewport as a palette PNG (a third of the bytes of the browser's own, for docs/console/). */
 async function shot(name: string): Promise<void> {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+  const png = await page.screenshot({ fullPage: false });
+  await sharp(png)
+    .png({ palette: true, quality: 90, effort: 10 })
+    .toFile(path.join(SHOTS, `${name}.png`));
 }
 
 beforeAll(async () => {
@@ -268,6 +273,7 @@ test('Audit: the operator finds the analyst’s new rows; filters by key and ver
     .getByTestId('audit-count')
     .filter({ hasText: /^1 record match/ })
     .waitFor();
+  await shot('audit');
   const flagged = table.locator('tr.audit-row');
   expect(await flagged.getAttribute('data-sha256')).toBe(sha256Of(adversarialFile));
   await flagged.getByRole('button', { name: /^Open record/ }).click();
@@ -275,7 +281,7 @@ test('Audit: the operator finds the analyst’s new rows; filters by key and ver
   await record.waitFor();
   expect(await record.innerText()).toContain(sha256Of(adversarialFile));
   expect(await page.evaluate(() => document.activeElement?.id)).toBe('audit-record');
-  await shot('audit');
+  await shot('audit-record');
 });
 
 test('Audit: a screen-only key is told it needs the admin scope, and sees no record', async () => {
@@ -284,6 +290,7 @@ test('Audit: a screen-only key is told it needs the admin scope, and sees no rec
   await page.getByTestId('audit-forbidden').waitFor();
   expect(await page.getByRole('alert').innerText()).toMatch(/needs a key with the admin scope/);
   expect(await page.locator('tr.audit-row').count()).toBe(0);
+  await shot('audit-forbidden');
 });
 
 test('Model: thresholds at the FPR in force, AUROCs, the low-pass radius and the report’s ROC plots', async () => {
@@ -292,10 +299,11 @@ test('Model: thresholds at the FPR in force, AUROCs, the low-pass radius and the
   await card.waitFor();
   expect(await card.getByTestId('target-fpr').innerText()).toBe('0.0500');
   expect(await card.locator('tr[data-detector]').count()).toBe(6);
+  await card.locator('.plots').waitFor();
+  await shot('model');
   const plot = card.locator('.plots img[src$="/roc-pgd-0.1.png"]');
   await plot.scrollIntoViewIfNeeded();
   expect(await plot.evaluate(async (img: BrowserImage) => (await img.decode(), img.naturalWidth))).toBeGreaterThan(0);
-  await shot('model');
 });
 
 test('Live: engine statistics and, for an admin key, the flagged rate, refreshed', async () => {
@@ -306,6 +314,26 @@ test('Live: engine statistics and, for an admin key, the flagged rate, refreshed
   await card.getByTestId('flagged').waitFor();
   // The analyst screened two images and one was flagged (the attack's own screening is not `screen`).
   expect(await card.getByTestId('flagged').innerText()).toMatch(/50\.0 % of 2 since start/);
+  // Traffic while the page watches: four more clean images, which the next samples count.
+  const images = fs
+    .readdirSync(FIXTURES)
+    .filter((f) => f.endsWith('.png'))
+    .slice(0, 4)
+    .map((f) => ({ base64: fs.readFileSync(path.join(FIXTURES, f)).toString('base64') }));
+  const screened = await fetch(`${server.base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${analyst.key}` },
+    body: JSON.stringify({
+      query: 'mutation($i: [ImageInput!]!) { screen(images: $i) { index } }',
+      variables: { i: images },
+    }),
+  });
+  expect(screened.status).toBe(200);
+  await card
+    .getByTestId('flagged')
+    .filter({ hasText: / of 6 since start/ })
+    .waitFor();
+  expect(await card.getByTestId('throughput').innerText()).not.toBe('0.0 img/s');
   await shot('live');
 });
 

@@ -24,8 +24,9 @@ export function barDomain(score: number, threshold: number): [number, number] {
 function DetectorBar({ d }: { d: DetectorScore }) {
   const [lo, hi] = barDomain(d.score, d.threshold);
   const x = (v: number) => ((v - lo) / (hi - lo)) * BAR_WIDTH;
-  const zero = x(0);
-  const end = x(d.score);
+  // From the left edge, not from 0: a score far below its threshold (the combined verdict's
+  // logit is often -8) is a short bar, not a long one pointing the other way.
+  const end = Math.max(1, x(d.score));
   const label = `${d.name}: score ${d.score.toFixed(3)}, threshold ${d.threshold.toFixed(3)}${d.flagged ? ', flagged' : ''}`;
   return (
     <div class="detector" data-detector={d.name} data-flagged={String(d.flagged)}>
@@ -40,13 +41,7 @@ function DetectorBar({ d }: { d: DetectorScore }) {
       >
         <title>{label}</title>
         <rect class="bar-track" x="0" y="2" width={BAR_WIDTH} height={BAR_HEIGHT - 4} />
-        <rect
-          class={d.flagged ? 'bar-fill flagged' : 'bar-fill'}
-          x={Math.min(zero, end)}
-          y="2"
-          width={Math.max(1, Math.abs(end - zero))}
-          height={BAR_HEIGHT - 4}
-        />
+        <rect class={d.flagged ? 'bar-fill flagged' : 'bar-fill'} x="0" y="2" width={end} height={BAR_HEIGHT - 4} />
         <line class="bar-threshold" x1={x(d.threshold)} x2={x(d.threshold)} y1="0" y2={BAR_HEIGHT} />
       </svg>
       <span class="detector-value">
@@ -138,7 +133,8 @@ export function TrajectoryChart({
 }
 
 /** A time series, newest on the right; the y axis from 0 to the largest value seen. */
-export function Sparkline({ values, label, unit }: { values: readonly number[]; label: string; unit: string }) {
+export function Sparkline({ values: given, label, unit }: { values: readonly number[]; label: string; unit: string }) {
+  const values = given.length === 1 ? [given[0], given[0]] : given; // one rate: a level line
   const width = 280;
   const height = 70;
   const max = Math.max(1e-9, ...values);
@@ -157,7 +153,13 @@ export function Sparkline({ values, label, unit }: { values: readonly number[]; 
       aria-label={`${label}: ${last.toFixed(2)} ${unit} now, ${max.toFixed(2)} at most`}
     >
       <rect class="bar-track" x="0" y="0" width={width} height={height} />
-      {values.length > 1 && <polyline class="series highlight" points={points} />}
+      {values.length > 1 ? (
+        <polyline class="series highlight" points={points} />
+      ) : (
+        <text class="tick" x={width / 2} y={height / 2} text-anchor="middle">
+          after the next sample
+        </text>
+      )}
     </svg>
   );
 }

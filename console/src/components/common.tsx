@@ -21,9 +21,20 @@ export function VerdictBadge({ verdict }: { verdict: Verdict }) {
 }
 
 /** An image the API sent as base64 PNG. */
-export function Png({ base64, alt, testId }: { base64: string; alt: string; testId?: string }) {
+export function Png({
+  base64,
+  alt,
+  testId,
+  natural,
+}: {
+  base64: string;
+  alt: string;
+  testId?: string;
+  /** At its own size (a figure with text: the spectrum), not enlarged pixel by pixel like the model's input. */
+  natural?: boolean;
+}) {
   const src = base64.startsWith('data:') ? base64 : `data:image/png;base64,${base64}`;
-  return <img class="png" src={src} alt={alt} data-testid={testId} />;
+  return <img class={natural ? 'png natural' : 'png'} src={src} alt={alt} data-testid={testId} />;
 }
 
 export function PredictionText({ prediction }: { prediction: Prediction | null | undefined }) {

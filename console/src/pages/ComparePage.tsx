@@ -110,6 +110,7 @@ function CompareView({ result, labels }: { result: CompareResult; labels: readon
           <figure data-testid="perturbation-spectrum">
             <Png
               base64={result.perturbationSpectrum.logMagnitudePng}
+              natural
               alt="The perturbation's spectrum with the sieve's cut-off ring"
             />
             <figcaption>

@@ -115,7 +115,8 @@ export function LivePage() {
 
 function ratesOf(model: string, samples: readonly Sample[]) {
   const throughput: number[] = [];
-  const flaggedShare: number[] = [];
+  // null: nothing screened in that interval (no share to speak of).
+  const flaggedShare: Array<number | null> = [];
   for (let i = 1; i < samples.length; i++) {
     const [a, b] = [samples[i - 1], samples[i]];
     const seconds = (b.at - a.at) / 1000;
@@ -124,7 +125,7 @@ function ratesOf(model: string, samples: readonly Sample[]) {
     const [ca, cb] = [a.counts?.[model], b.counts?.[model]];
     if (ca && cb) {
       const screened = cb.screened - ca.screened;
-      flaggedShare.push(screened > 0 ? (cb.flagged - ca.flagged) / screened : 0);
+      flaggedShare.push(screened > 0 ? (cb.flagged - ca.flagged) / screened : null);
     }
   }
   return { throughput, flaggedShare };
@@ -135,6 +136,7 @@ function ModelLive({ model, samples }: { model: string; samples: readonly Sample
   const stats = last?.stats[model];
   const counts = last?.counts?.[model];
   const { throughput, flaggedShare } = ratesOf(model, samples);
+  const lastShare = flaggedShare.length ? flaggedShare[flaggedShare.length - 1] : null;
   const meanBatch = stats && stats.batches > 0 ? stats.items / stats.batches : NaN;
   return (
     <article class="card live" data-testid="live-card" data-model={model}>
@@ -154,11 +156,11 @@ function ModelLive({ model, samples }: { model: string; samples: readonly Sample
             {counts ? (
               <>
                 <p class="figure" data-testid="flagged">
-                  {fixed((flaggedShare[flaggedShare.length - 1] ?? 0) * 100, 1)} % now;{' '}
+                  {lastShare === null ? 'none screened lately' : `${fixed(lastShare * 100, 1)} % lately`};{' '}
                   {counts.screened ? fixed((counts.flagged / counts.screened) * 100, 1) : '0.0'} % of {counts.screened}{' '}
                   since start
                 </p>
-                <Sparkline values={flaggedShare.map((x) => x * 100)} label="percent flagged" unit="%" />
+                <Sparkline values={flaggedShare.map((x) => (x ?? 0) * 100)} label="percent flagged" unit="%" />
               </>
             ) : (
               <p class="muted">needs /metrics (admin)</p>

@@ -22,14 +22,14 @@ async function reportIndex(): Promise<ReportPlots[]> {
 
 export function ModelPage() {
   const [models, setModels] = useState<readonly ModelInfo[]>();
-  const [reports, setReports] = useState<readonly ReportPlots[]>([]);
+  const [reports, setReports] = useState<readonly ReportPlots[]>();
   const [failure, setFailure] = useState<string>();
   useEffect(() => {
     graphql<{ models: ModelInfo[] }>(MODELS).then(
       (d) => setModels(d.models),
       (err) => setFailure(explainError(err, 'screen')),
     );
-    reportIndex().then(setReports, () => undefined);
+    reportIndex().then(setReports, () => setReports([]));
   }, []);
   return (
     <section aria-labelledby="model-title">
@@ -37,14 +37,15 @@ export function ModelPage() {
       {failure && <Status kind="error">{failure}</Status>}
       {!models && !failure && <Status kind="info">Loading…</Status>}
       {models?.map((m) => (
-        <ModelCard key={m.id} model={m} report={reports.find((r) => r.modelId === m.id)} />
+        <ModelCard key={m.id} model={m} reports={reports} />
       ))}
     </section>
   );
 }
 
-function ModelCard({ model: m, report }: { model: ModelInfo; report: ReportPlots | undefined }) {
+function ModelCard({ model: m, reports }: { model: ModelInfo; reports: readonly ReportPlots[] | undefined }) {
   const c = m.calibration;
+  const report = reports?.find((r) => r.modelId === m.id);
   return (
     <article class="card" data-testid="model-card" data-model={m.id}>
       <h3>{m.id}</h3>
@@ -113,7 +114,8 @@ function ModelCard({ model: m, report }: { model: ModelInfo; report: ReportPlots
         </table>
       </div>
       <h4>Evaluation report</h4>
-      {!report && (
+      {!reports && <p class="muted">Looking for the evaluation report…</p>}
+      {reports && !report && (
         <p class="muted">No evaluation report for this model is served (npx advsieve evaluate writes one).</p>
       )}
       {report && report.modelSha256 && report.modelSha256 !== m.sha256 && (

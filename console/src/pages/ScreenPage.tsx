@@ -223,6 +223,7 @@ function Details({ item, labels }: { item: Item; labels: readonly string[] }) {
             {d.spectrum.logMagnitudePng ? (
               <Png
                 base64={d.spectrum.logMagnitudePng}
+                natural
                 alt="Log-magnitude spectrum with the sieve's cut-off ring"
                 testId="spectrum-img"
               />
