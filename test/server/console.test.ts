@@ -2,13 +2,16 @@
  * What /console serves from disk, on a bare Express app over temporary folders: the bundle with
  * its security headers, the reports' PNGs and nothing else of reports/, their index by the model
  * each report names, and a clear 404 when the console was never built. (The console itself, in a
- * browser: test/console/console.test.ts.)
+ * browser: test/console/console.test.ts.) The last test reads the build: `npm run build` first.
  */
+import { createHash } from 'crypto';
 import express from 'express';
+import { parse, validate } from 'graphql';
 import * as fs from 'fs';
 import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import { buildApiSchema } from '../../src/schema';
 import { CONSOLE_CSP, mountConsole, reportIndex } from '../../src/server/console';
 
 let root: string;
@@ -94,4 +97,31 @@ test('a console that was never built answers 404 saying how to build it', async 
   const [page] = await get(['/console/']);
   expect(page.status).toBe(404);
   expect(page.body).toBe('the console is not built: run `npm run build`');
+});
+
+/**
+ * The documents the console sends (the manifest `npm run build` writes from console/src/queries.ts)
+ * fit today's schema: a field renamed or removed fails here, not in an operator's browser.
+ */
+test('every document in the console’s manifest validates against the schema, its id its SHA-256', async () => {
+  const file = path.join(__dirname, '..', '..', 'dist', 'console', 'persisted-query-manifest.json');
+  const manifest = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    format: string;
+    operations: Array<{ id: string; name: string; type: string; body: string }>;
+  };
+  expect(manifest.format).toBe('apollo-persisted-query-manifest');
+  expect(manifest.operations.map((o) => o.name).sort()).toEqual([
+    'Compare',
+    'Details',
+    'EngineStats',
+    'ModelIds',
+    'Models',
+    'Screen',
+    'Screenings',
+  ]);
+  const schema = await buildApiSchema();
+  for (const op of manifest.operations) {
+    expect([op.name, validate(schema, parse(op.body)).map((e) => e.message)]).toEqual([op.name, []]);
+    expect(op.id).toBe(createHash('sha256').update(op.body).digest('hex'));
+  }
 });

@@ -8,7 +8,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, explainError, graphql, metricsText } from '../api';
 import { BatchHistogram, Sparkline } from '../components/charts';
 import { fixed, Status } from '../components/common';
-import type { EngineStats } from '../queries';
+import { ENGINE_STATS, MODEL_IDS, type EngineStats } from '../queries';
 
 export const REFRESH_MS = 3000;
 const HISTORY = 40;
@@ -20,16 +20,12 @@ interface Sample {
   readonly counts?: Record<string, { screened: number; flagged: number }>;
 }
 
-const STATS_FIELDS = 'items batches queueDepth inFlight rejected expired failedBatches batchSizes { size count }';
-
+/** One fixed document per model, not one aliased per model list: every document the console sends is in its manifest. */
 async function engineStatsOf(models: readonly string[]): Promise<Record<string, EngineStats>> {
-  const vars = models.map((_, i) => `$m${i}: String`).join(', ');
-  const fields = models.map((_, i) => `m${i}: engineStats(model: $m${i}) { ${STATS_FIELDS} }`).join('\n');
-  const data = await graphql<Record<string, EngineStats>>(
-    `query Live(${vars}) { ${fields} }`,
-    Object.fromEntries(models.map((m, i) => [`m${i}`, m])),
+  const stats = await Promise.all(
+    models.map((model) => graphql<{ engineStats: EngineStats }>(ENGINE_STATS, { model })),
   );
-  return Object.fromEntries(models.map((m, i) => [m, data[`m${i}`]]));
+  return Object.fromEntries(models.map((m, i) => [m, stats[i].engineStats]));
 }
 
 /** Per model, `advsieve_images_total{operation="screen"}` (all outcomes) and `advsieve_images_flagged_total`. */
@@ -57,7 +53,7 @@ export function LivePage() {
   const timer = useRef<number>();
 
   useEffect(() => {
-    graphql<{ models: Array<{ id: string }> }>('query { models { id } }').then(
+    graphql<{ models: Array<{ id: string }> }>(MODEL_IDS).then(
       (d) => setModels(d.models.map((m) => m.id)),
       (err) => setFailure(explainError(err, 'screen')),
     );
