@@ -14,6 +14,11 @@ export interface AttackTarget {
    * Gradient attacks add `penaltyWeight × penalty` to their loss; the Square attack adds it to the margin.
    */
   penalty?(x: tf.Tensor4D): tf.Tensor1D;
+  /**
+   * Optional differentiable features of a batch, by layer, [N, D] each (the activations the detectors
+   * read): what a feature-matching attack pulls towards a guide image's.
+   */
+  features?(x: tf.Tensor4D): Record<string, tf.Tensor2D>;
 }
 
 export interface AttackOptions {
@@ -31,6 +36,12 @@ export interface AttackOptions {
   readonly penaltyWeight?: number;
   /** Images attacked at once (default 64): memory and speed only, the results do not depend on it. */
   readonly batchSize?: number;
+  /** CW and margin losses: κ, the logit margin a success must exceed (default 0: stop at the boundary). */
+  readonly confidence?: number;
+  /** Feature matching: one guide image per attacked image (N × H × W × C values in [0, 1]). */
+  readonly guides?: Float32Array;
+  /** Told the batch's mean loss after each step (restart r's step s is step r · steps + s): convergence plots. */
+  readonly trace?: (step: number, meanLoss: number, images: number) => void;
 }
 
 export interface Attack {

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Attack, AttackName, AttackOptions, AttackTarget } from './attack';
-import { checkCall, CheckedCall, inBatches } from './target';
+import { checkCall, CheckedCall, inBatches, classOneHot } from './target';
 
 export interface CwConfig {
   /** Binary-search steps over the constant c (default 3). */
@@ -93,6 +93,16 @@ export class CarliniWagnerL2 implements Attack {
    * (Infinity: unbounded).
    */
   run(target: AttackTarget, x: tf.Tensor4D, labels: Int32Array, options: AttackOptions): Promise<tf.Tensor4D> {
+    // A call's κ (a high-confidence row of the evaluation) over the instance's.
+    if (options.confidence !== undefined && options.confidence !== this.confidence) {
+      const { confidence, ...rest } = options;
+      return new CarliniWagnerL2({ searchSteps: this.searchSteps, initialConst: this.initialConst, confidence }).run(
+        target,
+        x,
+        labels,
+        rest,
+      );
+    }
     const call = checkCall(target, x, labels, options, false);
     const steps = options.steps ?? DEFAULT_CW_STEPS;
     const lr = options.stepSize ?? DEFAULT_CW_LEARNING_RATE;
@@ -111,9 +121,7 @@ export class CarliniWagnerL2 implements Attack {
     const consts = new Float64Array(n).fill(this.initialConst);
     const lower = new Float64Array(n);
     const upper = new Float64Array(n).fill(CONST_UNBOUNDED);
-    const onehot = tf.tidy(() =>
-      tf.cast(tf.oneHot(tf.tensor1d(call.classes.subarray(first, first + n), 'int32'), call.numClasses), 'float32'),
-    ) as tf.Tensor2D;
+    const onehot = classOneHot(call, first, n);
     const w0 = tf.tidy(() => tf.atanh(tf.mul(tf.sub(tf.mul(x, 2), 1), TANH_SHRINK))) as tf.Tensor4D;
     let best = { bestL2: tf.fill([n], Infinity) as tf.Tensor1D, bestAdv: tf.clone(x) };
     let last: tf.Tensor4D | undefined;

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Attack, AttackName, AttackOptions, AttackTarget } from './attack';
-import { checkCall, CheckedCall, imageRandom, inBatches } from './target';
+import { checkCall, CheckedCall, imageRandom, inBatches, classOneHot } from './target';
 
 export const DEFAULT_PGD_STEPS = 40;
 
@@ -49,7 +49,7 @@ function objective(target: AttackTarget, call: CheckedCall, onehot: tf.Tensor2D)
 }
 
 /** Uniform noise in [−ε, ε] for images first .. first + n − 1, each from its own seeded stream. */
-function uniformStart(shape: readonly number[], epsilon: number, seed: number, first: number): Float32Array {
+export function uniformStart(shape: readonly number[], epsilon: number, seed: number, first: number): Float32Array {
   const size = shape[1] * shape[2] * shape[3];
   const noise = new Float32Array(shape[0] * size);
   for (let i = 0; i < shape[0]; i++) {
@@ -68,9 +68,7 @@ async function attackBatch(
 ): Promise<tf.Tensor4D> {
   const n = x.shape[0];
   const eps = call.epsilon;
-  const onehot = tf.tidy(() =>
-    tf.cast(tf.oneHot(tf.tensor1d(call.classes.subarray(first, first + n), 'int32'), call.numClasses), 'float32'),
-  ) as tf.Tensor2D;
+  const onehot = classOneHot(call, first, n);
   const gradient = tf.grad(objective(target, call, onehot));
   let xa: tf.Tensor4D = schedule.randomStart
     ? (tf.tidy(() =>

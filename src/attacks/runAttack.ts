@@ -21,10 +21,12 @@ export async function attackInBatches(
     const n = Math.min(ATTACK_BATCH, count - start);
     const x = tf.tensor4d(pixels.subarray(start * size, (start + n) * size), [n, h, w, c]);
     const targets = options.targets?.subarray(start, start + n);
+    const guides = options.guides?.subarray(start * size, (start + n) * size);
     // A different seed per batch: the same seed would repeat one random start on every batch.
     const adv = await attack.run(target, x, labels.subarray(start, start + n), {
       ...options,
       targets,
+      guides,
       seed: (options.seed ?? 0) + start,
     });
     out.set((await adv.data()) as Float32Array, start * size);

@@ -23,7 +23,7 @@ function defaultAttackBatch(x: tf.Tensor4D): number {
 
 /** The bare model: its logits, no penalty (a non-adaptive attack). */
 export function modelTarget(model: InferenceModel): AttackTarget {
-  return { logits: (x) => model.logits(x) };
+  return { logits: (x) => model.logits(x), features: (x) => model.forwardDifferentiable(x).activations };
 }
 
 /** A call's settings once checked, with their defaults. */
@@ -121,4 +121,11 @@ export async function inBatches(
 export function imageRandom(seed: number, index: number): () => number {
   // Distinct odd multipliers spread (seed, index) pairs over the 32-bit state (as in splitmix).
   return mulberry32((Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
+}
+
+/** The one-hot rows [n, classes] of images first .. first + n − 1's loss classes (true label or target). */
+export function classOneHot(call: CheckedCall, first: number, n: number): tf.Tensor2D {
+  return tf.tidy(() =>
+    tf.cast(tf.oneHot(tf.tensor1d(call.classes.subarray(first, first + n), 'int32'), call.numClasses), 'float32'),
+  ) as tf.Tensor2D;
 }

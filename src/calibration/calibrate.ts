@@ -1,6 +1,6 @@
 /**
- * Calibration: fits everything screening needs from labelled clean images of the *training* split
- * (never the test split, which the evaluation reserves), and from attacks on some of them:
+ * Calibration: fits everything screening needs from labelled clean images of the *training* split,
+ * and from attacks on some of them:
  *  - the images are split (seeded) into a fit set, a clean hold-out set and an attack set;
  *  - the low-pass defense's radius and mask: among the candidates that cost at most `maxAccuracyCost`
  *    of clean hold-out accuracy, the one that recovers most accuracy on the calibration attacks;
@@ -8,8 +8,11 @@
  *    against the calibration attacks); a class with fewer than MIN_CLASS_IMAGES fit images (a folder
  *    that left it out) uses the statistics of all classes pooled, and is listed in data.pooledClasses;
  *  - the combined regression on adversarial scores and the first half of the hold-out set;
- *  - thresholds: the second half's clean scores of every detector, kept sorted, from which any
- *    false-positive rate's threshold is read (calibration fitted nothing on those images).
+ *  - thresholds: clean scores of every detector, kept sorted, from which any false-positive rate's
+ *    split-conformal threshold is read (./conformal.ts): on `thresholdImages`, clean images the model
+ *    was not trained on, when given (./thresholds.ts; for Fashion-MNIST, a part of the test split
+ *    that evaluate then leaves out); else on the second half of the hold-out, where calibration
+ *    fitted nothing but the model was trained (its rates then run high on new images).
  */
 import { attackInBatches } from '../attacks/runAttack';
 import { getAttack } from '../attacks/registry';
@@ -25,6 +28,7 @@ import { probabilitiesInBatches, runInBatches } from '../screening/inProcess';
 import { makeDefense } from '../defenses/registry';
 import { mulberry32, permutation } from '../train/random';
 import { Calibration, CALIBRATION_SCHEMA_VERSION, LowPassChoice } from './calibrationFile';
+import { readThresholds, ThresholdImages } from './thresholds';
 
 export interface LabelledImages {
   /** count × H × W × C values in [0, 1]. */
@@ -50,6 +54,11 @@ export interface CalibrateOptions {
   readonly onStage?: (stage: string) => void;
   /** The current stage's progress (images, candidates or detectors done of total). */
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * Clean images the model was not trained on, to read the thresholds on (./thresholds.ts); without
+   * them, the second half of the hold-out (the same images the detectors' data came from) is used.
+   */
+  readonly thresholdImages?: ThresholdImages;
   /** Told once the split is made, before the long stages. */
   readonly onClasses?: (report: ClassReport) => void;
 }
@@ -347,7 +356,7 @@ export async function calibrate(
     };
   });
   clock.end();
-  return {
+  const fitted: Calibration = {
     schemaVersion: CALIBRATION_SCHEMA_VERSION,
     model: { id: model.metadata.id, sha256: modelSha256 },
     createdAt: new Date().toISOString(),
@@ -368,6 +377,16 @@ export async function calibrate(
     detectors: states,
     combined,
     holdoutScores: holdoutByName,
+    summary,
+  };
+  let calibration = fitted;
+  if (options.thresholdImages) {
+    clock.start('thresholds', `reading the thresholds on ${options.thresholdImages.count} unseen clean images`);
+    calibration = await readThresholds(model, fitted, options.thresholdImages, options.onProgress);
+    clock.end();
+  }
+  return {
+    ...calibration,
     summary: {
       ...summary,
       command: options.command,

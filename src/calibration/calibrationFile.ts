@@ -34,6 +34,19 @@ export interface LowPassChoice {
   }>;
 }
 
+/**
+ * The clean images the thresholds were read from, when they are not the hold-out's: images the
+ * model was not trained on, so that the rate asked for holds on unseen images (src/calibration/thresholds.ts).
+ */
+export interface ThresholdRecord {
+  /** In words, e.g. "fashion-mnist test, threshold part (5000 of 10000, seed 20261203)". */
+  readonly source: string;
+  readonly images: number;
+  /** Fashion-MNIST test images set aside for thresholds: `evaluate` leaves them out (src/data/testSplitParts.ts). */
+  readonly testPart?: { readonly seed: number; readonly count: number; readonly of: number };
+  readonly readAt: string;
+}
+
 export interface Calibration {
   readonly schemaVersion: number;
   readonly model: { readonly id: string; readonly sha256: string };
@@ -52,6 +65,8 @@ export interface Calibration {
     readonly holdoutClassImages?: Readonly<Record<string, number>>;
     /** Classes with fewer than MIN_CLASS_IMAGES fit images: they use the pooled statistics of all classes. */
     readonly pooledClasses?: readonly string[];
+    /** Where the threshold images came from; absent: the second half of the hold-out (training images). */
+    readonly thresholds?: ThresholdRecord;
   };
   readonly hiddenLayer: string;
   readonly defaultTargetFpr: number;
@@ -59,7 +74,7 @@ export interface Calibration {
   /** Detector name → fitted state (see each detector's module). */
   readonly detectors: Readonly<Record<string, unknown>>;
   readonly combined: CombinedState;
-  /** Detector name (and 'combined') → clean hold-out scores, ascending. */
+  /** Detector name (and 'combined') → the clean threshold images' scores, ascending (data.thresholds says whose). */
   readonly holdoutScores: Readonly<Record<string, number[]>>;
   /** Calibration's own measurements, for the record (AUROC on its attacks, seconds taken). */
   readonly summary: Readonly<Record<string, unknown>>;

@@ -81,3 +81,19 @@ export async function readLabelledImages(
     source: `fashion-mnist ${source.split}`,
   };
 }
+
+/** The images at `indices` (in that order), copied out of `set`; `size` values an image. */
+export function pickImages(
+  set: LabelledImageSet,
+  indices: ArrayLike<number>,
+  size: number,
+  source = set.source,
+): LabelledImageSet {
+  const pixels = new Float32Array(indices.length * size);
+  const labels = new Int32Array(indices.length);
+  for (let k = 0; k < indices.length; k++) {
+    pixels.set(set.pixels.subarray(indices[k] * size, (indices[k] + 1) * size), k * size);
+    labels[k] = set.labels[indices[k]];
+  }
+  return { pixels, labels, count: indices.length, source };
+}

@@ -3,11 +3,12 @@
  * (RGB models), and a quick one for tests.
  */
 import type { AttackName } from '../attacks/attack';
+import type { ResearchAttackName } from '../attacks/registry';
 
 export interface AttackSpec {
   /** Row name in the report. */
   readonly name: string;
-  readonly method: AttackName;
+  readonly method: AttackName | ResearchAttackName;
   readonly epsilon: number;
   readonly steps?: number;
   /** A random target class ≠ the true one per image (seeded). */
@@ -19,7 +20,25 @@ export interface AttackSpec {
   readonly targetClass?: number;
   /** The attacker knows the defense ('lowpass') or the detectors ('detectors'). */
   readonly adaptive?: 'lowpass' | 'detectors';
+  /** Feature matching: each image gets a guide, a correctly classified clean image of a random other class. */
+  readonly guided?: boolean;
+  /** κ of margin losses (CW, pgd-e2e): a success must pass the boundary by this much. */
+  readonly confidence?: number;
 }
+
+/**
+ * The attacks that aim at the detectors themselves (issue "Detection that holds against an attacker
+ * who knows the detectors"): feature matching at every layer the detectors read, also kept to low
+ * frequencies; a high-confidence margin attack (κ = 10); and the end-to-end adaptive attack on the
+ * whole pipeline, with its unbounded sanity row that must reach 100 %.
+ */
+export const STRONGER_ATTACKS: readonly AttackSpec[] = [
+  { name: 'feature-matching-0.1', method: 'feature-matching', epsilon: 0.1, steps: 100, guided: true },
+  { name: 'feature-matching-0.1-lowfreq', method: 'feature-matching-lowfreq', epsilon: 0.1, steps: 100, guided: true },
+  { name: 'margin-0.1-k10', method: 'pgd-e2e', epsilon: 0.1, steps: 100, confidence: 10 },
+  { name: 'adaptive-e2e-0.1', method: 'pgd-e2e', epsilon: 0.1, steps: 200, adaptive: 'detectors' },
+  { name: 'adaptive-e2e-unbounded', method: 'pgd-e2e', epsilon: 1, steps: 200, adaptive: 'detectors' },
+];
 
 export const EVALUATION_ATTACKS: readonly AttackSpec[] = [
   { name: 'fgsm-0.05', method: 'fgsm', epsilon: 0.05 },
@@ -31,6 +50,7 @@ export const EVALUATION_ATTACKS: readonly AttackSpec[] = [
   { name: 'square-0.1', method: 'square', epsilon: 0.1, steps: 500 },
   { name: 'adaptive-pgd-lowpass', method: 'pgd', epsilon: 0.1, steps: 40, adaptive: 'lowpass' },
   { name: 'adaptive-pgd-detectors', method: 'pgd', epsilon: 0.1, steps: 40, adaptive: 'detectors' },
+  ...STRONGER_ATTACKS,
 ];
 
 /**

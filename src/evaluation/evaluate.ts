@@ -34,6 +34,7 @@ import {
   TrajectoryLayer,
 } from './analysis';
 import { AttackSpec } from './attackSuite';
+import type { FalsePositiveReport } from './falsePositives';
 import { auroc, rocCurve, tprAtFpr } from './metrics';
 
 export const REPORT_FPR = 0.05;
@@ -88,6 +89,8 @@ export interface EvaluationResult {
   readonly cleanAccuracy: number;
   /** Clean false-positive rate of each detector at calibration's thresholds (target: calibration's FPR). */
   readonly cleanFalsePositiveRate: Record<string, number>;
+  /** The clean rate on every image of the evaluation's pool, with intervals (./falsePositives.ts; set by the command). */
+  readonly falsePositives?: FalsePositiveReport;
   readonly defensesClean: DefenseRow[];
   readonly attacks: AttackRow[];
   readonly seconds: number;
@@ -99,6 +102,8 @@ export interface EvaluationArtifacts {
   readonly cleanSpectra: Float32Array[];
   readonly adversarialSpectra: Record<string, Float32Array[]>;
   readonly perturbationSpectra: Record<string, Float32Array[]>;
+  /** Iterative rows that trace their loss: the mean loss after each step (restarts one after another). */
+  readonly lossCurves: Record<string, number[]>;
 }
 
 interface SetAnalysis {
@@ -147,6 +152,32 @@ function randomTargets(labels: Int32Array, numClasses: number, seed: number): In
   return labels.map((y) => (y + 1 + Math.floor(random() * (numClasses - 1))) % numClasses);
 }
 
+/**
+ * One guide per image for feature matching: a clean image of the image's guide class that the model
+ * classifies right, drawn seeded (the image itself never, as its class differs).
+ */
+function guideImages(
+  images: { pixels: Float32Array; labels: Int32Array; count: number },
+  predicted: Int32Array,
+  guideClasses: Int32Array,
+  seed: number,
+  size: number,
+): Float32Array {
+  const byClass = new Map<number, number[]>();
+  images.labels.forEach((y, i) => {
+    if (predicted[i] === y) byClass.set(y, [...(byClass.get(y) ?? []), i]);
+  });
+  const random = mulberry32(seed);
+  const out = new Float32Array(images.count * size);
+  for (let i = 0; i < images.count; i++) {
+    const pool = byClass.get(guideClasses[i]) ?? [];
+    // A class the model got wholly wrong here: the image is its own guide (no pull; the row counts it unmoved).
+    const g = pool.length ? pool[Math.floor(random() * pool.length)] : i;
+    out.set(images.pixels.subarray(g * size, (g + 1) * size), i * size);
+  }
+  return out;
+}
+
 function attackTarget(spec: AttackSpec, model: InferenceModel, screener: Screener): AttackTarget {
   if (spec.adaptive === 'lowpass') return lowPassTarget(model, screener.calibration.lowPass);
   if (spec.adaptive === 'detectors') return detectorAwareTarget(model, screener);
@@ -183,6 +214,7 @@ async function attackSubset(
   indices: readonly number[],
   targets: Int32Array | undefined,
   options: EvaluateOptions,
+  extra: { guides?: Float32Array; trace?: (step: number, meanLoss: number, images: number) => void } = {},
 ): Promise<Float32Array> {
   const size = model.imageSize;
   const whole = indices.length === images.count;
@@ -201,6 +233,9 @@ async function attackSubset(
       epsilon: spec.epsilon,
       steps: spec.steps,
       targets: targets && !whole ? Int32Array.from(indices, (i) => targets[i]) : targets,
+      guides: extra.guides && !whole ? pick(extra.guides) : extra.guides,
+      confidence: spec.confidence,
+      trace: extra.trace,
       seed: options.seed,
       // Through every detector, a 224×224 image's backward pass also keeps its spectra and their
       // inverse: 8 at once ran out of wasm's 4 GiB heap ("memory access out of bounds"); 2 fit.
@@ -253,7 +288,13 @@ export async function evaluate(
   const cleanSpectra = classMeans(cleanLogSpectra, spectrumWidth, labels, numClasses);
   const expectations = screener.calibration.detectors.activationDistance as ActivationDistanceState;
 
-  const artifacts: EvaluationArtifacts = { roc: {}, cleanSpectra, adversarialSpectra: {}, perturbationSpectra: {} };
+  const artifacts: EvaluationArtifacts = {
+    roc: {},
+    cleanSpectra,
+    adversarialSpectra: {},
+    perturbationSpectra: {},
+    lossCurves: {},
+  };
   const rows: AttackRow[] = [];
   for (const spec of options.attacks) {
     options.onStage?.(`${spec.name}${spec.adaptive ? ` (adaptive to ${spec.adaptive})` : ''}`);
@@ -267,7 +308,23 @@ export async function evaluate(
     // A row towards one class: only the images of the other classes are attacked and counted.
     const attacked = fixed === undefined ? all : all.filter((i) => labels[i] !== fixed);
     const eligible = fixed === undefined ? correct : correct.filter((i) => labels[i] !== fixed);
-    const advPixels = await attackSubset(spec, model, screener, images, attacked, targets, options);
+    const guides = spec.guided
+      ? guideImages(
+          images,
+          clean.predicted,
+          randomTargets(labels, numClasses, options.seed + 29),
+          options.seed + 31,
+          size,
+        )
+      : undefined;
+    // Mean loss per step over the row's images (batches weighted by their images): the convergence plot.
+    const curve = { sum: [] as number[], images: [] as number[] };
+    const trace = (step: number, meanLoss: number, n: number) => {
+      curve.sum[step] = (curve.sum[step] ?? 0) + meanLoss * n;
+      curve.images[step] = (curve.images[step] ?? 0) + n;
+    };
+    const advPixels = await attackSubset(spec, model, screener, images, attacked, targets, options, { guides, trace });
+    if (curve.sum.length > 0) artifacts.lossCurves[spec.name] = curve.sum.map((s, k) => s / curve.images[k]);
     const adv = await analyse(model, screener, advPixels, count);
     const combinedIndex = screener.detectorNames.indexOf(COMBINED);
     const succeeded = eligible.filter((i) =>

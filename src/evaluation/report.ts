@@ -26,6 +26,7 @@ export interface ReportContext {
     createdAt: string;
     defaultTargetFpr: number;
     lowPass: { radius: number; kind: string; filteredAccuracy: number; cleanAccuracy: number };
+    data?: { thresholds?: { source: string; readAt: string } };
   };
   readonly labels: readonly string[];
   readonly imageShape: readonly number[];
@@ -90,6 +91,19 @@ export function checkGoals(result: EvaluationResult): GoalCheck[] {
         : undefined,
     });
   }
+  // The operator's budget of false alarms, on images no threshold was read on: the measured rate
+  // within ±20 % of the target (5 ± 1 %, 1 ± 0.2 %... the issue's 0.5–1.5 % at 1 % is wider; this is stricter).
+  for (const row of result.falsePositives?.rows.filter((r) => r.detector === COMBINED) ?? []) {
+    const [low, high] = row.target === 0.01 ? [0.005, 0.015] : [row.target - 0.01, row.target + 0.01];
+    const rate = row.measured.rate;
+    const met = rate >= low && rate <= high;
+    checks.push({
+      goal: `clean FPR of the combined verdict at target ${pct(row.target)} within ${pct(low)}–${pct(high)} on ${row.images} unseen images`,
+      measured: `${pct(rate)} (95 % CI ${pct(row.measured.low)}–${pct(row.measured.high)})`,
+      met,
+      shortfall: met ? undefined : `${pct(rate < low ? low - rate : rate - high)} ${rate < low ? 'under' : 'over'}`,
+    });
+  }
   const pgd = plainPgd(result);
   if (pgd) {
     const lp = defense(pgd, 'lowpass');
@@ -103,6 +117,47 @@ export function checkGoals(result: EvaluationResult): GoalCheck[] {
     });
   }
   return checks;
+}
+
+/** The clean false-positive rate on unseen images, with intervals (src/evaluation/falsePositives.ts). */
+function falsePositiveSection(result: EvaluationResult): string[] {
+  const pct2 = (x: number) => `${(x * 100).toFixed(2)} %`;
+  const fp = result.falsePositives;
+  const ci = (r: { low: number; high: number }) => `${pct2(r.low)}–${pct2(r.high)}`;
+  if (!fp) {
+    return [
+      "Clean false-positive rate at calibration's thresholds, on these images: " +
+        Object.entries(result.cleanFalsePositiveRate)
+          .map(([k, v]) => `${k} ${pct2(v)}`)
+          .join(', ') +
+        '.',
+    ];
+  }
+  const crossFitted = fp.rows.some((r) => r.crossFitted);
+  return [
+    '## Clean false-positive rate on unseen images',
+    '',
+    `Thresholds read (split-conformal rule) on ${fp.thresholdImages} images: ${fp.thresholdSource}. ` +
+      `Measured on all ${fp.images} images of ${fp.source}, none of which set a threshold; intervals are exact ` +
+      '(Clopper–Pearson) at 95 %. "Promised" is the rate the conformal rule delivers on images like the threshold images, ' +
+      'with its 95 % interval over the draw of those images.' +
+      (crossFitted
+        ? ' "Cross-fitted" also counts the threshold images, against thresholds read on the evaluation images: every image of both parts once.'
+        : ''),
+    '',
+    `| target | detector | threshold | flagged | measured (95 % CI) | promised (95 %) |${crossFitted ? ' cross-fitted (95 % CI) |' : ''}`,
+    `|---|---|---|---|---|---|${crossFitted ? '---|' : ''}`,
+    ...fp.rows.map(
+      (r) =>
+        `| ${pct2(r.target)} | ${r.detector === COMBINED ? `**${r.detector}**` : r.detector} | ${r.threshold.toPrecision(4)} | ${r.flagged} / ${r.images} | ` +
+        `${pct2(r.measured.rate)} (${ci(r.measured)}) | ${pct2(r.promised.rate)} (${ci(r.promised)}) |` +
+        (crossFitted
+          ? r.crossFitted
+            ? ` ${pct2(r.crossFitted.rate)} of ${r.crossFitted.images} (${ci(r.crossFitted)}) |`
+            : ' – |'
+          : ''),
+    ),
+  ];
 }
 
 function attackTable(result: EvaluationResult): string[] {
@@ -238,6 +293,17 @@ async function writePlots(
         series,
       ),
     );
+  // Convergence: an attack whose loss still falls at its last step was stopped too early.
+  for (const [attack, losses] of Object.entries(artifacts.lossCurves)) {
+    const every = Math.max(1, Math.ceil(losses.length / 40));
+    const steps = losses.map((_, k) => k).filter((k) => k % every === 0 || k === losses.length - 1);
+    save(
+      `loss-${attack.replace(/[^\w.-]+/g, '_')}.png`,
+      await linePlot(`Attack loss per step — ${attack} (restarts one after another)`, 'step', 'mean loss', [
+        { name: attack, x: steps.map(String), y: steps.map((k) => losses[k]) },
+      ]),
+    );
+  }
   return written;
 }
 
@@ -257,7 +323,7 @@ export async function writeReport(
     '# advsieve evaluation report',
     '',
     `Command: \`${ctx.command}\` — ${ctx.date}, ${result.seconds.toFixed(0)} s wall time on backend ${ctx.backend}.`,
-    `Model ${ctx.model.id} (SHA-256 ${ctx.model.sha256.slice(0, 12)}…), calibration of ${ctx.calibration.createdAt} (on other images than these).`,
+    `Model ${ctx.model.id} (SHA-256 ${ctx.model.sha256.slice(0, 12)}…), calibration of ${ctx.calibration.createdAt} (on other images than these)${ctx.calibration.data?.thresholds ? `, thresholds read ${ctx.calibration.data.thresholds.readAt} on ${ctx.calibration.data.thresholds.source}` : ''}.`,
     `${result.images} ${ctx.images ? `images of ${ctx.images}` : 'official test images'} (seed ${result.seed}); clean accuracy **${pct(result.cleanAccuracy)}**.`,
     `Low-pass defense as calibrated: ${lp.kind} mask, radius ${lp.radius} cycles/pixel.`,
     '',
@@ -280,11 +346,7 @@ export async function writeReport(
     '',
     ...detectorTable(result),
     '',
-    `Clean false-positive rate at calibration's thresholds (set for ${pct(ctx.calibration.defaultTargetFpr)} on training hold-out images): ` +
-      Object.entries(result.cleanFalsePositiveRate)
-        .map(([k, v]) => `${k} ${pct(v)}`)
-        .join(', ') +
-      '.',
+    ...falsePositiveSection(result),
     '',
     '## Defenses: accuracy',
     '',

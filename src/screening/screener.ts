@@ -12,7 +12,7 @@ import { COMBINED, screeningDetectors } from '../detectors/registry';
 import { trajectory, TrajectoryStep } from '../detectors/classExpectations';
 import type { ActivationDistanceState } from '../detectors/activationDistance';
 import type { BatchExtras, ImageOutput } from '../engine/model';
-import { thresholdForFpr } from '../evaluation/metrics';
+import { conformalThreshold } from '../calibration/conformal';
 
 export interface ClassScore {
   readonly label: string;
@@ -86,7 +86,10 @@ export class Screener {
     };
   }
 
-  /** Threshold of every detector (and 'combined') at a target false-positive rate on clean hold-out images. */
+  /**
+   * Threshold of every detector (and 'combined') at a target false-positive rate, by the split-
+   * conformal rule over the calibration's clean threshold images (src/calibration/conformal.ts).
+   */
   thresholds(targetFpr = this.calibration.defaultTargetFpr): Record<string, number> {
     if (!(targetFpr > 0 && targetFpr < 1)) throw new RangeError(`targetFpr must be in (0, 1), got ${targetFpr}`);
     let t = this.thresholdCache.get(targetFpr);
@@ -94,7 +97,7 @@ export class Screener {
       t = Object.fromEntries(
         Object.entries(this.calibration.holdoutScores).map(([name, scores]) => [
           name,
-          thresholdForFpr(scores, targetFpr),
+          conformalThreshold(scores, targetFpr),
         ]),
       );
       this.thresholdCache.set(targetFpr, t);

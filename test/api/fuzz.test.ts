@@ -30,6 +30,9 @@ import { fixtureFiles, gql, startServer, TestServer } from './helpers';
 
 const HTTP_MUTANTS = 3000;
 const IN_PROCESS_MUTANTS = 10_000;
+// Thousands of decodes: about a minute alone, several on a machine shared with other jobs (a
+// clean-clone run beside other work hit the default 120 s). A budget, not a speed check.
+const FUZZ_TIMEOUT_MS = 600_000;
 const PER_REQUEST = 50;
 /** The codes a mutated file may get: every image code but a decoder's death, a bad base64 and inference's own. */
 const DECODE_CODES: readonly string[] = IMAGE_ERROR_CODES.filter(
@@ -243,7 +246,7 @@ test(`${HTTP_MUTANTS} mutated PNGs and JPEGs over HTTP: each a prediction or a d
     images: base.slice(0, 8).map((b) => ({ base64: b.toString('base64') })),
   });
   expect(good.body.data!.classify.every((r) => r.prediction !== null)).toBe(true);
-});
+}, FUZZ_TIMEOUT_MS);
 
 /** An outcome that tells results apart: the code, or a hash of the pixels. */
 async function outcome(data: Buffer): Promise<string> {
@@ -283,4 +286,4 @@ test(`${IN_PROCESS_MUTANTS} more mutants through decodeImage in process: only it
   const again: string[] = [];
   for (const f of files.slice(0, 2000)) again.push(await outcome(f.data));
   expect(again).toEqual(first.slice(0, 2000));
-});
+}, FUZZ_TIMEOUT_MS);

@@ -11,7 +11,17 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { calibrate, CALIBRATE_DEFAULTS, ClassReport, LabelledImages } from '../../calibration/calibrate';
-import { Calibration, calibrationPath, saveCalibration, sidecarPath } from '../../calibration/calibrationFile';
+import {
+  Calibration,
+  calibrationPath,
+  loadCalibration,
+  saveCalibration,
+  sidecarPath,
+} from '../../calibration/calibrationFile';
+import { deployedFprInterval } from '../../calibration/conformal';
+import { readThresholds, ThresholdImages } from '../../calibration/thresholds';
+import { loadUnlabelledImages } from '../../data/imageFolder';
+import { DEFAULT_THRESHOLD_PART, describeTestPart, testSplitParts } from '../../data/testSplitParts';
 import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashionMnist';
 import { MIN_CLASS_IMAGES } from '../../detectors/detector';
 import { describeBackend, initBackend } from '../../engine/backends';
@@ -20,7 +30,7 @@ import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
 import { floatOption, intOption } from '../options';
 import { stageProgress } from '../progress';
-import { readLabelledImages } from '../../data/labelledImages';
+import { pickImages, readLabelledImages } from '../../data/labelledImages';
 
 interface CalibrateCommandOptions {
   model: string;
@@ -34,7 +44,47 @@ interface CalibrateCommandOptions {
   seed: number;
   targetFpr: number;
   maxCost: number;
+  thresholds?: 'unseen' | 'holdout';
+  thresholdImages?: string;
+  thresholdsOnly?: boolean;
   json?: boolean;
+}
+
+/**
+ * The clean images thresholds are read on: a folder the user names (any images, not trained on), or
+ * for Fashion-MNIST by default the threshold part of the test split (src/data/testSplitParts.ts);
+ * undefined: the hold-out's training images, as before.
+ */
+async function thresholdImagesFor(
+  opts: CalibrateCommandOptions,
+  model: InferenceModel,
+  progress: ReturnType<typeof stageProgress>,
+): Promise<ThresholdImages | undefined> {
+  if (opts.thresholdImages) {
+    if (opts.thresholds === 'holdout')
+      throw new Error('--threshold-images and --thresholds holdout contradict each other');
+    progress.onStage(`reading the threshold images of ${opts.thresholdImages}`);
+    const found = await loadUnlabelledImages(
+      opts.thresholdImages,
+      [...model.inputShape] as [number, number, number],
+      progress.onProgress,
+    );
+    for (const s of found.skipped) logger.warn(`skipped ${s.file}: ${s.code}: ${s.message}`);
+    return { pixels: found.pixels, count: found.count, source: `folder ${opts.thresholdImages}` };
+  }
+  const thresholds = opts.thresholds ?? (opts.images ? 'holdout' : 'unseen');
+  if (thresholds === 'holdout') return undefined;
+  if (opts.images) {
+    throw new Error(
+      "--thresholds unseen reads Fashion-MNIST's test split: with --images, name a folder of unseen clean images with --threshold-images DIR",
+    );
+  }
+  const part = DEFAULT_THRESHOLD_PART;
+  const test = await readLabelledImages({ labels: 'folders', data: opts.data, split: 'test' }, model);
+  if (test.count !== part.of)
+    throw new Error(`the test split has ${test.count} images, the threshold part expects ${part.of}`);
+  const picked = pickImages(test, testSplitParts(part).threshold, model.imageSize, describeTestPart(part, 'threshold'));
+  return { pixels: picked.pixels, count: picked.count, source: picked.source, testPart: part };
 }
 
 export function registerCalibrate(program: Command): void {
@@ -72,6 +122,20 @@ export function registerCalibrate(program: Command): void {
       floatOption,
       CALIBRATE_DEFAULTS.maxAccuracyCost,
     )
+    .addOption(
+      new Option(
+        '--thresholds <source>',
+        "clean images the thresholds are read on: 'unseen' (Fashion-MNIST's test split, its threshold part; the default without --images) or 'holdout' (training images of the hold-out; the default with --images)",
+      ).choices(['unseen', 'holdout']),
+    )
+    .option(
+      '--threshold-images <dir>',
+      'read the thresholds on this folder of clean images the model was not trained on (every image under it)',
+    )
+    .option(
+      '--thresholds-only',
+      "keep the existing calibration's fitted detectors and re-read its thresholds only (--thresholds, --threshold-images)",
+    )
     .option('--json', 'print the report as one JSON object on stdout (progress stays on stderr)')
     .action(async (opts: CalibrateCommandOptions) => {
       const started = Date.now();
@@ -79,6 +143,21 @@ export function registerCalibrate(program: Command): void {
       logger.info(describeBackend(backend));
       const model = await InferenceModel.load(opts.model);
       const progress = stageProgress('calibrate', started);
+      const out = opts.out ?? calibrationPath(opts.model);
+      if (opts.thresholdsOnly) {
+        const existing = loadCalibration(out, model.stored.sha256);
+        const unseen = await thresholdImagesFor({ ...opts, thresholds: opts.thresholds ?? 'unseen' }, model, progress);
+        if (!unseen)
+          throw new Error('--thresholds-only re-reads thresholds on unseen images: not with --thresholds holdout');
+        progress.onStage(`reading the thresholds on ${unseen.count} images`);
+        const updated = await readThresholds(model, existing, unseen, progress.onProgress);
+        progress.stop();
+        saveCalibration(out, updated);
+        const report = thresholdsReport(updated, out);
+        process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : thresholdsText(report));
+        model.dispose();
+        return;
+      }
       const readStarted = Date.now();
       // Only the training split of Fashion-MNIST: the test split is the evaluation's.
       const images: LabelledImages = await readLabelledImages(
@@ -92,6 +171,7 @@ export function registerCalibrate(program: Command): void {
         model,
         progress,
       );
+      const thresholdImages = await thresholdImagesFor(opts, model, progress);
       const readSeconds = (Date.now() - readStarted) / 1000;
       const calibration = await calibrate(
         model,
@@ -99,6 +179,7 @@ export function registerCalibrate(program: Command): void {
         {
           ...opts,
           maxAccuracyCost: opts.maxCost,
+          thresholdImages,
           command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
           onClasses: (report) => {
             progress.stop();
@@ -110,7 +191,6 @@ export function registerCalibrate(program: Command): void {
         model.stored.sha256,
       );
       progress.stop();
-      const out = opts.out ?? calibrationPath(opts.model);
       saveCalibration(out, calibration);
       const files = [out, sidecarPath(out)]
         .filter((f) => fs.existsSync(f))
@@ -156,6 +236,7 @@ function calibrationReport(
       adversarialAccuracy: lowPass.adversarialAccuracy,
     },
     targetFpr: calibration.defaultTargetFpr,
+    thresholds: thresholdsSection(calibration),
     detectors,
     /** Reading the images, then calibrate's stages. */
     seconds: {
@@ -188,10 +269,46 @@ function reportText(r: ReturnType<typeof calibrationReport>): string {
     ...(r.classes.pooled.length > 0 ? [pooledSentence(r.classes.pooled)] : []),
     `low-pass: ${r.lowPass.kind} radius ${r.lowPass.radius}: clean ${pct(r.lowPass.cleanAccuracy)} → ` +
       `${pct(r.lowPass.filteredAccuracy)}, calibration attacks ${pct(r.lowPass.adversarialAccuracy)}`,
+    ...thresholdLines(r.thresholds),
     ...Object.entries(r.detectors).map(
       ([name, m]) =>
         `  ${name.padEnd(20)} AUROC ${m.aurocOnCalibrationAttacks.toFixed(4)}  TPR@${r.targetFpr * 100}% FPR ${m.tprAtTargetFpr.toFixed(3)}`,
     ),
   ];
   return lines.join('\n') + '\n';
+}
+
+/**
+ * Where the thresholds were read and what rate they deliver: the split-conformal rate and its 95 %
+ * interval over the draw of the threshold images (src/calibration/conformal.ts), at the default
+ * rate and at 1 %; valid for new images like the threshold images, which is why they should be
+ * images the model was not trained on.
+ */
+function thresholdsSection(calibration: Calibration) {
+  const n = calibration.data.thresholdImages;
+  const rates = [...new Set([calibration.defaultTargetFpr, 0.01])];
+  return {
+    source:
+      calibration.data.thresholds?.source ??
+      `${calibration.data.source}, second half of the hold-out (training images)`,
+    images: n,
+    deployedRate: rates.map((target) => ({ target, ...deployedFprInterval(n, target) })),
+  };
+}
+
+function thresholdsReport(calibration: Calibration, file: string) {
+  return { file: path.relative(process.cwd(), file), thresholds: thresholdsSection(calibration) };
+}
+
+const thresholdLines = (t: ReturnType<typeof thresholdsSection>) => [
+  `thresholds read on ${t.images} images: ${t.source}`,
+  ...t.deployedRate.map(
+    (r) =>
+      `  at target ${(r.target * 100).toFixed(1)} %: split-conformal rate ${(r.rate * 100).toFixed(2)} %, ` +
+      `${(r.confidence * 100).toFixed(0)} % interval ${(r.low * 100).toFixed(2)}–${(r.high * 100).toFixed(2)} % on images like them`,
+  ),
+];
+
+function thresholdsText(r: ReturnType<typeof thresholdsReport>): string {
+  return [`wrote ${r.file}`, ...thresholdLines(r.thresholds)].join('\n') + '\n';
 }

@@ -8,11 +8,13 @@ import * as path from 'path';
 import { Command, Option } from 'commander';
 import { calibrationPath, loadCalibration } from '../../calibration/calibrationFile';
 import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashionMnist';
-import { readLabelledImages } from '../../data/labelledImages';
+import { pickImages, readLabelledImages } from '../../data/labelledImages';
+import { describeTestPart, testSplitParts } from '../../data/testSplitParts';
 import { initBackend } from '../../engine/backends';
 import { InferenceModel } from '../../engine/model';
 import { AttackSpec, EVALUATION_ATTACKS, photoAttacks, QUICK_ATTACKS } from '../../evaluation/attackSuite';
 import { evaluate } from '../../evaluation/evaluate';
+import { cleanFalsePositives } from '../../evaluation/falsePositives';
 import { checkGoals, writeReport } from '../../evaluation/report';
 import { Screener } from '../../screening/screener';
 import { mulberry32, permutation } from '../../train/random';
@@ -135,11 +137,16 @@ export function registerEvaluate(program: Command): void {
         model,
         progress,
       );
-      const images = sample(read, wanted, opts.seed, model.imageSize);
+      // Thresholds read on a part of the test split: nothing here is measured on that part.
+      const part = folder ? undefined : calibration.data.thresholds?.testPart;
+      const pool = part
+        ? pickImages(read, testSplitParts(part).evaluation, model.imageSize, describeTestPart(part, 'evaluation'))
+        : read;
+      const images = sample(pool, wanted, opts.seed, model.imageSize);
       const id = model.metadata.id;
       const out = opts.out ?? (id === 'fashion-cnn' ? 'reports' : path.join('reports', id));
       process.stderr.write(
-        `evaluate: ${id}, ${images.count} images of ${read.source}, ${attacks.length} attacks: ${attacks.map((a) => a.name).join(', ')}\n`,
+        `evaluate: ${id}, ${images.count} images of ${pool.source}, ${attacks.length} attacks: ${attacks.map((a) => a.name).join(', ')}\n`,
       );
       const { result, artifacts } = await evaluate(model, screener, images, {
         attacks,
@@ -147,17 +154,25 @@ export function registerEvaluate(program: Command): void {
         onStage: progress.onStage,
         onProgress: progress.onProgress,
       });
+      progress.onStage(`clean false-positive rate on all ${pool.count} images of ${pool.source}`);
+      const falsePositives = await cleanFalsePositives(
+        model,
+        screener,
+        pool,
+        [...new Set([calibration.defaultTargetFpr, 0.01])],
+        progress.onProgress,
+      );
       progress.stop();
       const written = await writeReport(
         path.resolve(out),
-        { ...result, seconds: (Date.now() - started) / 1000 },
+        { ...result, falsePositives, seconds: (Date.now() - started) / 1000 },
         artifacts,
         {
           command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
           date: new Date().toISOString(),
           model: { id: model.metadata.id, sha256: model.stored.sha256 },
           backend: backend.name,
-          images: read.source,
+          images: pool.source,
           calibration,
           labels: model.metadata.labels,
           imageShape: model.inputShape,
