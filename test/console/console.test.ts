@@ -29,6 +29,7 @@ interface BrowserImage {
   readonly naturalHeight: number;
 }
 declare const location: { readonly hash: string };
+declare function getComputedStyle(element: unknown): { readonly outlineStyle: string };
 declare const window: unknown;
 declare const document: {
   createElement(tag: 'script'): { textContent: string };
@@ -341,6 +342,8 @@ test('the keyboard reaches every page, and nothing broke the CSP or left this or
   await page.getByRole('link', { name: 'Screen', exact: true }).focus();
   for (const name of ['compare', 'audit', 'model', 'live']) {
     await page.keyboard.press('Tab');
+    // Focus is drawn: the link reached with Tab has a visible outline (console.css, :focus-visible).
+    expect(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle)).toBe('solid');
     await page.keyboard.press('Enter');
     await page.waitForFunction((h) => location.hash === `#/${h}`, name);
     await page.getByRole('link', { name: name[0].toUpperCase() + name.slice(1), exact: true }).focus();
