@@ -85,9 +85,11 @@ export function ScreenPage() {
     if (item.open || item.details || item.detailsLoading) return;
     update(item.id, { detailsLoading: true, detailsFailure: undefined });
     try {
-      const details = await graphqlWithFiles<ImageDetails>(DETAILS, { image: { file: null }, model: model || null }, [
-        { file: item.file, name: item.file.name, places: ['variables.image.file'] },
-      ]);
+      const details = await graphqlWithFiles<ImageDetails>(
+        DETAILS,
+        { image: { file: null }, model: item.result?.model ?? (model || null) },
+        [{ file: item.file, name: item.file.name, places: ['variables.image.file'] }],
+      );
       update(item.id, { details, detailsLoading: false });
     } catch (err) {
       update(item.id, { detailsFailure: explainError(err, 'oracle'), detailsLoading: false });
