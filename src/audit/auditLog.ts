@@ -95,6 +95,10 @@ export interface ScreeningFilter {
   readonly sha256?: string;
   /** Only rows of this field. */
   readonly operation?: AuditedOperation;
+  /** Only rows of requests made with this API key id. */
+  readonly keyId?: string;
+  /** Only rows of this model id. */
+  readonly modelId?: string;
 }
 
 export interface ScreeningQuery {

@@ -129,6 +129,8 @@ export function whereClause(
   if (filter.until) add('time < ?', sqlite ? filter.until.getTime() : filter.until);
   if (filter.sha256 !== undefined) add('sha256 = ?', filter.sha256);
   if (filter.operation !== undefined) add('operation = ?', filter.operation);
+  if (filter.keyId !== undefined) add('key_id = ?', filter.keyId);
+  if (filter.modelId !== undefined) add('model_id = ?', filter.modelId);
   if (afterId !== undefined) add('id < ?', afterId);
   return { sql: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }

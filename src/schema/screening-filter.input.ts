@@ -23,4 +23,10 @@ export class ScreeningFilter {
     description: 'Only rows of this field: screen, attack, classify, defend, spectrum or trajectory.',
   })
   operation?: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Only requests made with this API key (its id).' })
+  keyId?: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Only verdicts of this model (its id).' })
+  modelId?: string | null;
 }

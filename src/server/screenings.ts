@@ -43,6 +43,8 @@ function checkFilter(input: ScreeningFilterInput | null | undefined): ScreeningF
     since: input?.since ?? undefined,
     until: input?.until ?? undefined,
     sha256,
+    keyId: input?.keyId ?? undefined,
+    modelId: input?.modelId ?? undefined,
   };
 }
 

@@ -12,6 +12,8 @@
  * limits); the JSON body parser (its limit is what bounds base64 images), which measures the
  * body's shape as it arrives and refuses it before parsing (src/server/jsonBody.ts); the gateway's batch size, trusted
  * documents and query limits; Apollo.
+ *
+ * /console is the operator console's static files (src/server/console.ts), a client of /graphql.
  */
 import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -32,6 +34,7 @@ import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
 import type { ServerConfig } from './config';
 import { Admission, deadlineOf, holdPlaceUntilSettled } from './admission';
+import { CONSOLE_PATH, mountConsole } from './console';
 import { bodyImagesOf, jsonBody } from './jsonBody';
 import { jsonShapeLimits } from './jsonShape';
 import { httpStatusOf, requestError, sendRefusal, unavailable } from '../request/errors';
@@ -203,6 +206,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     if (graphql) graphql(req, res, next);
     else sendRefusal(res, [unavailable('the service is starting; retry when /health/ready says so')]);
   });
+  mountConsole(app);
   app.use(errorHandler(config.production, metrics));
 
   // Receiving a request counts against its deadline too: a body that trickles in (slow loris) is
@@ -216,8 +220,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     app,
   );
   const port = await listen(httpServer, config.port, config.host);
-  const url = `http://${config.host ?? 'localhost'}:${port}/graphql`;
-  logger.info({ port, url }, `listening on ${url} (ready when /health/ready says so)`);
+  const origin = `http://${config.host ?? 'localhost'}:${port}`;
+  const url = `${origin}/graphql`;
+  const consoleUrl = `${origin}${CONSOLE_PATH}`;
+  logger.info(
+    { port, url, console: consoleUrl },
+    `listening on ${url} (ready when /health/ready says so); operator console on ${consoleUrl}`,
+  );
 
   let apollo: ApolloServer<ApiContext> | undefined;
   try {

@@ -330,6 +330,23 @@ describe('with API keys: the key id is recorded, and only an admin key reads the
       ['keyed-1', 'client-a'],
     ]);
   });
+
+  test('filter.keyId and filter.modelId select the rows of one key and of one model', async () => {
+    await as(client.key, SCREEN, { images: [{ base64: b64(images[5]) }] }, 'keyed-2');
+    const rowsOf = async (filter: object) => {
+      const read = await as(ops.key, SCREENINGS, { first: 10, filter });
+      expect(read.status).toBe(200);
+      return read.body.data!.screenings.edges.map((e) => [e.node.clientRequestId, e.node.keyId, e.node.modelId]);
+    };
+    const both = [
+      ['keyed-2', 'client-a', 'fashion-cnn'],
+      ['keyed-1', 'client-a', 'fashion-cnn'],
+    ];
+    expect(await rowsOf({ keyId: 'client-a' })).toEqual(both);
+    expect(await rowsOf({ keyId: 'ops' })).toEqual([]);
+    expect(await rowsOf({ modelId: 'fashion-cnn', keyId: 'client-a' })).toEqual(both);
+    expect(await rowsOf({ modelId: 'nsfw-mobilenetv2' })).toEqual([]);
+  });
 });
 
 /** `advsieve serve` with `env`: its exit status and what it printed. */
