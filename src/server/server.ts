@@ -289,6 +289,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await new Promise((resolve) => httpServer.close(resolve));
     await metricsEndpoint.close();
     await service?.close();
+    await gateway.close();
     throw err;
   }
 
@@ -303,6 +304,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await apollo!.stop(); // stops accepting, waits for requests in flight (up to the grace period)
       await service!.close(); // queued batches run, then the workers stop
       await metricsEndpoint.close();
+      await gateway.close();
       logger.info({ ms: Math.round(performance.now() - start) }, 'shut down');
       resolveClosed();
     })();
