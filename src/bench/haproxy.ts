@@ -29,6 +29,9 @@ export function haproxyConfig(port: number, backends: readonly number[]): string
     '  timeout connect 1s',
     '  timeout client 60s',
     '  timeout server 60s',
+    // A replica busy screening answers its health check late, not never: on a loaded machine a
+    // check cut at the connect timeout marked every replica down and queued all requests.
+    '  timeout check 5s',
     '  retries 3',
     '  option redispatch 1',
     '  retry-on conn-failure empty-response 503',
@@ -41,7 +44,7 @@ export function haproxyConfig(port: number, backends: readonly number[]): string
     '  option httpchk GET /health/ready',
     '  http-check expect status 200',
     '  http-response set-header x-served-by %[srv_name]',
-    '  default-server inter 250ms fall 2 rise 1',
+    '  default-server inter 500ms fall 3 rise 1',
     ...backends.map((p, i) => `  server r${i + 1} 127.0.0.1:${p} check`),
     '',
   ].join('\n');
@@ -55,7 +58,10 @@ export async function startHaproxy(backends: readonly number[]): Promise<Haproxy
   fs.writeFileSync(cfg, haproxyConfig(port, backends));
   const proc = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
-  proc.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  proc.stderr!.on('data', (d: Buffer) => {
+    output = (output + d.toString()).slice(-4000);
+    if (process.env.HAPROXY_LOG) process.stderr.write(d);
+  });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const failed = new Promise<never>((_, reject) => {
     proc.once('error', (err) =>
