@@ -7,6 +7,7 @@ import type { GraphQLError } from 'graphql';
 import { Redis } from 'ioredis';
 import { RedisTokenBuckets } from '../../src/gateway/redisRateLimit';
 import { RequestMeter } from '../../src/gateway/rateLimit';
+import { configFromEnv } from '../../src/server/config';
 import { RedisServer, startRedis } from '../helpers/redisServer';
 
 const LIMIT = { perSecond: 2, burst: 5 };
@@ -113,4 +114,13 @@ test('Redis stopping mid-way: charges fall back at once, without waiting for a r
   // Not queued behind reconnection attempts (which go on for ever): answered from this process's own, full bucket.
   expect(await b.take('k', 3, slow)).toBeUndefined();
   expect(await b.take('k', 1, slow)).toBeDefined();
+});
+
+test('REDIS_URL and the failure policy from the environment; an unknown policy stops the start', () => {
+  expect(configFromEnv({}).gateway).toMatchObject({ redisUrl: undefined, redisFailure: 'local' });
+  const set = configFromEnv({ REDIS_URL: 'redis://r:6379', ADVSIEVE_RATE_LIMIT_REDIS_FAILURE: 'Refuse' });
+  expect(set.gateway).toMatchObject({ redisUrl: 'redis://r:6379', redisFailure: 'refuse' });
+  expect(() => configFromEnv({ ADVSIEVE_RATE_LIMIT_REDIS_FAILURE: 'open' })).toThrow(
+    "ADVSIEVE_RATE_LIMIT_REDIS_FAILURE must be 'local' or 'refuse'; got 'open'",
+  );
 });

@@ -147,6 +147,29 @@ test("a key's admitted requests across all replicas stay within burst + rate × 
   expect(admitted).toBeLessThanOrEqual(Math.floor(LIMITED.burst + LIMITED.perSecond * seconds));
 });
 
+test('a retry on another replica (same x-request-id) is answered again and recorded once', async () => {
+  const images = fixtureFiles()
+    .slice(0, 3)
+    .map((f) => ({ base64: fs.readFileSync(f).toString('base64') }));
+  const direct = (replica: TestServer) =>
+    post(replica.port, keys.load.key, { query: SCREEN, variables: { i: images } }, 'lost-answer-1');
+  const first = await direct(replicas[0]); // its answer "lost": the client retries elsewhere
+  const retry = await direct(replicas[2]);
+  expect([first.status, retry.status]).toEqual([200, 200]);
+  expect(retry.body!.data).toEqual(first.body!.data); // the same verdicts
+  const db = new Client({ connectionString: postgres.url });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ image_index: number; request_id: string }>(
+      "SELECT image_index, request_id FROM screenings WHERE client_request_id = 'lost-answer-1' ORDER BY image_index",
+    );
+    expect(rows.map((r) => r.image_index)).toEqual([0, 1, 2]); // once each, not twice
+    expect(new Set(rows.map((r) => r.request_id)).size).toBe(1); // all from the first attempt
+  } finally {
+    await db.end();
+  }
+});
+
 test('one replica killed mid-run: every request answered, each verdict in the audit log once, as acknowledged', async () => {
   const files = fixtureFiles().map((f) => fs.readFileSync(f).toString('base64'));
   const REQUESTS = 48;
@@ -203,7 +226,7 @@ test('one replica killed mid-run: every request answered, each verdict in the au
       error_code: string | null;
     }>(
       `SELECT client_request_id, image_index, class_index, adversarial, error_code FROM screenings
-       WHERE key_id = 'load' AND operation = 'screen'`,
+       WHERE key_id = 'load' AND operation = 'screen' AND client_request_id LIKE 'run-%'`,
     );
     const logged = new Map<string, (typeof rows)[number][]>();
     for (const row of rows) {
