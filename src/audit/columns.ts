@@ -3,6 +3,7 @@
  * dialect, with the filter's WHERE clause: one place, so that both backends store and read the
  * same thing (the behaviour suite runs against both).
  */
+import { createHash } from 'crypto';
 import type { AuditDetectorScore, AuditRecord, AuditRow, ScreeningFilter } from './auditLog';
 import type { Dialect } from './migrations';
 
@@ -33,7 +34,31 @@ export const COLUMNS = [
   'calibration_created_at',
   'image',
   'client_request_id',
+  'idempotency_key',
 ] as const;
+
+/**
+ * The key under which a row is recorded at most once (a unique index; inserts skip a row whose key
+ * is there already): the same API key asking the same question — operation, image (its index and
+ * bytes), model, calibration, detection target — under the same client request id (`x-request-id`).
+ * That is a client's retry of a request whose answer it did not get, judged again, by this replica
+ * or another: the verdict is the same, and the log keeps the first one recorded. Null without a
+ * client request id: each such row stands on its own, as before.
+ */
+export function idempotencyKeyOf(r: AuditRecord): string | null {
+  if (r.clientRequestId === null) return null;
+  const parts = [
+    r.keyId ?? '',
+    r.clientRequestId,
+    r.operation,
+    String(r.imageIndex),
+    r.sha256 ?? '',
+    r.modelSha256,
+    r.calibrationSha256,
+    r.targetFpr === null ? '' : String(r.targetFpr),
+  ];
+  return createHash('sha256').update(parts.join('\u0000')).digest('hex');
+}
 
 type Value = string | number | boolean | Date | Buffer | null;
 
@@ -66,6 +91,7 @@ export function rowValues(r: AuditRecord, dialect: Dialect): Value[] {
     r.calibrationCreatedAt,
     r.image,
     r.clientRequestId,
+    idempotencyKeyOf(r),
   ];
 }
 

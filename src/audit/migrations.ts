@@ -125,6 +125,26 @@ export const MIGRATIONS: readonly Migration[] = [
         CREATE INDEX screenings_operation ON screenings (operation, id);`,
     },
   },
+  /*
+   * Version 3: a retried request is recorded once. A client that retries a request whose answer
+   * was lost (a replica killed after its commit, a load balancer's retry) sends the same
+   * `x-request-id`; the rows of the retry carry the same idempotency key as the first attempt's
+   * (src/audit/columns.ts) and are not inserted again. Null — distinct from every other row in both
+   * dialects — when the client sent no request id, and for the rows written before this version,
+   * so that rows already in the log can never make the index fail to build.
+   */
+  {
+    version: 3,
+    name: 'idempotency_key',
+    sql: {
+      sqlite: `
+        ALTER TABLE screenings ADD COLUMN idempotency_key TEXT;
+        CREATE UNIQUE INDEX screenings_idempotency_key ON screenings (idempotency_key);`,
+      postgres: `
+        ALTER TABLE screenings ADD COLUMN idempotency_key TEXT;
+        CREATE UNIQUE INDEX screenings_idempotency_key ON screenings (idempotency_key);`,
+    },
+  },
 ];
 
 /** The migrations still to apply to a database that has `applied`, in order; checks the list itself too. */

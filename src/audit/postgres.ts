@@ -48,7 +48,7 @@ export interface PostgresAuditOptions {
   readonly limits?: Partial<CommitLimits>;
 }
 
-/** Rows per INSERT statement: 25 columns × 1000 stays far below PostgreSQL's 65 535 parameters. */
+/** Rows per INSERT statement: 26 columns × 1000 stays far below PostgreSQL's 65 535 parameters. */
 const ROWS_PER_STATEMENT = 1000;
 
 /** pg_advisory_xact_lock key held while migrating ('advs' in ASCII): instances starting together take turns. */
@@ -215,7 +215,11 @@ function insertStatement(rows: readonly AuditRecord[]): QueryConfig {
     values.push(...rowValues(r, 'postgres'));
     return `(${COLUMNS.map((_, j) => `$${start + j + 1}`).join(', ')})`;
   });
-  return { text: `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, values };
+  // A row whose idempotency key is there already is a retry's, recorded before (src/audit/columns.ts).
+  return {
+    text: `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT DO NOTHING`,
+    values,
+  };
 }
 
 async function migrate(pool: Pool, migrations: readonly Migration[]): Promise<void> {

@@ -96,7 +96,8 @@ export class SqliteAuditLog implements AuditLog {
     limits: Partial<CommitLimits>,
   ) {
     const insert = db.prepare(
-      `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
+      // A row whose idempotency key is there already is a retry's, recorded before (src/audit/columns.ts).
+      `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ON CONFLICT DO NOTHING`,
     );
     this.insertAll = db.transaction((rows: readonly AuditRecord[]) => {
       for (const r of rows) insert.run(rowValues(r, 'sqlite'));

@@ -32,6 +32,20 @@ export function rateLimited(retryAfterMs: number, limit?: string): GraphQLError 
   );
 }
 
+/**
+ * The shared rate limits (Redis) cannot be asked and the deployment chose to refuse rather than to
+ * limit each replica on its own (ADVSIEVE_RATE_LIMIT_REDIS_FAILURE=refuse): 503, retry shortly.
+ */
+export function rateLimitUnavailable(): GraphQLError {
+  return requestError(
+    'RATE_LIMIT_UNAVAILABLE',
+    'the shared rate limits (Redis) cannot be checked now, so rate-limited requests are refused; retry later',
+    503,
+    { retryAfterMs: 1000 },
+    [retryAfter(1000)],
+  );
+}
+
 /** A query over one of the limits of src/gateway/queryLimits.ts. */
 export function queryLimit(code: string, limit: string, limitValue: number, message: string): GraphQLError {
   return requestError(code, message, 400, { limit, limitValue });

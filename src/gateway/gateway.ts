@@ -35,6 +35,7 @@ import {
 } from './errors';
 import type { QueryLimiter, QueryLimits } from './queryLimits';
 import { BucketLimit, RateLimiter, RequestMeter, TokenBuckets } from './rateLimit';
+import { RedisFailurePolicy, RedisTokenBuckets } from './redisRateLimit';
 import { persistedQueryError, persistedQueryScope } from './persistedQueries';
 import { TrustedDocuments } from './trustedDocuments';
 import { DeclaredVariables } from './undeclaredVariables';
@@ -45,6 +46,13 @@ export interface GatewayConfig {
   readonly apiKeys: readonly ApiKeyEntry[];
   /** A key's bucket unless its entry has its own; perSecond 0: keys are not rate-limited. */
   readonly rateLimit: BucketLimit;
+  /**
+   * REDIS_URL: the buckets live in Redis, shared by every replica that names it
+   * (src/gateway/redisRateLimit.ts); unset: in this process's memory.
+   */
+  readonly redisUrl: string | undefined;
+  /** ADVSIEVE_RATE_LIMIT_REDIS_FAILURE: when Redis does not answer, this process's buckets ('local') or 503 ('refuse'). */
+  readonly redisFailure: RedisFailurePolicy;
   /** Each key's bucket of request-body bytes (perSecond 0: not limited), charged by Content-Length before the body is read. */
   readonly bodyRateLimit: BucketLimit;
   readonly queryLimits: QueryLimits;
@@ -192,7 +200,8 @@ function bodyOperations(body: unknown, maxBatched: number): Operations {
 export class Gateway {
   readonly keys: ApiKeyStore;
   private readonly trusted: TrustedDocuments | undefined;
-  private readonly buckets: RateLimiter = new TokenBuckets();
+  /** The key's buckets: in Redis with REDIS_URL, else in this process. */
+  readonly buckets: RateLimiter & { readonly kind: 'memory' | 'redis' };
   private readonly declared: DeclaredVariables;
 
   /** Reads the trusted documents, if configured: a bad manifest stops the start here. */
@@ -204,6 +213,14 @@ export class Gateway {
     this.keys = new ApiKeyStore(config.apiKeys);
     this.trusted = config.trustedDocumentsFile ? TrustedDocuments.load(config.trustedDocumentsFile) : undefined;
     this.declared = new DeclaredVariables(config.queryLimits.maxTokens);
+    this.buckets = config.redisUrl
+      ? new RedisTokenBuckets({ url: config.redisUrl, failure: config.redisFailure })
+      : Object.assign(new TokenBuckets(), { kind: 'memory' as const });
+  }
+
+  /** Closes the connection to Redis, if any. */
+  async close(): Promise<void> {
+    if (this.buckets instanceof RedisTokenBuckets) await this.buckets.close();
   }
 
   /** The start-up log lines: an open API is worth a warning. */
@@ -327,15 +344,15 @@ export class Gateway {
   };
 
   /** The body's declared bytes from the key's byte bucket (a chunked body, of unknown length, a full bucket). */
-  private takeBodyBytes(
+  private async takeBodyBytes(
     req: Request,
     principal: Principal | undefined,
-  ): { retryAfterMs: number; limit: string } | undefined {
+  ): Promise<{ retryAfterMs: number; limit: string } | undefined> {
     const limit = this.config.bodyRateLimit;
     if (!principal || limit.perSecond <= 0) return undefined;
     const bytes = declaredBodyBytes(req) ?? limit.burst;
     if (bytes === 0) return undefined;
-    const refusal = this.buckets.take(`${principal.keyId}\u0000bytes`, bytes, limit);
+    const refusal = await this.buckets.take(`${principal.keyId}\u0000bytes`, bytes, limit);
     return refusal && { ...refusal, limit: 'bodyBytesPerSecond' };
   }
 
@@ -351,12 +368,18 @@ export class Gateway {
    * body is read; the meter stays for the request's images. Bytes are what a request costs the
    * main thread before any field runs (reading, parsing, base64), so a key that sends large bodies
    * is paced by bytes, not only by requests. A chunked body, of unknown length, costs a full bucket.
+   * Shared buckets that cannot be asked refuse with their own error (RATE_LIMIT_UNAVAILABLE).
    */
-  readonly admit: RequestHandler = (req, res, next) => {
+  readonly admit: RequestHandler = async (req, res, next) => {
     const principal = locals(res).principal;
     const meter = this.meterFor(principal);
-    const refusal: { retryAfterMs: number; limit?: string } | undefined =
-      meter?.take(1) ?? this.takeBodyBytes(req, principal);
+    let refusal: { retryAfterMs: number; limit?: string } | undefined;
+    try {
+      refusal = (await meter?.take(1)) ?? (await this.takeBodyBytes(req, principal));
+    } catch (err) {
+      this.refuse(res, [err as GraphQLError]);
+      return;
+    }
     if (refusal) {
       this.refuse(res, [rateLimited(refusal.retryAfterMs, refusal.limit)]);
       return;
@@ -459,11 +482,11 @@ export class Gateway {
    * decoded): a refusal throws the request's RATE_LIMITED error. Undefined when the key is not
    * rate-limited (or no keys are configured).
    */
-  imageChargeFor(res: Response): ((images: number) => void) | undefined {
+  imageChargeFor(res: Response): ((images: number) => Promise<void>) | undefined {
     const meter = locals(res).meter;
     if (!meter) return undefined;
-    return (images) => {
-      const refusal = meter.take(images);
+    return async (images) => {
+      const refusal = await meter.take(images);
       if (refusal) throw rateLimited(refusal.retryAfterMs);
     };
   }

@@ -24,12 +24,19 @@ export interface BucketLimit {
   readonly burst: number;
 }
 
+/** Why tokens were not taken: when they will be there. */
+export interface Refusal {
+  readonly retryAfterMs: number;
+}
+
 export interface RateLimiter {
   /**
    * Takes `cost` tokens (at most the bucket's size) from `key`'s bucket. Undefined when they were
-   * taken; otherwise nothing is taken and `retryAfterMs` says when they will be there.
+   * taken; otherwise nothing is taken and `retryAfterMs` says when they will be there. In memory
+   * the answer is immediate; a shared store (src/gateway/redisRateLimit.ts) answers with a promise,
+   * so callers await either and the in-memory default pays no promise of its own.
    */
-  take(key: string, cost: number, limit: BucketLimit): { retryAfterMs: number } | undefined;
+  take(key: string, cost: number, limit: BucketLimit): Refusal | undefined | Promise<Refusal | undefined>;
 }
 
 interface Bucket {
@@ -62,7 +69,7 @@ export class TokenBuckets implements RateLimiter {
     return this.buckets.size;
   }
 
-  take(key: string, cost: number, limit: BucketLimit): { retryAfterMs: number } | undefined {
+  take(key: string, cost: number, limit: BucketLimit): Refusal | undefined {
     const now = this.now();
     if (now - this.lastSweep >= this.sweepEveryMs) this.sweep(now);
     const need = Math.min(cost, limit.burst);
@@ -89,7 +96,11 @@ function refilled(b: Bucket, now: number, limit: BucketLimit): number {
   return Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.perSecond);
 }
 
-/** One request's spending against its key's bucket: at most the bucket's size in all. */
+/**
+ * One request's spending against its key's bucket: at most the bucket's size in all. A charge is
+ * counted as spent before the limiter answers and given back if refused, so that two fields of one
+ * request charging at once (aliases resolve concurrently) cannot both count on the same remainder.
+ */
 export class RequestMeter {
   private spent = 0;
 
@@ -100,11 +111,12 @@ export class RequestMeter {
   ) {}
 
   /** Takes `cost` tokens (less once the request has spent a full bucket); the refusal's hint, if refused. */
-  take(cost: number): { retryAfterMs: number } | undefined {
+  async take(cost: number): Promise<Refusal | undefined> {
     const charge = Math.min(cost, this.limit.burst - this.spent);
     if (charge <= 0) return undefined;
-    const refusal = this.limiter.take(this.key, charge, this.limit);
-    if (!refusal) this.spent += charge;
+    this.spent += charge;
+    const refusal = await this.limiter.take(this.key, charge, this.limit);
+    if (refusal) this.spent -= charge;
     return refusal;
   }
 }

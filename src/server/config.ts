@@ -11,6 +11,7 @@ import { apiKeysFromEnv } from '../gateway/apiKeys';
 import type { GatewayConfig } from '../gateway/gateway';
 import { apqEnabled } from '../gateway/persistedQueries';
 import { DEFAULT_QUERY_LIMITS } from '../gateway/queryLimits';
+import type { RedisFailurePolicy } from '../gateway/redisRateLimit';
 import { defaultModelDir, PACKAGE_ROOT } from '../util/paths';
 
 export interface ServerConfig {
@@ -156,6 +157,8 @@ function gatewayConfig(env: Env, production: boolean): GatewayConfig {
     },
     // Body bytes per key: what bounds one key's share of the main thread (reading, parsing and
     // decoding base64 JSON cost ~15 ms per MB here). The burst is one client's in-flight share.
+    redisUrl: env.REDIS_URL || undefined,
+    redisFailure: redisFailurePolicy(env),
     bodyRateLimit: {
       perSecond: integer(env, 'ADVSIEVE_RATE_LIMIT_BYTES_PER_SECOND', 0) ?? 8 * MiB,
       burst: integer(env, 'ADVSIEVE_RATE_LIMIT_BYTES_BURST', 1) ?? 64 * MiB,
@@ -173,6 +176,18 @@ function gatewayConfig(env: Env, production: boolean): GatewayConfig {
     apq: apqEnabled(flag(env, 'ADVSIEVE_APQ'), production, Boolean(env.ADVSIEVE_TRUSTED_DOCUMENTS)),
     metrics: metricsEndpoint(env),
   };
+}
+
+/** ADVSIEVE_RATE_LIMIT_REDIS_FAILURE: what a charge does when Redis does not answer (src/gateway/redisRateLimit.ts). */
+function redisFailurePolicy(env: Env): RedisFailurePolicy {
+  const raw = (env.ADVSIEVE_RATE_LIMIT_REDIS_FAILURE || 'local').toLowerCase();
+  if (raw !== 'local' && raw !== 'refuse')
+    throw new ConfigError(
+      'ADVSIEVE_RATE_LIMIT_REDIS_FAILURE',
+      "'local' or 'refuse'",
+      env.ADVSIEVE_RATE_LIMIT_REDIS_FAILURE ?? '',
+    );
+  return raw;
 }
 
 /** ADVSIEVE_METRICS: `on`, `off`, or a port for a listener of its own (on ADVSIEVE_METRICS_HOST, loopback by default). */

@@ -93,7 +93,7 @@ export class RequestImages {
   constructor(
     private readonly service: ScreeningService,
     private readonly deadline = Infinity,
-    private readonly charge?: (images: number) => void,
+    private readonly charge?: (images: number) => Promise<void>,
     /** The body's large base64 images, read with it off this thread, by the token left in their place. */
     private readonly bodyImages?: ReadonlyMap<string, Base64Reading>,
   ) {}
@@ -122,7 +122,7 @@ export class RequestImages {
   ): Promise<ReadImage[]> {
     // The field's work, not its image count (src/request/fieldCosts.ts): a spectrum costs 3 screens,
     // and on a model of 72 times the bundled one's FLOPs, 72 times that (ScreeningModel.tokensPerImage).
-    this.charge?.(inputs.length * tokensPerImage * model.tokensPerImage);
+    await this.charge?.(inputs.length * tokensPerImage * model.tokensPerImage);
     const limits = this.service.config;
     this.counted += inputs.length;
     if (this.counted > limits.maxImages) {

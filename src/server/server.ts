@@ -298,6 +298,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await new Promise((resolve) => httpServer.close(resolve));
     await metricsEndpoint.close();
     await service?.close();
+    await gateway.close();
     throw err;
   }
 
@@ -312,6 +313,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await apollo!.stop(); // stops accepting, waits for requests in flight (up to the grace period)
       await service!.close(); // queued batches run, then the workers stop
       await metricsEndpoint.close();
+      await gateway.close();
       logger.info({ ms: Math.round(performance.now() - start) }, 'shut down');
       resolveClosed();
     })();

@@ -68,7 +68,7 @@ function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
   return {
     time: T0,
     requestId: 'req-1',
-    clientRequestId: 'client-req-1',
+    clientRequestId: null, // with one, identical records are a retry's, recorded once (a test below)
     keyId: 'key-a',
     operation: 'screen',
     imageIndex: 0,
@@ -111,6 +111,7 @@ describe.each([sqlite, pg])('$name audit log', (backend) => {
   test('a record reads back with every field as written, a failed image with nulls', async () => {
     log = await backend.open(fresh());
     const full = record({
+      clientRequestId: 'client-req-1',
       defenseClassIndex: 3,
       defenseLabel: 'Dress',
       defenseConfidence: 0.5,
@@ -142,6 +143,44 @@ describe.each([sqlite, pg])('$name audit log', (backend) => {
     expect(second).toEqual({ ...failed, id: second.id });
     expect(first.time.getTime()).toBe(T0.getTime());
     expect(await log.count({})).toBe(2);
+  });
+
+  test('a retry of a request (same key, x-request-id, image, model) is recorded once; anything else is not merged', async () => {
+    log = await backend.open(fresh());
+    const attempt = (requestId: string, overrides: Partial<AuditRecord> = {}) => [
+      record({ requestId, clientRequestId: 'retry-me', imageIndex: 0, sha256: hex(1), ...overrides }),
+      record({ requestId, clientRequestId: 'retry-me', imageIndex: 1, sha256: hex(2), ...overrides }),
+    ];
+    await log.record(attempt('server-uuid-1'));
+    // The retry, on another replica: its rows are skipped, in one group with a new row and alone.
+    await Promise.all([log.record(attempt('server-uuid-2')), log.record([record({ requestId: 'other' })])]);
+    await log.record(attempt('server-uuid-3'));
+    // Not a retry: another key, another client request id, another image at the index, another target.
+    await log.record(attempt('k', { keyId: 'key-b' }));
+    await log.record(attempt('c', { clientRequestId: 'another' }));
+    await log.record([record({ requestId: 'i', clientRequestId: 'retry-me', imageIndex: 0, sha256: hex(9) })]);
+    await log.record([
+      record({ requestId: 't', clientRequestId: 'retry-me', imageIndex: 0, sha256: hex(1), targetFpr: 0.01 }),
+    ]);
+    // Without a client request id every row stands on its own.
+    await log.record([record({ requestId: 'n1' }), record({ requestId: 'n2' })]);
+    const rows = (await log.screenings({ filter: {}, first: 100 })).rows;
+    const ids = rows.map((r) => `${r.requestId}/${r.imageIndex}`).sort();
+    expect(ids).toEqual(
+      [
+        'server-uuid-1/0',
+        'server-uuid-1/1',
+        'other/0',
+        'k/0',
+        'k/1',
+        'c/0',
+        'c/1',
+        'i/0',
+        't/0',
+        'n1/0',
+        'n2/0',
+      ].sort(),
+    );
   });
 
   test('concurrent records all commit (as groups), each promise resolving once its rows are readable', async () => {

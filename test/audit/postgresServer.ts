@@ -6,11 +6,11 @@
  */
 import { execFile } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { Client } from 'pg';
 import { promisify } from 'util';
+import { freePort } from '../../src/util/freePort';
 
 const run = promisify(execFile);
 
@@ -41,17 +41,6 @@ export function postgresBinDir(): string {
     );
   }
   return path.join(root, versions[0], 'bin');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startPostgres(database = 'advsieve'): Promise<PostgresServer> {

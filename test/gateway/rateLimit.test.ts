@@ -56,14 +56,14 @@ test('buckets that refilled completely are dropped at the next sweep; busy ones 
   expect(b.size).toBe(1);
 });
 
-test('a request meter never charges more than one bucket in all, however many images it reads', () => {
+test('a request meter never charges more than one bucket in all, however many images it reads', async () => {
   const c = clock();
   const b = new TokenBuckets(c.now);
   const meter = new RequestMeter(b, 'k', LIMIT);
-  expect(meter.take(1)).toBeUndefined(); // the request's own token
-  expect(meter.take(3)).toBeUndefined(); // images of one field
-  expect(meter.take(10)).toBeUndefined(); // more images: only 1 more token, the bucket's size is reached
-  expect(meter.take(10)).toBeUndefined(); // nothing left to charge
+  expect(await meter.take(1)).toBeUndefined(); // the request's own token
+  expect(await meter.take(3)).toBeUndefined(); // images of one field
+  expect(await meter.take(10)).toBeUndefined(); // more images: only 1 more token, the bucket's size is reached
+  expect(await meter.take(10)).toBeUndefined(); // nothing left to charge
   // A second request finds the bucket empty.
-  expect(new RequestMeter(b, 'k', LIMIT).take(1)).toEqual({ retryAfterMs: 500 });
+  expect(await new RequestMeter(b, 'k', LIMIT).take(1)).toEqual({ retryAfterMs: 500 });
 });
