@@ -33,6 +33,7 @@ export const COLUMNS = [
   'calibration_created_at',
   'image',
   'client_request_id',
+  'job_id',
 ] as const;
 
 type Value = string | number | boolean | Date | Buffer | null;
@@ -66,6 +67,7 @@ export function rowValues(r: AuditRecord, dialect: Dialect): Value[] {
     r.calibrationCreatedAt,
     r.image,
     r.clientRequestId,
+    r.jobId,
   ];
 }
 
@@ -103,6 +105,7 @@ export function recordOf(row: Record<string, unknown>): AuditRow {
     calibrationSha256: row.calibration_sha256 as string,
     calibrationCreatedAt: row.calibration_created_at as string,
     image: (row.image as Buffer | null) ?? null,
+    jobId: (row.job_id as string | null) ?? null,
   };
 }
 
@@ -129,6 +132,7 @@ export function whereClause(
   if (filter.until) add('time < ?', sqlite ? filter.until.getTime() : filter.until);
   if (filter.sha256 !== undefined) add('sha256 = ?', filter.sha256);
   if (filter.operation !== undefined) add('operation = ?', filter.operation);
+  if (filter.jobId !== undefined) add('job_id = ?', filter.jobId);
   if (afterId !== undefined) add('id < ?', afterId);
   return { sql: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }

@@ -215,7 +215,10 @@ function insertStatement(rows: readonly AuditRecord[]): QueryConfig {
     values.push(...rowValues(r, 'postgres'));
     return `(${COLUMNS.map((_, j) => `$${start + j + 1}`).join(', ')})`;
   });
-  return { text: `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, values };
+  return {
+    text: `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT DO NOTHING`,
+    values,
+  };
 }
 
 async function migrate(pool: Pool, migrations: readonly Migration[]): Promise<void> {

@@ -96,7 +96,7 @@ export class SqliteAuditLog implements AuditLog {
     limits: Partial<CommitLimits>,
   ) {
     const insert = db.prepare(
-      `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
+      `INSERT INTO screenings (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ON CONFLICT DO NOTHING`,
     );
     this.insertAll = db.transaction((rows: readonly AuditRecord[]) => {
       for (const r of rows) insert.run(rowValues(r, 'sqlite'));

@@ -41,4 +41,6 @@ export interface RequestContext {
   readonly clientRequestId?: string;
   /** When the request must be answered by: a performance.now() time, from its arrival plus ADVSIEVE_REQUEST_TIMEOUT_MS. */
   readonly deadline: number;
+  /** The screening job whose images this work judges (src/jobs/): its verdicts are audited under it. */
+  readonly jobId?: string;
 }

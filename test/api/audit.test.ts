@@ -174,6 +174,7 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
       adversarial: null,
       detectors: null,
       image: null,
+      jobId: null,
     });
   });
 
