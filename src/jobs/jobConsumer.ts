@@ -45,6 +45,9 @@ export class JobConsumer {
     worker.on('failed', (job, err) => {
       if (job) void giveUp(service, store, job, err);
     });
+    worker.on('stalled', (id) =>
+      logger.warn({ batch: id }, `job consumer: batch ${id} stalled (its consumer stopped renewing it); queued again`),
+    );
     worker.on('error', (err) => logger.warn({ err }, 'job consumer: queue error'));
     logger.info(
       { concurrency: worker.opts.concurrency, lockMs: config.lockMs },
