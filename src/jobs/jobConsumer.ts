@@ -34,7 +34,7 @@ export class JobConsumer {
     const workers = service.defaultModel.engine.pool.size;
     const worker = new Worker<BatchData>(JOB_QUEUE, (job) => screenBatch(service, store, spool, job.data), {
       connection: bullConnection(config.redisUrl!),
-      concurrency: config.concurrency ?? Math.max(2, 2 * workers),
+      concurrency: config.concurrency ?? 4 * workers,
       lockDuration: config.lockMs,
       stalledInterval: config.stalledIntervalMs,
       maxStalledCount: config.maxStalledCount,

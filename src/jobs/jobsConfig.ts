@@ -20,7 +20,11 @@ export interface JobsConfig {
   readonly spoolDir: string;
   /** Images per unit of queue work (ADVSIEVE_JOB_BATCH): an engine batch by default. */
   readonly batchSize: number;
-  /** Batches one consumer screens at once (ADVSIEVE_JOB_CONCURRENCY); undefined: twice its engine's workers. */
+  /**
+   * Batches one consumer screens at once (ADVSIEVE_JOB_CONCURRENCY); undefined: four per engine
+   * worker — one running, the next queued, two being read, recorded or stored (bench:jobs: 2 per
+   * worker left the engine idle while the main thread read and recorded).
+   */
   readonly concurrency: number | undefined;
   /**
    * How long a consumer's claim on a batch lasts unrenewed (ADVSIEVE_JOB_LOCK_MS; BullMQ renews it

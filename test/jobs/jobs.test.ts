@@ -14,6 +14,7 @@ import { Client } from 'pg';
 import { errorCode, fixtureFiles, gql, ROOT, startServer, TestServer } from '../api/helpers';
 import { PostgresServer, startPostgres } from '../audit/postgresServer';
 import { RedisServer, startRedis } from '../helpers/redisServer';
+import { jobImagePath, writeJobImages } from '../../src/bench/jobImages';
 
 const IMAGES = Number(process.env.ADVSIEVE_TEST_JOB_IMAGES ?? 4000);
 
@@ -37,16 +38,6 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-jobs-'));
 const allowed = path.join(tmp, 'allowed');
 const spool = path.join(tmp, 'spool');
 const workers: ChildProcess[] = [];
-
-/** `count` copies of the Fashion-MNIST fixtures under `dir`, in subfolders of 1000 (as a data set lies). */
-function writeImages(dir: string, count: number): void {
-  const fixtures = fixtureFiles().map((f) => fs.readFileSync(f));
-  for (let i = 0; i < count; i++) {
-    const sub = path.join(dir, `part-${String(Math.floor(i / 1000)).padStart(3, '0')}`);
-    if (i % 1000 === 0) fs.mkdirSync(sub, { recursive: true });
-    fs.writeFileSync(path.join(sub, `img-${String(i).padStart(6, '0')}.png`), fixtures[i % fixtures.length]);
-  }
-}
 
 function jobsEnv(): Record<string, string> {
   return {
@@ -159,8 +150,8 @@ async function auditRows(jobId: string): Promise<{ rows: number; images: number 
 }
 
 beforeAll(async () => {
-  writeImages(path.join(allowed, 'big'), IMAGES);
-  writeImages(path.join(allowed, 'small'), 50);
+  writeJobImages(path.join(allowed, 'big'), IMAGES);
+  writeJobImages(path.join(allowed, 'small'), 50);
   fs.symlinkSync('/etc', path.join(allowed, 'escape'));
   [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
   databaseUrl = postgres.url;
@@ -196,12 +187,8 @@ describe('screening jobs on Redis', () => {
     expect(verdicts).toHaveLength(IMAGES);
     expect(verdicts.map((v) => v.index)).toEqual(Array.from({ length: IMAGES }, (_, i) => i));
     expect(verdicts.every((v) => v.prediction && v.detection && !v.error)).toBe(true);
-    expect(verdicts[IMAGES - 1].file).toBe(
-      path.join(
-        `part-${String(Math.floor((IMAGES - 1) / 1000)).padStart(3, '0')}`,
-        `img-${String(IMAGES - 1).padStart(6, '0')}.png`,
-      ),
-    );
+    expect(verdicts[IMAGES - 1].file).toBe(jobImagePath(IMAGES - 1));
+    expect(new Set(verdicts.map((v) => v.sha256)).size).toBe(IMAGES); // distinct images, each judged once
     expect(done.flagged).toBe(verdicts.filter((v) => v.detection!.adversarial).length);
     // One audit row per image, none twice, though the stalled batches ran twice.
     expect(await auditRows(submitted.id)).toEqual({ rows: IMAGES, images: IMAGES });

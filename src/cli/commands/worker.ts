@@ -21,7 +21,7 @@ export function registerWorker(program: Command): void {
     .option('--models <list>', 'more models, as `serve --models` (default: ADVSIEVE_MODELS)')
     .option(
       '--concurrency <n>',
-      'batches screened at once (default: ADVSIEVE_JOB_CONCURRENCY, else 2 × workers)',
+      'batches screened at once (default: ADVSIEVE_JOB_CONCURRENCY, else 4 per engine worker)',
       intOption,
     )
     .action(async (opts: { model?: string; models?: string; concurrency?: number }) => {
