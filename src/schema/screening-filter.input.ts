@@ -23,4 +23,7 @@ export class ScreeningFilter {
     description: 'Only rows of this field: screen, attack, classify, defend, spectrum or trajectory.',
   })
   operation?: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Only the verdicts of this screening job.' })
+  jobId?: string | null;
 }

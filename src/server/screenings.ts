@@ -43,6 +43,7 @@ function checkFilter(input: ScreeningFilterInput | null | undefined): ScreeningF
     since: input?.since ?? undefined,
     until: input?.until ?? undefined,
     sha256,
+    jobId: input?.jobId ?? undefined,
   };
 }
 
@@ -100,6 +101,7 @@ function screeningOf(r: AuditRow): Screening {
     keyId: r.keyId,
     operation: r.operation,
     index: r.imageIndex,
+    jobId: r.jobId,
     sha256: r.sha256,
     byteSize: r.byteSize,
     prediction: prediction(r.classIndex, r.label, r.confidence),

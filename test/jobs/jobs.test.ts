@@ -1,7 +1,7 @@
 /**
  * Bulk screening jobs with the real components: redis-server and PostgreSQL started here, the
  * service (`advsieve serve`, consuming too) and an `advsieve worker` as child processes. A job of
- * ADVSIEVE_TEST_JOB_IMAGES images (default 4000: docs/api.md, "Jobs", has the 20 000-image run and
+ * ADVSIEVE_TEST_JOB_IMAGES images (default 2000: docs/api.md, "Jobs", has the 20 000-image run and
  * its time) from a server-side directory, with the worker SIGKILLed mid-job: the job completes with
  * every image judged exactly once, in the results and in the audit log. Then cancel, paging,
  * uploads, and the coded errors (unknown job, a directory outside the allowed ones, no Redis).
@@ -16,7 +16,7 @@ import { PostgresServer, startPostgres } from '../audit/postgresServer';
 import { RedisServer, startRedis } from '../helpers/redisServer';
 import { jobImagePath, writeJobImages } from '../../src/bench/jobImages';
 
-const IMAGES = Number(process.env.ADVSIEVE_TEST_JOB_IMAGES ?? 4000);
+const IMAGES = Number(process.env.ADVSIEVE_TEST_JOB_IMAGES ?? 2000);
 
 interface Job {
   id: string;
@@ -192,6 +192,13 @@ describe('screening jobs on Redis', () => {
     expect(done.flagged).toBe(verdicts.filter((v) => v.detection!.adversarial).length);
     // One audit row per image, none twice, though the stalled batches ran twice.
     expect(await auditRows(submitted.id)).toEqual({ rows: IMAGES, images: IMAGES });
+    const audited = await gql<{ screenings: { totalCount: number; edges: Array<{ node: { jobId: string } }> } }>(
+      server,
+      'query($j: String) { screenings(filter: { jobId: $j }, first: 1) { totalCount edges { node { jobId } } } }',
+      { j: submitted.id },
+    );
+    expect(audited.body.data!.screenings.totalCount).toBe(IMAGES);
+    expect(audited.body.data!.screenings.edges[0].node.jobId).toBe(submitted.id);
   }, 1_200_000);
 
   test('cancel: the batches not yet screened are skipped; a finished job stays as it was', async () => {
@@ -289,6 +296,12 @@ describe('screening jobs on Redis', () => {
       d: allowed,
     });
     expect(errorCode(both)).toBe('BAD_USER_INPUT');
+  });
+
+  test("/metrics gives the queue's batches by state (what an autoscaler scales workers on)", async () => {
+    const text = await (await fetch(`${server.base}/metrics`)).text();
+    for (const state of ['waiting', 'active', 'delayed', 'failed'])
+      expect(text).toMatch(new RegExp(`advsieve_job_batches\\{state="${state}"\\} \\d+`));
   });
 
   test('without REDIS_URL the job fields answer JOBS_UNAVAILABLE and screening is unchanged', async () => {
