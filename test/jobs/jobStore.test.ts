@@ -11,6 +11,7 @@ import { JobStore, type JobVerdict } from '../../src/jobs/jobStore';
 import { screeningJob, cancelScreeningJob } from '../../src/server/jobs';
 import type { ApiContext } from '../../src/server/operations';
 import type { Scope } from '../../src/request/context';
+import { advsieve } from '../helpers/cli';
 import { RedisServer, startRedis } from '../helpers/redisServer';
 
 let redis: RedisServer;
@@ -135,4 +136,11 @@ describe('job directories', () => {
     expect(await readJobFile(dir, path.join('b', 'c.png'), 0)).toMatchObject({ code: 'IMAGE_TOO_LARGE' });
     expect(await readJobFile(dir, 'gone.png', 100)).toMatchObject({ code: 'UNREADABLE_FILE' });
   });
+});
+
+test('advsieve worker without REDIS_URL stops at once, saying why', async () => {
+  delete process.env.REDIS_URL; // the helper passes the test's environment on
+  const { code, stderr } = await advsieve('worker');
+  expect(code).toBe(1);
+  expect(stderr).toMatch(/REDIS_URL is not set/);
 });
