@@ -149,11 +149,8 @@ function auditConfig(env: Env): AuditConfig {
  * is BullMQ's 30 s: renewed every 15 s, so a busy event loop never loses a batch it is screening;
  * a killed consumer's batch waits that long, once, for another.
  */
-function jobsConfig(env: Env, maxImages: number): JobsConfig {
+function jobsConfig(env: Env): JobsConfig {
   const lockMs = integer(env, 'ADVSIEVE_JOB_LOCK_MS', 1000) ?? 30_000;
-  const batchSize = integer(env, 'ADVSIEVE_JOB_BATCH', 1) ?? 64;
-  if (batchSize > maxImages)
-    throw new ConfigError('ADVSIEVE_JOB_BATCH', `at most ADVSIEVE_MAX_IMAGES (${maxImages})`, String(batchSize));
   const dirs = (env.ADVSIEVE_JOB_DIRS ?? '')
     .split(',')
     .map((d) => d.trim())
@@ -165,7 +162,7 @@ function jobsConfig(env: Env, maxImages: number): JobsConfig {
     consume: flag(env, 'ADVSIEVE_JOB_CONSUMER') ?? true,
     dirs: dirs.map((d) => path.resolve(d)),
     spoolDir: path.resolve(env.ADVSIEVE_JOB_SPOOL || path.join(PACKAGE_ROOT, 'data', 'job-spool')),
-    batchSize,
+    batchSize: integer(env, 'ADVSIEVE_JOB_BATCH', 1) ?? 64,
     concurrency: integer(env, 'ADVSIEVE_JOB_CONCURRENCY', 1),
     lockMs,
     stalledIntervalMs: integer(env, 'ADVSIEVE_JOB_STALLED_INTERVAL_MS', 500) ?? lockMs,
@@ -327,7 +324,6 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     throw new ConfigError('ADVSIEVE_ATTACKS', 'off when NODE_ENV=production', env.ADVSIEVE_ATTACKS ?? '');
   }
   const gateway = gatewayConfig(env, production);
-  const maxImages = integer(env, 'ADVSIEVE_MAX_IMAGES', 1) ?? 256;
   return {
     port: integer(env, 'PORT', 0) ?? 4000,
     host: env.HOST || undefined,
@@ -337,7 +333,7 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     production,
     maxFileBytes: integer(env, 'ADVSIEVE_MAX_FILE_BYTES', 1) ?? 5 * MiB,
     maxFiles: integer(env, 'ADVSIEVE_MAX_FILES', 1) ?? 64,
-    maxImages,
+    maxImages: integer(env, 'ADVSIEVE_MAX_IMAGES', 1) ?? 256,
     maxBodyBytes: integer(env, 'ADVSIEVE_MAX_BODY_BYTES', 1024) ?? 16 * MiB,
     maxPixels: integer(env, 'ADVSIEVE_MAX_PIXELS', 1) ?? 40_000_000,
     ...thresholdConfig(env),
@@ -354,6 +350,6 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     ...decodeConfig(env),
     audit: auditConfig(env),
     gateway,
-    jobs: jobsConfig(env, maxImages),
+    jobs: jobsConfig(env),
   };
 }
