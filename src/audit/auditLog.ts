@@ -63,6 +63,12 @@ export interface AuditRecord {
   readonly calibrationCreatedAt: string;
   /** The image file itself, only with ADVSIEVE_AUDIT_STORE_IMAGES=1. */
   readonly image: Buffer | null;
+  /**
+   * The screening job the verdict belongs to (src/jobs/), null for a request's own images. A job's
+   * image has one row whatever its batch's reruns: (job_id, image_index) is unique, and a rerun's
+   * insert of the same image is ignored (migration 3).
+   */
+  readonly jobId: string | null;
 }
 
 export interface AuditDetectorScore {
@@ -99,6 +105,8 @@ export interface ScreeningFilter {
   readonly keyId?: string;
   /** Only rows of this model id. */
   readonly modelId?: string;
+  /** Only rows of this screening job. */
+  readonly jobId?: string;
 }
 
 export interface ScreeningQuery {

@@ -35,6 +35,7 @@ export const COLUMNS = [
   'image',
   'client_request_id',
   'idempotency_key',
+  'job_id',
 ] as const;
 
 /**
@@ -92,6 +93,7 @@ export function rowValues(r: AuditRecord, dialect: Dialect): Value[] {
     r.image,
     r.clientRequestId,
     idempotencyKeyOf(r),
+    r.jobId,
   ];
 }
 
@@ -129,6 +131,7 @@ export function recordOf(row: Record<string, unknown>): AuditRow {
     calibrationSha256: row.calibration_sha256 as string,
     calibrationCreatedAt: row.calibration_created_at as string,
     image: (row.image as Buffer | null) ?? null,
+    jobId: (row.job_id as string | null) ?? null,
   };
 }
 
@@ -157,6 +160,7 @@ export function whereClause(
   if (filter.operation !== undefined) add('operation = ?', filter.operation);
   if (filter.keyId !== undefined) add('key_id = ?', filter.keyId);
   if (filter.modelId !== undefined) add('model_id = ?', filter.modelId);
+  if (filter.jobId !== undefined) add('job_id = ?', filter.jobId);
   if (afterId !== undefined) add('id < ?', afterId);
   return { sql: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }

@@ -145,6 +145,24 @@ export const MIGRATIONS: readonly Migration[] = [
         CREATE UNIQUE INDEX screenings_idempotency_key ON screenings (idempotency_key);`,
     },
   },
+  /*
+   * Version 4: bulk screening jobs (src/jobs/). A job's verdict names its job; the unique index
+   * makes a batch rerun after a stalled consumer (BullMQ's recovery) insert nothing twice: every
+   * INSERT says ON CONFLICT DO NOTHING, and only a job's rows can conflict (NULLs never do, and the
+   * partial index leaves the request rows out of it entirely).
+   */
+  {
+    version: 4,
+    name: 'job_id',
+    sql: {
+      sqlite: `
+        ALTER TABLE screenings ADD COLUMN job_id TEXT;
+        CREATE UNIQUE INDEX screenings_job_image ON screenings (job_id, image_index) WHERE job_id IS NOT NULL;`,
+      postgres: `
+        ALTER TABLE screenings ADD COLUMN job_id TEXT;
+        CREATE UNIQUE INDEX screenings_job_image ON screenings (job_id, image_index) WHERE job_id IS NOT NULL;`,
+    },
+  },
 ];
 
 /** The migrations still to apply to a database that has `applied`, in order; checks the list itself too. */

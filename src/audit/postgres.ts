@@ -35,6 +35,7 @@ import {
 import { COLUMNS, recordOf, rowValues, whereClause } from './columns';
 import { CommitLimits, DEFAULT_COMMIT_LIMITS, GroupCommit, GroupWriteError, settledWithin } from './groupCommit';
 import { Migration, MIGRATIONS, pendingMigrations, SCHEMA_MIGRATIONS_TABLE } from './migrations';
+import { redactedUrl } from '../util/redactedUrl';
 
 export interface PostgresAuditOptions {
   readonly url: string;
@@ -82,7 +83,7 @@ export class PostgresAuditLog implements AuditLog {
 
   /** Connects and migrates; throws an AuditLogError saying where and why not. */
   static async open(options: PostgresAuditOptions): Promise<PostgresAuditLog> {
-    const location = redactedUrl(options.url);
+    const location = redactedUrl(options.url, 'DATABASE_URL');
     const limits = { ...DEFAULT_COMMIT_LIMITS, ...options.limits };
     let pool: Pool | undefined;
     try {
@@ -244,17 +245,6 @@ async function migrate(pool: Pool, migrations: readonly Migration[]): Promise<vo
     throw err;
   } finally {
     client.release();
-  }
-}
-
-/** The URL as it may be logged: the password replaced. */
-export function redactedUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(a DATABASE_URL that is not a URL)';
   }
 }
 

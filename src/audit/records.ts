@@ -60,7 +60,7 @@ export interface AuditedResult {
 
 /** One record per result, in order; failed images too, with their error code and null verdict fields. */
 export function auditRecords(
-  ctx: Pick<AuditedRequest, 'service' | 'principal' | 'requestId' | 'clientRequestId'>,
+  ctx: Pick<AuditedRequest, 'service' | 'principal' | 'requestId' | 'clientRequestId' | 'jobId'>,
   judge: JudgingModel,
   operation: AuditRecord['operation'],
   images: readonly AuditedImage[],
@@ -86,6 +86,7 @@ export function auditRecords(
       calibrationSha256: judge.calibrationSha256,
       calibrationCreatedAt: judge.calibration.createdAt,
       image: storeImages ? (img.data ?? null) : null,
+      jobId: ctx.jobId ?? null,
     };
   });
 }

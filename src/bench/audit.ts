@@ -58,6 +58,7 @@ function verdict(i: number): AuditRecord {
     calibrationSha256: 'b'.repeat(64),
     calibrationCreatedAt: '2026-11-01T00:00:00.000Z',
     image: null,
+    jobId: null,
   };
 }
 

@@ -12,6 +12,7 @@ import { registerKeys } from './commands/keys';
 import { registerScreen } from './commands/screen';
 import { registerServe } from './commands/serve';
 import { registerTrain } from './commands/train';
+import { registerWorker } from './commands/worker';
 
 /** The version in package.json (the package root is two folders above dist/cli/). */
 function packageVersion(): string {
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
   const program = new Command('advsieve')
     .version(packageVersion(), '-V, --version', 'print the version')
     .description(
-      'adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train, import models',
+      'adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train, import models, screen bulk jobs (worker)',
     )
     .showHelpAfterError();
   registerTrain(program);
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerKeys(program);
   registerImport(program);
+  registerWorker(program);
   return program;
 }
 

@@ -13,9 +13,12 @@
  *   tuned against; a `screen` key does not get them;
  * - `policy`: may ask `screen` for a looser threshold than the operator's (a targetFpr below
  *   ADVSIEVE_TARGET_FPR / the calibration's default);
- * - `attack`: red-teaming; `admin`: the audit log and /metrics.
+ * - `jobs`: bulk screening jobs (`submitScreeningJob`, `screeningJob`, `cancelScreeningJob`): a job
+ *   may name a directory on the server (one the operator allowed) and runs at the consumers' pace,
+ *   so it is granted apart from `screen`;
+ * - `attack`: red-teaming; `admin`: the audit log and /metrics (and any key's jobs).
  */
-export const SCOPES = ['screen', 'oracle', 'policy', 'attack', 'admin'] as const;
+export const SCOPES = ['screen', 'oracle', 'policy', 'jobs', 'attack', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /** Who sent a request: the API key's id and its scopes (undefined when no keys are configured). */
@@ -41,4 +44,6 @@ export interface RequestContext {
   readonly clientRequestId?: string;
   /** When the request must be answered by: a performance.now() time, from its arrival plus ADVSIEVE_REQUEST_TIMEOUT_MS. */
   readonly deadline: number;
+  /** The screening job whose images this work judges (src/jobs/): its verdicts are audited under it. */
+  readonly jobId?: string;
 }

@@ -42,6 +42,10 @@ export const REQUEST_ERROR_CODES = [
   'PERSISTED_QUERY_HASH_MISMATCH',
   // Subscriptions (src/gateway/operationTypes.ts).
   'OPERATION_NOT_SUPPORTED',
+  // Bulk screening jobs (src/server/jobs.ts): no REDIS_URL, an unknown job, a directory not allowed.
+  'JOBS_UNAVAILABLE',
+  'JOB_NOT_FOUND',
+  'JOB_DIRECTORY_NOT_ALLOWED',
 ] as const;
 
 /** Codes an image's own `error` may carry. */
@@ -57,6 +61,10 @@ export const IMAGE_ERROR_CODES = [
   'DECODE_FAILED',
   'INVALID_BASE64',
   'INFERENCE_FAILED',
+  // A screening job's image (src/jobs/): its file gone or unreadable when its batch ran, or its
+  // batch given up after its consumers died under it ADVSIEVE_JOB_MAX_STALLED times.
+  'UNREADABLE_FILE',
+  'JOB_BATCH_FAILED',
 ] as const;
 
 export type ImageErrorCode = (typeof IMAGE_ERROR_CODES)[number];
@@ -151,6 +159,24 @@ export function auditUnavailable(
   message = 'the audit log cannot record verdicts now, so none is given; retry later',
 ): GraphQLError {
   return requestError('AUDIT_UNAVAILABLE', message, 503);
+}
+
+/** Jobs need Redis (REDIS_URL); without it their fields answer this and nothing else changes. */
+export function jobsUnavailable(): GraphQLError {
+  return requestError(
+    'JOBS_UNAVAILABLE',
+    'screening jobs are not available here: the service runs without a queue (REDIS_URL is not set)',
+    503,
+  );
+}
+
+/** An id that names no job the caller may see (expired, never made, or another key's). */
+export function jobNotFound(id: string): GraphQLError {
+  return requestError('JOB_NOT_FOUND', `no screening job '${id.slice(0, 64)}'`, 404, { argumentName: 'id' });
+}
+
+export function jobDirectoryNotAllowed(message: string): GraphQLError {
+  return requestError('JOB_DIRECTORY_NOT_ALLOWED', message, 403, { argumentName: 'directory' });
 }
 
 /** Status of an http-errors style error (graphql-upload's, body-parser's), if it has one. */

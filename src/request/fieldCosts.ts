@@ -26,6 +26,11 @@ export const TOKENS_PER_IMAGE = {
   explain: 3,
   /** Per image of the pair: a forward pass, a Grad-CAM map, and (shared) the perturbation's spectrum and PNGs. */
   compare: 5,
+  /**
+   * Per uploaded image: read and spooled now, screened later by a consumer (src/server/jobs.ts);
+   * a directory job names no images and is charged the request alone.
+   */
+  submitScreeningJob: 1,
 } as const;
 
 export type CostedField = keyof typeof TOKENS_PER_IMAGE;

@@ -179,6 +179,23 @@ export class Metrics {
     });
   };
 
+  /**
+   * The screening jobs' queue (src/jobs/): its batches by state, read from Redis at each scrape —
+   * the queue depth an autoscaler scales workers on. Redis away: the last values stay.
+   */
+  observeJobQueue(counts: () => Promise<Record<string, number>>): void {
+    new client.Gauge({
+      name: 'advsieve_job_batches',
+      help: 'Screening-job batches in the Redis queue by state (waiting, active, delayed, failed); a batch is ADVSIEVE_JOB_BATCH images',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        const read = await counts().catch(() => ({}));
+        for (const [state, n] of Object.entries(read)) this.set({ state }, n);
+      },
+    });
+  }
+
   /** The admission middleware's count of requests in flight. */
   observeAdmission(inFlight: () => number): void {
     this.gauge('advsieve_requests_in_flight', 'GraphQL requests admitted and not yet answered', inFlight);

@@ -10,13 +10,14 @@ import { buildSchema } from 'type-graphql';
 import { scopeChecker } from '../gateway/scopes';
 import { AnalysisResolver } from '../resolvers/analysis.resolver';
 import { AttackResolver } from '../resolvers/attack.resolver';
+import { JobsResolver } from '../resolvers/jobs.resolver';
 import { ModelResolver } from '../resolvers/model.resolver';
 import { ScreenResolver } from '../resolvers/screen.resolver';
 import { ScreeningsResolver } from '../resolvers/screenings.resolver';
 
 export function buildApiSchema(): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: [ModelResolver, ScreenResolver, AnalysisResolver, AttackResolver, ScreeningsResolver],
+    resolvers: [ModelResolver, ScreenResolver, AnalysisResolver, AttackResolver, ScreeningsResolver, JobsResolver],
     validate: false,
     // `@Authorized(scope)` on a field: the caller's API key must hold the scope (FORBIDDEN otherwise).
     authChecker: scopeChecker,

@@ -29,4 +29,6 @@ export class ScreeningFilter {
 
   @Field(() => String, { nullable: true, description: 'Only verdicts of this model (its id).' })
   modelId?: string | null;
+  @Field(() => String, { nullable: true, description: 'Only the verdicts of this screening job.' })
+  jobId?: string | null;
 }

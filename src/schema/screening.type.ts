@@ -45,8 +45,14 @@ export class Screening {
   })
   operation!: string;
 
-  @Field(() => Int, { description: 'Position of the image in the request’s list.' })
+  @Field(() => Int, { description: 'Position of the image in the request’s list (in a job’s, for a job’s verdict).' })
   index!: number;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'The screening job the verdict belongs to (`submitScreeningJob`); null for a request’s own images.',
+  })
+  jobId?: string | null;
 
   @Field(() => String, { nullable: true, description: 'SHA-256 (hex) of the image file’s bytes.' })
   sha256?: string | null;

@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { DEFAULT_COMMIT_LIMITS } from '../audit/groupCommit';
 import type { AuditConfig } from '../audit/openAuditLog';
+import type { JobsConfig } from '../jobs/jobsConfig';
 import { apiKeysFromEnv } from '../gateway/apiKeys';
 import type { GatewayConfig } from '../gateway/gateway';
 import { apqEnabled } from '../gateway/persistedQueries';
@@ -79,6 +80,8 @@ export interface ServerConfig {
   readonly audit: AuditConfig;
   /** Who gets in and how much they may ask: API keys, rate limits, query limits, trusted documents, /metrics (src/gateway/). */
   readonly gateway: GatewayConfig;
+  /** Bulk screening jobs on Redis (src/jobs/): off without REDIS_URL. */
+  readonly jobs: JobsConfig;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -139,6 +142,34 @@ function auditConfig(env: Env): AuditConfig {
     timeoutMs: integer(env, 'ADVSIEVE_AUDIT_TIMEOUT_MS', 1) ?? DEFAULT_COMMIT_LIMITS.timeoutMs,
     maxWaitingRows: integer(env, 'ADVSIEVE_AUDIT_MAX_WAITING_ROWS', 1) ?? DEFAULT_COMMIT_LIMITS.maxWaitingRows,
     maxWaitingBytes: integer(env, 'ADVSIEVE_AUDIT_MAX_WAITING_BYTES', 1) ?? DEFAULT_COMMIT_LIMITS.maxWaitingBytes,
+  };
+}
+
+/**
+ * Bulk screening jobs (src/jobs/jobsConfig.ts says what each setting is for). The lock's default
+ * is BullMQ's 30 s: renewed every 15 s, so a busy event loop never loses a batch it is screening;
+ * a killed consumer's batch waits that long, once, for another.
+ */
+function jobsConfig(env: Env): JobsConfig {
+  const lockMs = integer(env, 'ADVSIEVE_JOB_LOCK_MS', 1000) ?? 30_000;
+  const dirs = (env.ADVSIEVE_JOB_DIRS ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter((d) => d !== '');
+  if (dirs.some((d) => !path.isAbsolute(d)))
+    throw new ConfigError('ADVSIEVE_JOB_DIRS', 'absolute directories separated by commas', env.ADVSIEVE_JOB_DIRS ?? '');
+  return {
+    redisUrl: env.REDIS_URL || undefined,
+    consume: flag(env, 'ADVSIEVE_JOB_CONSUMER') ?? true,
+    dirs: dirs.map((d) => path.resolve(d)),
+    spoolDir: path.resolve(env.ADVSIEVE_JOB_SPOOL || path.join(PACKAGE_ROOT, 'data', 'job-spool')),
+    batchSize: integer(env, 'ADVSIEVE_JOB_BATCH', 1) ?? 64,
+    concurrency: integer(env, 'ADVSIEVE_JOB_CONCURRENCY', 1),
+    lockMs,
+    stalledIntervalMs: integer(env, 'ADVSIEVE_JOB_STALLED_INTERVAL_MS', 500) ?? lockMs,
+    maxStalledCount: integer(env, 'ADVSIEVE_JOB_MAX_STALLED', 1) ?? 2,
+    maxImages: integer(env, 'ADVSIEVE_JOB_MAX_IMAGES', 1) ?? 1_000_000,
+    ttlSeconds: integer(env, 'ADVSIEVE_JOB_TTL_SECONDS', 60) ?? 7 * 24 * 3600,
   };
 }
 
@@ -334,5 +365,6 @@ export function configFromEnv(env: Env = process.env): ServerConfig {
     ...decodeConfig(env),
     audit: auditConfig(env),
     gateway,
+    jobs: jobsConfig(env),
   };
 }

@@ -32,11 +32,14 @@ import type { ScreeningModel } from './screeningModel';
 import { targetFprFor } from './thresholdPolicy';
 import { attackTokens, TOKENS_PER_IMAGE } from '../request/fieldCosts';
 import type { RequestContext } from '../request/context';
+import type { JobStore } from '../jobs/jobStore';
 
 /** What every resolver gets: the request (src/request/context.ts), the process's service and this request's images. */
 export interface ApiContext extends RequestContext {
   readonly service: ScreeningService;
   readonly images: RequestImages;
+  /** Bulk screening jobs (src/jobs/); undefined without REDIS_URL (their fields answer JOBS_UNAVAILABLE). */
+  readonly jobs?: JobStore;
 }
 
 const ATTACK_DEFAULT_STEPS: Readonly<Record<AttackName, number>> = {
@@ -117,10 +120,29 @@ export async function screen(
   // The operator's policy, not the client, sets how loose the screening may be.
   const targetFpr = targetFprFor(model.thresholdPolicy, ctx.principal, options?.targetFpr);
   const top = checkTop(service, model, options?.top);
-  // Every view of every image (alpha-dropped, frames: src/images/decode.ts), in one engine call.
   const images = await ctx.images.read(model, inputs, 'images', TOKENS_PER_IMAGE.screen);
+  const results = await screenImages(ctx, model, images, { ...options, targetFpr, top });
+  count(service, model, 'screen', results);
+  // Recorded before the response leaves: a verdict the log does not have is not sent (AUDIT_UNAVAILABLE).
+  await recordVerdicts(ctx, model, 'screen', images, results);
+  return withModel(results, model);
+}
+
+/**
+ * The verdicts of images already read: every view of every image (alpha-dropped, frames:
+ * src/images/decode.ts) in one engine call, each image judged by its most suspicious view. `screen`
+ * and a screening job's batch (src/jobs/jobConsumer.ts) both judge here; recording is theirs.
+ */
+export async function screenImages(
+  ctx: Pick<ApiContext, 'service' | 'images'>,
+  model: ScreeningModel,
+  images: readonly ReadImage[],
+  options: Pick<ScreenOptions, 'defend' | 'returnPurifiedImage'> & { targetFpr: number; top: number },
+): Promise<ScreenResult[]> {
+  const { service } = ctx;
+  const { targetFpr, top } = options;
   const outputs = await ctx.images.inferViews(model, images);
-  const results = await Promise.all(
+  return Promise.all(
     images.map(async (img, i): Promise<ScreenResult> => {
       const viewOutputs = outputs[i];
       if (viewOutputs instanceof ImageFailure) return { index: i, sha256: img.sha256, error: errorOf(viewOutputs) };
@@ -139,16 +161,12 @@ export async function screen(
         detection: chosen.outcome.detection,
         views,
         flaggedView,
-        defense: options?.defend
+        defense: options.defend
           ? await defenseResult(i, img.sha256, chosen.outcome, chosen.out, options.returnPurifiedImage === true, model)
           : undefined,
       };
     }),
   );
-  count(service, model, 'screen', results);
-  // Recorded before the response leaves: a verdict the log does not have is not sent (AUDIT_UNAVAILABLE).
-  await recordVerdicts(ctx, model, 'screen', images, results);
-  return withModel(results, model);
 }
 
 function observeScores(service: ScreeningService, model: ScreeningModel, outcome: ScreenOutcome): void {

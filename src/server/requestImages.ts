@@ -110,9 +110,7 @@ export class RequestImages {
 
   /**
    * Reads and decodes the images of one argument, after charging `tokensPerImage` for each to the
-   * key's bucket. Request-level problems (an input with both or
-   * neither of file and base64, too many images, a file over the size limit) throw GraphQL errors;
-   * an image that cannot be decoded gets its own failure.
+   * key's bucket (`files`).
    */
   async read(
     model: ScreeningModel,
@@ -120,6 +118,22 @@ export class RequestImages {
     argumentName: string,
     tokensPerImage = 1,
   ): Promise<ReadImage[]> {
+    return this.decodeFiles(model, await this.files(model, inputs, argumentName, tokensPerImage));
+  }
+
+  /**
+   * The files of one argument, read within the size limits, not decoded (a screening job spools
+   * them for later: src/server/jobs.ts), after charging `tokensPerImage` for each to the key's
+   * bucket. Request-level problems (an input with both or neither of file and base64, too many
+   * images, a file over the size limit) throw GraphQL errors; an unreadable base64 image gets its
+   * own failure.
+   */
+  async files(
+    model: ScreeningModel,
+    inputs: readonly ImageInput[],
+    argumentName: string,
+    tokensPerImage = 1,
+  ): Promise<Array<Buffer | ImageFailure>> {
     // The field's work, not its image count (src/request/fieldCosts.ts): a spectrum costs 3 screens,
     // and on a model of 72 times the bundled one's FLOPs, 72 times that (ScreeningModel.tokensPerImage).
     await this.charge?.(inputs.length * tokensPerImage * model.tokensPerImage);
@@ -140,12 +154,20 @@ export class RequestImages {
         );
       }
     });
-    const bytes = await this.withinDeadline(
+    return this.withinDeadline(
       Promise.all(inputs.map((input, i) => this.bytes(input, `${argumentName}[${i}]`))),
       'reading its images',
     );
+  }
+
+  /**
+   * Files decoded to the model's input (index: the position in `files`); a file already failed
+   * keeps its failure. A screening job's batch (src/jobs/jobConsumer.ts) enters here with the bytes
+   * it read from its directory or the spool.
+   */
+  decodeFiles(model: ScreeningModel, files: ReadonlyArray<Buffer | ImageFailure>): Promise<ReadImage[]> {
     const m = this.of(model);
-    return this.withinDeadline(Promise.all(bytes.map((b, index) => this.decode(m, index, b))), 'decoding its images');
+    return this.withinDeadline(Promise.all(files.map((b, index) => this.decode(m, index, b))), 'decoding its images');
   }
 
   /**

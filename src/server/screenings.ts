@@ -37,16 +37,15 @@ function checkFilter(input: ScreeningFilterInput | null | undefined): ScreeningF
   const operation = input?.operation ?? undefined;
   if (operation !== undefined && !(AUDITED_OPERATIONS as readonly string[]).includes(operation))
     throw badUserInput(`filter.operation must be one of ${AUDITED_OPERATIONS.join(', ')}`, 'filter');
-  return {
-    operation: operation as AuditedOperation | undefined,
-    flagged: input?.flagged ?? undefined,
-    since: input?.since ?? undefined,
-    until: input?.until ?? undefined,
-    sha256,
-    keyId: input?.keyId ?? undefined,
-    modelId: input?.modelId ?? undefined,
-  };
+  // The fields taken as they are (GraphQL's null: no condition).
+  const plain = Object.fromEntries(PLAIN_FILTER_FIELDS.map((field) => [field, input?.[field] ?? undefined])) as Pick<
+    ScreeningFilter,
+    (typeof PLAIN_FILTER_FIELDS)[number]
+  >;
+  return { ...plain, operation: operation as AuditedOperation | undefined, sha256 };
 }
+
+const PLAIN_FILTER_FIELDS = ['flagged', 'since', 'until', 'keyId', 'modelId', 'jobId'] as const;
 
 export async function screenings(
   ctx: ApiContext,
@@ -102,6 +101,7 @@ function screeningOf(r: AuditRow): Screening {
     keyId: r.keyId,
     operation: r.operation,
     index: r.imageIndex,
+    jobId: r.jobId,
     sha256: r.sha256,
     byteSize: r.byteSize,
     prediction: prediction(r.classIndex, r.label, r.confidence),

@@ -32,6 +32,7 @@ import { PerKeyDocumentCache } from '../gateway/persistedQueries';
 import { QueryLimiter } from '../gateway/queryLimits';
 import { buildApiSchema } from '../schema';
 import { logger } from '../util/logger';
+import { openJobs, type OpenedJobs } from '../jobs/openJobs';
 import type { ServerConfig } from './config';
 import { Admission, deadlineOf, holdPlaceUntilSettled } from './admission';
 import { CONSOLE_PATH, mountConsole } from './console';
@@ -229,8 +230,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   );
 
   let apollo: ApolloServer<ApiContext> | undefined;
+  let jobs: OpenedJobs | undefined;
   try {
     service = await ScreeningService.start(config, metrics);
+    // With REDIS_URL: screening jobs, and (unless ADVSIEVE_JOB_CONSUMER=off) this replica screens their batches.
+    jobs = await openJobs(service, config.jobs.consume);
+    const queue = jobs?.store.queue;
+    if (queue) metrics.observeJobQueue(() => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'));
     const schema = await buildApiSchema();
     const queryLimiter = new QueryLimiter(schema, config.gateway.queryLimits, config.production);
     apollo = new ApolloServer<ApiContext>({
@@ -285,6 +291,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
               service: ready,
               images: new RequestImages(ready, deadline, gateway.imageChargeFor(res), bodyImagesOf(req)),
               principal: gateway.principalOf(res),
+              jobs: jobs?.store,
               requestId,
               clientRequestId,
               deadline,
@@ -297,6 +304,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (err) {
     await new Promise((resolve) => httpServer.close(resolve));
     await metricsEndpoint.close();
+    await jobs?.close();
     await service?.close();
     await gateway.close();
     throw err;
@@ -311,6 +319,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       const start = performance.now();
       logger.info({ reason }, `shutting down (${reason}): finishing requests in flight`);
       await apollo!.stop(); // stops accepting, waits for requests in flight (up to the grace period)
+      await jobs?.close(); // the job batches being screened finish; the rest wait in Redis for another consumer
       await service!.close(); // queued batches run, then the workers stop
       await metricsEndpoint.close();
       await gateway.close();

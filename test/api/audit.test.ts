@@ -30,7 +30,7 @@ const SCREENINGS = `query($filter: ScreeningFilter, $first: Int!, $after: String
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { cursor node {
-      id time requestId clientRequestId keyId operation index sha256 byteSize
+      id time requestId clientRequestId keyId operation index jobId sha256 byteSize
       prediction { classIndex label confidence }
       adversarial score threshold targetFpr detectors { name score threshold flagged }
       defensePrediction { classIndex label confidence }
@@ -62,6 +62,7 @@ interface Node {
   calibrationSha256: string;
   calibrationCreatedAt: string;
   image: string | null;
+  jobId: string | null;
 }
 
 interface Page {
@@ -174,6 +175,7 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
       adversarial: null,
       detectors: null,
       image: null,
+      jobId: null,
     });
   });
 

@@ -94,6 +94,7 @@ function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
     calibrationSha256: hex(0xdef),
     calibrationCreatedAt: '2026-11-01T00:00:00.000Z',
     image: null,
+    jobId: null,
     ...overrides,
   };
 }
@@ -106,6 +107,22 @@ describe.each([sqlite, pg])('$name audit log', (backend) => {
   afterEach(async () => {
     await log?.close();
     log = undefined;
+  });
+
+  test("a job's image is recorded once however often its batch reruns; requests' rows never conflict", async () => {
+    log = await backend.open(fresh());
+    const job = (imageIndex: number, requestId: string) => record({ jobId: 'job-1', imageIndex, requestId });
+    await log.record([job(0, 'run-1'), job(1, 'run-1'), record(), record()]);
+    // A rerun of the batch after a stalled consumer: the same images again, and one new.
+    await log.record([job(1, 'run-2'), job(0, 'run-2'), job(2, 'run-2')]);
+    const rows = (await log.screenings({ filter: { jobId: 'job-1' }, first: 10 })).rows;
+    expect(rows.map((r) => [r.imageIndex, r.requestId]).sort()).toEqual([
+      [0, 'run-1'],
+      [1, 'run-1'],
+      [2, 'run-2'],
+    ]);
+    expect(await log.count({})).toBe(5); // the two request rows of index 0 both kept
+    expect(await log.count({ jobId: 'job-2' })).toBe(0);
   });
 
   test('a record reads back with every field as written, a failed image with nulls', async () => {
@@ -586,6 +603,7 @@ describe('retention, group commit and records', () => {
       modelSha256: hex(7),
       calibrationSha256: hex(8),
       image: null,
+      jobId: null,
     });
     expect(rows[1]).toMatchObject({ errorCode: 'CORRUPT_IMAGE', byteSize: 3, adversarial: null, classIndex: null });
     const stored = auditRecords({ ...ctx, service: service(true) }, judge, 'screen', images, results);

@@ -35,7 +35,7 @@ test('configuration errors name the source, the entry and what is wrong', () => 
   const good = createApiKey('ok', ['screen']).entry;
   const bad = (entries: unknown[]) => () => parseApiKeys(JSON.stringify(entries), 'keys.json');
   expect(bad([good, { ...good, id: 'x', scopes: ['screen', 'root'] }])).toThrow(
-    /keys.json: entry 1 \(id 'x'\): scopes: each must be one of screen, oracle, policy, attack, admin; got "root"/,
+    /keys.json: entry 1 \(id 'x'\): scopes: each must be one of screen, oracle, policy, jobs, attack, admin; got "root"/,
   );
   expect(bad([{ ...good, sha256: 'abc' }])).toThrow(/entry 0 \(id 'ok'\): sha256 must be 64 lower-case hex/);
   expect(bad([{ ...good, id: 'a_b' }])).toThrow(/entry 0 \(id 'a_b'\): id must be/);
