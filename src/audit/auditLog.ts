@@ -66,7 +66,7 @@ export interface AuditRecord {
   /**
    * The screening job the verdict belongs to (src/jobs/), null for a request's own images. A job's
    * image has one row whatever its batch's reruns: (job_id, image_index) is unique, and a rerun's
-   * insert of the same image is ignored (migration 3).
+   * insert of the same image is ignored (migration 4).
    */
   readonly jobId: string | null;
 }

@@ -6,7 +6,7 @@
  * recorded and stored.
  *
  * Exactly once, as seen in the results: a batch's verdicts go to the audit log first (one row per
- * job image, a rerun's rows ignored: migration 3), then to Redis keyed by image index (a rerun
+ * job image, a rerun's rows ignored: migration 4), then to Redis keyed by image index (a rerun
  * overwrites: src/jobs/jobStore.ts). A consumer killed mid-batch never completes it; its lock runs
  * out (ADVSIEVE_JOB_LOCK_MS) and BullMQ's stalled check hands the batch to another consumer, which
  * screens it again from the start. Nothing is acknowledged before it is stored, so nothing is lost.
