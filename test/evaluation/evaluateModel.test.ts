@@ -82,6 +82,10 @@ test('an RGB model on a folder: the photo suite, a row towards one class leaves 
   expect(towards.successful).toBeLessThanOrEqual(8);
   const files = fs.readdirSync(out);
   expect(files).toEqual(expect.arrayContaining(['evaluation.md', 'evaluation.json', 'spectra.png']));
+  // The report records what the calibration was, not its fitted states (megabytes).
+  const stored = JSON.parse(fs.readFileSync(path.join(out, 'evaluation.json'), 'utf8'));
+  expect(Object.keys(stored.context.calibration).sort()).toEqual(['createdAt', 'data', 'defaultTargetFpr', 'lowPass']);
+  expect(stored.context.model.id).toBe(RGB_MODEL_ID);
   const md = fs.readFileSync(path.join(out, 'evaluation.md'), 'utf8');
   expect(md).toMatch(/12 images of folder .*images/);
   expect(md).toMatch(/pgd-8\/255-to-Trouser/);
