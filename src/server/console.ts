@@ -86,7 +86,31 @@ export function reportIndex(reportsDir: string): ReportPlots[] {
   return reports;
 }
 
-function evaluatedModel(file: string): { id: string; sha256?: string } | undefined {
+type EvaluatedModel = { id: string; sha256?: string } | undefined;
+
+/**
+ * Each report's model by file version (path, size, mtime): index.json needs no key, and reading a
+ * report means parsing megabytes on the service's thread, so each version is parsed once, not
+ * once a request.
+ */
+const evaluatedModels = new Map<string, { version: string; model: EvaluatedModel }>();
+
+function evaluatedModel(file: string): EvaluatedModel {
+  let version: string;
+  try {
+    const st = fs.statSync(file);
+    version = `${st.size}:${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+  const known = evaluatedModels.get(file);
+  if (known?.version === version) return known.model;
+  const model = readEvaluatedModel(file);
+  evaluatedModels.set(file, { version, model });
+  return model;
+}
+
+function readEvaluatedModel(file: string): EvaluatedModel {
   try {
     const report = JSON.parse(fs.readFileSync(file, 'utf8')) as {
       context?: { model?: { id?: unknown; sha256?: unknown } };

@@ -93,6 +93,24 @@ test('the report index names each report by the model its context records; folde
   expect(reportIndex(path.join(root, 'no-such-folder'))).toEqual([]);
 });
 
+test('the report index parses a report once per version of its file', () => {
+  const file = path.join(root, 'reports', 'evaluation.json');
+  write('reports/evaluation.json', report('fashion-cnn', 'a'.repeat(64)));
+  const parse = jest.spyOn(JSON, 'parse');
+  try {
+    expect(reportIndex(path.join(root, 'reports'))[0].modelId).toBe('fashion-cnn');
+    expect(reportIndex(path.join(root, 'reports'))[0].modelId).toBe('fashion-cnn');
+    expect(parse).toHaveBeenCalledTimes(1);
+    // A new version (another size) is read again.
+    write('reports/evaluation.json', report('fashion-cnn-2', 'c'.repeat(64)));
+    fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    expect(reportIndex(path.join(root, 'reports'))[0]).toMatchObject({ modelId: 'fashion-cnn-2' });
+    expect(parse).toHaveBeenCalledTimes(2);
+  } finally {
+    parse.mockRestore();
+  }
+});
+
 test('a console that was never built answers 404 saying how to build it', async () => {
   const [page] = await get(['/console/']);
   expect(page.status).toBe(404);
