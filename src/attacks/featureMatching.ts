@@ -74,9 +74,9 @@ export class FeatureMatching implements Attack {
       let xa: tf.Tensor4D = tf.clone(xb);
       try {
         for (let step = 0; step < steps; step++) {
-          const size_ = stepSize * 0.5 ** Math.floor((4 * step) / steps);
+          const halved = stepSize * 0.5 ** Math.floor((4 * step) / steps);
           const next = tf.tidy(() => {
-            let delta = tf.sub(tf.sub(xa, tf.mul(tf.sign(gradient(xa)), size_)), xb) as tf.Tensor4D;
+            let delta = tf.sub(tf.sub(xa, tf.mul(tf.sign(gradient(xa)), halved)), xb) as tf.Tensor4D;
             if (radius !== undefined) delta = lowPassImages(delta, radius, 'ideal');
             return tf.clipByValue(tf.add(xb, tf.clipByValue(delta, -eps, eps)), 0, 1) as tf.Tensor4D;
           });

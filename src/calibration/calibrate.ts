@@ -31,7 +31,7 @@ import { makeDefense } from '../defenses/registry';
 import { mulberry32, permutation } from '../train/random';
 import { Calibration, CALIBRATION_SCHEMA_VERSION, LowPassChoice } from './calibrationFile';
 import { classSpectra } from './classSpectra';
-import { readThresholds, ThresholdImages } from './thresholds';
+import { readThresholds, sortedAscending, ThresholdImages } from './thresholds';
 
 export interface LabelledImages {
   /** count × H × W × C values in [0, 1]. */
@@ -237,11 +237,6 @@ export function classCounts(labels: ArrayLike<number>, names: readonly string[])
   return Object.fromEntries(names.map((name, c) => [name, counts[c]]));
 }
 
-const sortedAscending = (values: number[]) =>
-  Float64Array.from(values)
-    .sort()
-    .map((v) => Number(v.toPrecision(7)));
-
 /**
  * Seconds per stage, for the record and for sizing a longer run: `start(key, text)` ends the
  * stage before (if any) and tells options.onStage; `end()` ends the last.
@@ -355,7 +350,7 @@ export async function calibrate(
     const adv = advScores.map(score);
     const nan = [...clean, ...adv].filter(Number.isNaN).length;
     if (nan > 0) throw new Error(`${name} scored ${nan} calibration images NaN: its fitted statistics are not usable`);
-    holdoutByName[name] = Array.from(sortedAscending(clean));
+    holdoutByName[name] = sortedAscending(clean);
     summary[name] = {
       aurocOnCalibrationAttacks: auroc(adv, clean),
       tprAtTargetFpr: tprAtFpr(adv, clean, options.targetFpr),
@@ -442,7 +437,13 @@ export async function addClassSpectra(
         `${expectationError.toPrecision(3)} (tolerance ${EXPECTATION_TOLERANCE}); pass the options it was made with (${String(calibration.summary.command)})`,
     );
   }
-  const spectra = await classSpectra(fitSet.pixels, fitSet.labels, fitSet.count, model.inputShape, model.metadata.labels.length);
+  const spectra = await classSpectra(
+    fitSet.pixels,
+    fitSet.labels,
+    fitSet.count,
+    model.inputShape,
+    model.metadata.labels.length,
+  );
   return { calibration: { ...calibration, classSpectra: spectra }, expectationError };
 }
 

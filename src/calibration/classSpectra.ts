@@ -108,10 +108,7 @@ export function classSpectrumProblem(
   if (spectra.height !== h || spectra.width !== w)
     return `the class spectra are of ${spectra.height}×${spectra.width} inputs, the model takes ${h}×${w}`;
   if (!(spectra.images?.[k] > 0)) return `the calibration had no clean images of class ${k}`;
-  if (
-    !finiteRow(spectra.radial?.[k], rings) ||
-    !finiteRow(spectra.maps?.[k], spectra.mapHeight * spectra.mapWidth)
-  ) {
+  if (!finiteRow(spectra.radial?.[k], rings) || !finiteRow(spectra.maps?.[k], spectra.mapHeight * spectra.mapWidth)) {
     return `the calibration's class spectrum of class ${k} is damaged (not ${rings} rings and a ${spectra.mapHeight}×${spectra.mapWidth} map of finite numbers); calibrate again`;
   }
   return undefined;

@@ -47,7 +47,8 @@ export async function cleanScores(
   return { scores, predicted };
 }
 
-const sortedAscending = (values: number[]) =>
+/** Scores ascending, at 7 significant digits (the calibration file's precision). */
+export const sortedAscending = (values: number[]): number[] =>
   Array.from(
     Float64Array.from(values)
       .sort()

@@ -165,7 +165,10 @@ function guideImages(
 ): Float32Array {
   const byClass = new Map<number, number[]>();
   images.labels.forEach((y, i) => {
-    if (predicted[i] === y) byClass.set(y, [...(byClass.get(y) ?? []), i]);
+    if (predicted[i] !== y) return;
+    const pool = byClass.get(y);
+    if (pool) pool.push(i);
+    else byClass.set(y, [i]);
   });
   const random = mulberry32(seed);
   const out = new Float32Array(images.count * size);

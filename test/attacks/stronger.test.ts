@@ -71,7 +71,7 @@ beforeAll(async () => {
   labels = Int32Array.from(fixtures, (f) => f.label);
   guides = new Float32Array(pixels.length);
   fixtures.forEach((f, i) => {
-    const g = fixtures.findIndex((h, k) => k > i && h.label !== f.label) ?? -1;
+    const g = fixtures.findIndex((h, k) => k > i && h.label !== f.label);
     const j = g >= 0 ? g : fixtures.findIndex((h) => h.label !== f.label);
     guides.set(pixels.subarray(j * 784, (j + 1) * 784), i * 784);
   });
