@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ImageSet } from '../data/fashionMnist';
+import { adversarialBatch, AdversarialTrainingOptions } from './adversarialTraining';
 import { augmentImage, AugmentOptions } from './augment';
 import { buildTrainingModel, FashionCnnOptions, NUM_CLASSES } from './fashionCnn';
 import { mulberry32 } from './random';
@@ -18,18 +19,31 @@ export interface ShardResult {
   readonly count: number;
 }
 
+/** What every replica of one training run is built with. */
+export interface ReplicaOptions {
+  readonly model: FashionCnnOptions;
+  readonly learningRate: number;
+  /** Random flips and shifts of the training images (none when absent). */
+  readonly augment?: AugmentOptions;
+  /** Train on adversarial versions of each batch (none when absent). */
+  readonly adversarial?: AdversarialTrainingOptions;
+}
+
 export class TrainingReplica {
   readonly model: tf.Sequential;
   private readonly optimizer: tf.AdamOptimizer;
 
+  private readonly augment?: AugmentOptions;
+  private readonly adversarial?: AdversarialTrainingOptions;
+
   constructor(
     private readonly data: ImageSet,
-    modelOptions: FashionCnnOptions,
-    learningRate: number,
-    private readonly augment?: AugmentOptions,
+    opts: ReplicaOptions,
   ) {
-    this.model = buildTrainingModel(modelOptions);
-    this.optimizer = tf.train.adam(learningRate);
+    this.model = buildTrainingModel(opts.model);
+    this.optimizer = tf.train.adam(opts.learningRate);
+    this.augment = opts.augment;
+    this.adversarial = opts.adversarial;
   }
 
   setLearningRate(lr: number): void {
@@ -63,8 +77,17 @@ export class TrainingReplica {
     const weights = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     let predicted: tf.Tensor | undefined;
     const { value, grads } = tf.tidy(() => {
-      const x = tf.tensor4d(batch, [n, height, width, 1]);
-      const target = tf.oneHot(tf.tensor1d(y, 'int32'), NUM_CLASSES);
+      const clean = tf.tensor4d(batch, [n, height, width, 1]);
+      const target = tf.oneHot(tf.tensor1d(y, 'int32'), NUM_CLASSES) as tf.Tensor2D;
+      const x = this.adversarial
+        ? adversarialBatch(
+            (xa) => this.model.apply(xa, { training: true }) as tf.Tensor2D,
+            clean,
+            target,
+            this.adversarial,
+            dropoutSeed ^ 0x2c1b3c6d,
+          )
+        : clean;
       return tf.variableGrads(() => {
         const logits = this.model.apply(x, { training: true }) as tf.Tensor;
         // variableGrads disposes every intermediate; keep the predictions for the accuracy count.

@@ -8,8 +8,8 @@ import type { TrainWorkerData, TrainWorkerRequest } from './trainer';
 async function main(): Promise<void> {
   const data = workerData as TrainWorkerData;
   await initBackend(data.backend);
-  const set = loadFashionMnist('train', data.dataDir, data.limit);
-  const replica = new TrainingReplica(set, data.model, data.learningRate, data.augment);
+  const set = data.data ?? loadFashionMnist('train', data.dataDir, data.limit);
+  const replica = new TrainingReplica(set, data.replica);
   const port = parentPort!;
   // Requests are handled one at a time, in order (a step's reads are asynchronous).
   let queue: Promise<void> = Promise.resolve();

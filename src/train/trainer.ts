@@ -8,9 +8,10 @@ import { Worker } from 'worker_threads';
 import { ImageSet, loadFashionMnist } from '../data/fashionMnist';
 import { workerScript } from '../util/workerScript';
 import { buildServingModel, buildTrainingModel, FashionCnnOptions } from './fashionCnn';
+import { AdversarialTrainingOptions, adversarialSchedule } from './adversarialTraining';
 import { AugmentOptions } from './augment';
 import { mulberry32, permutation } from './random';
-import { averageGradients, ShardResult, TrainingReplica } from './replica';
+import { averageGradients, ReplicaOptions, ShardResult, TrainingReplica } from './replica';
 
 export interface TrainOptions {
   readonly dataDir: string;
@@ -34,6 +35,13 @@ export interface TrainOptions {
   readonly model?: Omit<FashionCnnOptions, 'seed'>;
   /** Random flips and shifts of the training images (none when absent). */
   readonly augment?: AugmentOptions;
+  /** Adversarial training: each batch replaced by its adversarial versions (none when absent). */
+  readonly adversarial?: AdversarialTrainingOptions;
+  /**
+   * Train on these images instead of Fashion-MNIST's training split in `dataDir` (the reference
+   * datasets of the causes study). Worker replicas receive a copy.
+   */
+  readonly data?: ImageSet;
   readonly onProgress?: (p: TrainProgress) => void;
 }
 
@@ -68,10 +76,10 @@ export interface TrainResult {
 export interface TrainWorkerData {
   readonly dataDir: string;
   readonly limit?: number;
+  /** The training images themselves, when they are not Fashion-MNIST's (TrainOptions.data). */
+  readonly data?: ImageSet;
   readonly backend?: string;
-  readonly model: FashionCnnOptions;
-  readonly learningRate: number;
-  readonly augment?: AugmentOptions;
+  readonly replica: ReplicaOptions;
 }
 
 export type TrainWorkerRequest =
@@ -88,8 +96,8 @@ interface ReplicaHandle {
   close(): Promise<void>;
 }
 
-function localReplica(data: ImageSet, model: FashionCnnOptions, lr: number, augment?: AugmentOptions): ReplicaHandle {
-  const r = new TrainingReplica(data, model, lr, augment);
+function localReplica(data: ImageSet, opts: ReplicaOptions): ReplicaHandle {
+  const r = new TrainingReplica(data, opts);
   return {
     step: async (indices, dropoutSeed, learningRate) => {
       r.setLearningRate(learningRate);
@@ -159,21 +167,27 @@ export function learningRateAt(
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const data = loadFashionMnist('train', opts.dataDir, opts.limit);
+  const data = opts.data ?? loadFashionMnist('train', opts.dataDir, opts.limit);
   const modelOptions: FashionCnnOptions = { ...opts.model, seed: opts.seed };
+  if (opts.adversarial) adversarialSchedule(opts.adversarial); // refuse bad settings before any worker starts
+  const replicaOptions: ReplicaOptions = {
+    model: modelOptions,
+    learningRate: opts.learningRate,
+    augment: opts.augment,
+    adversarial: opts.adversarial,
+  };
   const workers = Math.max(1, opts.workers);
   const replicas =
     workers === 1
-      ? [localReplica(data, modelOptions, opts.learningRate, opts.augment)]
+      ? [localReplica(data, replicaOptions)]
       : await Promise.all(
           Array.from({ length: workers }, () =>
             workerReplica({
               dataDir: opts.dataDir,
               limit: opts.limit,
+              data: opts.data,
               backend: opts.backend,
-              model: modelOptions,
-              learningRate: opts.learningRate,
-              augment: opts.augment,
+              replica: replicaOptions,
             }),
           ),
         );

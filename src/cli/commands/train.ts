@@ -7,9 +7,12 @@ import { DEFAULT_FASHION_MNIST_DIR, FASHION_LABELS, loadFashionMnist } from '../
 import { activeBackend, describeBackend, initBackend } from '../../engine/backends';
 import { saveModel } from '../../engine/modelStore';
 import { ACTIVATION_LAYERS, INPUT_SHAPE } from '../../train/fashionCnn';
+import { ADVERSARIAL_METHODS, AdversarialMethod, AdversarialTrainingOptions } from '../../train/adversarialTraining';
+import { robustAccuracy, RobustAccuracy } from '../../train/robustAccuracy';
 import { accuracy, train, TrainResult } from '../../train/trainer';
 import { logger } from '../../util/logger';
 import { progressBar } from '../progress';
+import { InvalidArgumentError } from 'commander';
 import { floatOption, intOption, scheduleOption } from '../options';
 
 export interface TrainCommandOptions {
@@ -26,6 +29,17 @@ export interface TrainCommandOptions {
   seed: number;
   workers: number;
   limit?: number;
+  adversarial?: AdversarialMethod;
+  epsilon: number;
+  adversarialSteps?: number;
+  adversarialStepSize?: number;
+  robustImages: number;
+}
+
+function adversarialOption(value: string): AdversarialMethod {
+  if (!(ADVERSARIAL_METHODS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${ADVERSARIAL_METHODS.join(', ')}, got '${value}'`);
+  return value as AdversarialMethod;
 }
 
 export function registerTrain(program: Command): void {
@@ -53,6 +67,20 @@ export function registerTrain(program: Command): void {
       Math.min(2, os.availableParallelism()),
     )
     .option('--limit <n>', 'train on the first N training images only', intOption)
+    .option(
+      '--adversarial <method>',
+      "adversarial training: 'fgsm-rs' (FGSM from a random start, Wong et al. 2020) or 'pgd' (Madry et al. 2018)",
+      adversarialOption,
+    )
+    .option('--epsilon <x>', 'L∞ radius of the adversarial training perturbations', floatOption, 0.1)
+    .option('--adversarial-steps <n>', "PGD iterations of adversarial training ('pgd'; default 7)", intOption)
+    .option('--adversarial-step-size <x>', 'step size of the inner attack (default 1.25ε FGSM-RS, 2.5ε/steps PGD)', floatOption)
+    .option(
+      '--robust-images <n>',
+      'after adversarial training, measure accuracy under PGD-40 (random start, ε as trained) on the first N test images',
+      intOption,
+      1000,
+    )
     .action(async (opts: TrainCommandOptions) => {
       await runTrain(opts);
     });
@@ -62,6 +90,14 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
   const backend = await initBackend();
   logger.info({ backend: backend.name }, describeBackend(backend));
   const test = loadFashionMnist('test', opts.data); // fail early when the data is missing
+  const adversarial: AdversarialTrainingOptions | undefined = opts.adversarial
+    ? {
+        method: opts.adversarial,
+        epsilon: opts.epsilon,
+        steps: opts.adversarialSteps,
+        stepSize: opts.adversarialStepSize,
+      }
+    : undefined;
   const bar = progressBar(
     'epoch {epoch}/{epochs} |{bar}| {value}/{total} steps  loss {loss}  {rate} samples/s  eta {eta_formatted}',
   );
@@ -76,6 +112,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     warmupEpochs: opts.warmupEpochs,
     model: { dropout: opts.dropout },
     augment: opts.augment ? { flip: true, maxShift: 2 } : undefined,
+    adversarial,
     seed: opts.seed,
     workers: opts.workers,
     limit: opts.limit,
@@ -103,6 +140,11 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     );
   }
   const testAccuracy = await accuracy(result.model, test);
+  let robust: RobustAccuracy | undefined;
+  if (adversarial && opts.robustImages > 0) {
+    robust = await robustAccuracy(result.model, test, { count: opts.robustImages, epsilon: opts.epsilon, steps: 40 });
+    logger.info(robust, 'accuracy under PGD-40');
+  }
   const training = {
     command: `npx advsieve train ${process.argv.slice(3).join(' ')}`.trim(),
     backend: activeBackend()?.name,
@@ -114,6 +156,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     warmupEpochs: opts.warmupEpochs,
     dropout: opts.dropout,
     augment: opts.augment,
+    adversarial,
     seed: opts.seed,
     workers: opts.workers,
     trainImages: result.trainImages,
@@ -122,6 +165,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     samplesPerSec: Math.round(result.samplesPerSec),
     testAccuracy,
     testImages: test.count,
+    robust,
     date: new Date().toISOString().slice(0, 10),
     history: result.history,
   };
@@ -134,24 +178,62 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     activationLayers: [...ACTIVATION_LAYERS],
     training,
   });
-  fs.writeFileSync(path.join(opts.out, 'README.md'), modelCard(result, training, sha));
+  fs.writeFileSync(path.join(opts.out, 'README.md'), modelCard(path.basename(opts.out), result, training, sha));
   logger.info({ testAccuracy, wallSeconds: training.wallSeconds, out: opts.out, sha256: sha }, 'model written');
   process.stdout.write(
     `test accuracy ${(testAccuracy * 100).toFixed(2)} % on ${test.count} images; ` +
+      (robust
+        ? `under PGD-40 ε ${robust.epsilon}: ${(robust.underAttack * 100).toFixed(2)} % of the first ${robust.images}; `
+        : '') +
       `${training.wallSeconds} s of training; written to ${opts.out}\n`,
   );
 }
 
-function modelCard(result: TrainResult, t: Record<string, unknown> & { testAccuracy: number }, sha: string): string {
+type CardFields = Record<string, unknown> & {
+  testAccuracy: number;
+  adversarial?: AdversarialTrainingOptions;
+  robust?: RobustAccuracy;
+};
+
+function adversarialSection(t: CardFields): string {
+  if (!t.adversarial) return '';
+  const a = t.adversarial;
+  const method =
+    a.method === 'fgsm-rs'
+      ? 'FGSM from a uniform random start in the ε-ball (Wong, Rice & Kolter 2020)'
+      : `PGD with ${a.steps ?? 7} steps from a random start (Madry et al. 2018)`;
+  const r = t.robust;
+  return `
+## Adversarial training
+Every training batch was replaced by adversarial versions of itself before the weights' step:
+${method}, L∞ ε = ${a.epsilon}${a.stepSize ? `, step ${a.stepSize}` : ''}, made against the model in training mode.
+The train accuracy below is on those adversarial batches.
+${
+  r
+    ? `
+- **Accuracy under PGD-40** (L∞ ε = ${r.epsilon}, random start, step 2.5ε/40, against the logits, no other defense):
+  **${(r.underAttack * 100).toFixed(2)} %** of the first ${r.images} test images (clean on the same images: ${(r.clean * 100).toFixed(2)} %), measured in ${r.seconds.toFixed(0)} s.
+`
+    : ''
+}`;
+}
+
+function modelCard(id: string, result: TrainResult, t: CardFields, sha: string): string {
   const rows = result.history.map(
     (e) =>
       `| ${e.epoch + 1} | ${e.loss.toFixed(4)} | ${(e.trainAccuracy * 100).toFixed(2)} % | ${e.learningRate.toExponential(2)} | ${e.seconds.toFixed(0)} |`,
   );
-  return `# fashion-cnn — advsieve's reference model
-
-A small CNN for 28×28 grey images, trained on Fashion-MNIST by \`advsieve train\`. It is the model
+  const intro = t.adversarial
+    ? `The reference CNN's architecture, adversarially trained on Fashion-MNIST by \`advsieve train --adversarial\`:
+a model that resists attacks within its training budget, at a price in clean accuracy. Serve it
+beside or instead of the default model; the detectors read the activations of the layers listed
+in \`metadata.json\`.`
+    : `A small CNN for 28×28 grey images, trained on Fashion-MNIST by \`advsieve train\`. It is the model
 the service screens for when started on the bundled files; the detectors read the activations
-of the layers listed in \`metadata.json\`.
+of the layers listed in \`metadata.json\`.`;
+  return `# ${id} — advsieve's ${t.adversarial ? 'adversarially trained' : 'reference'} model
+
+${intro}
 
 ## Architecture (serving graph, \`model.json\`)
 | layer | output | notes |
@@ -180,6 +262,7 @@ ${t.testImages} test images for the accuracy below only.
   dropout ${t.dropout}, ${t.augment ? 'random horizontal flips and shifts of up to 2 pixels' : 'no augmentation'}, global batch ${t.batchSize}, seed ${t.seed}
 - SHA-256 of model.json + weights.bin: \`${sha}\`
 
+${adversarialSection(t)}
 Command:
 \`\`\`
 ${t.command}

@@ -1,0 +1,82 @@
+/**
+ * Adversarial training: each training batch is replaced by adversarial versions of itself, made
+ * against the model being trained, before the weights' gradient is taken (Madry et al. 2018,
+ * "Towards Deep Learning Models Resistant to Adversarial Attacks": min over weights of the max
+ * over the ε-ball of the loss).
+ *
+ * - `fgsm-rs`: one sign step of size α = 1.25·ε from a uniform random start in the ε-ball, then the
+ *   projection (Wong, Rice & Kolter 2020, "Fast is better than free"). Twice a plain step's cost.
+ *   The random start is what keeps single-step training from "catastrophic overfitting" (a model
+ *   robust to FGSM only); α = 1.25·ε is the paper's setting.
+ * - `pgd`: `steps` sign steps of size α (default 2.5·ε/steps) from a random start (Madry et al.).
+ *   steps + 1 times a plain step's cost.
+ *
+ * The inner attack runs on the training graph in training mode (batch statistics, the step's own
+ * dropout masks), as both papers do: the perturbation is the one that hurts the step's loss.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { crossEntropy } from '../attacks/pgd';
+import { mulberry32 } from './random';
+
+export type AdversarialMethod = 'fgsm-rs' | 'pgd';
+export const ADVERSARIAL_METHODS: readonly AdversarialMethod[] = ['fgsm-rs', 'pgd'];
+
+export interface AdversarialTrainingOptions {
+  readonly method: AdversarialMethod;
+  /** L∞ radius of the training perturbations (pixels in [0, 1]). */
+  readonly epsilon: number;
+  /** PGD iterations (default 7); FGSM-RS takes one step. */
+  readonly steps?: number;
+  /** Step size α (default 1.25·ε for FGSM-RS, 2.5·ε/steps for PGD). */
+  readonly stepSize?: number;
+}
+
+export interface AdversarialSchedule {
+  readonly steps: number;
+  readonly stepSize: number;
+}
+
+/** The inner attack's steps and step size with their defaults; throws on settings that make no sense. */
+export function adversarialSchedule(opts: AdversarialTrainingOptions): AdversarialSchedule {
+  if (!ADVERSARIAL_METHODS.includes(opts.method))
+    throw new RangeError(`adversarial method: expected one of ${ADVERSARIAL_METHODS.join(', ')}, got ${opts.method}`);
+  if (!(opts.epsilon > 0 && opts.epsilon <= 1))
+    throw new RangeError(`adversarial epsilon: expected a number in (0, 1], got ${opts.epsilon}`);
+  const steps = opts.method === 'fgsm-rs' ? 1 : (opts.steps ?? 7);
+  if (!(Number.isInteger(steps) && steps >= 1))
+    throw new RangeError(`adversarial steps: expected an integer ≥ 1, got ${steps}`);
+  const stepSize = opts.stepSize ?? (opts.method === 'fgsm-rs' ? 1.25 * opts.epsilon : (2.5 * opts.epsilon) / steps);
+  if (!(stepSize > 0 && Number.isFinite(stepSize)))
+    throw new RangeError(`adversarial step size: expected a finite number > 0, got ${stepSize}`);
+  return { steps, stepSize };
+}
+
+/**
+ * Adversarial versions of the batch x (values in [0, 1]) with one-hot labels `target`, against
+ * `logitsOf` (the model in training mode). Returns a new tensor in the ε-ball around x and in [0, 1];
+ * x is not disposed. The random start is drawn from `seed`, so a step is reproducible.
+ */
+export function adversarialBatch(
+  logitsOf: (x: tf.Tensor4D) => tf.Tensor2D,
+  x: tf.Tensor4D,
+  target: tf.Tensor2D,
+  opts: AdversarialTrainingOptions,
+  seed: number,
+): tf.Tensor4D {
+  const { steps, stepSize } = adversarialSchedule(opts);
+  const eps = opts.epsilon;
+  const random = mulberry32(seed);
+  const noise = new Float32Array(x.size);
+  for (let i = 0; i < noise.length; i++) noise[i] = (2 * random() - 1) * eps;
+  const gradient = tf.grad((xa: tf.Tensor) => tf.sum(crossEntropy(logitsOf(xa as tf.Tensor4D), target)));
+  let xa = tf.tidy(() => tf.clipByValue(tf.add(x, tf.tensor(noise, x.shape)), 0, 1)) as tf.Tensor4D;
+  for (let s = 0; s < steps; s++) {
+    const next = tf.tidy(() => {
+      const moved = tf.add(xa, tf.mul(tf.sign(gradient(xa)), stepSize));
+      return tf.clipByValue(tf.add(x, tf.clipByValue(tf.sub(moved, x), -eps, eps)), 0, 1) as tf.Tensor4D;
+    });
+    xa.dispose();
+    xa = next;
+  }
+  return xa;
+}
