@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ImageSet } from '../data/fashionMnist';
 import { adversarialBatch, AdversarialTrainingOptions } from './adversarialTraining';
 import { augmentImage, AugmentOptions } from './augment';
+import { classificationLoss, LossKind } from './losses';
 import { buildTrainingModel, FashionCnnOptions, NUM_CLASSES } from './fashionCnn';
 import { mulberry32 } from './random';
 
@@ -27,6 +28,8 @@ export interface ReplicaOptions {
   readonly augment?: AugmentOptions;
   /** Train on adversarial versions of each batch (none when absent). */
   readonly adversarial?: AdversarialTrainingOptions;
+  /** The training loss (default 'softmax'; src/train/losses.ts). */
+  readonly loss?: LossKind;
 }
 
 export class TrainingReplica {
@@ -35,6 +38,7 @@ export class TrainingReplica {
 
   private readonly augment?: AugmentOptions;
   private readonly adversarial?: AdversarialTrainingOptions;
+  private readonly loss: LossKind;
 
   constructor(
     private readonly data: ImageSet,
@@ -44,6 +48,7 @@ export class TrainingReplica {
     this.optimizer = tf.train.adam(opts.learningRate);
     this.augment = opts.augment;
     this.adversarial = opts.adversarial;
+    this.loss = opts.loss ?? 'softmax';
   }
 
   setLearningRate(lr: number): void {
@@ -92,7 +97,7 @@ export class TrainingReplica {
         const logits = this.model.apply(x, { training: true }) as tf.Tensor;
         // variableGrads disposes every intermediate; keep the predictions for the accuracy count.
         predicted = tf.keep(tf.argMax(logits, 1));
-        return tf.losses.softmaxCrossEntropy(target, logits) as tf.Scalar;
+        return classificationLoss(this.loss, target, logits as tf.Tensor2D);
       }, weights);
     });
     try {
