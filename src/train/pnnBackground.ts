@@ -21,14 +21,22 @@ export interface PnnBackground {
 
 export const DEFAULT_BACKGROUND_QUANTILE = 0.01;
 
+/** The quantile, checked (the trainer checks it before training, not after). */
+export function checkBackgroundQuantile(quantile = DEFAULT_BACKGROUND_QUANTILE): number {
+  if (!(quantile > 0 && quantile < 1))
+    throw new RangeError(
+      `PNN background quantile (the share of training images in 'none'): expected a number in (0, 1), got ${quantile}`,
+    );
+  return quantile;
+}
+
 /** Sets log b of `model`'s PNN head (layer 'logits') from up to `images` images of `set`, and returns it. */
 export async function calibratePnnBackground(
   model: tf.LayersModel,
   set: ImageSet,
   opts: { quantile?: number; images?: number } = {},
 ): Promise<PnnBackground> {
-  const quantile = opts.quantile ?? DEFAULT_BACKGROUND_QUANTILE;
-  if (!(quantile > 0 && quantile < 1)) throw new RangeError(`background quantile: expected (0, 1), got ${quantile}`);
+  const quantile = checkBackgroundQuantile(opts.quantile);
   const head = model.getLayer('logits');
   if (!(head instanceof PnnHead)) throw new Error(`layer 'logits' is a ${head.getClassName()}, not a PNN head`);
   const logitsModel = tf.model({ inputs: model.inputs, outputs: head.output as tf.SymbolicTensor });

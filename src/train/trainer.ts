@@ -14,7 +14,7 @@ import { mulberry32, permutation } from './random';
 import type { ProbabilityKind } from '../engine/modelStore';
 import { checkLoss, LossKind, probabilityKindOf } from './losses';
 import { ModelVariant, resolveVariant } from './modelVariant';
-import { calibratePnnBackground, PnnBackground } from './pnnBackground';
+import { calibratePnnBackground, checkBackgroundQuantile, PnnBackground } from './pnnBackground';
 import { averageGradients, ReplicaOptions, ShardResult, TrainingReplica } from './replica';
 
 export interface TrainOptions {
@@ -193,6 +193,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     throw new RangeError(
       "loss 'ovr' with head 'pnn': the PNN head has its own 'none' density; train it with 'softmax'",
     );
+  if (variant.head === 'pnn') checkBackgroundQuantile(opts.pnnBackgroundQuantile);
   const replicaOptions: ReplicaOptions = {
     model: modelOptions,
     learningRate: opts.learningRate,

@@ -137,6 +137,20 @@ test('bad variants are refused before training, naming the field', async () => {
   await expect(trainTiny({ arch: 'mlp' }, 'hinge' as LossKind)).rejects.toThrow(/loss/);
   await expect(trainTiny({ l2Scale: -1, l2norm: 'both' }, 'softmax')).rejects.toThrow(/l2Scale/);
   await expect(trainTiny({ arch: 'mlp', head: 'pnn' }, 'ovr')).rejects.toThrow(/'ovr' with head 'pnn'/);
+  await expect(
+    train({
+      dataDir: DATA,
+      epochs: 1,
+      batchSize: 8,
+      learningRate: 1e-3,
+      lrDecay: 1,
+      seed: 1,
+      workers: 1,
+      limit: 16,
+      model: { head: 'pnn' },
+      pnnBackgroundQuantile: 1.5,
+    }),
+  ).rejects.toThrow(/background quantile/);
 });
 
 test('a PNN MLP trained over 2 worker threads screens through the engine and the screener', async () => {

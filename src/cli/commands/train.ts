@@ -30,6 +30,7 @@ import {
   L2Norm,
 } from '../../train/modelVariant';
 import { trainedModelMetadata } from '../../train/trainedMetadata';
+import { DEFAULT_BACKGROUND_QUANTILE } from '../../train/pnnBackground';
 
 export interface TrainCommandOptions {
   data: string;
@@ -55,6 +56,7 @@ export interface TrainCommandOptions {
   l2Scale: number;
   head: HeadKind;
   prototypes: number;
+  noneShare: number;
   loss: LossKind;
 }
 
@@ -130,6 +132,12 @@ export function registerTrain(program: Command): void {
     )
     .option('--prototypes <n>', "PNN prototypes per class ('pnn')", intOption, DEFAULT_PROTOTYPES_PER_CLASS)
     .option(
+      '--none-share <x>',
+      "share of the training images the PNN's background density puts in 'none' (p(none) ≥ 0.5; 'pnn')",
+      floatOption,
+      DEFAULT_BACKGROUND_QUANTILE,
+    )
+    .option(
       '--loss <name>',
       "'softmax' cross-entropy, or 'ovr': one-vs-rest sigmoid cross-entropy (no one-sum constraint; probs are per-class sigmoids)",
       choiceOption(LOSSES),
@@ -173,6 +181,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
       prototypesPerClass: opts.prototypes,
     },
     loss: opts.loss,
+    pnnBackgroundQuantile: opts.noneShare,
     augment: opts.augment ? { flip: true, maxShift: 2 } : undefined,
     adversarial,
     seed: opts.seed,
