@@ -33,6 +33,22 @@ export interface FashionCnnOptions extends ModelVariantOptions {
   /** The MLP's fc1 width (default 256). */
   readonly mlpUnits?: number;
   readonly dropout?: number;
+  /** Classes of the logits (default 10; the reference datasets of the causes study may have others). */
+  readonly classes?: number;
+  /** [height, width] of the grey input images (default 28×28; the trainer sets it from its data). */
+  readonly inputSize?: readonly [number, number];
+}
+
+/** The model's input shape [height, width, 1]. */
+export function inputShapeOf(opts: Pick<FashionCnnOptions, 'inputSize'>): [number, number, number] {
+  const [h, w] = opts.inputSize ?? [INPUT_SHAPE[0], INPUT_SHAPE[1]];
+  return [h, w, 1];
+}
+
+export function classesOf(opts: Pick<FashionCnnOptions, 'classes'>): number {
+  const k = opts.classes ?? NUM_CLASSES;
+  if (!(Number.isInteger(k) && k >= 2)) throw new RangeError(`classes: expected an integer ≥ 2, got ${k}`);
+  return k;
 }
 
 function init(seed: number, offset: number) {
@@ -43,11 +59,11 @@ function init(seed: number, offset: number) {
  * The layer named 'logits': a dense layer, an L2-normalised one, or a PNN head (the same class and
  * configuration in the training and the serving graph, so its weights copy over as they are).
  */
-function headLayer(v: ModelVariant, seed: number): tf.layers.Layer {
+function headLayer(v: ModelVariant, seed: number, classes: number): tf.layers.Layer {
   if (v.head === 'pnn')
     return new PnnHead({
       name: 'logits',
-      units: NUM_CLASSES,
+      units: classes,
       prototypesPerClass: v.prototypesPerClass,
       normalizeFeatures: v.l2norm === 'features',
       seed: seed * 31 + 6,
@@ -55,14 +71,14 @@ function headLayer(v: ModelVariant, seed: number): tf.layers.Layer {
   if (v.l2norm !== 'none')
     return new L2NormalizedDense({
       name: 'logits',
-      units: NUM_CLASSES,
+      units: classes,
       normalize: v.l2norm,
       scale: v.l2Scale,
       seed: seed * 31 + 6,
     });
   return tf.layers.dense({
     name: 'logits',
-    units: NUM_CLASSES,
+    units: classes,
     kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 31 + 6 }),
   });
 }
@@ -70,7 +86,7 @@ function headLayer(v: ModelVariant, seed: number): tf.layers.Layer {
 /** The MLP body: flatten → fc1 ReLU → fc2 ReLU, with dropout after each dense layer in training. */
 function addMlpBody(m: tf.Sequential, opts: FashionCnnOptions, training: boolean): void {
   const { seed, mlpUnits = 256, hiddenUnits = 128, dropout = 0.3 } = opts;
-  m.add(tf.layers.flatten({ name: 'flatten', inputShape: [...INPUT_SHAPE] }));
+  m.add(tf.layers.flatten({ name: 'flatten', inputShape: inputShapeOf(opts) }));
   m.add(tf.layers.dense({ name: 'fc1', units: mlpUnits, activation: 'relu', kernelInitializer: init(seed, 1) }));
   if (training) m.add(tf.layers.dropout({ name: 'drop1', rate: dropout }));
   m.add(tf.layers.dense({ name: 'fc2', units: hiddenUnits, activation: 'relu', kernelInitializer: init(seed, 2) }));
@@ -83,7 +99,7 @@ export function buildTrainingModel(opts: FashionCnnOptions): tf.Sequential {
   if (variant.arch === 'mlp') {
     const m = tf.sequential({ name: 'fashion-mlp-train' });
     addMlpBody(m, opts, true);
-    m.add(headLayer(variant, opts.seed));
+    m.add(headLayer(variant, opts.seed, classesOf(opts)));
     return m;
   }
   const { seed, conv1Filters = 32, conv2Filters = 64, hiddenUnits = 128, dropout = 0.3 } = opts;
@@ -91,7 +107,7 @@ export function buildTrainingModel(opts: FashionCnnOptions): tf.Sequential {
   m.add(
     tf.layers.conv2d({
       name: 'conv1',
-      inputShape: [...INPUT_SHAPE],
+      inputShape: inputShapeOf(opts),
       filters: conv1Filters,
       kernelSize: 3,
       padding: 'same',
@@ -117,7 +133,7 @@ export function buildTrainingModel(opts: FashionCnnOptions): tf.Sequential {
   m.add(tf.layers.dropout({ name: 'drop1', rate: dropout }));
   m.add(tf.layers.dense({ name: 'fc1', units: hiddenUnits, activation: 'relu', kernelInitializer: init(seed, 4) }));
   m.add(tf.layers.dropout({ name: 'drop2', rate: dropout }));
-  m.add(headLayer(variant, seed));
+  m.add(headLayer(variant, seed, classesOf(opts)));
   return m;
 }
 
@@ -140,7 +156,7 @@ export function buildServingModel(
     const m = tf.sequential({ name: 'fashion-mlp' });
     const width = (name: string) => trained.getLayer(name).getWeights()[0].shape[1] as number;
     addMlpBody(m, { ...opts, mlpUnits: width('fc1'), hiddenUnits: width('fc2') }, false);
-    m.add(headLayer(variant, opts.seed));
+    m.add(headLayer(variant, opts.seed, classesOf(opts)));
     m.add(probs);
     copy(m, ['fc1', 'fc2', 'logits']);
     return m;
@@ -158,7 +174,7 @@ export function buildServingModel(
   m.add(
     tf.layers.conv2d({
       name: 'conv1',
-      inputShape: [...INPUT_SHAPE],
+      inputShape: inputShapeOf(opts),
       filters: conv1Filters,
       kernelSize: 3,
       padding: 'same',
@@ -170,7 +186,7 @@ export function buildServingModel(
   m.add(tf.layers.maxPooling2d({ name: 'pool2', poolSize: 2 }));
   m.add(tf.layers.flatten({ name: 'flatten' }));
   m.add(tf.layers.dense({ name: 'fc1', units: hiddenUnits, activation: 'relu' }));
-  m.add(headLayer(variant, opts.seed));
+  m.add(headLayer(variant, opts.seed, classesOf(opts)));
   m.add(probs);
 
   copy(m, ['conv1', 'fc1', 'logits']);

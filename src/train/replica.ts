@@ -9,7 +9,7 @@ import { ImageSet } from '../data/fashionMnist';
 import { adversarialBatch, AdversarialTrainingOptions } from './adversarialTraining';
 import { augmentImage, AugmentOptions } from './augment';
 import { classificationLoss, LossKind } from './losses';
-import { buildTrainingModel, FashionCnnOptions, NUM_CLASSES } from './fashionCnn';
+import { buildTrainingModel, classesOf, FashionCnnOptions } from './fashionCnn';
 import { mulberry32 } from './random';
 
 export interface ShardResult {
@@ -39,6 +39,7 @@ export class TrainingReplica {
   private readonly augment?: AugmentOptions;
   private readonly adversarial?: AdversarialTrainingOptions;
   private readonly loss: LossKind;
+  private readonly classes: number;
 
   constructor(
     private readonly data: ImageSet,
@@ -49,6 +50,7 @@ export class TrainingReplica {
     this.augment = opts.augment;
     this.adversarial = opts.adversarial;
     this.loss = opts.loss ?? 'softmax';
+    this.classes = classesOf(opts.model);
   }
 
   setLearningRate(lr: number): void {
@@ -83,7 +85,7 @@ export class TrainingReplica {
     let predicted: tf.Tensor | undefined;
     const { value, grads } = tf.tidy(() => {
       const clean = tf.tensor4d(batch, [n, height, width, 1]);
-      const target = tf.oneHot(tf.tensor1d(y, 'int32'), NUM_CLASSES) as tf.Tensor2D;
+      const target = tf.oneHot(tf.tensor1d(y, 'int32'), this.classes) as tf.Tensor2D;
       const x = this.adversarial
         ? adversarialBatch(
             (xa) => this.model.apply(xa, { training: true }) as tf.Tensor2D,

@@ -5,22 +5,27 @@
  */
 import { FASHION_LABELS } from '../data/fashionMnist';
 import type { ModelMetadata } from '../engine/modelStore';
-import { INPUT_SHAPE } from './fashionCnn';
 import { activationLayersOf, isDefaultVariant } from './modelVariant';
 import type { TrainResult } from './trainer';
 
 export function trainedModelMetadata(
   id: string,
-  result: Pick<TrainResult, 'variant' | 'loss' | 'probabilities' | 'pnnBackground'>,
+  result: Pick<TrainResult, 'model' | 'variant' | 'loss' | 'probabilities' | 'pnnBackground'>,
   extra: { labels?: readonly string[]; training?: Record<string, unknown> } = {},
 ): ModelMetadata {
   const v = result.variant;
+  const [, h, w, c] = result.model.inputs[0].shape as number[];
+  const classes = result.model.getLayer('logits').getConfig().units as number;
+  const labels =
+    extra.labels ??
+    (classes === FASHION_LABELS.length ? FASHION_LABELS : Array.from({ length: classes }, (_, k) => `class ${k}`));
+  if (labels.length !== classes) throw new RangeError(`${labels.length} labels for a model of ${classes} classes`);
   const plain = isDefaultVariant(v) && result.loss === 'softmax';
   const bg = result.pnnBackground;
   return {
     id,
-    labels: [...(extra.labels ?? FASHION_LABELS)],
-    inputShape: [...INPUT_SHAPE],
+    labels: [...labels],
+    inputShape: [h, w, c],
     outputLayer: 'probs',
     logitsLayer: 'logits',
     activationLayers: activationLayersOf(v),

@@ -183,7 +183,7 @@ export function learningRateAt(
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const data = opts.data ?? loadFashionMnist('train', opts.dataDir, opts.limit);
-  const modelOptions: FashionCnnOptions = { ...opts.model, seed: opts.seed };
+  const modelOptions: FashionCnnOptions = { inputSize: [data.height, data.width], ...opts.model, seed: opts.seed };
   if (opts.adversarial) adversarialSchedule(opts.adversarial); // refuse bad settings before any worker starts
   const variant = resolveVariant(modelOptions);
   const loss = checkLoss(opts.loss ?? 'softmax');

@@ -131,6 +131,49 @@ test.each(VARIANTS)(
   },
 );
 
+test('given images of another size and class count (a reference dataset), the variant follows them', async () => {
+  // Three classes of 12×12 images: a bright square in one of three places, on faint noise.
+  const count = 96;
+  const size = 144;
+  const pixels = new Float32Array(count * size);
+  const labels = new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    labels[i] = i % 3;
+    for (let p = 0; p < size; p++) pixels[i * size + p] = ((i * 7919 + p * 104729) % 97) / 970;
+    for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) pixels[i * size + (y + 4) * 12 + x + labels[i] * 4] = 1;
+  }
+  const result = await train({
+    dataDir: DATA,
+    data: { count, height: 12, width: 12, pixels, labels },
+    epochs: 6,
+    batchSize: 16,
+    learningRate: 3e-3,
+    lrDecay: 1,
+    seed: 2,
+    workers: 1,
+    model: { ...TINY, arch: 'mlp', head: 'pnn', prototypesPerClass: 1, classes: 3 },
+  });
+  expect(result.history[5].loss).toBeLessThan(result.history[0].loss);
+  const set = { count, height: 12, width: 12, pixels, labels };
+  expect(await accuracy(result.model, set)).toBeGreaterThan(0.8);
+  const md = trainedModelMetadata('squares', result);
+  expect(md.inputShape).toEqual([12, 12, 1]);
+  expect(md.labels).toEqual(['class 0', 'class 1', 'class 2']);
+  expect(() => trainedModelMetadata('squares', result, { labels: ['a', 'b'] })).toThrow(
+    /2 labels for a model of 3 classes/,
+  );
+  const dir = path.join(tmp, 'squares');
+  await saveModel(result.model, dir, md);
+  checkModelFiles(dir);
+  const model = await InferenceModel.load(dir);
+  const out = await model.runBatch(pixels.slice(0, 3 * size), 3);
+  expect(Array.from({ length: 3 }, (_, i) => argmaxOf(out.probs.subarray(i * 3, i * 3 + 3)))).toEqual([0, 1, 2]);
+  model.dispose();
+  result.model.dispose();
+});
+
+const argmaxOf = (a: Float32Array) => a.indexOf(Math.max(...a));
+
 test('bad variants are refused before training, naming the field', async () => {
   await expect(trainTiny({ head: 'pnn', l2norm: 'both' }, 'softmax')).rejects.toThrow(/l2norm 'both'/);
   await expect(trainTiny({ arch: 'rnn' as 'mlp' }, 'softmax')).rejects.toThrow(/arch/);
