@@ -30,18 +30,21 @@ export function checkBackgroundQuantile(quantile = DEFAULT_BACKGROUND_QUANTILE):
   return quantile;
 }
 
-/** Sets log b of `model`'s PNN head (layer 'logits') from up to `images` images of `set`, and returns it. */
-export async function calibratePnnBackground(
-  model: tf.LayersModel,
-  set: ImageSet,
-  opts: { quantile?: number; images?: number } = {},
-): Promise<PnnBackground> {
-  const quantile = checkBackgroundQuantile(opts.quantile);
+function pnnHeadOf(model: tf.LayersModel): PnnHead {
   const head = model.getLayer('logits');
   if (!(head instanceof PnnHead)) throw new Error(`layer 'logits' is a ${head.getClassName()}, not a PNN head`);
+  return head;
+}
+
+/** log (1/K) Σ_k d_k(x) of the first `limit` images of `set` under `model`'s PNN head. */
+export async function logTotalDensities(
+  model: tf.LayersModel,
+  set: ImageSet,
+  limit = set.count,
+): Promise<Float64Array> {
+  const head = pnnHeadOf(model);
   const logitsModel = tf.model({ inputs: model.inputs, outputs: head.output as tf.SymbolicTensor });
-  const n = Math.min(opts.images ?? 2000, set.count);
-  if (n === 0) throw new Error('no images to set the PNN background density from');
+  const n = Math.min(limit, set.count);
   const size = set.height * set.width;
   const densities = new Float64Array(n);
   for (let i = 0; i < n; i += 256) {
@@ -56,8 +59,29 @@ export async function calibratePnnBackground(
     densities.set(await t.data(), i);
     t.dispose();
   }
+  return densities;
+}
+
+/** Share of the first `limit` images of `set` with p(none) ≥ 0.5 (total density at most b). */
+export async function noneShare(model: tf.LayersModel, set: ImageSet, limit = set.count): Promise<number> {
+  const logB = pnnHeadOf(model).getLogBackground();
+  const d = await logTotalDensities(model, set, limit);
+  return d.filter((v) => v <= logB).length / Math.max(1, d.length);
+}
+
+/** Sets log b of `model`'s PNN head (layer 'logits') from the first `images` images of `set`, and returns it. */
+export async function calibratePnnBackground(
+  model: tf.LayersModel,
+  set: ImageSet,
+  opts: { quantile?: number; images?: number } = {},
+): Promise<PnnBackground> {
+  const quantile = checkBackgroundQuantile(opts.quantile);
+  const densities = await logTotalDensities(model, set, opts.images ?? 2000);
+  const n = densities.length;
+  if (n === 0) throw new Error('no images to set the PNN background density from');
   densities.sort();
   const logBackground = densities[Math.min(n - 1, Math.floor(quantile * n))];
+  const head = pnnHeadOf(model);
   head.setLogBackground(logBackground);
   return { logBackground, quantile, images: n, sigma: head.sigma() };
 }

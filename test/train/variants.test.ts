@@ -18,6 +18,7 @@ import { checkModelFiles, saveModel } from '../../src/engine/modelStore';
 import { Screener } from '../../src/screening/screener';
 import { LossKind } from '../../src/train/losses';
 import { ModelVariantOptions, resolveVariant } from '../../src/train/modelVariant';
+import { noneShare } from '../../src/train/pnnBackground';
 import { trainedModelMetadata } from '../../src/train/trainedMetadata';
 import { accuracy, train, TrainResult } from '../../src/train/trainer';
 import { smallCalibration } from '../helpers/calibration';
@@ -115,6 +116,10 @@ test.each(VARIANTS)(
         noneProbabilityOf(trainOut.logits.subarray(i * 10, (i + 1) * 10), pnn.logBackground),
       );
       expect(none.filter((p) => p >= 0.5).length).toBeLessThanOrEqual(4);
+      // The trainer's own count (what `train` prints for the test images) agrees with the engine's
+      // logits, but for the image at the threshold itself (its density is b, up to rounding).
+      const share = none.filter((p) => p >= 0.5).length / 256;
+      expect(Math.abs((await noneShare(result.model, trainSet)) - share)).toBeLessThanOrEqual(1 / 256 + 1e-9);
     }
 
     const grad = model.inputGradient(x, Int32Array.from(set.labels)).dataSync();
@@ -260,6 +265,8 @@ test('`advsieve train --arch mlp --head pnn` writes a card and metadata that rec
   const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
   expect(card).toMatch(/PNN: class log-densities, 2 Gaussian kernels per class/);
   expect(card).toMatch(/p\(none \| x\)/);
+  expect(card).toMatch(/on the 10000 test images, [\d.]+ % have/);
+  expect(r.stdout).toMatch(/p\(none\) ≥ 0.5 on [\d.]+ % of them/);
   expect(card).toMatch(/\| probs \| 10 \| softmax \|/);
   expect(card).toMatch(/\| fc2 \| 128 \| ReLU/);
   const c = await advsieve('classify', '--json', '--model', out, fixtureLabels()[0].file);

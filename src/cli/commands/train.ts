@@ -30,7 +30,7 @@ import {
   L2Norm,
 } from '../../train/modelVariant';
 import { trainedModelMetadata } from '../../train/trainedMetadata';
-import { DEFAULT_BACKGROUND_QUANTILE } from '../../train/pnnBackground';
+import { DEFAULT_BACKGROUND_QUANTILE, noneShare } from '../../train/pnnBackground';
 
 export interface TrainCommandOptions {
   data: string;
@@ -211,6 +211,8 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     );
   }
   const testAccuracy = await accuracy(result.model, test);
+  // How many unseen images the PNN's background density calls "none" (1 % of the training images are, by construction).
+  const noneOnTest = result.pnnBackground ? await noneShare(result.model, test) : undefined;
   let robust: RobustAccuracy | undefined;
   if (adversarial && opts.robustImages > 0) {
     robust = await robustAccuracy(result.model, test, { count: opts.robustImages, epsilon: opts.epsilon, steps: 40 });
@@ -238,6 +240,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     testImages: test.count,
     robust,
     variant: describeVariant(result.variant),
+    noneOnTest,
     loss: result.loss,
     date: new Date().toISOString().slice(0, 10),
     history: result.history,
@@ -248,6 +251,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
   logger.info({ testAccuracy, wallSeconds: training.wallSeconds, out: opts.out, sha256: sha }, 'model written');
   process.stdout.write(
     `test accuracy ${(testAccuracy * 100).toFixed(2)} % on ${test.count} images; ` +
+      (noneOnTest !== undefined ? `p(none) ≥ 0.5 on ${(noneOnTest * 100).toFixed(2)} % of them; ` : '') +
       (robust
         ? `under PGD-40 ε ${robust.epsilon}: ${(robust.underAttack * 100).toFixed(2)} % of the first ${robust.images}; `
         : '') +
@@ -328,7 +332,7 @@ function architectureRows(result: TrainResult, t: CardFields): string[] {
 }
 
 /** What the variant changes, for the card; empty for the default model. */
-function variantSection(result: TrainResult): string {
+function variantSection(result: TrainResult, t: CardFields): string {
   const v = result.variant;
   if (isDefaultVariant(v) && result.loss === 'softmax') return '';
   const lines = [`## Variant (causes study, docs/variants.md)`, `${describeVariant(v)}; loss \`${result.loss}\`.`, ''];
@@ -343,7 +347,7 @@ function variantSection(result: TrainResult): string {
   const bg = result.pnnBackground;
   if (bg)
     lines.push(
-      `- PNN head: the logits are class log-densities; p(none | x) = sigmoid(log b − (logsumexp(logits) − log K)) with log b = ${bg.logBackground.toPrecision(6)} (metadata \`variant.pnn.logBackground\`; \`noneProbabilityOf\` in src/engine/layers/pnnHead.ts), set so that ${(bg.quantile * 100).toFixed(1)} % of ${bg.images} training images have p(none) ≥ 0.5. \`probs\` are the posterior over the classes given that the image is one of them (softmax of the log-densities${result.loss === 'ovr' ? '; here sigmoids' : ''}).`,
+      `- PNN head: the logits are class log-densities; p(none | x) = sigmoid(log b − (logsumexp(logits) − log K)) with log b = ${bg.logBackground.toPrecision(6)} (metadata \`variant.pnn.logBackground\`; \`noneProbabilityOf\` in src/engine/layers/pnnHead.ts), set so that ${(bg.quantile * 100).toFixed(1)} % of the first ${bg.images} training images have p(none) ≥ 0.5; on the ${t.testImages as number} test images, ${((t.noneOnTest as number) * 100).toFixed(2)} % have. \`probs\` are the posterior over the classes given that the image is one of them (softmax of the log-densities${result.loss === 'ovr' ? '; here sigmoids' : ''}).`,
     );
   return lines.join('\n') + '\n';
 }
@@ -376,7 +380,7 @@ ${intro}
 | --- | --- | --- |
 ${architectureRows(result, t).join('\n')}
 
-${variantSection(result)}
+${variantSection(result, t)}
 Input: pixel values in [0, 1], shape [28, 28, 1]. Labels: ${FASHION_LABELS.join(', ')}.
 
 ## Data
