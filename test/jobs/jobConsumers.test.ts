@@ -3,7 +3,8 @@
  * not consume, and `advsieve worker`s serving different models): a job no running consumer can
  * screen is refused at submission; a worker never takes a batch of a model it does not serve (one
  * queue a model); the spool is emptied of a finished job's uploads; and what a client is shown of
- * a directory job or an unreadable upload names no server path it was not given.
+ * a directory job or an unreadable upload names no server path it was not given; a batch its
+ * consumer cannot screen fails its images with a code and the job still completes.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -14,6 +15,7 @@ import { RedisServer, startRedis } from '../helpers/redisServer';
 import { makeRgbModel, RGB_MODEL_ID } from '../helpers/rgbModel';
 import { jobImagePath, writeJobImages } from '../../src/bench/jobImages';
 import { initBackend } from '../../src/engine/backends';
+import { JobStore } from '../../src/jobs/jobStore';
 
 let redis: RedisServer;
 let server: TestServer;
@@ -203,6 +205,33 @@ describe('job consumers by model', () => {
     expect(verdicts.every((v) => v.prediction && !v.error)).toBe(true);
     expect(await spoolEmptied()).toEqual([]);
   }, 400_000);
+
+  test('a batch its consumer cannot screen is given up: its images fail, coded, and the job completes', async () => {
+    // Only by hand can a batch land in another model's queue; the consumer must still not hang the job.
+    const store = await JobStore.open(redis.url, { batchSize: 4, ttlSeconds: 600 });
+    try {
+      const job = await store.submit({
+        model: 'ghost',
+        targetFpr: 0.05,
+        top: 1,
+        keyId: null,
+        scopes: [],
+        directory: null,
+        requestedDirectory: null,
+        items: ['!CORRUPT_IMAGE', '!CORRUPT_IMAGE'],
+      });
+      await store
+        .queue(RGB_MODEL_ID)
+        .add('screen', { jobId: job.id, start: 0, items: ['!CORRUPT_IMAGE', '!CORRUPT_IMAGE'] });
+      const { job: done, verdicts } = await completed(job.id);
+      expect(done).toMatchObject({ total: 2, screened: 0, failed: 2 });
+      expect(verdicts.map((v) => v.error!.code)).toEqual(['JOB_BATCH_FAILED', 'JOB_BATCH_FAILED']);
+      expect(verdicts[0].error!.message).toContain("model 'ghost'");
+      await store.queue('ghost').obliterate({ force: true });
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
 
   test('/metrics counts batches per model queue', async () => {
     const text = await (await fetch(`${server.base}/metrics`)).text();
