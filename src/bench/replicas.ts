@@ -187,7 +187,12 @@ async function main(): Promise<void> {
     const proxied = await replicas(env, bodies, keys.key, own?.pid);
     const ratio = proxied.figures.imagesPerSec / direct.figures.imagesPerSec;
     const ratioToBaseline = baseline ? proxied.figures.imagesPerSec / baseline.figures.imagesPerSec : undefined;
-    const audit = process.env.DATABASE_URL ? 'postgres (shared)' : 'sqlite (one per replica)';
+    const audit =
+      process.env.ADVSIEVE_AUDIT === 'off'
+        ? 'off'
+        : process.env.DATABASE_URL
+          ? 'postgres (shared)'
+          : 'sqlite (one per replica)';
     const rows: Array<[string, string]> = [];
     if (baseline) rows.push([`1 replica, ${CORES} workers + ${CORES} decode (defaults), direct`, row(baseline)]);
     rows.push(
