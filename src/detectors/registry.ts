@@ -3,6 +3,7 @@
  * calibration.json, the CLI's JSON and the GraphQL API use.
  */
 import { activationDistance } from './activationDistance';
+import { deepKnn } from './deepKnn';
 import { densityDetector } from './density';
 import type { Detector } from './detector';
 import { highFrequencyEnergy } from './highFrequencyEnergy';
@@ -19,5 +20,6 @@ export function screeningDetectors(hiddenLayer: string): Detector[] {
     mahalanobis,
     densityDetector(hiddenLayer),
     lowPassDisagreement,
+    deepKnn,
   ] as Detector[];
 }
