@@ -235,7 +235,10 @@ type LayerTensors = {
   referencesT: tf.Tensor2D;
   norms: tf.Tensor2D;
 };
-const constants = new WeakMap<DeepKnnState, Map<string, { labelsT: tf.Tensor2D; layers: Record<string, LayerTensors> }>>();
+const constants = new WeakMap<
+  DeepKnnState,
+  Map<string, { labelsT: tf.Tensor2D; layers: Record<string, LayerTensors> }>
+>();
 
 export function deepKnnDetector(config: Partial<DeepKnnConfig> = {}): Detector<DeepKnnState> {
   const cfg = { ...DEEP_KNN_DEFAULTS, ...config };
@@ -255,7 +258,9 @@ export function deepKnnDetector(config: Partial<DeepKnnConfig> = {}): Detector<D
         Array.from(permutation(members.length, random).subarray(0, cfg.referencesPerClass), (k) => members[k]),
       );
       if (chosen.length < cfg.neighbours)
-        throw new Error(`deepKnn needs at least k = ${cfg.neighbours} reference images, the fit set gives ${chosen.length}`);
+        throw new Error(
+          `deepKnn needs at least k = ${cfg.neighbours} reference images, the fit set gives ${chosen.length}`,
+        );
       const perLayer: Record<string, DeepKnnLayer> = {};
       for (const l of layers) {
         const rows = data.clean.map((f) => f.activations[l]);

@@ -88,7 +88,8 @@ export class Screener {
     // that its combined regression leaves out.
     this.combinedInputs = calibration.combined.detectors.map((name) => {
       const k = this.detectors.findIndex((d) => d.name === name);
-      if (k < 0) throw new Error(`the combined verdict reads detector '${name}', which the calibration has no state for`);
+      if (k < 0)
+        throw new Error(`the combined verdict reads detector '${name}', which the calibration has no state for`);
       return k;
     });
     const hf = calibration.detectors.highFrequency as { cutoff: number };
@@ -120,7 +121,13 @@ export class Screener {
   /** Every detector's score, then the combined score, in `detectorNames` order. */
   scores(f: ImageFeatures): number[] {
     const s = this.detectors.map((d) => d.score(this.calibration.detectors[d.name], f));
-    return [...s, combinedScore(this.calibration.combined, this.combinedInputs.map((k) => s[k]))];
+    return [
+      ...s,
+      combinedScore(
+        this.calibration.combined,
+        this.combinedInputs.map((k) => s[k]),
+      ),
+    ];
   }
 
   features(out: ImageOutput): ImageFeatures {

@@ -4,6 +4,7 @@
  * no deep k-NN state (older files, another model's).
  */
 import * as tf from '@tensorflow/tfjs';
+import { detectorAwareTarget } from '../../src/attacks/adaptive';
 import type { Calibration } from '../../src/calibration/calibrationFile';
 import { fitCombined } from '../../src/detectors/combined';
 import { deepKnnDetector, DeepKnnState, nearestReferences, wrongNeighbours } from '../../src/detectors/deepKnn';
@@ -198,5 +199,36 @@ describe('on the bundled model', () => {
     expect(() => new Screener({ ...calibration, detectors: withoutRequired }, model.metadata.labels)).toThrow(
       /mahalanobis/,
     );
+  });
+
+  test('the end-to-end attacker’s penalty carries deep k-NN’s excess over its threshold, with a gradient', async () => {
+    const n = 8;
+    const state = calibration.detectors.deepKnn as DeepKnnState;
+    const withThreshold = (t: number) =>
+      new Screener(
+        { ...calibration, holdoutScores: { ...calibration.holdoutScores, deepKnn: new Array(100).fill(t) } },
+        model.metadata.labels,
+      );
+    const low = withThreshold(-1); // every image over it
+    const high = withThreshold(1e6); // none
+    const plain = splitBatch(await model.runBatch(pixels.subarray(0, n * 784), n, low.extras)).map((o) =>
+      low.detectors.find((d) => d.name === 'deepKnn')!.score(state, low.features(o)),
+    );
+    const spread = calibration.combined.spread[calibration.combined.detectors.indexOf('deepKnn')];
+    const x = tf.tensor4d(pixels.subarray(0, n * 784), [n, 28, 28, 1]);
+    const [pLow, pHigh] = [low, high].map((s) => detectorAwareTarget(model, s));
+    const excess = tf.tidy(() => tf.sub(pLow.penalty!(x), pHigh.penalty!(x)));
+    // Only deep k-NN's threshold differs: the difference is its excess, in units of its clean spread.
+    Array.from(await excess.data()).forEach((v, i) => expect(v).toBeCloseTo((plain[i] + 1) / spread, 2));
+    // Its gradient (the soft k-NN's): the hard count alone would give none.
+    const grad = tf.tidy(() =>
+      tf.norm(
+        tf.grad((xa: tf.Tensor) => tf.sum(tf.sub(pLow.penalty!(xa as tf.Tensor4D), pHigh.penalty!(xa as tf.Tensor4D))))(
+          x,
+        ),
+      ),
+    );
+    expect((await grad.data())[0]).toBeGreaterThan(0);
+    tf.dispose([x, excess, grad]);
   });
 });
