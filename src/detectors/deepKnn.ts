@@ -22,12 +22,15 @@ A clean image's
  * layer), which screening pays for every image. 200 references a class and k = 25 or 50 detected no
  * better (CW-L2 AUROC 0.950–0.954 against 0.953) at 2–4× the cost.
  *
- * The differentiable score has the hard count's value; its gradient is that of a soft k-NN (the
- * count's expectation when each reference is drawn with weight softmax(−d²/τ), τ the references'
- * median squared distance to their k-th neighbour; Sitawarin & Wagner 2019 attack DkNN through
- * such a surrogate). The neighbour set is piecewise constant in the input, so the hard count alone
- * would give an adaptive attack no gradient at all — BPDA (Athalye et al. 2018) with the soft k-NN
- * as the backward pass.
+ * The differentiable score has the hard count's value; its gradient is that of a soft k-NN, −k·log P,
+ * P the weight of the predicted class's references when each reference weighs softmax(−d²/τ) (τ the
+ * references' median squared distance to their k-th neighbour; Sitawarin & Wagner 2019 attack DkNN
+ * through such a surrogate). The neighbour set is piecewise constant in the input, so the hard count
+ * alone would give an adaptive attack no gradient at all — BPDA (Athalye et al. 2018) with the soft
+ * k-NN as the backward pass. The log, rather than the expected count k·(1 − P) itself: once every
+ * soft neighbour is of another class the expected count is flat (its gradient is P-small, zero in
+ * float32), while −log P still pulls towards the nearest references of the predicted class, as CW's
+ * margin on logits does where cross-entropy saturates. Near a clean image (P ≈ 1) the two agree.
  */
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import * as tf from '@tensorflow/tfjs';
@@ -203,7 +206,7 @@ function medianKthDistance(references: Float32Array, dims: number, k: number): n
   return Math.max(kth[Math.floor(kth.length / 2)] ?? 1, 1e-12);
 }
 
-/** A stop-gradient on `value` with the soft k-NN's gradient: see the module comment. */
+/** The hard count of wrong neighbours, with the soft k-NN's gradient: see the module comment. */
 function neighbourCount(k: number, temperature: number) {
   return tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [sq, wrong, save] = inputs as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
@@ -218,10 +221,12 @@ function neighbourCount(k: number, temperature: number) {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [s, w] = saved;
-        // d/d(sq_j) of k·Σ_i p_i·wrong_i with p = softmax(−sq/τ): −(k/τ)·p_j·(wrong_j − Σ_i p_i·wrong_i).
-        const p = tf.softmax(tf.div(tf.neg(s), temperature));
-        const expected = tf.sum(tf.mul(p, w), 1, true);
-        const g = tf.mul(tf.mul(p, tf.sub(w, expected)), -k / temperature);
+        // d/d(sq_j) of −k·log P, P = Σ_{i right} p_i, p = softmax(−sq/τ): (k/τ)·(q_j − p_j), with q the
+        // softmax over the right references only (computed as such, it cannot underflow as P can).
+        const logits = tf.div(tf.neg(s), temperature);
+        const p = tf.softmax(logits);
+        const q = tf.softmax(tf.sub(logits, tf.mul(w, 1e9)));
+        const g = tf.mul(tf.sub(q, p), k / temperature);
         return [tf.mul(g, tf.reshape(dy, [-1, 1])), tf.zerosLike(w)];
       },
     };

@@ -102,9 +102,10 @@ test('the tensor score has the hard count as its value and the soft k-NN as its 
   });
   expect(Array.from(value.dataSync())).toEqual(images.map((f) => toy.score(state, f)));
   value.dispose();
-  // A PGD-like image predicted 1 whose early neighbours are all of class 0: the hard count is flat there;
-  // the soft k-NN's gradient is not, and descending it moves the early activation towards class 1 (8, 8).
-  const early = tf.tensor2d([[2, 2]]);
+  // A PGD-like image predicted 1 deep in class 0's early cluster (class 1's references weigh e^−30 of
+  // its soft neighbourhood): the hard count is flat there; the soft k-NN's gradient is not, and
+  // descending it moves the early activation towards class 1 (8, 8).
+  const early = tf.tensor2d([[0, 0.5]]);
   const grad = tf.grad((a: tf.Tensor) =>
     toy.scoreTensor(
       state,
@@ -114,7 +115,7 @@ test('the tensor score has the hard count as its value and the soft k-NN as its 
   );
   const g = grad(early).dataSync();
   expect(Math.hypot(g[0], g[1])).toBeGreaterThan(0);
-  expect(-g[0] * 6 - g[1] * 6).toBeGreaterThan(0); // −∇ points from (2, 2) towards (8, 8)
+  expect(-g[0] * 8 - g[1] * 7.5).toBeGreaterThan(0.5 * Math.hypot(g[0], g[1]) * Math.hypot(8, 7.5)); // −∇ points towards (8, 8)
   early.dispose();
   expect(tf.memory().numTensors - before).toBeLessThanOrEqual(12); // the state's cached constants
 });
