@@ -12,9 +12,15 @@ import { mahalanobis } from './mahalanobis';
 
 export const COMBINED = 'combined';
 
-/** `hiddenLayer`: the last hidden layer, whose features the density estimate models. */
-export function screeningDetectors(hiddenLayer: string): Detector[] {
-  return [
+/**
+ * `hiddenLayer`: the last hidden layer, whose features the density estimate models. `withOptional`:
+ * also the optional detectors (Detector.optional), which calibrate fits only when asked
+ * (`calibrate --deep-knn`) and the screener runs only when the calibration has their state. Deep
+ * k-NN is one: on the bundled model it did not move the combined verdict's evasion rates beyond
+ * their noise and cost ~0.1 of the screening / forward-only throughput (docs/figures.md).
+ */
+export function screeningDetectors(hiddenLayer: string, withOptional = false): Detector[] {
+  const all = [
     highFrequencyEnergy,
     activationDistance,
     mahalanobis,
@@ -22,4 +28,5 @@ export function screeningDetectors(hiddenLayer: string): Detector[] {
     lowPassDisagreement,
     deepKnn,
   ] as Detector[];
+  return withOptional ? all : all.filter((d) => !d.optional);
 }

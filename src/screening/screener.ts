@@ -76,9 +76,9 @@ export class Screener {
     readonly calibration: Calibration,
     readonly labels: readonly string[],
   ) {
-    // A detector added after the calibration was made (optional) is left out, not an error: the
-    // bundled MobileNetV2's calibration and older files have no deep k-NN state.
-    this.detectors = screeningDetectors(calibration.hiddenLayer).filter((d) => {
+    // An optional detector the calibration has no state for is left out, not an error: calibrations
+    // made without `--deep-knn` (the bundled ones, older files) have no deep k-NN state.
+    this.detectors = screeningDetectors(calibration.hiddenLayer, true).filter((d) => {
       if (d.name in calibration.detectors) return true;
       if (d.optional) return false;
       throw new Error(`calibration has no state for detector '${d.name}'`);

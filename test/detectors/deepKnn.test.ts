@@ -138,14 +138,15 @@ describe('on the bundled model', () => {
 
   beforeAll(async () => {
     model = await InferenceModel.load(BUNDLED_MODEL_DIR);
-    calibration = await smallCalibration(model);
+    calibration = await smallCalibration(model, { deepKnn: true });
     const fixtures = fixtureLabels();
     pixels = new Float32Array(fixtures.length * 784);
     for (const [i, f] of fixtures.entries()) pixels.set(await fixturePixels(f.file), i * 784);
   });
   afterAll(() => model.dispose());
 
-  test('calibrate fits it, bounded: float16 references of at most 32 principal axes a layer', () => {
+  test('calibrate --deep-knn fits it, bounded: float16 references of at most 32 principal axes a layer; without, not', async () => {
+    expect(Object.keys((await smallCalibration(model)).detectors)).not.toContain('deepKnn');
     const state = calibration.detectors.deepKnn as DeepKnnState;
     expect(state.layers).toEqual(['conv1', 'conv2', 'fc1', 'logits']);
     expect(state.perLayer.conv2.dims).toBe(32);
