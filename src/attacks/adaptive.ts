@@ -23,7 +23,7 @@ export function lowPassTarget(model: InferenceModel, lowPass: { radius: number; 
 export function detectorAwareTarget(model: InferenceModel, screener: Screener, targetFpr?: number): AttackTarget {
   const calibration: Calibration = screener.calibration;
   const thresholds = screener.thresholds(targetFpr);
-  const spread = calibration.combined.spread;
+  const spread = screener.detectors.map((d) => scoreSpread(calibration, d.name));
   return {
     logits: (x) => model.logits(x),
     penalty: (x) =>
@@ -31,7 +31,10 @@ export function detectorAwareTarget(model: InferenceModel, screener: Screener, t
         const f = tensorFeatures(model, x, calibration);
         const classes = tf.argMax(f.logits, 1) as tf.Tensor1D;
         const scores = screener.detectors.map((d) => d.scoreTensor(calibration.detectors[d.name], f, classes));
-        const combined = combinedScoreTensor(calibration.combined, scores);
+        const combined = combinedScoreTensor(
+          calibration.combined,
+          screener.combinedInputs.map((k) => scores[k]),
+        );
         const excess = scores.map((s, k) =>
           tf.div(tf.relu(tf.sub(s, thresholds[screener.detectors[k].name])), spread[k]),
         );
@@ -39,4 +42,17 @@ export function detectorAwareTarget(model: InferenceModel, screener: Screener, t
         return tf.addN(excess) as tf.Tensor1D;
       }),
   };
+}
+
+/**
+ * A detector's clean spread, the unit of its excess: the combined verdict's (the interquartile range
+ * it standardised the score by), or for a detector the verdict leaves out the same range of its clean
+ * threshold scores.
+ */
+function scoreSpread(calibration: Calibration, name: string): number {
+  const k = calibration.combined.detectors.indexOf(name);
+  if (k >= 0) return calibration.combined.spread[k];
+  const sorted = calibration.holdoutScores[name] ?? [];
+  const at = (q: number) => sorted[Math.round(q * (sorted.length - 1))] ?? 0;
+  return Math.max(at(0.75) - at(0.25), 1e-6);
 }

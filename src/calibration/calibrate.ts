@@ -64,6 +64,8 @@ export interface CalibrateOptions {
   readonly thresholdImages?: ThresholdImages;
   /** Told once the split is made, before the long stages. */
   readonly onClasses?: (report: ClassReport) => void;
+  /** Also fit the optional Deep k-NN detector (src/detectors/deepKnn.ts); it then enters the combined verdict. */
+  readonly deepKnn?: boolean;
 }
 
 /** Images per class of the fit and hold-out sets, and the classes that get the pooled fallback (MIN_CLASS_IMAGES). */
@@ -323,7 +325,7 @@ export async function calibrate(
   const spectra = await classSpectra(fitSet.pixels, fitSet.labels, fitSet.count, model.inputShape, numClasses);
 
   const hiddenLayer = model.activationLayers.filter((l) => l !== model.metadata.logitsLayer).slice(-1)[0];
-  const detectors = screeningDetectors(hiddenLayer);
+  const detectors = screeningDetectors(hiddenLayer, options.deepKnn ?? false);
   clock.start('fit', `fitting the ${detectors.length} detectors`);
   const fitData: FitData = { clean: fitFeatures, labels: fitSet.labels, adversarial: advFeatures, numClasses };
   const states: Record<string, unknown> = {};

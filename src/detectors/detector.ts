@@ -45,6 +45,11 @@ export interface Detector<State = unknown> {
   readonly name: string;
   /** One line for users: what the score measures. */
   readonly description: string;
+  /**
+   * Added after calibrations were made: one without its state (an older file, another model's)
+   * screens without it rather than failing; every other detector's state is required.
+   */
+  readonly optional?: boolean;
   fit(data: FitData): State;
   score(state: State, image: ImageFeatures): number;
   /**

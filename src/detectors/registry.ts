@@ -3,6 +3,7 @@
  * calibration.json, the CLI's JSON and the GraphQL API use.
  */
 import { activationDistance } from './activationDistance';
+import { deepKnn } from './deepKnn';
 import { densityDetector } from './density';
 import type { Detector } from './detector';
 import { highFrequencyEnergy } from './highFrequencyEnergy';
@@ -11,13 +12,21 @@ import { mahalanobis } from './mahalanobis';
 
 export const COMBINED = 'combined';
 
-/** `hiddenLayer`: the last hidden layer, whose features the density estimate models. */
-export function screeningDetectors(hiddenLayer: string): Detector[] {
-  return [
+/**
+ * `hiddenLayer`: the last hidden layer, whose features the density estimate models. `withOptional`:
+ * also the optional detectors (Detector.optional), which calibrate fits only when asked
+ * (`calibrate --deep-knn`) and the screener runs only when the calibration has their state. Deep
+ * k-NN is one: on the bundled model it did not move the combined verdict's evasion rates beyond
+ * their noise and cost ~0.1 of the screening / forward-only throughput (docs/figures.md).
+ */
+export function screeningDetectors(hiddenLayer: string, withOptional = false): Detector[] {
+  const all = [
     highFrequencyEnergy,
     activationDistance,
     mahalanobis,
     densityDetector(hiddenLayer),
     lowPassDisagreement,
+    deepKnn,
   ] as Detector[];
+  return withOptional ? all : all.filter((d) => !d.optional);
 }

@@ -3,7 +3,8 @@ import { Field, Float, ObjectType } from 'type-graphql';
 @ObjectType({ description: 'One detector’s score against its threshold at the request’s false-positive rate.' })
 export class DetectorScore {
   @Field(() => String, {
-    description: 'highFrequency, activationDistance, mahalanobis, density or lowPassDisagreement.',
+    description:
+      'highFrequency, activationDistance, mahalanobis, density, lowPassDisagreement or deepKnn (calibrations made before deepKnn have no deepKnn score).',
   })
   name!: string;
 

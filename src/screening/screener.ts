@@ -68,17 +68,30 @@ export class Screener {
   readonly extras: BatchExtras;
   /** Every detector's name, then 'combined': the order of scores(). */
   readonly detectorNames: readonly string[];
+  /** For each input of the combined verdict (calibration.combined.detectors), its index in `detectors`. */
+  readonly combinedInputs: readonly number[];
   private readonly thresholdCache = new Map<number, Record<string, number>>();
 
   constructor(
     readonly calibration: Calibration,
     readonly labels: readonly string[],
   ) {
-    this.detectors = screeningDetectors(calibration.hiddenLayer);
-    for (const d of this.detectors) {
-      if (!(d.name in calibration.detectors)) throw new Error(`calibration has no state for detector '${d.name}'`);
-    }
+    // An optional detector the calibration has no state for is left out, not an error: calibrations
+    // made without `--deep-knn` (the bundled ones, older files) have no deep k-NN state.
+    this.detectors = screeningDetectors(calibration.hiddenLayer, true).filter((d) => {
+      if (d.name in calibration.detectors) return true;
+      if (d.optional) return false;
+      throw new Error(`calibration has no state for detector '${d.name}'`);
+    });
     this.detectorNames = [...this.detectors.map((d) => d.name), COMBINED];
+    // The verdict reads the detectors it was fitted on, by name: a calibration may score a detector
+    // that its combined regression leaves out.
+    this.combinedInputs = calibration.combined.detectors.map((name) => {
+      const k = this.detectors.findIndex((d) => d.name === name);
+      if (k < 0)
+        throw new Error(`the combined verdict reads detector '${name}', which the calibration has no state for`);
+      return k;
+    });
     const hf = calibration.detectors.highFrequency as { cutoff: number };
     this.extras = {
       hfCutoffs: [hf.cutoff],
@@ -108,7 +121,13 @@ export class Screener {
   /** Every detector's score, then the combined score, in `detectorNames` order. */
   scores(f: ImageFeatures): number[] {
     const s = this.detectors.map((d) => d.score(this.calibration.detectors[d.name], f));
-    return [...s, combinedScore(this.calibration.combined, s)];
+    return [
+      ...s,
+      combinedScore(
+        this.calibration.combined,
+        this.combinedInputs.map((k) => s[k]),
+      ),
+    ];
   }
 
   features(out: ImageOutput): ImageFeatures {

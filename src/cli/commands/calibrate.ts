@@ -56,6 +56,7 @@ interface CalibrateCommandOptions {
   thresholdsOnly?: boolean;
   json?: boolean;
   addClassSpectra?: boolean;
+  deepKnn?: boolean;
 }
 
 /**
@@ -145,6 +146,10 @@ export function registerCalibrate(program: Command): void {
       "keep the existing calibration's fitted detectors and re-read its thresholds only (--thresholds, --threshold-images)",
     )
     .option('--json', 'print the report as one JSON object on stdout (progress stays on stderr)')
+    .option(
+      '--deep-knn',
+      'also fit the Deep k-NN detector (k nearest clean training activations per layer) and weigh it in the combined verdict; off by default: it costs screening throughput for no measured gain on the bundled model',
+    )
     .option(
       '--add-class-spectra',
       "only add the classes' mean spectra to the existing calibration file, changing nothing else in it (pass the options it was made with)",
