@@ -97,7 +97,8 @@ export function smoothBasis(d: number, h = REFERENCE_HEIGHT, w = REFERENCE_WIDTH
     const cv = v === 0 ? Math.sqrt(1 / w) : Math.sqrt(2 / w);
     for (let y = 0; y < h; y++) {
       const fy = cu * Math.cos((Math.PI * (2 * y + 1) * u) / (2 * h));
-      for (let x = 0; x < w; x++) out[r * h * w + y * w + x] = fy * cv * Math.cos((Math.PI * (2 * x + 1) * v) / (2 * w));
+      for (let x = 0; x < w; x++)
+        out[r * h * w + y * w + x] = fy * cv * Math.cos((Math.PI * (2 * x + 1) * v) / (2 * w));
     }
   });
   return out;

@@ -45,7 +45,8 @@ test('the smooth basis is orthonormal and smooth (neighbouring pixels close)', (
   // The roughest of the 40 has frequencies u + v = 8 of 27: far from pixel-to-pixel alternation.
   const row = basis.subarray((d - 1) * PIXELS, d * PIXELS);
   let jump = 0;
-  for (let y = 0; y < 28; y++) for (let x = 1; x < 28; x++) jump = Math.max(jump, Math.abs(row[y * 28 + x] - row[y * 28 + x - 1]));
+  for (let y = 0; y < 28; y++)
+    for (let x = 1; x < 28; x++) jump = Math.max(jump, Math.abs(row[y * 28 + x] - row[y * 28 + x - 1]));
   expect(jump).toBeLessThan(0.5 * Math.max(...Array.from(row, Math.abs)));
   expect(() => smoothBasis(0)).toThrow(RangeError);
 });
@@ -54,13 +55,17 @@ test('class means are `separation` apart, exactly and as measured on the samples
   const set = referenceDataset(BASE);
   for (let i = 0; i < 10; i++)
     for (let j = i + 1; j < 10; j++) {
-      const d = distance(set.means.subarray(i * PIXELS, (i + 1) * PIXELS), set.means.subarray(j * PIXELS, (j + 1) * PIXELS));
+      const d = distance(
+        set.means.subarray(i * PIXELS, (i + 1) * PIXELS),
+        set.means.subarray(j * PIXELS, (j + 1) * PIXELS),
+      );
       expect(d).toBeCloseTo(BASE.separation, 4);
     }
   // 200 images a class: each sample mean is off by σ √(d / 200) ≈ 0.07 in L2, a difference by ≈ 0.1.
   const measured = sampleMeans(set.train.pixels, set.train.labels, 10);
   for (let i = 0; i < 10; i++)
-    for (let j = i + 1; j < 10; j++) expect(Math.abs(distance(measured[i], measured[j]) - BASE.separation)).toBeLessThan(0.3);
+    for (let j = i + 1; j < 10; j++)
+      expect(Math.abs(distance(measured[i], measured[j]) - BASE.separation)).toBeLessThan(0.3);
   expect(set.clippedShare).toBeLessThan(1e-3);
   // A wider separation moves the measured means apart with it.
   const wide = referenceDataset({ ...BASE, separation: 6 });
