@@ -12,11 +12,13 @@ import * as os from 'os';
 import { DEFAULT_FASHION_MNIST_DIR, FASHION_LABELS, ImageSet, loadFashionMnist } from '../data/fashionMnist';
 import { referenceDataset } from '../data/referenceDatasets';
 import { argmax } from '../detectors/detector';
+import type { InferenceModel } from '../engine/model';
 import { runInBatches } from '../screening/inProcess';
 import { judgeClaims } from './claims';
 import { detection } from './detection';
 import type { CausesResult, CausesSettings, DatasetRecord, RunResult } from './results';
 import { geometry } from './geometry';
+import { rejection } from './rejection';
 import { LabelledPixels, robustness } from './robustness';
 import { trainOrLoad } from './studyModels';
 import { STUDY_DATASETS, STUDY_VARIANTS, StudyDataset, StudyVariant } from './variants';
@@ -120,6 +122,12 @@ const asLabelled = (set: ImageSet, count = set.count): LabelledPixels => ({
   count,
 });
 
+/** p(none | logits) of a model with a density head (MLP-PNN), from its metadata; undefined for others. */
+function noneProbabilityFor(model: InferenceModel): ((logits: Float32Array) => number) | undefined {
+  void model; // the PNN head is not merged yet: no model has one
+  return undefined;
+}
+
 async function runOne(
   data: LoadedDataset,
   variant: StudyVariant,
@@ -182,6 +190,8 @@ async function runOne(
       { ...s.calibration, seed: s.seed },
       stage,
     );
+    const noneOf = noneProbabilityFor(model);
+    const rejected = noneOf ? await rejection(model, noneOf, test, robust.successful) : undefined;
     return {
       dataset: data.record.id,
       variant: variant.id,
@@ -200,6 +210,7 @@ async function runOne(
       attacks: robust.curves,
       geometry: geo,
       detection: det,
+      rejection: rejected,
       seconds: (Date.now() - started) / 1000,
     };
   } finally {

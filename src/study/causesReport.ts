@@ -211,6 +211,20 @@ function detectionSection(result: CausesResult): string {
     .join('\n\n');
 }
 
+function rejectionSection(result: CausesResult): string {
+  const runs = result.runs.filter((r) => r.rejection);
+  if (runs.length === 0) return 'No model with a density head (MLP-PNN) was trained.';
+  const attacks = runs[0].rejection!.rows.map((row) => row.attack);
+  return table(
+    ['model', 'clean rejected', ...attacks.map((a) => `${a}: rejected / AUROC`)],
+    runs.map((r) => [
+      runName(r),
+      `${pct(r.rejection!.cleanRejected)} of ${r.rejection!.cleanImages}`,
+      ...r.rejection!.rows.map((row) => `${pct(row.rejected)} of ${row.images} / ${num(row.auroc)}`),
+    ]),
+  );
+}
+
 const safe = (s: string) => s.replace(/[^\w.-]+/g, '_');
 
 /** The plots: success and adversarial confidence against the budget per data set, detection AUROCs, the geometry. */
@@ -357,6 +371,10 @@ ${geometrySection(result)}
 ## Detection AUROC per detector
 
 ${detectionSection(result)}
+
+## "None of the classes" (MLP-PNN's p(none) ≥ 0.5)
+
+${rejectionSection(result)}
 
 ## Figures
 

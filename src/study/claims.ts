@@ -247,7 +247,7 @@ function densityClaim(runs: readonly RunResult[], settings: CausesSettings): Cla
   }
   const strong = values.filter((v) => v >= 0.9).length;
   const weak = values.filter((v) => v < 0.7).length;
-  const verdict: Verdict =
+  let verdict: Verdict =
     values.length === 0
       ? 'not measured'
       : strong === values.length
@@ -255,13 +255,36 @@ function densityClaim(runs: readonly RunResult[], settings: CausesSettings): Cla
         : weak === values.length
           ? 'not supported'
           : 'partly supported';
-  evidence.push('no MLP-PNN variant was trained: its "none of the classes" density is not measured');
+  const pnn = runs.filter((r) => r.rejection);
+  for (const r of pnn) {
+    const rej = r.rejection!;
+    const rows = rej.rows.map(
+      (row) => `${row.attack} ${pct(row.rejected)} (AUROC ${row.auroc === null ? '–' : row.auroc.toFixed(3)})`,
+    );
+    evidence.push(
+      `${r.dataset} × ${r.variant}: p(none) ≥ 0.5 on ${pct(rej.cleanRejected)} of ${rej.cleanImages} clean test images; on successful adversarial images: ${rows.join(', ')}`,
+    );
+  }
+  if (pnn.length === 0)
+    evidence.push('no MLP-PNN variant was trained: its "none of the classes" density is not measured');
+  else {
+    // The PNN half: rejecting most adversarial images as none, at a clean price below a tenth.
+    const rejects = pnn.every(
+      (r) => r.rejection!.cleanRejected < 0.1 && r.rejection!.rows.every((row) => row.rejected >= 0.5),
+    );
+    const never = pnn.every((r) => r.rejection!.rows.every((row) => row.rejected <= r.rejection!.cleanRejected + 0.05));
+    const pnnVerdict: Verdict = rejects ? 'supported' : never ? 'not supported' : 'partly supported';
+    evidence.push(`MLP-PNN alone: ${pnnVerdict}; density estimation alone: ${verdict}`);
+    if (pnnVerdict !== verdict) verdict = 'partly supported';
+  }
   return {
     id: 'density',
     statement: 'MLP-PNN and density estimation can reject adversarial inputs as "none of the classes".',
     test:
       "AUROC of advsieve's density detector (kernel density of the last hidden layer under the predicted class) " +
-      'separating successful PGD images from clean ones, per model: supported when ≥ 0.9 on every model, not supported when < 0.7 on every one.',
+      'separating successful PGD images from clean ones, per model: supported when ≥ 0.9 on every model, not supported when < 0.7 on every one; ' +
+      "and MLP-PNN's p(none) ≥ 0.5 on successful adversarial images: supported when it rejects at least half of every attack's at a clean rejection rate under 10 %, " +
+      'not supported when it rejects them no more often than clean images (+5 points); the claim is supported when both halves are.',
     verdict,
     evidence,
   };

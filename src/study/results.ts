@@ -2,6 +2,7 @@
 import type { ReferenceDataset } from '../data/referenceDatasets';
 import type { Detection } from './detection';
 import type { Geometry } from './geometry';
+import type { Rejection } from './rejection';
 import type { AttackCurve } from './robustness';
 import type { StudyVariant } from './variants';
 
@@ -47,6 +48,8 @@ export interface RunResult {
   readonly attacks: AttackCurve[];
   readonly geometry: Geometry;
   readonly detection: Detection;
+  /** Models with a density head (MLP-PNN): how often p(none) rejects clean and adversarial images. */
+  readonly rejection?: Rejection;
   readonly seconds: number;
 }
 
