@@ -24,11 +24,11 @@ import { trainOrLoad } from './studyModels';
 import { STUDY_DATASETS, STUDY_VARIANTS, StudyDataset, StudyVariant } from './variants';
 
 export const DEFAULT_CAUSES_SETTINGS: CausesSettings = {
-  fashionTrainImages: 6000,
-  referenceTrainImages: 3000,
-  testImages: 1000,
-  attackImages: 150,
-  epochs: 4,
+  fashionTrainImages: 4000,
+  referenceTrainImages: 2000,
+  testImages: 500,
+  attackImages: 100,
+  epochs: 3,
   batchSize: 64,
   learningRate: 2e-3,
   workers: Math.min(2, os.availableParallelism()),
@@ -38,7 +38,7 @@ export const DEFAULT_CAUSES_SETTINGS: CausesSettings = {
   pgdSteps: 20,
   cwSteps: 30,
   detectionEpsilon: 0.1,
-  calibration: { fit: 600, holdout: 200, attacked: 120 },
+  calibration: { fit: 400, holdout: 150, attacked: 90 },
   seed: 1,
 };
 

@@ -53,7 +53,7 @@ export function registerStudy(program: Command): void {
       path.join(PACKAGE_ROOT, '.cache', 'study'),
     )
     .option('--data <dir>', 'directory with the Fashion-MNIST IDX files', DEFAULT_FASHION_MNIST_DIR)
-    .option('--epochs <n>', 'training epochs per model (default 4; --quick 1)', intOption)
+    .option('--epochs <n>', 'training epochs per model (default 3; --quick 1)', intOption)
     .option('--workers <n>', 'data-parallel training threads (default: up to 2)', intOption)
     .option('--variants <ids>', `comma-separated variants (default all: ${STUDY_VARIANTS.map((v) => v.id).join(', ')})`)
     .option(
