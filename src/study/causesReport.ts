@@ -235,15 +235,17 @@ async function writePlots(result: CausesResult, dir: string): Promise<string[]> 
     fs.writeFileSync(path.join(dir, name), await png);
     written.push(name);
   };
+  // One plot per data set with several variants; one of the baseline across the reference geometries.
   const groups = new Map<string, RunResult[]>();
-  for (const r of result.runs) {
-    // Data sets with one model join the geometry plot; the others get one plot each.
-    const several = result.runs.filter((o) => o.dataset === r.dataset).length > 1;
-    const key = several ? r.dataset : 'reference-geometry';
-    groups.set(key, [...(groups.get(key) ?? []), r]);
+  for (const d of result.datasets) {
+    const runs = result.runs.filter((r) => r.dataset === d.id);
+    if (runs.length > 1) groups.set(d.id, runs);
   }
+  const reference = new Set(result.datasets.filter((d) => d.kind === 'reference').map((d) => d.id));
+  const geometryRuns = result.runs.filter((r) => reference.has(r.dataset) && r.variant === 'baseline');
+  if (geometryRuns.length > 0) groups.set('reference-geometry', geometryRuns);
   for (const [key, runs] of groups) {
-    const label = (r: RunResult) => (key === 'reference-geometry' ? `${r.dataset} × ${r.variant}` : r.variant);
+    const label = (r: RunResult) => (key === 'reference-geometry' ? r.dataset : r.variant);
     const series = (value: (row: AttackCurve['rows'][number]) => number | null): LineSeries[] =>
       runs.map((r) => {
         const rows = curve(r, 'pgd').rows;
