@@ -8,7 +8,28 @@
 import { BackendName, BACKEND_NAMES } from '../src/engine/backends';
 import { registerWebGpuBackend } from '../src/engine/webgpu';
 
+/**
+ * Jest runs a lone test file in this process ("in band"), and tfjs keeps its engine and flags on
+ * the global object: the test's own copy of tfjs then found the engine this copy left there, whose
+ * variables are of this copy's class, and tf.variableGrads (which checks `instanceof Variable`
+ * against the test's copy) refused every model trained in process. So the probe's tfjs state is
+ * dropped once it has answered.
+ */
+function forgetTfjsGlobals(): void {
+  const ns = globalThis as Record<string, unknown>;
+  delete ns._tfengine;
+  delete ns._tfGlobals;
+}
+
 export default async function globalSetup(): Promise<void> {
+  try {
+    await chooseBackends();
+  } finally {
+    forgetTfjsGlobals();
+  }
+}
+
+async function chooseBackends(): Promise<void> {
   const forced = process.env.ADVSIEVE_BACKEND as BackendName | undefined;
   if (forced) {
     if (!BACKEND_NAMES.includes(forced))

@@ -6,7 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Attack, AttackName, AttackOptions, AttackTarget } from './attack';
+import { crossEntropy } from './crossEntropy';
 import { checkCall, CheckedCall, imageRandom, inBatches, classOneHot } from './target';
+
+export { crossEntropy };
 
 export const DEFAULT_PGD_STEPS = 40;
 
@@ -19,19 +22,6 @@ export interface SignStepSchedule {
   readonly steps: number;
   readonly stepSize: number;
   readonly randomStart: boolean;
-}
-
-/**
- * Per-image cross-entropy of the class marked in `onehot`, written as softplus(logsumexp_{i≠y}(Zᵢ − Z_y)).
- * It equals logsumexp(Z) − Z_y, but tf.losses.softmaxCrossEntropy's gradient, softmax − onehot, loses
- * the true class's share once float32 rounds p_y to 1 (logit gaps above about 17, common on this model):
- * PGD would then only raise the other classes. Here that share is a sum of small terms, kept exactly.
- */
-export function crossEntropy(logits: tf.Tensor2D, onehot: tf.Tensor2D): tf.Tensor1D {
-  const own = tf.sum(tf.mul(logits, onehot), 1, true);
-  // The own class is pushed far below (exp underflows to 0): the sum runs over the others only.
-  const others = tf.sub(tf.sub(logits, own), tf.mul(onehot, 1e9));
-  return tf.softplus(tf.logSumExp(others, 1)) as tf.Tensor1D;
 }
 
 /**

@@ -15,7 +15,7 @@
  * dropout masks), as both papers do: the perturbation is the one that hurts the step's loss.
  */
 import * as tf from '@tensorflow/tfjs';
-import { crossEntropy } from '../attacks/pgd';
+import { crossEntropy } from '../attacks/crossEntropy';
 import { mulberry32 } from './random';
 
 export type AdversarialMethod = 'fgsm-rs' | 'pgd';

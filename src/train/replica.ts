@@ -76,18 +76,20 @@ export class TrainingReplica {
     }
     const weights = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     let predicted: tf.Tensor | undefined;
+    const target = tf.tidy(() => tf.oneHot(tf.tensor1d(y, 'int32'), NUM_CLASSES) as tf.Tensor2D);
+    let x = tf.tensor4d(batch, [n, height, width, 1]);
+    if (this.adversarial) {
+      const clean = x;
+      x = adversarialBatch(
+        (xa) => this.model.apply(xa, { training: true }) as tf.Tensor2D,
+        clean,
+        target,
+        this.adversarial,
+        dropoutSeed ^ 0x2c1b3c6d,
+      );
+      clean.dispose();
+    }
     const { value, grads } = tf.tidy(() => {
-      const clean = tf.tensor4d(batch, [n, height, width, 1]);
-      const target = tf.oneHot(tf.tensor1d(y, 'int32'), NUM_CLASSES) as tf.Tensor2D;
-      const x = this.adversarial
-        ? adversarialBatch(
-            (xa) => this.model.apply(xa, { training: true }) as tf.Tensor2D,
-            clean,
-            target,
-            this.adversarial,
-            dropoutSeed ^ 0x2c1b3c6d,
-          )
-        : clean;
       return tf.variableGrads(() => {
         const logits = this.model.apply(x, { training: true }) as tf.Tensor;
         // variableGrads disposes every intermediate; keep the predictions for the accuracy count.
@@ -104,7 +106,7 @@ export class TrainingReplica {
       for (let i = 0; i < n; i++) if (pred[i] === y[i]) correct++;
       return { grads: gradArrays, loss, correct, count: n };
     } finally {
-      tf.dispose([value, predicted!, ...Object.values(grads)]);
+      tf.dispose([x, target, value, predicted!, ...Object.values(grads)]);
     }
   }
 

@@ -1,0 +1,137 @@
+/**
+ * Adversarial training: the inner attack stays in the ε-ball and the image box and raises the
+ * loss it attacks; a few adversarial training steps lower the (adversarial) training loss; the
+ * accuracy-under-PGD figure the model card records is computed from the attack, not assumed.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { crossEntropy } from '../../src/attacks/pgd';
+import { DEFAULT_FASHION_MNIST_DIR, ImageSet, loadFashionMnist } from '../../src/data/fashionMnist';
+import { initBackend } from '../../src/engine/backends';
+import { adversarialBatch, adversarialSchedule } from '../../src/train/adversarialTraining';
+import { buildTrainingModel } from '../../src/train/fashionCnn';
+import { robustAccuracy } from '../../src/train/robustAccuracy';
+import { train } from '../../src/train/trainer';
+
+const DATA = process.env.FASHION_MNIST_DIR ?? DEFAULT_FASHION_MNIST_DIR;
+const SMALL = { conv1Filters: 4, conv2Filters: 4, hiddenUnits: 8, dropout: 0 };
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+test('the schedule: FGSM-RS takes one step of 1.25ε, PGD 7 of 2.5ε/7; bad settings are refused', () => {
+  expect(adversarialSchedule({ method: 'fgsm-rs', epsilon: 0.1 })).toEqual({ steps: 1, stepSize: 0.125 });
+  const pgd = adversarialSchedule({ method: 'pgd', epsilon: 0.1 });
+  expect(pgd.steps).toBe(7);
+  expect(pgd.stepSize).toBeCloseTo(0.25 / 7, 10);
+  expect(adversarialSchedule({ method: 'pgd', epsilon: 0.2, steps: 3, stepSize: 0.05 })).toEqual({
+    steps: 3,
+    stepSize: 0.05,
+  });
+  expect(() => adversarialSchedule({ method: 'fgsm-rs', epsilon: 0 })).toThrow(/epsilon/);
+  expect(() => adversarialSchedule({ method: 'fgsm-rs', epsilon: 1.5 })).toThrow(/epsilon/);
+  expect(() => adversarialSchedule({ method: 'pgd', epsilon: 0.1, steps: 0 })).toThrow(/steps/);
+  expect(() => adversarialSchedule({ method: 'bim' as never, epsilon: 0.1 })).toThrow(/fgsm-rs, pgd/);
+});
+
+describe('the inner attack', () => {
+  const set = () => loadFashionMnist('test', DATA, 32);
+  const model = buildTrainingModel({ ...SMALL, seed: 4 });
+  const logitsOf = (x: tf.Tensor4D) => model.apply(x, { training: true }) as tf.Tensor2D;
+  afterAll(() => model.dispose());
+
+  test.each(['fgsm-rs', 'pgd'] as const)('%s stays within ε of the image and inside [0, 1], and moves it', (method) => {
+    const s = set();
+    const x = tf.tensor4d(s.pixels, [s.count, 28, 28, 1]);
+    const target = tf.oneHot(tf.tensor1d(s.labels, 'int32'), 10) as tf.Tensor2D;
+    const eps = 0.1;
+    const adv = adversarialBatch(logitsOf, x, target, { method, epsilon: eps }, 11);
+    const diff = tf.sub(adv, x);
+    expect(tf.max(tf.abs(diff)).dataSync()[0]).toBeLessThanOrEqual(eps + 1e-6);
+    expect(tf.min(adv).dataSync()[0]).toBeGreaterThanOrEqual(0);
+    expect(tf.max(adv).dataSync()[0]).toBeLessThanOrEqual(1);
+    // Most pixels end on the ball's surface or the box's edge: the step is a sign step of ≥ ε.
+    expect(tf.mean(tf.abs(diff)).dataSync()[0]).toBeGreaterThan(0.3 * eps);
+    tf.dispose([x, target, adv, diff]);
+  });
+
+  test('PGD raises the loss it attacks above the clean loss, and is reproducible from its seed', () => {
+    const s = set();
+    const x = tf.tensor4d(s.pixels, [s.count, 28, 28, 1]);
+    const target = tf.oneHot(tf.tensor1d(s.labels, 'int32'), 10) as tf.Tensor2D;
+    const loss = (images: tf.Tensor4D) => tf.tidy(() => tf.mean(crossEntropy(logitsOf(images), target)).dataSync()[0]);
+    const a = adversarialBatch(logitsOf, x, target, { method: 'pgd', epsilon: 0.1, steps: 5 }, 3);
+    const b = adversarialBatch(logitsOf, x, target, { method: 'pgd', epsilon: 0.1, steps: 5 }, 3);
+    expect(loss(a)).toBeGreaterThan(loss(x));
+    expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+    tf.dispose([x, target, a, b]);
+  });
+});
+
+test('a few adversarial training steps lower the training loss, in process and over 2 worker threads', async () => {
+  for (const workers of [1, 2]) {
+    const result = await train({
+      dataDir: DATA,
+      epochs: 3,
+      batchSize: 32,
+      learningRate: 3e-3,
+      lrDecay: 1,
+      seed: 7,
+      workers,
+      limit: 640,
+      model: SMALL,
+      adversarial: { method: 'fgsm-rs', epsilon: 0.1 },
+    });
+    expect(result.history).toHaveLength(3);
+    expect(result.history[2].loss).toBeLessThan(result.history[0].loss * 0.9);
+    result.model.dispose();
+  }
+});
+
+test('train() takes its images from TrainOptions.data when given (worker replicas get a copy)', async () => {
+  // Two classes a linear model separates at once: dark and bright images.
+  const count = 256;
+  const pixels = new Float32Array(count * 784);
+  const labels = new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    labels[i] = i % 2;
+    pixels.fill(labels[i] ? 0.8 : 0.2, i * 784, (i + 1) * 784);
+  }
+  const data: ImageSet = { count, height: 28, width: 28, pixels, labels };
+  const result = await train({
+    dataDir: '/nonexistent',
+    epochs: 2,
+    batchSize: 32,
+    learningRate: 3e-3,
+    lrDecay: 1,
+    seed: 1,
+    workers: 2,
+    data,
+    model: SMALL,
+  });
+  expect(result.trainImages).toBe(count);
+  expect(result.history[1].trainAccuracy).toBeGreaterThan(0.9);
+  result.model.dispose();
+});
+
+test('accuracy under PGD is measured: at most the clean accuracy, and equal to it at a vanishing ε', async () => {
+  const result = await train({
+    dataDir: DATA,
+    epochs: 2,
+    batchSize: 32,
+    learningRate: 3e-3,
+    lrDecay: 1,
+    seed: 2,
+    workers: 1,
+    limit: 640,
+    model: SMALL,
+  });
+  const test = loadFashionMnist('test', DATA, 64);
+  const strong = await robustAccuracy(result.model, test, { count: 64, epsilon: 0.1, steps: 10 });
+  const tiny = await robustAccuracy(result.model, test, { count: 64, epsilon: 1e-6, steps: 2 });
+  expect(strong.images).toBe(64);
+  expect(strong.clean).toBeGreaterThan(0.3);
+  expect(strong.underAttack).toBeLessThan(strong.clean);
+  expect(tiny.underAttack).toBeCloseTo(tiny.clean, 5);
+  result.model.dispose();
+});
