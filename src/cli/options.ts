@@ -17,3 +17,12 @@ export function scheduleOption(value: string): 'exponential' | 'cosine' {
     throw new InvalidArgumentError(`expected 'cosine' or 'exponential', got '${value}'`);
   return value;
 }
+
+/** A commander parser accepting one of `allowed`. */
+export function choiceOption<T extends string>(allowed: readonly T[]): (value: string) => T {
+  return (value) => {
+    if (!(allowed as readonly string[]).includes(value))
+      throw new InvalidArgumentError(`expected one of ${allowed.join(', ')}, got '${value}'`);
+    return value as T;
+  };
+}

@@ -123,7 +123,7 @@ export class InferenceModel {
       const { probs, logits, activations: outs } = this.run(x, false);
       const activations: Record<string, tf.Tensor> = {};
       this.activationLayers.forEach((name, i) => (activations[name] = flatActivation(outs[i], pool)));
-      return { probs: probs ?? tf.softmax(logits), logits, activations };
+      return { probs: probs ?? this.probabilitiesOf(logits), logits, activations };
     });
   }
 
@@ -254,7 +254,16 @@ export class InferenceModel {
 
   /** Class probabilities only (the second pass of the low-pass defense). */
   probabilities(x: tf.Tensor4D): tf.Tensor2D {
-    return tf.tidy(() => tf.softmax(this.logits(x)));
+    return tf.tidy(() => this.probabilitiesOf(this.logits(x)));
+  }
+
+  /**
+   * Probabilities from logits as the model defines them (metadata `probabilities`): a softmax, or
+   * a one-vs-rest model's per-class sigmoid, so that every probability the engine and the
+   * detectors compare (low-pass, squeezed, differentiable features) is of one kind.
+   */
+  probabilitiesOf(logits: tf.Tensor2D): tf.Tensor2D {
+    return this.metadata.probabilities === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits);
   }
 
   dispose(): void {

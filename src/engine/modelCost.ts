@@ -27,6 +27,7 @@ function layerFlops(layer: tf.layers.Layer): number {
     filters?: number;
     depthMultiplier?: number;
     units?: number;
+    prototypesPerClass?: number;
   };
   const [out] = shapesOf(layer.outputShape);
   // The shapes the layer was called on (its first call: a layer reused in a model costs per call,
@@ -52,8 +53,20 @@ function layerFlops(layer: tf.layers.Layer): number {
     case 'Dense':
       return 2 * (outputs / (config.units ?? 1)) * Math.max(inChannels, 1) * (config.units ?? 1);
     default:
-      return outputs;
+      return customLayerFlops(layer.getClassName(), config.prototypesPerClass, outputs, inChannels) ?? outputs;
   }
+}
+
+/** advsieve's own head layers (src/engine/layers): a dense product, or a distance to each PNN prototype. */
+function customLayerFlops(
+  className: string,
+  prototypesPerClass: number | undefined,
+  outputs: number,
+  inChannels: number,
+): number | undefined {
+  if (className === 'L2NormalizedDense') return 2 * outputs * Math.max(inChannels, 1);
+  if (className === 'PnnHead') return 2 * outputs * Math.max(inChannels, 1) * (prototypesPerClass ?? 1);
+  return undefined;
 }
 
 /**

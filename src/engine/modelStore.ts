@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { registerCustomLayers } from './layers/customLayers';
 import { GraphNodeJson, graphInputs, graphNodes, placeholderShape } from './graphTopology';
 import { Preprocessing, preprocessingProblem } from './preprocessing';
 
@@ -18,17 +19,45 @@ export interface ModelMetadata {
   /** [height, width, channels] of one input image, pixel values in [0, 1]. */
   readonly inputShape: readonly [number, number, number];
   /**
-   * Layer giving class probabilities (softmax). Absent: the model ends in its logits, and the
-   * probabilities are their softmax. In a graph model, this and the two below name graph nodes.
+   * Layer giving class probabilities (see `probabilities`). Absent: the model ends in its logits,
+   * and the probabilities are computed from them. In a graph model, this and the two below name graph nodes.
    */
   readonly outputLayer?: string;
   /** Layer giving the pre-softmax scores, for attacks and promotion/suppression analysis. */
   readonly logitsLayer: string;
   /** Layers whose activations the detectors use, input side first. */
   readonly activationLayers: readonly string[];
+  /**
+   * How the class probabilities follow from the logits: 'softmax' (absent: one distribution over
+   * the classes, summing to 1) or 'sigmoid' (one independent probability per class, as a
+   * one-vs-rest model is trained: they need not sum to 1, and all may be low).
+   */
+  readonly probabilities?: ProbabilityKind;
+  /** What `advsieve train` built (src/train/modelVariant.ts); absent for the default CNN and imported models. */
+  readonly variant?: ModelVariantRecord;
   /** How pixels in [0, 1] become the network's input (src/engine/preprocessing.ts); absent: as they are. */
   readonly preprocessing?: Preprocessing;
   readonly training?: Record<string, unknown>;
+}
+
+export type ProbabilityKind = 'softmax' | 'sigmoid';
+export const PROBABILITY_KINDS: readonly ProbabilityKind[] = ['softmax', 'sigmoid'];
+
+/** A trained variant as metadata.json records it (docs/variants.md). */
+export interface ModelVariantRecord {
+  readonly arch: string;
+  readonly l2norm: string;
+  readonly l2Scale?: number;
+  readonly head: string;
+  readonly loss: string;
+  /** With head 'pnn': p(none | x) = sigmoid(logBackground − (logsumexp(logits) − log K)). */
+  readonly pnn?: {
+    readonly prototypesPerClass: number;
+    readonly sigma: number;
+    readonly logBackground: number;
+    /** Share of the training images whose p(none) is at least 0.5 (how logBackground was set). */
+    readonly backgroundQuantile: number;
+  };
 }
 
 export interface StoredModel {
@@ -192,6 +221,8 @@ function checkMetadataFields(file: string, m: ModelMetadata): void {
     throw bad(`'inputShape' must be [height, width, channels], got ${JSON.stringify(shape)}`);
   if (shape[2] !== 1 && shape[2] !== 3) throw bad(`'inputShape' has ${shape[2]} channels; 1 or 3 are supported`);
   if (!Array.isArray(m.activationLayers)) throw bad("'activationLayers' must be a list of layer names");
+  if (m.probabilities !== undefined && !PROBABILITY_KINDS.includes(m.probabilities))
+    throw bad(`'probabilities' must be one of ${PROBABILITY_KINDS.join(', ')}, got ${JSON.stringify(m.probabilities)}`);
   if (m.preprocessing !== undefined) {
     const problem = preprocessingProblem(m.preprocessing, shape[2] as number);
     if (problem) throw bad(`'preprocessing' ${problem}`);
@@ -296,6 +327,7 @@ export async function loadModelFiles(
   }
   const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.length) as ArrayBuffer;
   const artifacts = tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData });
+  registerCustomLayers(); // model.json may name them (src/engine/layers/customLayers.ts)
   try {
     const model =
       json.format === 'graph-model' ? await tf.loadGraphModel(artifacts) : await tf.loadLayersModel(artifacts);

@@ -8,7 +8,10 @@ export class ClassScore {
   @Field(() => Int)
   classIndex!: number;
 
-  @Field(() => Float, { description: 'Softmax probability.' })
+  @Field(() => Float, {
+    description:
+      "The class's probability: its softmax, or its own sigmoid for a one-vs-rest model (metadata `probabilities: sigmoid`).",
+  })
   score!: number;
 }
 

@@ -14,7 +14,7 @@ export function tensorFeatures(model: InferenceModel, x: tf.Tensor4D, calibratio
   const { radius, kind } = calibration.lowPass;
   return {
     logits,
-    probs: tf.softmax(logits),
+    probs: model.probabilitiesOf(logits),
     activations,
     hfShare: (cutoff) => tf.reshape(highFrequencyShareImages(x, [cutoff]), [x.shape[0], -1]) as tf.Tensor2D,
     lowPassProbs: model.probabilities(lowPassImages(x, radius, kind)),

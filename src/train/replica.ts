@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { ImageSet } from '../data/fashionMnist';
 import { adversarialBatch, AdversarialTrainingOptions } from './adversarialTraining';
 import { augmentImage, AugmentOptions } from './augment';
-import { buildTrainingModel, FashionCnnOptions, NUM_CLASSES } from './fashionCnn';
+import { classificationLoss, LossKind } from './losses';
+import { buildTrainingModel, classesOf, FashionCnnOptions } from './fashionCnn';
 import { mulberry32 } from './random';
 
 export interface ShardResult {
@@ -27,6 +28,8 @@ export interface ReplicaOptions {
   readonly augment?: AugmentOptions;
   /** Train on adversarial versions of each batch (none when absent). */
   readonly adversarial?: AdversarialTrainingOptions;
+  /** The training loss (default 'softmax'; src/train/losses.ts). */
+  readonly loss?: LossKind;
 }
 
 export class TrainingReplica {
@@ -35,6 +38,8 @@ export class TrainingReplica {
 
   private readonly augment?: AugmentOptions;
   private readonly adversarial?: AdversarialTrainingOptions;
+  private readonly loss: LossKind;
+  private readonly classes: number;
 
   constructor(
     private readonly data: ImageSet,
@@ -44,6 +49,8 @@ export class TrainingReplica {
     this.optimizer = tf.train.adam(opts.learningRate);
     this.augment = opts.augment;
     this.adversarial = opts.adversarial;
+    this.loss = opts.loss ?? 'softmax';
+    this.classes = classesOf(opts.model);
   }
 
   setLearningRate(lr: number): void {
@@ -76,7 +83,7 @@ export class TrainingReplica {
     }
     const weights = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     let predicted: tf.Tensor | undefined;
-    const target = tf.tidy(() => tf.oneHot(tf.tensor1d(y, 'int32'), NUM_CLASSES) as tf.Tensor2D);
+    const target = tf.tidy(() => tf.oneHot(tf.tensor1d(y, 'int32'), this.classes) as tf.Tensor2D);
     let x = tf.tensor4d(batch, [n, height, width, 1]);
     if (this.adversarial) {
       const clean = x;
@@ -94,7 +101,7 @@ export class TrainingReplica {
         const logits = this.model.apply(x, { training: true }) as tf.Tensor;
         // variableGrads disposes every intermediate; keep the predictions for the accuracy count.
         predicted = tf.keep(tf.argMax(logits, 1));
-        return tf.losses.softmaxCrossEntropy(target, logits) as tf.Scalar;
+        return classificationLoss(this.loss, target, logits as tf.Tensor2D);
       }, weights);
     });
     try {

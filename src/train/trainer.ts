@@ -11,6 +11,10 @@ import { buildServingModel, buildTrainingModel, FashionCnnOptions } from './fash
 import { AdversarialTrainingOptions, adversarialSchedule } from './adversarialTraining';
 import { AugmentOptions } from './augment';
 import { mulberry32, permutation } from './random';
+import type { ProbabilityKind } from '../engine/modelStore';
+import { checkLoss, LossKind, probabilityKindOf } from './losses';
+import { ModelVariant, resolveVariant } from './modelVariant';
+import { calibratePnnBackground, checkBackgroundQuantile, PnnBackground } from './pnnBackground';
 import { averageGradients, ReplicaOptions, ShardResult, TrainingReplica } from './replica';
 
 export interface TrainOptions {
@@ -37,6 +41,10 @@ export interface TrainOptions {
   readonly augment?: AugmentOptions;
   /** Adversarial training: each batch replaced by its adversarial versions (none when absent). */
   readonly adversarial?: AdversarialTrainingOptions;
+  /** The training loss (default 'softmax'); 'ovr' serves per-class sigmoid probabilities. */
+  readonly loss?: LossKind;
+  /** With the PNN head: share of the training images given p(none) ≥ 0.5 (default 0.01; pnnBackground.ts). */
+  readonly pnnBackgroundQuantile?: number;
   /**
    * Train on these images instead of Fashion-MNIST's training split in `dataDir` (the reference
    * datasets of the causes study). Worker replicas receive a copy.
@@ -71,6 +79,13 @@ export interface TrainResult {
   readonly samples: number;
   /** Images in the training set. */
   readonly trainImages: number;
+  /** The variant trained, with its defaults. */
+  readonly variant: ModelVariant;
+  readonly loss: LossKind;
+  /** What the served 'probs' are: softmax, or per-class sigmoid (loss 'ovr'). */
+  readonly probabilities: ProbabilityKind;
+  /** With the PNN head: its background density, set on the training images. */
+  readonly pnnBackground?: PnnBackground;
 }
 
 export interface TrainWorkerData {
@@ -168,13 +183,23 @@ export function learningRateAt(
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const data = opts.data ?? loadFashionMnist('train', opts.dataDir, opts.limit);
-  const modelOptions: FashionCnnOptions = { ...opts.model, seed: opts.seed };
+  const modelOptions: FashionCnnOptions = { inputSize: [data.height, data.width], ...opts.model, seed: opts.seed };
   if (opts.adversarial) adversarialSchedule(opts.adversarial); // refuse bad settings before any worker starts
+  const variant = resolveVariant(modelOptions);
+  const loss = checkLoss(opts.loss ?? 'softmax');
+  if (variant.head === 'pnn' && loss === 'ovr')
+    // A sigmoid of a log-density needs a background density the loss would have to learn from a
+    // start tens of nats away; the PNN head has its own "none" (pnnHead.ts), so the pair is refused.
+    throw new RangeError(
+      "loss 'ovr' with head 'pnn': the PNN head has its own 'none' density; train it with 'softmax'",
+    );
+  if (variant.head === 'pnn') checkBackgroundQuantile(opts.pnnBackgroundQuantile);
   const replicaOptions: ReplicaOptions = {
     model: modelOptions,
     learningRate: opts.learningRate,
     augment: opts.augment,
     adversarial: opts.adversarial,
+    loss,
   };
   const workers = Math.max(1, opts.workers);
   const replicas =
@@ -256,9 +281,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const seconds = (Date.now() - start) / 1000;
     const trained = buildTrainingModel(modelOptions);
     tf.tidy(() => trained.setWeights(weights.map((w) => tf.tensor(w.values, w.shape))));
-    const model = buildServingModel(trained);
+    const probabilities = probabilityKindOf(loss);
+    const model = buildServingModel(trained, modelOptions, probabilities);
     trained.dispose();
-    return { model, history, seconds, samplesPerSec: samples / seconds, samples, trainImages: data.count };
+    const pnnBackground =
+      variant.head === 'pnn'
+        ? await calibratePnnBackground(model, data, { quantile: opts.pnnBackgroundQuantile })
+        : undefined;
+    return {
+      model,
+      history,
+      seconds,
+      samplesPerSec: samples / seconds,
+      samples,
+      trainImages: data.count,
+      variant,
+      loss,
+      probabilities,
+      pnnBackground,
+    };
   } finally {
     await Promise.all(replicas.map((r) => r.close()));
   }

@@ -2,18 +2,35 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { DEFAULT_FASHION_MNIST_DIR, FASHION_LABELS, loadFashionMnist } from '../../data/fashionMnist';
 import { activeBackend, describeBackend, initBackend } from '../../engine/backends';
+import { L2NormalizedDense } from '../../engine/layers/l2NormalizedDense';
+import { PnnHead } from '../../engine/layers/pnnHead';
 import { saveModel } from '../../engine/modelStore';
-import { ACTIVATION_LAYERS, INPUT_SHAPE } from '../../train/fashionCnn';
 import { ADVERSARIAL_METHODS, AdversarialMethod, AdversarialTrainingOptions } from '../../train/adversarialTraining';
 import { robustAccuracy, RobustAccuracy } from '../../train/robustAccuracy';
 import { accuracy, train, TrainResult } from '../../train/trainer';
 import { logger } from '../../util/logger';
 import { progressBar } from '../progress';
 import { InvalidArgumentError } from 'commander';
-import { floatOption, intOption, scheduleOption } from '../options';
+import { choiceOption, floatOption, intOption, scheduleOption } from '../options';
+import { LOSSES, LossKind } from '../../train/losses';
+import {
+  ARCHITECTURES,
+  Architecture,
+  DEFAULT_L2_SCALE,
+  DEFAULT_PROTOTYPES_PER_CLASS,
+  describeVariant,
+  HEADS,
+  HeadKind,
+  isDefaultVariant,
+  L2_NORMS,
+  L2Norm,
+} from '../../train/modelVariant';
+import { trainedModelMetadata } from '../../train/trainedMetadata';
+import { DEFAULT_BACKGROUND_QUANTILE, noneShare } from '../../train/pnnBackground';
 
 export interface TrainCommandOptions {
   data: string;
@@ -34,6 +51,13 @@ export interface TrainCommandOptions {
   adversarialSteps?: number;
   adversarialStepSize?: number;
   robustImages: number;
+  arch: Architecture;
+  l2norm: L2Norm;
+  l2Scale: number;
+  head: HeadKind;
+  prototypes: number;
+  noneShare: number;
+  loss: LossKind;
 }
 
 function adversarialOption(value: string): AdversarialMethod {
@@ -45,7 +69,9 @@ function adversarialOption(value: string): AdversarialMethod {
 export function registerTrain(program: Command): void {
   program
     .command('train')
-    .description('train the reference CNN on Fashion-MNIST and write the model, its metadata and model card')
+    .description(
+      'train the reference CNN (or a causes-study variant) on Fashion-MNIST and write the model, its metadata and model card',
+    )
     .option('--data <dir>', 'directory with the Fashion-MNIST IDX files', DEFAULT_FASHION_MNIST_DIR)
     .option('--out <dir>', 'output model directory', path.join('models', 'fashion-cnn'))
     .option('--epochs <n>', 'training epochs', intOption, 16)
@@ -74,12 +100,48 @@ export function registerTrain(program: Command): void {
     )
     .option('--epsilon <x>', 'L∞ radius of the adversarial training perturbations', floatOption, 0.1)
     .option('--adversarial-steps <n>', "PGD iterations of adversarial training ('pgd'; default 7)", intOption)
-    .option('--adversarial-step-size <x>', 'step size of the inner attack (default 1.25ε FGSM-RS, 2.5ε/steps PGD)', floatOption)
+    .option(
+      '--adversarial-step-size <x>',
+      'step size of the inner attack (default 1.25ε FGSM-RS, 2.5ε/steps PGD)',
+      floatOption,
+    )
     .option(
       '--robust-images <n>',
       'after adversarial training, measure accuracy under PGD-40 (random start, ε as trained) on the first N test images',
       intOption,
       1000,
+    )
+    .option(
+      '--arch <name>',
+      "'cnn' (the reference CNN) or 'mlp' (fc1 256 → fc2 128 → head); docs/variants.md",
+      choiceOption(ARCHITECTURES),
+      'cnn',
+    )
+    .option(
+      '--l2norm <what>',
+      "L2-normalise the penultimate 'features', the class 'weights', or 'both' (logits = s·cos), or 'none'",
+      choiceOption(L2_NORMS),
+      'none',
+    )
+    .option('--l2-scale <s>', 'fixed scale s of the L2-normalised logits', floatOption, DEFAULT_L2_SCALE)
+    .option(
+      '--head <kind>',
+      "'dense' logits, or 'pnn': Gaussian kernels around learned class prototypes with a 'none of the classes' density",
+      choiceOption(HEADS),
+      'dense',
+    )
+    .option('--prototypes <n>', "PNN prototypes per class ('pnn')", intOption, DEFAULT_PROTOTYPES_PER_CLASS)
+    .option(
+      '--none-share <x>',
+      "share of the training images the PNN's background density puts in 'none' (p(none) ≥ 0.5; 'pnn')",
+      floatOption,
+      DEFAULT_BACKGROUND_QUANTILE,
+    )
+    .option(
+      '--loss <name>',
+      "'softmax' cross-entropy, or 'ovr': one-vs-rest sigmoid cross-entropy (no one-sum constraint; probs are per-class sigmoids)",
+      choiceOption(LOSSES),
+      'softmax',
     )
     .action(async (opts: TrainCommandOptions) => {
       await runTrain(opts);
@@ -110,7 +172,16 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     lrDecay: opts.lrDecay,
     lrSchedule: opts.lrSchedule,
     warmupEpochs: opts.warmupEpochs,
-    model: { dropout: opts.dropout },
+    model: {
+      dropout: opts.dropout,
+      arch: opts.arch,
+      l2norm: opts.l2norm,
+      l2Scale: opts.l2Scale,
+      head: opts.head,
+      prototypesPerClass: opts.prototypes,
+    },
+    loss: opts.loss,
+    pnnBackgroundQuantile: opts.noneShare,
     augment: opts.augment ? { flip: true, maxShift: 2 } : undefined,
     adversarial,
     seed: opts.seed,
@@ -140,6 +211,8 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     );
   }
   const testAccuracy = await accuracy(result.model, test);
+  // How many unseen images the PNN's background density calls "none" (1 % of the training images are, by construction).
+  const noneOnTest = result.pnnBackground ? await noneShare(result.model, test) : undefined;
   let robust: RobustAccuracy | undefined;
   if (adversarial && opts.robustImages > 0) {
     robust = await robustAccuracy(result.model, test, { count: opts.robustImages, epsilon: opts.epsilon, steps: 40 });
@@ -166,22 +239,19 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     testAccuracy,
     testImages: test.count,
     robust,
+    variant: describeVariant(result.variant),
+    noneOnTest,
+    loss: result.loss,
     date: new Date().toISOString().slice(0, 10),
     history: result.history,
   };
-  const sha = await saveModel(result.model, opts.out, {
-    id: path.basename(opts.out),
-    labels: [...FASHION_LABELS],
-    inputShape: [...INPUT_SHAPE],
-    outputLayer: 'probs',
-    logitsLayer: 'logits',
-    activationLayers: [...ACTIVATION_LAYERS],
-    training,
-  });
+  const metadata = trainedModelMetadata(path.basename(opts.out), result, { training });
+  const sha = await saveModel(result.model, opts.out, metadata);
   fs.writeFileSync(path.join(opts.out, 'README.md'), modelCard(path.basename(opts.out), result, training, sha));
   logger.info({ testAccuracy, wallSeconds: training.wallSeconds, out: opts.out, sha256: sha }, 'model written');
   process.stdout.write(
     `test accuracy ${(testAccuracy * 100).toFixed(2)} % on ${test.count} images; ` +
+      (noneOnTest !== undefined ? `p(none) ≥ 0.5 on ${(noneOnTest * 100).toFixed(2)} % of them; ` : '') +
       (robust
         ? `under PGD-40 ε ${robust.epsilon}: ${(robust.underAttack * 100).toFixed(2)} % of the first ${robust.images}; `
         : '') +
@@ -218,35 +288,99 @@ ${
 }`;
 }
 
+/** The notes column of the architecture table, per layer of the serving graph. */
+function layerNote(layer: tf.layers.Layer, t: CardFields, result: TrainResult): string {
+  const mlp = result.variant.arch === 'mlp';
+  const config = layer.getConfig();
+  switch (layer.name) {
+    case 'conv1':
+      return '3×3, same padding, ReLU';
+    case 'conv2':
+      return '3×3, same padding, ReLU; batch norm of training folded into kernel and bias';
+    case 'pool1':
+    case 'pool2':
+      return '2×2 max';
+    case 'fc1':
+    case 'fc2':
+      return mlp
+        ? `ReLU (dropout ${t.dropout} after it in training)`
+        : `ReLU (dropout ${t.dropout} before and after it in training)`;
+    case 'probs':
+      return result.probabilities === 'sigmoid'
+        ? 'sigmoid per class (one-vs-rest: independent, need not sum to 1)'
+        : 'softmax';
+    case 'logits':
+      if (layer instanceof PnnHead)
+        return `PNN: class log-densities, ${layer.prototypesPerClass} Gaussian kernels per class around learned prototypes, σ = ${layer.sigma().toPrecision(3)}${layer.normalizeFeatures ? ', on L2-normalised features' : ''}`;
+      if (layer instanceof L2NormalizedDense)
+        return layer.normalize === 'both'
+          ? `s·cos(features, class weights), s = ${layer.scale}: bounded by ±${layer.scale}`
+          : layer.normalize === 'features'
+            ? `linear on the L2-normalised features × s = ${layer.scale}`
+            : `s·(unit-norm class weights)·features, s = ${layer.scale}`;
+      return `linear${config.activation && config.activation !== 'linear' ? `, ${String(config.activation)}` : ''}`;
+    default:
+      return '';
+  }
+}
+
+function architectureRows(result: TrainResult, t: CardFields): string[] {
+  return result.model.layers.map((l) => {
+    const shape = (l.outputShape as Array<number | null>).slice(1).join('×');
+    return `| ${l.name} | ${shape} | ${layerNote(l, t, result)} |`;
+  });
+}
+
+/** What the variant changes, for the card; empty for the default model. */
+function variantSection(result: TrainResult, t: CardFields): string {
+  const v = result.variant;
+  if (isDefaultVariant(v) && result.loss === 'softmax') return '';
+  const lines = [`## Variant (causes study, docs/variants.md)`, `${describeVariant(v)}; loss \`${result.loss}\`.`, ''];
+  if (result.loss === 'ovr')
+    lines.push(
+      "- Trained one-vs-rest (a sigmoid binary cross-entropy per class): the served `probs` are per-class sigmoids (metadata `probabilities: 'sigmoid'`), independent of each other; an image can have every class low. Confidence is the top class's sigmoid; L1 distances between probabilities (low-pass disagreement, feature squeezing) range over [0, K], not [0, 2]: thresholds come from this model's own calibration.",
+    );
+  if (v.l2norm !== 'none')
+    lines.push(
+      `- L2 normalisation of the ${v.l2norm === 'both' ? 'penultimate features and the class weight vectors' : v.l2norm === 'features' ? 'penultimate features' : 'class weight vectors'}${v.head === 'pnn' ? '' : `, fixed scale s = ${v.l2Scale}`}.`,
+    );
+  const bg = result.pnnBackground;
+  if (bg)
+    lines.push(
+      `- PNN head: the logits are class log-densities; p(none | x) = sigmoid(log b − (logsumexp(logits) − log K)) with log b = ${bg.logBackground.toPrecision(6)} (metadata \`variant.pnn.logBackground\`; \`noneProbabilityOf\` in src/engine/layers/pnnHead.ts), set so that ${(bg.quantile * 100).toFixed(1)} % of the first ${bg.images} training images have p(none) ≥ 0.5; on the ${t.testImages as number} test images, ${((t.noneOnTest as number) * 100).toFixed(2)} % have. \`probs\` are the posterior over the classes given that the image is one of them (softmax of the log-densities${result.loss === 'ovr' ? '; here sigmoids' : ''}).`,
+    );
+  return lines.join('\n') + '\n';
+}
+
 function modelCard(id: string, result: TrainResult, t: CardFields, sha: string): string {
   const rows = result.history.map(
     (e) =>
       `| ${e.epoch + 1} | ${e.loss.toFixed(4)} | ${(e.trainAccuracy * 100).toFixed(2)} % | ${e.learningRate.toExponential(2)} | ${e.seconds.toFixed(0)} |`,
   );
+  const variant = !(isDefaultVariant(result.variant) && result.loss === 'softmax');
   const intro = t.adversarial
     ? `The reference CNN's architecture, adversarially trained on Fashion-MNIST by \`advsieve train --adversarial\`:
 a model that resists attacks within its training budget, at a price in clean accuracy. Serve it
 beside or instead of the default model; the detectors read the activations of the layers listed
 in \`metadata.json\`.`
-    : `A small CNN for 28×28 grey images, trained on Fashion-MNIST by \`advsieve train\`. It is the model
+    : variant
+      ? `A variant of the reference model (${describeVariant(result.variant)}, loss \`${result.loss}\`), trained on
+Fashion-MNIST by \`advsieve train\` for the causes-of-adversarial-examples study. It loads wherever the
+default model does; the detectors read the activations of the layers listed in \`metadata.json\`.`
+      : `A small CNN for 28×28 grey images, trained on Fashion-MNIST by \`advsieve train\`. It is the model
 the service screens for when started on the bundled files; the detectors read the activations
 of the layers listed in \`metadata.json\`.`;
-  return `# ${id} — advsieve's ${t.adversarial ? 'adversarially trained' : 'reference'} model
+  const kind = t.adversarial ? 'adversarially trained' : variant ? 'variant' : 'reference';
+  return `# ${id} — advsieve's ${kind} model
 
 ${intro}
 
 ## Architecture (serving graph, \`model.json\`)
 | layer | output | notes |
 | --- | --- | --- |
-| conv1 | 28×28×32 | 3×3, same padding, ReLU |
-| pool1 | 14×14×32 | 2×2 max |
-| conv2 | 14×14×64 | 3×3, same padding, ReLU; batch norm of training folded into kernel and bias |
-| pool2 | 7×7×64 | 2×2 max |
-| flatten | 3136 | |
-| fc1 | 128 | ReLU (dropout ${t.dropout} before and after it in training) |
-| logits | 10 | linear |
-| probs | 10 | softmax |
+${architectureRows(result, t).join('\n')}
 
+${variantSection(result, t)}
 Input: pixel values in [0, 1], shape [28, 28, 1]. Labels: ${FASHION_LABELS.join(', ')}.
 
 ## Data
