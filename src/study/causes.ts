@@ -12,6 +12,7 @@ import * as os from 'os';
 import { DEFAULT_FASHION_MNIST_DIR, FASHION_LABELS, ImageSet, loadFashionMnist } from '../data/fashionMnist';
 import { referenceDataset } from '../data/referenceDatasets';
 import { argmax } from '../detectors/detector';
+import { noneProbabilityOf } from '../engine/layers/pnnHead';
 import type { InferenceModel } from '../engine/model';
 import { runInBatches } from '../screening/inProcess';
 import { judgeClaims } from './claims';
@@ -124,8 +125,8 @@ const asLabelled = (set: ImageSet, count = set.count): LabelledPixels => ({
 
 /** p(none | logits) of a model with a density head (MLP-PNN), from its metadata; undefined for others. */
 function noneProbabilityFor(model: InferenceModel): ((logits: Float32Array) => number) | undefined {
-  void model; // the PNN head is not merged yet: no model has one
-  return undefined;
+  const pnn = model.metadata.variant?.pnn;
+  return pnn ? (logits) => noneProbabilityOf(logits, pnn.logBackground) : undefined;
 }
 
 async function runOne(
@@ -148,6 +149,7 @@ async function runOne(
     workers: s.workers,
     model: { ...s.model, ...variant.training.model },
     adversarial: variant.training.adversarial,
+    loss: variant.training.loss,
   };
   // Where the IDX files sit changes nothing; the worker count does (batch statistics and dropout masks per shard).
   const keyed = { ...train, dataDir: undefined };

@@ -10,7 +10,7 @@ import * as path from 'path';
 import type { ImageSet } from '../data/fashionMnist';
 import { InferenceModel } from '../engine/model';
 import { readMetadata, saveModel } from '../engine/modelStore';
-import { ACTIVATION_LAYERS, INPUT_SHAPE } from '../train/fashionCnn';
+import { trainedModelMetadata } from '../train/trainedMetadata';
 import { train, TrainOptions } from '../train/trainer';
 
 /** Bump when training code changes what the same settings produce: older cached models are then not reused. */
@@ -75,15 +75,11 @@ export async function trainOrLoad(
   };
   const partial = `${dir}.partial-${process.pid}`;
   try {
-    await saveModel(result.model, partial, {
-      id,
-      labels: [...labels],
-      inputShape: [...INPUT_SHAPE],
-      outputLayer: 'probs',
-      logitsLayer: 'logits',
-      activationLayers: [...ACTIVATION_LAYERS],
-      training: { ...recorded, settings },
-    });
+    await saveModel(
+      result.model,
+      partial,
+      trainedModelMetadata(id, result, { labels, training: { ...recorded, settings } }),
+    );
   } finally {
     result.model.dispose();
   }

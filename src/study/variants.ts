@@ -6,10 +6,11 @@ import type { ReferenceGeometry } from '../data/referenceDatasets';
 import type { TrainOptions } from '../train/trainer';
 
 /** What a variant changes in training; everything else comes from the study's settings. */
-export type VariantTraining = Partial<Pick<TrainOptions, 'model' | 'adversarial'>>;
+export type VariantTraining = Partial<Pick<TrainOptions, 'model' | 'adversarial' | 'loss'>>;
 
 /** The paper's causes a variant switches (the claims it is evidence for). */
-export type Cause = 'baseline' | 'linearity' | 'one-sum' | 'density' | 'adversarial-training';
+/** 'architecture': the MLP with a dense head, the reference MLP-PNN is read against (no claim of its own). */
+export type Cause = 'baseline' | 'linearity' | 'one-sum' | 'architecture' | 'density' | 'adversarial-training';
 
 export interface StudyVariant {
   readonly id: string;
@@ -22,6 +23,42 @@ export interface StudyVariant {
 /** The baseline first: every comparison is against it. */
 export const STUDY_VARIANTS: readonly StudyVariant[] = [
   { id: 'baseline', title: 'CNN, softmax cross-entropy', cause: 'baseline', training: {} },
+  {
+    id: 'l2-features',
+    title: 'CNN, L2-normalised penultimate features (scale 10)',
+    cause: 'linearity',
+    training: { model: { l2norm: 'features' } },
+  },
+  {
+    id: 'l2-weights',
+    title: 'CNN, L2-normalised class weights (scale 10)',
+    cause: 'linearity',
+    training: { model: { l2norm: 'weights' } },
+  },
+  {
+    id: 'l2-both',
+    title: 'CNN, L2-normalised features and class weights (cosine logits, scale 10)',
+    cause: 'linearity',
+    training: { model: { l2norm: 'both' } },
+  },
+  {
+    id: 'ovr',
+    title: 'CNN, one-vs-rest sigmoid loss (no one-sum constraint)',
+    cause: 'one-sum',
+    training: { loss: 'ovr' },
+  },
+  {
+    id: 'mlp',
+    title: 'MLP (256-64), dense head, softmax',
+    cause: 'architecture',
+    training: { model: { arch: 'mlp' } },
+  },
+  {
+    id: 'mlp-pnn',
+    title: 'MLP (256-64), PNN head (Gaussian kernels around class prototypes, p(none))',
+    cause: 'density',
+    training: { model: { arch: 'mlp', head: 'pnn' } },
+  },
   {
     id: 'fgsm-rs',
     title: 'CNN, adversarially trained (FGSM from a random start, ε 0.1)',
@@ -42,8 +79,8 @@ export interface StudyDataset {
 /**
  * Fashion-MNIST gets every variant (the statistics switched on a real data set); the reference
  * geometries switch separation (well apart vs overlapping, at the same spread) and intrinsic
- * dimensionality (10 vs 100) on the baseline, and one geometry gets every variant too, so the
- * statistical switches are measured at a fixed, known geometry. The separations are set against the
+ * dimensionality (10 vs 100) on the baseline, and one geometry gets one variant of each cause, so
+ * the statistical switches are measured at a fixed, known geometry. The separations are set against the
  * L∞ budgets the study attacks with: well apart, a class mean is ~0.1 in L∞ from the Bayes boundary
  * (the reference datasets' linfToBoundary), overlapping ~0.03.
  */
@@ -53,7 +90,7 @@ export const STUDY_DATASETS: readonly StudyDataset[] = [
     id: 'ref-apart-d10',
     title: 'reference: classes well apart, d = 10',
     source: { kind: 'reference', geometry: { classes: 10, dimension: 10, separation: 4, spread: 0.4 } },
-    variants: '*',
+    variants: ['baseline', 'l2-both', 'ovr', 'mlp', 'mlp-pnn', 'fgsm-rs'],
   },
   {
     id: 'ref-overlap-d10',
