@@ -16,7 +16,7 @@ import { STUDY_DATASETS, STUDY_VARIANTS } from '../../src/study/variants';
 
 const DATA = process.env.FASHION_MNIST_DIR ?? DEFAULT_FASHION_MNIST_DIR;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-causes-'));
-const datasets = STUDY_DATASETS.filter((d) => ['fashion', 'ref-apart-d10', 'ref-overlap-d10'].includes(d.id));
+const datasets = STUDY_DATASETS.filter((d) => ['fashion', 'ref-overlap-d10'].includes(d.id));
 let result: CausesResult;
 let files: string[];
 
@@ -103,9 +103,17 @@ test('figures are in range and computed', () => {
     r.detection.rows.filter((row) => row.attack === 'cw-l2' && row.auroc.combined !== null),
   );
   expect(computed.length).toBeGreaterThan(0);
-  const reference = result.datasets.find((d) => d.id === 'ref-apart-d10')!;
-  expect(reference.geometry!.separation).toBe(4);
-  expect(reference.geometry!.l2ToBoundary).toBe(2);
+  const reference = result.datasets.find((d) => d.id === 'ref-overlap-d10')!;
+  expect(reference.geometry!.separation).toBe(1.2);
+  expect(reference.geometry!.l2ToBoundary).toBe(0.6);
+  // MLP-PNN's p(none) is measured, and only for it.
+  const pnn = result.runs.filter((r) => r.rejection);
+  expect(pnn.map((r) => r.variant)).toEqual(['mlp-pnn']);
+  expect(inUnit(pnn[0].rejection!.cleanRejected)).toBe(true);
+  for (const row of pnn[0].rejection!.rows) {
+    expect(inUnit(row.rejected)).toBe(true);
+    if (row.auroc !== null) expect(inUnit(row.auroc)).toBe(true);
+  }
 });
 
 test('a second run loads every model from the cache and measures the same', async () => {
