@@ -68,6 +68,7 @@ async function jobRun(store: JobStore, model: ScreeningModel, dir: string) {
     keyId: null,
     scopes: [],
     directory: dir,
+    requestedDirectory: dir,
     items,
   });
   const queued = (performance.now() - start) / 1000;

@@ -12,6 +12,8 @@ import { freePort } from '../util/freePort';
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
+  /** The server's process id (a benchmark reads its CPU time). */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -61,6 +63,7 @@ export async function startRedis(): Promise<RedisServer> {
     return {
       url: `redis://127.0.0.1:${port}`,
       port,
+      pid: child.pid,
       async stop() {
         if (stopped) return;
         stopped = true;

@@ -100,7 +100,7 @@ export const DEFAULT_VALUES: DeployValues = {
       minReplicas: 1,
       maxReplicas: 20,
       cpuPercent: 80,
-      queueMetric: { name: 'advsieve_jobs_waiting', selector: { queue: 'screening' }, perWorker: 2000 },
+      queueMetric: { name: 'advsieve_jobs_waiting', selector: { model: 'fashion-cnn' }, perWorker: 2000 },
     },
   },
   gpu: { enabled: false, perPod: 1, tag: 'gpu' },

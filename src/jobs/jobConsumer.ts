@@ -10,9 +10,13 @@
  * overwrites: src/jobs/jobStore.ts). A consumer killed mid-batch never completes it; its lock runs
  * out (ADVSIEVE_JOB_LOCK_MS) and BullMQ's stalled check hands the batch to another consumer, which
  * screens it again from the start. Nothing is acknowledged before it is stored, so nothing is lost.
+ *
+ * One BullMQ Worker per model this process serves, each on that model's queue: a batch is only ever
+ * taken by a consumer that can screen it. The consumer announces its models in Redis while it runs
+ * (ANNOUNCE_MS), which is how a replica submitting a job knows that some consumer can take it.
  */
 import { randomUUID } from 'crypto';
-import { Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { recordVerdicts } from '../audit/records';
 import type { Scope } from '../request/context';
 import { ImageFailure, type ImageErrorCode } from '../request/errors';
@@ -23,50 +27,97 @@ import type { ScreeningService } from '../server/service';
 import type { ScreeningModel } from '../server/screeningModel';
 import { readJobFile } from './jobDirectory';
 import type { JobsConfig } from './jobsConfig';
-import { bullConnection, JOB_QUEUE, type BatchData, type JobRecord, type JobStore, type JobVerdict } from './jobStore';
+import { bullConnection, queueName, type BatchData, type JobRecord, type JobStore, type JobVerdict } from './jobStore';
 import { Spool } from './spool';
+import { freeSpooledFilesLater, sweepSpool, SWEEP_INTERVAL_MS } from './spoolCleanup';
+
+/** How long a consumer's announcement of its models lasts; it is renewed at a third of that. */
+const ANNOUNCE_MS = 30_000;
 
 export class JobConsumer {
-  private constructor(private readonly worker: Worker<BatchData>) {}
+  private constructor(
+    private readonly workers: readonly Worker<BatchData>[],
+    private readonly store: JobStore,
+    private readonly id: string,
+    private readonly models: readonly string[],
+    private readonly timers: readonly NodeJS.Timeout[],
+  ) {}
 
-  static start(service: ScreeningService, store: JobStore, config: JobsConfig): JobConsumer {
+  /** Starts taking batches; resolves once its models are announced (a job for them is accepted from then). */
+  static async start(service: ScreeningService, store: JobStore, config: JobsConfig): Promise<JobConsumer> {
     const spool = new Spool(config.spoolDir);
-    const workers = service.defaultModel.engine.pool.size;
-    const worker = new Worker<BatchData>(JOB_QUEUE, (job) => screenBatch(service, store, spool, job.data), {
+    const workers = service.models.map((model) => modelWorker(service, store, spool, model, config));
+    const id = randomUUID();
+    const models = service.models.map((m) => m.id);
+    const announce = () =>
+      store
+        .announce(id, models, ANNOUNCE_MS)
+        .catch((err: Error) => logger.warn({ err }, 'job consumer: not announced'));
+    const sweep = () => sweepSpool(store, spool).catch((err: Error) => logger.warn({ err }, 'job spool: sweep failed'));
+    await announce();
+    void sweep();
+    const timers = [setInterval(announce, ANNOUNCE_MS / 3), setInterval(sweep, SWEEP_INTERVAL_MS)];
+    for (const t of timers) t.unref();
+    logger.info(
+      { models, concurrency: workers.map((w) => w.opts.concurrency), lockMs: config.lockMs },
+      `job consumer: taking screening batches of ${models.join(', ')} from Redis`,
+    );
+    return new JobConsumer(workers, store, id, models, timers);
+  }
+
+  /** Stops taking batches, waits for the ones being screened, and withdraws its announcement. */
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all(this.workers.map((w) => w.close()));
+    await this.store.withdraw(this.id, this.models).catch(() => undefined);
+  }
+}
+
+/** A Worker on one model's queue: a few of its batches at once, four per engine worker unless set. */
+function modelWorker(
+  service: ScreeningService,
+  store: JobStore,
+  spool: Spool,
+  model: ScreeningModel,
+  config: JobsConfig,
+): Worker<BatchData> {
+  const worker = new Worker<BatchData>(
+    queueName(model.id),
+    (job) => screenBatch(service, store, spool, model, job.data),
+    {
       connection: bullConnection(config.redisUrl!),
-      concurrency: config.concurrency ?? 4 * workers,
+      concurrency: config.concurrency ?? 4 * model.engine.pool.size,
       lockDuration: config.lockMs,
       stalledInterval: config.stalledIntervalMs,
       maxStalledCount: config.maxStalledCount,
       // Finished batches leave the queue: the job's record in Redis holds what clients read.
       removeOnComplete: { count: 0 },
       removeOnFail: { age: config.ttlSeconds },
-    });
-    worker.on('failed', (job, err) => {
-      if (job) void giveUp(service, store, job, err);
-    });
-    worker.on('stalled', (id) =>
-      logger.warn({ batch: id }, `job consumer: batch ${id} stalled (its consumer stopped renewing it); queued again`),
-    );
-    worker.on('error', (err) => logger.warn({ err }, 'job consumer: queue error'));
-    logger.info(
-      { concurrency: worker.opts.concurrency, lockMs: config.lockMs },
-      `job consumer: taking screening batches from Redis (${worker.opts.concurrency} at once)`,
-    );
-    return new JobConsumer(worker);
-  }
-
-  /** Stops taking batches and waits for the ones being screened. */
-  async close(): Promise<void> {
-    await this.worker.close();
-  }
+    },
+  );
+  worker.on('failed', (job, err) => {
+    if (job) void giveUp(service, store, spool, model, job, err);
+  });
+  worker.on('stalled', (id) =>
+    logger.warn({ batch: id }, `job consumer: batch ${id} stalled (its consumer stopped renewing it); queued again`),
+  );
+  worker.on('error', (err) => logger.warn({ err }, 'job consumer: queue error'));
+  return worker;
 }
 
 /** Screens one batch and stores its verdicts; a cancelled or expired job's batch is skipped. */
-async function screenBatch(service: ScreeningService, store: JobStore, spool: Spool, batch: BatchData): Promise<void> {
+async function screenBatch(
+  service: ScreeningService,
+  store: JobStore,
+  spool: Spool,
+  model: ScreeningModel,
+  batch: BatchData,
+): Promise<void> {
   const job = await store.get(batch.jobId);
   if (!job || job.status === 'cancelled' || job.status === 'completed') return;
-  const model = service.model(job.model);
+  // Only a batch put in the wrong queue by hand; no retry could help, so its images fail at once.
+  if (job.model !== model.id)
+    throw new UnrecoverableError(`its job is for model '${job.model}', not this queue's '${model.id}'`);
   const files = await Promise.all(batch.items.map((item) => readItem(service, spool, job, item)));
   const ctx = auditContext(service, job);
   const images = await ctx.images.decodeFiles(model, files);
@@ -78,20 +129,26 @@ async function screenBatch(service: ScreeningService, store: JobStore, spool: Sp
     model: model.id,
   }));
   count(service, model, 'screen', verdicts);
-  await record(service, store, model, job, images, verdicts);
+  await record(service, store, spool, model, job, images, verdicts);
 }
 
-/** The audit log first (a rerun's rows are ignored there), then the job's verdicts in Redis. */
+/**
+ * The audit log first (a rerun's rows are ignored there), then the job's verdicts in Redis; the
+ * job's last verdicts free its spooled uploads.
+ */
 async function record(
   service: ScreeningService,
   store: JobStore,
+  spool: Spool,
   model: ScreeningModel,
   job: JobRecord,
   images: readonly Pick<ReadImage, 'sha256' | 'bytes'>[],
   verdicts: readonly JobVerdict[],
 ): Promise<void> {
   await recordVerdicts(auditContext(service, job), model, 'screen', images, verdicts);
-  if ((await store.record(job.id, verdicts)) < 0) logger.warn({ job: job.id }, 'job consumer: job expired mid-batch');
+  const done = await store.record(job.id, verdicts);
+  if (done < 0) logger.warn({ job: job.id }, 'job consumer: job expired mid-batch');
+  else if (done >= job.total && !job.directory) await freeSpooledFilesLater(store, spool, job.id);
 }
 
 /**
@@ -124,24 +181,39 @@ async function readItem(
   try {
     return await spool.read(item);
   } catch (err) {
-    return new ImageFailure('UNREADABLE_FILE', `spooled upload ${item.slice(0, 12)}…: ${(err as Error).message}`);
+    // The code, not the message: a file system's message names the spool's absolute path.
+    const why = (err as NodeJS.ErrnoException).code ?? 'does not hash to its name';
+    return new ImageFailure('UNREADABLE_FILE', `spooled upload ${item.slice(0, 12)}…: ${why}`);
   }
 }
 
 /**
  * A batch that failed for good — its tries spent, or its consumers killed under it
- * ADVSIEVE_JOB_MAX_STALLED times (a batch that kills whoever screens it) — gives each of its
- * images a JOB_BATCH_FAILED verdict, so that the job still completes and says which.
+ * ADVSIEVE_JOB_MAX_STALLED times (a batch that kills whoever screens it), or in the wrong model's
+ * queue — gives each of its images a JOB_BATCH_FAILED verdict, so that the job still completes and
+ * says which. The cause goes to the log, not to the verdict: an error's message may name the
+ * server's paths or its database.
  */
-async function giveUp(service: ScreeningService, store: JobStore, batch: Job<BatchData>, err: Error): Promise<void> {
+async function giveUp(
+  service: ScreeningService,
+  store: JobStore,
+  spool: Spool,
+  model: ScreeningModel,
+  batch: Job<BatchData>,
+  err: Error,
+): Promise<void> {
   try {
     if ((await batch.getState()) !== 'failed') return; // tries left: BullMQ runs it again
     const job = await store.get(batch.data.jobId);
     if (!job || job.status === 'cancelled' || job.status === 'completed') return;
     logger.error({ err, job: job.id, start: batch.data.start }, 'job consumer: batch given up; its images fail');
-    const failure = errorOf(new ImageFailure('JOB_BATCH_FAILED', `its batch failed: ${err.message}`));
+    const why =
+      err instanceof UnrecoverableError
+        ? err.message
+        : `it failed ${batch.attemptsMade} times; the server's log says why`;
+    const failure = errorOf(new ImageFailure('JOB_BATCH_FAILED', `its batch was given up: ${why}`));
     const verdicts = batch.data.items.map((_, i) => ({ index: batch.data.start + i, error: failure }));
-    await record(service, store, service.model(job.model), job, [], verdicts);
+    await record(service, store, spool, model, job, [], verdicts);
   } catch (e) {
     logger.error({ err: e, batch: batch.id }, 'job consumer: a failed batch could not be recorded');
   }

@@ -38,17 +38,36 @@ export async function allowedDirectory(requested: string, roots: readonly string
   const lexical = path.resolve(requested);
   const root = roots.find((r) => within(r, lexical));
   if (!root) throw refuse();
+  const realRoot = await fs.promises.realpath(root).catch(() => root);
   let real: string;
   try {
     real = await fs.promises.realpath(lexical);
   } catch {
+    // Missing, or a link to something missing: "does not exist" only when what does exist of the
+    // path lies in the root, so that a link in it does not tell what exists outside it.
+    const leads = await nearestReal(lexical);
+    if (leads === undefined || !within(realRoot, leads)) throw refuse();
     throw new JobDirectoryError(`directory '${requested.slice(0, 200)}' does not exist`, 'not-a-directory');
   }
-  const realRoot = await fs.promises.realpath(root).catch(() => root);
   if (!within(realRoot, real)) throw refuse(); // a link out of the root
   if (!(await fs.promises.stat(real)).isDirectory())
     throw new JobDirectoryError(`'${requested.slice(0, 200)}' is not a directory`, 'not-a-directory');
   return real;
+}
+
+/**
+ * Where `p` leads as far as it exists: the real path of its deepest ancestor that resolves, a
+ * dangling link followed to where it points. Undefined past 40 links (a loop).
+ */
+async function nearestReal(p: string, links = 0): Promise<string | undefined> {
+  if (links > 40) return undefined;
+  for (let at = p; ; at = path.dirname(at)) {
+    const real = await fs.promises.realpath(at).catch(() => undefined);
+    if (real !== undefined) return real;
+    const target = await fs.promises.readlink(at).catch(() => undefined);
+    if (target !== undefined) return nearestReal(path.resolve(path.dirname(at), target), links + 1);
+    if (at === path.dirname(at)) return at;
+  }
 }
 
 /**

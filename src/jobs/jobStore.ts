@@ -4,6 +4,16 @@
  * is written with its counts by one Lua script, which first takes back what an earlier write of the
  * same index counted: a batch screened again after its consumer stalled overwrites its verdicts and
  * counts nothing twice. Nothing here screens; src/jobs/jobConsumer.ts does.
+ *
+ * One queue per model (`queueName`): a consumer takes batches only from the queues of the models it
+ * serves, so a batch waits for a consumer that can screen it instead of failing in one that cannot.
+ * Consumers announce their models here (`announce`), so that a job no running consumer could
+ * screen is refused when it is submitted (src/server/jobs.ts).
+ *
+ * Uploaded images are spooled by SHA-256 (src/jobs/spool.ts), possibly shared between jobs. A job
+ * holds a reference to each distinct file from before its files are written until it completes, is
+ * cancelled or expires (`release`); a file whose last reference goes is removed from the spool
+ * (src/jobs/spoolCleanup.ts).
  */
 import { randomUUID } from 'crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
@@ -11,9 +21,20 @@ import IORedis from 'ioredis';
 import type { AuditedResult } from '../audit/records';
 import { redactedUrl } from '../util/redactedUrl';
 
-/** BullMQ's queue of batches; every replica and worker of a deployment uses the same one. */
+/** The prefix of BullMQ's queues of batches, one a model; every replica and worker of a deployment uses the same ones. */
 export const JOB_QUEUE = 'advsieve-screening';
 const KEY = 'advsieve:job:';
+/** Distinct spooled files of unfinished jobs -> how many such jobs hold each. */
+const SPOOL_REFS = 'advsieve:spool:refs';
+/** Ids of the jobs that hold spooled files (each one's files in KEY + id + ':files'). */
+const SPOOL_JOBS = 'advsieve:spool:jobs';
+/** A model's consumers: a sorted set of consumer ids, scored by when their announcement runs out (ms). */
+const CONSUMERS = 'advsieve:consumers:';
+
+/** A model's queue of batches (BullMQ refuses ':' in a name; a model id is a directory name). */
+export function queueName(model: string): string {
+  return `${JOB_QUEUE}.${encodeURIComponent(model)}`;
+}
 
 export type JobStatus = 'queued' | 'running' | 'completed' | 'cancelled';
 
@@ -26,8 +47,13 @@ export interface JobSettings {
   /** The submitting key's id and scopes (empty without keys): its jobs are its own. */
   readonly keyId: string | null;
   readonly scopes: readonly string[];
-  /** The server-side directory screened (its real path), or null for uploaded images. */
+  /** The server-side directory screened (its real path, which consumers read), or null for uploaded images. */
   readonly directory: string | null;
+  /**
+   * The directory as the client named it (normalised), which is what clients are shown: the real
+   * path may tell where an allowed root's links lead (another disk, a mount), which they were not given.
+   */
+  readonly requestedDirectory: string | null;
 }
 
 /** What a job was asked to do and how far it has got. */
@@ -100,18 +126,82 @@ if status == 'queued' or status == 'running' then
 end
 return status`;
 
+/*
+ * KEYS: the job's spooled files, SPOOL_REFS, SPOOL_JOBS. ARGV: the job's id. Gives back the job's
+ * references; returns the files no unfinished job holds any more. A second call finds nothing.
+ */
+const RELEASE_SCRIPT = `
+local freed = {}
+for _, sha in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('HINCRBY', KEYS[2], sha, -1) <= 0 then
+    redis.call('HDEL', KEYS[2], sha)
+    table.insert(freed, sha)
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return freed`;
+
 export interface NewJob extends JobSettings {
   /** Every image, in the job's order: see BatchData.items. */
   readonly items: readonly string[];
+  /** The distinct spooled files among the items (SHA-256), which the job holds until it is finished. */
+  readonly spooled?: readonly string[];
 }
 
 export class JobStore {
   private constructor(
     /** Commands of this process (records, verdicts); BullMQ's connections are its own. */
     readonly redis: IORedis,
-    readonly queue: Queue<BatchData>,
+    private readonly url: string,
     private readonly settings: { readonly batchSize: number; readonly ttlSeconds: number },
   ) {}
+
+  private readonly queues = new Map<string, Queue<BatchData>>();
+
+  /** The queue of a model's batches (opened on first use). */
+  queue(model: string): Queue<BatchData> {
+    let q = this.queues.get(model);
+    if (!q) {
+      q = new Queue<BatchData>(queueName(model), { connection: bullConnection(this.url) });
+      this.queues.set(model, q);
+    }
+    return q;
+  }
+
+  /** Batches by state (waiting, active, delayed, failed) in each of these models' queues. */
+  async batchCounts(models: readonly string[]): Promise<Array<[string, Record<string, number>]>> {
+    return Promise.all(
+      models.map(
+        async (m) =>
+          [m, await this.queue(m).getJobCounts('waiting', 'active', 'delayed', 'failed')] as [
+            string,
+            Record<string, number>,
+          ],
+      ),
+    );
+  }
+
+  /** Says that consumer `id` screens these models' batches for the next `forMs` (renewed by the consumer). */
+  async announce(id: string, models: readonly string[], forMs: number): Promise<void> {
+    const now = Date.now();
+    const m = this.redis.multi();
+    for (const model of models)
+      m.zremrangebyscore(CONSUMERS + model, '-inf', now).zadd(CONSUMERS + model, now + forMs, id);
+    await m.exec();
+  }
+
+  /** A consumer stopping: its models no longer count it. */
+  async withdraw(id: string, models: readonly string[]): Promise<void> {
+    const m = this.redis.multi();
+    for (const model of models) m.zrem(CONSUMERS + model, id);
+    await m.exec();
+  }
+
+  /** Consumers whose announcement for the model has not run out. */
+  async consumersOf(model: string): Promise<number> {
+    return this.redis.zcount(CONSUMERS + model, Date.now(), '+inf');
+  }
 
   /** Connects to REDIS_URL; fails (naming the URL without its password) when Redis does not answer. */
   static async open(url: string, settings: { batchSize: number; ttlSeconds: number }): Promise<JobStore> {
@@ -126,12 +216,16 @@ export class JobStore {
     }
     redis.defineCommand('recordVerdicts', { numberOfKeys: 2, lua: RECORD_SCRIPT });
     redis.defineCommand('cancelJob', { numberOfKeys: 1, lua: CANCEL_SCRIPT });
-    const queue = new Queue<BatchData>(JOB_QUEUE, { connection: bullConnection(url) });
-    return new JobStore(redis, queue, settings);
+    redis.defineCommand('releaseJob', { numberOfKeys: 3, lua: RELEASE_SCRIPT });
+    return new JobStore(redis, url, settings);
   }
 
-  /** Records the job, then queues its batches; a job of no images is completed at once. */
-  async submit(job: NewJob): Promise<JobRecord> {
+  /**
+   * Records the job and its references to spooled files, then writes the files (`writeSpooled`:
+   * after the references, so that no release in between can remove a file this job is about to
+   * use), then queues its batches; a job of no images is completed at once.
+   */
+  async submit(job: NewJob, writeSpooled?: () => Promise<unknown>): Promise<JobRecord> {
     const id = randomUUID();
     const now = new Date().toISOString();
     const total = job.items.length;
@@ -146,6 +240,7 @@ export class JobStore {
         keyId: job.keyId ?? '',
         scopes: job.scopes.join(','),
         directory: job.directory ?? '',
+        requestedDirectory: job.requestedDirectory ?? '',
         total: String(total),
         screened: '0',
         flagged: '0',
@@ -155,6 +250,22 @@ export class JobStore {
       })
       .expire(key, this.settings.ttlSeconds)
       .exec();
+    const spooled = job.spooled ?? [];
+    if (spooled.length) {
+      const m = this.redis
+        .multi()
+        .sadd(`${key}:files`, ...spooled)
+        .sadd(SPOOL_JOBS, id);
+      for (const sha of spooled) m.hincrby(SPOOL_REFS, sha, 1);
+      await m.exec();
+    }
+    try {
+      await writeSpooled?.();
+    } catch (err) {
+      await this.redis.del(key);
+      await this.release(id);
+      throw err;
+    }
     const size = this.settings.batchSize;
     const batches: Array<{ name: string; data: BatchData; opts: typeof BATCH_OPTIONS & { jobId: string } }> = [];
     for (let start = 0; start < total; start += size) {
@@ -162,7 +273,8 @@ export class JobStore {
       // A deterministic id per batch: a retried submission of the same batch is one queue entry.
       batches.push({ name: 'screen', data, opts: { ...BATCH_OPTIONS, jobId: `${id}_${start}` } });
     }
-    for (let i = 0; i < batches.length; i += 1000) await this.queue.addBulk(batches.slice(i, i + 1000));
+    const queue = this.queue(job.model);
+    for (let i = 0; i < batches.length; i += 1000) await queue.addBulk(batches.slice(i, i + 1000));
     return (await this.get(id))!;
   }
 
@@ -179,6 +291,7 @@ export class JobStore {
       keyId: h.keyId || null,
       scopes: h.scopes ? h.scopes.split(',') : [],
       directory: h.directory || null,
+      requestedDirectory: h.requestedDirectory || null,
       total: Number(h.total),
       screened: Number(h.screened),
       flagged: Number(h.flagged),
@@ -223,8 +336,37 @@ export class JobStore {
     return (status ?? undefined) as JobStatus | undefined;
   }
 
+  /**
+   * Gives back a finished job's references to spooled files (a no-op for a job without, or the
+   * second time); returns the files that no unfinished job holds any more, for the caller to remove.
+   */
+  async release(jobId: string): Promise<string[]> {
+    const redis = this.redis as IORedis & {
+      releaseJob(files: string, refs: string, jobs: string, id: string): Promise<string[]>;
+    };
+    return redis.releaseJob(`${KEY + jobId}:files`, SPOOL_REFS, SPOOL_JOBS, jobId);
+  }
+
+  /** Whether an unfinished job holds this spooled file. */
+  async spoolReferenced(sha256: string): Promise<boolean> {
+    return (await this.redis.hexists(SPOOL_REFS, sha256)) === 1;
+  }
+
+  /**
+   * Jobs that still hold spooled files though they are finished: expired (their record gone),
+   * or completed or cancelled by a process that stopped before it released them.
+   */
+  async finishedHoldingFiles(): Promise<string[]> {
+    const ids = await this.redis.smembers(SPOOL_JOBS);
+    if (ids.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const id of ids) p.hget(KEY + id, 'status');
+    const statuses = (await p.exec())!.map(([, s]) => s as string | null);
+    return ids.filter((_, i) => statuses[i] === null || statuses[i] === 'completed' || statuses[i] === 'cancelled');
+  }
+
   async close(): Promise<void> {
-    await this.queue.close();
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

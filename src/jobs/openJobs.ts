@@ -22,7 +22,7 @@ export async function openJobs(service: ScreeningService, consume: boolean): Pro
   const config = service.config.jobs;
   if (!config.redisUrl) return undefined;
   const store = await JobStore.open(config.redisUrl, config);
-  const consumer = consume ? JobConsumer.start(service, store, config) : undefined;
+  const consumer = consume ? await JobConsumer.start(service, store, config) : undefined;
   logger.info(
     { redis: redactedUrl(config.redisUrl, 'REDIS_URL'), consumer: consume },
     `screening jobs on ${redactedUrl(config.redisUrl, 'REDIS_URL')}${consume ? ', consuming' : ''}`,

@@ -21,9 +21,14 @@ export class Spool {
     return path.join(this.dir, sha256.slice(0, 2), sha256);
   }
 
+  /** The name the bytes are stored under. */
+  static nameOf(bytes: Buffer): string {
+    return createHash('sha256').update(bytes).digest('hex');
+  }
+
   /** Stores the bytes (once: a file already there is left alone) and returns their SHA-256. */
   async put(bytes: Buffer): Promise<string> {
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const sha256 = Spool.nameOf(bytes);
     const file = this.pathOf(sha256);
     if (await exists(file)) return sha256;
     await fs.promises.mkdir(path.dirname(file), { recursive: true });
@@ -42,6 +47,34 @@ export class Spool {
       throw new Error(`spool file ${sha256} does not hash to its name`);
     return bytes;
   }
+
+  /**
+   * Removes a file that no unfinished job held when `referenced` was last false. A job submitted
+   * meanwhile takes its reference before it writes (src/jobs/jobStore.ts, submit), so the file is
+   * first moved aside, then the reference checked again: a file taken again is put back (unless
+   * its new job wrote it anew), else deleted. No job ever finds its file gone.
+   */
+  async remove(sha256: string, referenced: () => Promise<boolean>): Promise<void> {
+    const file = this.pathOf(sha256);
+    const aside = `${file}.${randomBytes(6).toString('hex')}.removing`;
+    try {
+      await fs.promises.rename(file, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // removed already
+      throw err;
+    }
+    try {
+      if (await referenced()) await fs.promises.link(aside, file).catch(ignoreCode('EEXIST'));
+    } finally {
+      await fs.promises.unlink(aside);
+    }
+  }
+}
+
+function ignoreCode(code: string) {
+  return (err: NodeJS.ErrnoException) => {
+    if (err.code !== code) throw err;
+  };
 }
 
 async function exists(file: string): Promise<boolean> {

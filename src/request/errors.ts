@@ -175,6 +175,20 @@ export function jobNotFound(id: string): GraphQLError {
   return requestError('JOB_NOT_FOUND', `no screening job '${id.slice(0, 64)}'`, 404, { argumentName: 'id' });
 }
 
+/**
+ * A job for a model that this replica serves but no running consumer does (the replica does not
+ * consume, ADVSIEVE_JOB_CONSUMER=off, and no `advsieve worker` loads the model): it would wait
+ * for one, so it is refused; 503, as a consumer may start.
+ */
+export function noJobConsumer(model: string): GraphQLError {
+  return requestError(
+    'JOBS_UNAVAILABLE',
+    `no job consumer serving model '${model}' is running: start \`advsieve worker\` with it, or let a replica consume (ADVSIEVE_JOB_CONSUMER)`,
+    503,
+    { model },
+  );
+}
+
 export function jobDirectoryNotAllowed(message: string): GraphQLError {
   return requestError('JOB_DIRECTORY_NOT_ALLOWED', message, 403, { argumentName: 'directory' });
 }

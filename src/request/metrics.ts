@@ -180,18 +180,20 @@ export class Metrics {
   };
 
   /**
-   * The screening jobs' queue (src/jobs/): its batches by state, read from Redis at each scrape —
-   * the queue depth an autoscaler scales workers on. Redis away: the last values stay.
+   * The screening jobs' queues (src/jobs/), one a model served here: their batches by state, read
+   * from Redis at each scrape — the queue depth an autoscaler scales workers on. Redis away: the
+   * last values stay.
    */
-  observeJobQueue(counts: () => Promise<Record<string, number>>): void {
+  observeJobQueue(counts: () => Promise<ReadonlyArray<[string, Record<string, number>]>>): void {
     new client.Gauge({
       name: 'advsieve_job_batches',
-      help: 'Screening-job batches in the Redis queue by state (waiting, active, delayed, failed); a batch is ADVSIEVE_JOB_BATCH images',
-      labelNames: ['state'],
+      help: "Screening-job batches in a model's Redis queue by state (waiting, active, delayed, failed); a batch is ADVSIEVE_JOB_BATCH images",
+      labelNames: ['model', 'state'],
       registers: [this.registry],
       async collect() {
-        const read = await counts().catch(() => ({}));
-        for (const [state, n] of Object.entries(read)) this.set({ state }, n);
+        const read = await counts().catch(() => []);
+        for (const [model, byState] of read)
+          for (const [state, n] of Object.entries(byState)) this.set({ model, state }, n);
       },
     });
   }

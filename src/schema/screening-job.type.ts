@@ -58,7 +58,8 @@ export class ScreeningJob {
 
   @Field(() => String, {
     nullable: true,
-    description: 'The server-side directory screened (its real path); null for uploaded images.',
+    description:
+      'The server-side directory screened, as the job named it (absolute, normalised; not where links in it lead); null for uploaded images.',
   })
   directory!: string | null;
 

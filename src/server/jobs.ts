@@ -10,9 +10,11 @@
  * never in a request's time: the token bucket (a burst of 512) meters interactive requests and
  * could never admit a job of 20 000 images at once.
  */
+import * as path from 'path';
 import { allowedDirectory, JobDirectoryError, listImages } from '../jobs/jobDirectory';
 import type { JobRecord, JobStore } from '../jobs/jobStore';
 import { Spool } from '../jobs/spool';
+import { freeSpooledFilesLater } from '../jobs/spoolCleanup';
 import type { ImageInput } from '../schema/image.input';
 import type { ScreeningJob, ScreeningJobVerdict, ScreeningJobVerdictPage } from '../schema/screening-job.type';
 import type { ScreeningJobOptions } from '../schema/screening-job-options.input';
@@ -22,6 +24,7 @@ import {
   jobDirectoryNotAllowed,
   jobNotFound,
   jobsUnavailable,
+  noJobConsumer,
   payloadTooLarge,
 } from '../request/errors';
 import { TOKENS_PER_IMAGE } from '../request/fieldCosts';
@@ -36,9 +39,10 @@ function storeOf(ctx: ApiContext): JobStore {
   return ctx.jobs;
 }
 
+/** What a client is shown: the directory as it named it, never where the server resolved it to. */
 function view(job: JobRecord): ScreeningJob {
   const done = job.screened + job.failed;
-  return { ...job, progress: job.total === 0 ? 1 : Math.min(1, done / job.total) };
+  return { ...job, directory: job.requestedDirectory, progress: job.total === 0 ? 1 : Math.min(1, done / job.total) };
 }
 
 /** The job, if the caller may see it: its own key's, or any with `admin`, or any without keys. */
@@ -64,31 +68,54 @@ export async function submitScreeningJob(
   const targetFpr = targetFprFor(model.thresholdPolicy, principal, options?.targetFpr);
   const top = checkTop(service, model, options?.top);
   const config = service.config.jobs;
+  // Before anything is spooled: with no consumer of this model running, the job would wait for one.
+  if ((await store.consumersOf(model.id)) === 0) throw noJobConsumer(model.id);
   let items: string[];
   let real: string | null = null;
+  let uploads: Buffer[] = [];
   if (directory != null) {
     real = await checkedDirectory(directory, config.dirs);
-    items = await listImages(real, config.maxImages);
+    items = await listedImages(real, config.maxImages);
   } else {
     const files = await ctx.images.files(model, images!, 'images', TOKENS_PER_IMAGE.submitScreeningJob);
-    const spool = new Spool(config.spoolDir);
-    items = await Promise.all(files.map((f) => (f instanceof ImageFailure ? `!${f.code}` : spool.put(f))));
+    uploads = files.filter((f): f is Buffer => !(f instanceof ImageFailure));
+    items = files.map((f) => (f instanceof ImageFailure ? `!${f.code}` : Spool.nameOf(f)));
   }
   if (items.length > config.maxImages)
     throw payloadTooLarge(`the job has more than ${config.maxImages} images (ADVSIEVE_JOB_MAX_IMAGES)`, {
       name: 'jobMaxImages',
       value: config.maxImages,
     });
-  const job = await store.submit({
-    model: model.id,
-    targetFpr,
-    top,
-    keyId: principal?.keyId ?? null,
-    scopes: principal ? [...principal.scopes] : [],
-    directory: real,
-    items,
-  });
+  const spool = new Spool(config.spoolDir);
+  const job = await store.submit(
+    {
+      model: model.id,
+      targetFpr,
+      top,
+      keyId: principal?.keyId ?? null,
+      scopes: principal ? [...principal.scopes] : [],
+      directory: real,
+      requestedDirectory: directory == null ? null : path.resolve(directory),
+      items,
+      spooled: directory == null ? [...new Set(items.filter((i) => !i.startsWith('!')))] : [],
+    },
+    () => Promise.all(uploads.map((bytes) => spool.put(bytes))),
+  );
   return view(job);
+}
+
+/**
+ * The directory's files; a subdirectory that cannot be read refuses the job, named relative to the
+ * directory (the file system's message would give the server's absolute path).
+ */
+async function listedImages(real: string, max: number): Promise<string[]> {
+  try {
+    return await listImages(real, max);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const where = e.path ? path.relative(real, e.path) || '.' : '.';
+    throw badUserInput(`directory: '${where}' under it could not be listed (${e.code ?? 'unreadable'})`, 'directory');
+  }
 }
 
 async function checkedDirectory(directory: string, roots: readonly string[]): Promise<string> {
@@ -107,8 +134,9 @@ export async function screeningJob(ctx: ApiContext, id: string): Promise<Screeni
 
 export async function cancelScreeningJob(ctx: ApiContext, id: string): Promise<ScreeningJob> {
   const store = storeOf(ctx);
-  await visibleJob(ctx, store, id);
-  await store.cancel(id);
+  const job = await visibleJob(ctx, store, id);
+  if ((await store.cancel(id)) === 'cancelled' && !job.directory)
+    await freeSpooledFilesLater(store, new Spool(ctx.service.config.jobs.spoolDir), id);
   return view((await store.get(id))!);
 }
 

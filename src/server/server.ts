@@ -235,8 +235,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     service = await ScreeningService.start(config, metrics);
     // With REDIS_URL: screening jobs, and (unless ADVSIEVE_JOB_CONSUMER=off) this replica screens their batches.
     jobs = await openJobs(service, config.jobs.consume);
-    const queue = jobs?.store.queue;
-    if (queue) metrics.observeJobQueue(() => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'));
+    const store = jobs?.store;
+    const served = service.models.map((m) => m.id);
+    if (store) metrics.observeJobQueue(() => store.batchCounts(served));
     const schema = await buildApiSchema();
     const queryLimiter = new QueryLimiter(schema, config.gateway.queryLimits, config.production);
     apollo = new ApolloServer<ApiContext>({

@@ -79,7 +79,7 @@ export function isDefaultVariant(v: ModelVariant): boolean {
 export function describeVariant(v: ModelVariant): string {
   return [
     v.arch === 'mlp' ? 'MLP' : 'CNN',
-    v.l2norm === 'none' ? undefined : `L2-normalised ${v.l2norm} (s = ${v.l2Scale})`,
+    v.l2norm === 'none' ? undefined : `L2-normalised ${v.l2norm}${v.head === 'pnn' ? '' : ` (s = ${v.l2Scale})`}`,
     v.head === 'pnn' ? `PNN head (${v.prototypesPerClass} prototypes per class)` : 'dense head',
   ]
     .filter((s) => s !== undefined)

@@ -7,7 +7,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { allowedDirectory, listImages, readJobFile } from '../../src/jobs/jobDirectory';
-import { JobStore, type JobVerdict } from '../../src/jobs/jobStore';
+import { JobStore, queueName, type JobVerdict } from '../../src/jobs/jobStore';
+import { Spool } from '../../src/jobs/spool';
+import { freeSpooledFiles, sweepSpool } from '../../src/jobs/spoolCleanup';
 import { screeningJob, cancelScreeningJob } from '../../src/server/jobs';
 import type { ApiContext } from '../../src/server/operations';
 import type { Scope } from '../../src/request/context';
@@ -30,7 +32,16 @@ afterAll(async () => {
 });
 
 const newJob = (items: string[], keyId: string | null = 'key-a') =>
-  store.submit({ model: 'm', targetFpr: 0.05, top: 3, keyId, scopes: ['jobs'], directory: tmp, items });
+  store.submit({
+    model: 'm',
+    targetFpr: 0.05,
+    top: 3,
+    keyId,
+    scopes: ['jobs'],
+    directory: tmp,
+    requestedDirectory: tmp,
+    items,
+  });
 
 const clean = (index: number): JobVerdict => ({ index, detection: adversarial(false) });
 const flagged = (index: number): JobVerdict => ({ index, detection: adversarial(true) });
@@ -43,7 +54,7 @@ describe('JobStore', () => {
   test('a batch recorded twice (a stalled batch rerun) overwrites its verdicts and counts nothing twice', async () => {
     const job = await newJob(['a', 'b', 'c', 'd']);
     expect(job).toMatchObject({ status: 'queued', total: 4, screened: 0 });
-    expect(await store.queue.getJobCounts('waiting')).toMatchObject({ waiting: 2 }); // batches of 2
+    expect(await store.queue('m').getJobCounts('waiting')).toMatchObject({ waiting: 2 }); // batches of 2
     expect(await store.record(job.id, [clean(0), flagged(1)])).toBe(2);
     expect(await store.get(job.id)).toMatchObject({ status: 'running', screened: 2, flagged: 1, failed: 0 });
     // The rerun: the same indices again, one now failed; then the other batch.
@@ -58,7 +69,7 @@ describe('JobStore', () => {
     expect(verdicts[0].error).toEqual({ code: 'CORRUPT_IMAGE' });
     expect(await store.verdicts(job.id, 1, 2)).toEqual([flagged(1), clean(2)]);
     expect(await store.record('00000000-0000-4000-8000-000000000000', [clean(0)])).toBe(-1);
-    await store.queue.obliterate({ force: true });
+    await store.queue('m').obliterate({ force: true });
   });
 
   test('cancel: a queued or running job only; a job of no images is completed at once', async () => {
@@ -72,7 +83,7 @@ describe('JobStore', () => {
     expect(await store.cancel(empty.id)).toBe('completed');
     expect(await store.cancel('00000000-0000-4000-8000-000000000000')).toBeUndefined();
     expect(await store.get('not-a-uuid')).toBeUndefined();
-    await store.queue.obliterate({ force: true });
+    await store.queue('m').obliterate({ force: true });
   });
 
   test("a key sees and cancels its own jobs only; admin every key's; without keys, every one", async () => {
@@ -89,7 +100,104 @@ describe('JobStore', () => {
     await expect(screeningJob({ principal: undefined } as unknown as ApiContext, job.id)).rejects.toMatchObject({
       extensions: { code: 'JOBS_UNAVAILABLE' },
     });
-    await store.queue.obliterate({ force: true });
+    await store.queue('m').obliterate({ force: true });
+  });
+});
+
+describe('one queue a model, and who consumes it', () => {
+  test("a job's batches go to its model's queue only", async () => {
+    const job = await store.submit({ ...settings('other'), items: ['a', 'b', 'c'] });
+    expect(await store.queue('other').getJobCounts('waiting')).toMatchObject({ waiting: 2 });
+    expect(await store.queue('m').getJobCounts('waiting')).toMatchObject({ waiting: 0 });
+    expect(queueName('a:b')).not.toContain(':'); // BullMQ refuses ':' in a queue's name
+    expect(await store.batchCounts(['other'])).toEqual([['other', expect.objectContaining({ waiting: 2 })]]);
+    await store.cancel(job.id);
+    await store.queue('other').obliterate({ force: true });
+  });
+
+  test('consumers are counted per model while their announcement lasts, and not once withdrawn', async () => {
+    expect(await store.consumersOf('x')).toBe(0);
+    await store.announce('c1', ['x', 'y'], 60_000);
+    await store.announce('c2', ['x'], 60_000);
+    await store.announce('c1', ['x', 'y'], 60_000); // renewed: still one
+    expect([await store.consumersOf('x'), await store.consumersOf('y')]).toEqual([2, 1]);
+    await store.withdraw('c1', ['x', 'y']);
+    expect([await store.consumersOf('x'), await store.consumersOf('y')]).toEqual([1, 0]);
+    await store.announce('c3', ['z'], 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await store.consumersOf('z')).toBe(0); // a consumer that stopped renewing (killed)
+  });
+});
+
+const settings = (model = 'm') => ({
+  model,
+  targetFpr: 0.05,
+  top: 3,
+  keyId: null,
+  scopes: [],
+  directory: null,
+  requestedDirectory: null,
+});
+
+describe('the upload spool is emptied of finished jobs', () => {
+  const spool = new Spool(path.join(tmp, 'spool'));
+  const bytes = (s: string) => Buffer.from(s);
+  const exists = (sha: string) => fs.existsSync(spool.pathOf(sha));
+  /** A job of uploads, submitted as the API does: references first, then the files written. */
+  const uploadJob = (contents: string[]) => {
+    const items = contents.map((c) => Spool.nameOf(bytes(c)));
+    return store.submit({ ...settings(), items, spooled: [...new Set(items)] }, () =>
+      Promise.all(contents.map((c) => spool.put(bytes(c)))),
+    );
+  };
+  const sha = (c: string) => Spool.nameOf(bytes(c));
+
+  test('a file goes with the last unfinished job that holds it: completed, then cancelled', async () => {
+    const a = await uploadJob(['shared', 'only-a', 'only-a']);
+    const b = await uploadJob(['shared', 'only-b']);
+    expect([exists(sha('shared')), exists(sha('only-a')), exists(sha('only-b'))]).toEqual([true, true, true]);
+    await store.record(a.id, [clean(0), clean(1), clean(2)]); // a completes
+    expect(await freeSpooledFiles(store, spool, a.id)).toBe(1);
+    expect([exists(sha('shared')), exists(sha('only-a'))]).toEqual([true, false]); // b still holds 'shared'
+    expect(await freeSpooledFiles(store, spool, a.id)).toBe(0); // a second release finds nothing
+    expect(await store.cancel(b.id)).toBe('cancelled');
+    expect(await freeSpooledFiles(store, spool, b.id)).toBe(2);
+    expect([exists(sha('shared')), exists(sha('only-b'))]).toEqual([false, false]);
+    await store.queue('m').obliterate({ force: true });
+  });
+
+  test('expired jobs and jobs finished without a release are swept; unfinished ones are not', async () => {
+    const expired = await uploadJob(['e']);
+    const finished = await uploadJob(['f']);
+    const running = await uploadJob(['r', 'e']);
+    await store.redis.del(`advsieve:job:${expired.id}`); // its TTL ran out
+    await store.record(finished.id, [clean(0)]); // its consumer died before releasing
+    expect(await sweepSpool(store, spool)).toBe(1); // 'f'; 'e' is still running's
+    expect([exists(sha('e')), exists(sha('f')), exists(sha('r'))]).toEqual([true, false, true]);
+    await store.redis.del(`advsieve:job:${running.id}`);
+    expect(await sweepSpool(store, spool)).toBe(2);
+    expect([exists(sha('e')), exists(sha('r'))]).toEqual([false, false]);
+    expect(await sweepSpool(store, spool)).toBe(0);
+    await store.queue('m').obliterate({ force: true });
+  });
+
+  test('a file taken by a new job while it is being removed stays', async () => {
+    const name = await spool.put(bytes('again'));
+    await spool.remove(name, () => Promise.resolve(true));
+    await expect(spool.read(name)).resolves.toEqual(bytes('again'));
+    await spool.remove(name, () => Promise.resolve(false));
+    expect(exists(name)).toBe(false);
+    await spool.remove(name, () => Promise.resolve(false)); // gone already: nothing to do
+    expect(fs.readdirSync(path.dirname(spool.pathOf(name)))).toEqual([]); // nothing left aside
+  });
+
+  test('a job whose files cannot be written is not left holding them', async () => {
+    const failing = store.submit({ ...settings(), items: [sha('w')], spooled: [sha('w')] }, () =>
+      Promise.reject(new Error('disk full')),
+    );
+    await expect(failing).rejects.toThrow('disk full');
+    expect(await store.spoolReferenced(sha('w'))).toBe(false);
+    expect(await store.finishedHoldingFiles()).toEqual([]);
   });
 });
 
@@ -123,6 +231,17 @@ describe('job directories', () => {
     await expect(allowedDirectory(`${root}-sibling`, [root])).rejects.toMatchObject({ reason: 'not-allowed' });
     await expect(allowedDirectory(root, [])).rejects.toMatchObject({ reason: 'not-allowed' });
     await expect(allowedDirectory(path.join(root, 'none'), [root])).rejects.toMatchObject({
+      reason: 'not-a-directory',
+    });
+  });
+
+  test('a link out of the root that leads nowhere is refused like one that leads somewhere', async () => {
+    // Else "does not exist" against "not allowed" would tell what exists outside the root.
+    fs.symlinkSync(path.join(outside, 'missing'), path.join(root, 'dangling'));
+    fs.symlinkSync(path.join(root, 'set', 'missing'), path.join(root, 'dangling-in'));
+    for (const p of [path.join(root, 'dangling'), path.join(root, 'dangling', 'deeper')])
+      await expect(allowedDirectory(p, [root])).rejects.toMatchObject({ reason: 'not-allowed' });
+    await expect(allowedDirectory(path.join(root, 'dangling-in'), [root])).rejects.toMatchObject({
       reason: 'not-a-directory',
     });
   });
