@@ -11,6 +11,7 @@ import { registerImport } from './commands/import';
 import { registerKeys } from './commands/keys';
 import { registerScreen } from './commands/screen';
 import { registerServe } from './commands/serve';
+import { registerStudy } from './commands/study';
 import { registerTrain } from './commands/train';
 import { registerWorker } from './commands/worker';
 
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
   const program = new Command('advsieve')
     .version(packageVersion(), '-V, --version', 'print the version')
     .description(
-      'adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train, import models, screen bulk jobs (worker)',
+      'adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train, import models, screen bulk jobs (worker), study the causes of adversarial examples',
     )
     .showHelpAfterError();
   registerTrain(program);
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerKeys(program);
   registerImport(program);
   registerWorker(program);
+  registerStudy(program);
   return program;
 }
 
