@@ -273,7 +273,7 @@ describe.each(['sqlite', 'postgres'] as const)('audit log (%s) through the API',
           expect(r.body.data ?? null).toBeNull();
         }
         // The record's own limit, or the server cancelling the statement (the same 1 s), comes first.
-        const logged = server.logs.find((l) => l.includes('audit-hung-1') && l.includes('write failed'));
+        const logged = await server.waitForLog((l) => l.includes('audit-hung-1') && l.includes('write failed'));
         expect(logged).toMatch(/timed out|canceling statement due to statement timeout/);
       } finally {
         await locker.query('ROLLBACK');

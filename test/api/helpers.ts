@@ -27,6 +27,11 @@ export interface TestServer {
   /** /health/ready statuses seen while waiting for the server to become ready. */
   readonly readinessSeen: number[];
   readonly logs: string[];
+  /**
+   * The first log line that matches, waiting up to timeoutMs for it: the server's log reaches this
+   * process through a pipe, so a line written while answering a request can arrive after the answer.
+   */
+  waitForLog(match: (line: string) => boolean, timeoutMs?: number): Promise<string | undefined>;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -72,7 +77,15 @@ export async function startServer(
     clearTimeout(timer);
     return result;
   };
-  return { port, base, proc, readinessSeen, logs, exited, stop };
+  const waitForLog = async (match: (line: string) => boolean, timeoutMs = 5000) => {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const line = logs.find(match);
+      if (line !== undefined || Date.now() > until) return line;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { port, base, proc, readinessSeen, logs, waitForLog, exited, stop };
 }
 
 export interface GqlResponse<T = Record<string, unknown>> {
