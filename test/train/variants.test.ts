@@ -232,7 +232,7 @@ test('a PNN MLP trained over 2 worker threads screens through the engine and the
   }
 });
 
-test('`advsieve train --arch mlp --head pnn` writes a card and metadata that record the variant; `classify` reads the model', async () => {
+test('`advsieve train --arch mlp --head pnn --hidden-units 48` writes a card and metadata that record the variant; `classify` reads the model', async () => {
   const out = path.join(tmp, 'cli-mlp-pnn');
   const r = await advsieve(
     'train',
@@ -254,6 +254,8 @@ test('`advsieve train --arch mlp --head pnn` writes a card and metadata that rec
     'pnn',
     '--prototypes',
     '2',
+    '--hidden-units',
+    '48',
   );
   expect(r.code).toBe(0);
   expect(r.stderr).not.toMatch(/error/i);
@@ -261,6 +263,7 @@ test('`advsieve train --arch mlp --head pnn` writes a card and metadata that rec
   expect(md).toMatchObject({
     probabilities: 'softmax',
     variant: { arch: 'mlp', head: 'pnn', loss: 'softmax', pnn: { prototypesPerClass: 2 } },
+    training: { widths: { hidden: 48 } },
   });
   const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
   expect(card).toMatch(/PNN: class log-densities, 2 Gaussian kernels per class/);
@@ -268,7 +271,7 @@ test('`advsieve train --arch mlp --head pnn` writes a card and metadata that rec
   expect(card).toMatch(/on the 10000 test images, [\d.]+ % have/);
   expect(r.stdout).toMatch(/p\(none\) ≥ 0.5 on [\d.]+ % of them/);
   expect(card).toMatch(/\| probs \| 10 \| softmax \|/);
-  expect(card).toMatch(/\| fc2 \| 128 \| ReLU/);
+  expect(card).toMatch(/\| fc2 \| 48 \| ReLU/);
   const c = await advsieve('classify', '--json', '--model', out, fixtureLabels()[0].file);
   expect(c.code).toBe(0);
   const [row] = JSON.parse(c.stdout);

@@ -42,6 +42,9 @@ export interface TrainCommandOptions {
   lrDecay: number;
   warmupEpochs: number;
   dropout: number;
+  conv1Filters: number;
+  conv2Filters: number;
+  hiddenUnits: number;
   augment: boolean;
   seed: number;
   workers: number;
@@ -81,6 +84,14 @@ export function registerTrain(program: Command): void {
     .option('--lr-decay <x>', "learning rate multiplier after each epoch ('exponential')", floatOption, 0.8)
     .option('--warmup-epochs <n>', "epochs of linear warm-up ('cosine')", floatOption, 1)
     .option('--dropout <x>', 'dropout rate before and after fc1', floatOption, 0.25)
+    .option('--conv1-filters <n>', "the CNN's conv1 filters", intOption, 32)
+    .option('--conv2-filters <n>', "the CNN's conv2 filters", intOption, 64)
+    .option(
+      '--hidden-units <n>',
+      "width of the penultimate features (the CNN's fc1, the MLP's fc2): capacity adversarial training can use",
+      intOption,
+      128,
+    )
     .option(
       '--augment',
       'random horizontal flips and shifts of up to 2 pixels (measured: lower test accuracy at 15 epochs)',
@@ -174,6 +185,9 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     warmupEpochs: opts.warmupEpochs,
     model: {
       dropout: opts.dropout,
+      conv1Filters: opts.conv1Filters,
+      conv2Filters: opts.conv2Filters,
+      hiddenUnits: opts.hiddenUnits,
       arch: opts.arch,
       l2norm: opts.l2norm,
       l2Scale: opts.l2Scale,
@@ -228,6 +242,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     lrDecay: opts.lrDecay,
     warmupEpochs: opts.warmupEpochs,
     dropout: opts.dropout,
+    widths: { conv1: opts.conv1Filters, conv2: opts.conv2Filters, hidden: opts.hiddenUnits },
     augment: opts.augment,
     adversarial,
     seed: opts.seed,
