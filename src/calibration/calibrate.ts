@@ -66,6 +66,8 @@ export interface CalibrateOptions {
   readonly onClasses?: (report: ClassReport) => void;
   /** Also fit the optional Deep k-NN detector (src/detectors/deepKnn.ts); it then enters the combined verdict. */
   readonly deepKnn?: boolean;
+  /** Also fit the optional boundary-margin detector (src/detectors/boundaryMargin.ts); it then enters the combined verdict. */
+  readonly boundaryMargin?: boolean;
 }
 
 /** Images per class of the fit and hold-out sets, and the classes that get the pooled fallback (MIN_CLASS_IMAGES). */
@@ -325,7 +327,10 @@ export async function calibrate(
   const spectra = await classSpectra(fitSet.pixels, fitSet.labels, fitSet.count, model.inputShape, numClasses);
 
   const hiddenLayer = model.activationLayers.filter((l) => l !== model.metadata.logitsLayer).slice(-1)[0];
-  const detectors = screeningDetectors(hiddenLayer, options.deepKnn ?? false);
+  const detectors = screeningDetectors(hiddenLayer, [
+    ...(options.deepKnn ? ['deepKnn'] : []),
+    ...(options.boundaryMargin ? ['boundaryMargin'] : []),
+  ]);
   clock.start('fit', `fitting the ${detectors.length} detectors`);
   const fitData: FitData = { clean: fitFeatures, labels: fitSet.labels, adversarial: advFeatures, numClasses };
   const states: Record<string, unknown> = {};

@@ -3,6 +3,7 @@
  * calibration.json, the CLI's JSON and the GraphQL API use.
  */
 import { activationDistance } from './activationDistance';
+import { boundaryMargin } from './boundaryMargin';
 import { deepKnn } from './deepKnn';
 import { densityDetector } from './density';
 import type { Detector } from './detector';
@@ -14,12 +15,14 @@ export const COMBINED = 'combined';
 
 /**
  * `hiddenLayer`: the last hidden layer, whose features the density estimate models. `withOptional`:
- * also the optional detectors (Detector.optional), which calibrate fits only when asked
- * (`calibrate --deep-knn`) and the screener runs only when the calibration has their state. Deep
- * k-NN is one: on the bundled model it did not move the combined verdict's evasion rates beyond
- * their noise and cost ~0.1 of the screening / forward-only throughput (docs/figures.md).
+ * also the optional detectors (Detector.optional) — all of them (true) or those named — which
+ * calibrate fits only when asked (`calibrate --deep-knn`, `--boundary-margin`) and the screener
+ * runs only when the calibration has their state. Deep k-NN is one: on the bundled model it did
+ * not move the combined verdict's evasion rates beyond their noise and cost ~0.1 of the screening
+ * / forward-only throughput (docs/figures.md). Boundary margin is the other: it costs nothing, and
+ * the bundled calibrations predate it.
  */
-export function screeningDetectors(hiddenLayer: string, withOptional = false): Detector[] {
+export function screeningDetectors(hiddenLayer: string, withOptional: boolean | readonly string[] = false): Detector[] {
   const all = [
     highFrequencyEnergy,
     activationDistance,
@@ -27,6 +30,9 @@ export function screeningDetectors(hiddenLayer: string, withOptional = false): D
     densityDetector(hiddenLayer),
     lowPassDisagreement,
     deepKnn,
+    boundaryMargin,
   ] as Detector[];
-  return withOptional ? all : all.filter((d) => !d.optional);
+  if (withOptional === true) return all;
+  const named = withOptional === false ? [] : withOptional;
+  return all.filter((d) => !d.optional || named.includes(d.name));
 }

@@ -57,6 +57,7 @@ interface CalibrateCommandOptions {
   json?: boolean;
   addClassSpectra?: boolean;
   deepKnn?: boolean;
+  boundaryMargin?: boolean;
 }
 
 /**
@@ -149,6 +150,10 @@ export function registerCalibrate(program: Command): void {
     .option(
       '--deep-knn',
       'also fit the Deep k-NN detector (k nearest clean training activations per layer) and weigh it in the combined verdict; off by default: it costs screening throughput for no measured gain on the bundled model',
+    )
+    .option(
+      '--boundary-margin',
+      'also fit the boundary-margin detector (runner-up minus top logit: catches minimal-confidence attacks that stop at the decision boundary) and weigh it in the combined verdict',
     )
     .option(
       '--add-class-spectra',
