@@ -3,6 +3,9 @@
  * loss it attacks; a few adversarial training steps lower the (adversarial) training loss; the
  * accuracy-under-PGD figure the model card records is computed from the attack, not assumed.
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy } from '../../src/attacks/pgd';
 import { DEFAULT_FASHION_MNIST_DIR, ImageSet, loadFashionMnist } from '../../src/data/fashionMnist';
@@ -11,6 +14,7 @@ import { adversarialBatch, adversarialSchedule } from '../../src/train/adversari
 import { buildTrainingModel } from '../../src/train/fashionCnn';
 import { robustAccuracy } from '../../src/train/robustAccuracy';
 import { train } from '../../src/train/trainer';
+import { advsieve } from '../helpers/cli';
 
 const DATA = process.env.FASHION_MNIST_DIR ?? DEFAULT_FASHION_MNIST_DIR;
 const SMALL = { conv1Filters: 4, conv2Filters: 4, hiddenUnits: 8, dropout: 0 };
@@ -134,4 +138,55 @@ test('accuracy under PGD is measured: at most the clean accuracy, and equal to i
   expect(strong.underAttack).toBeLessThan(strong.clean);
   expect(tiny.underAttack).toBeCloseTo(tiny.clean, 5);
   result.model.dispose();
+});
+
+test('`advsieve train --adversarial` with the widths and a check at another ε than training’s: the metadata and card record both', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-adv-cli-'));
+  try {
+    const r = await advsieve(
+      'train',
+      '--data',
+      DATA,
+      '--out',
+      out,
+      '--epochs',
+      '1',
+      '--limit',
+      '256',
+      '--batch-size',
+      '32',
+      '--workers',
+      '1',
+      '--conv1-filters',
+      '4',
+      '--conv2-filters',
+      '4',
+      '--hidden-units',
+      '16',
+      '--dropout',
+      '0',
+      '--adversarial',
+      'fgsm-rs',
+      '--epsilon',
+      '0.12',
+      '--robust-epsilon',
+      '0.05',
+      '--robust-images',
+      '32',
+    );
+    expect(r.code).toBe(0);
+    const md = JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8'));
+    expect(md.training.adversarial).toEqual({ method: 'fgsm-rs', epsilon: 0.12 });
+    expect(md.training.widths).toEqual({ conv1: 4, conv2: 4, hidden: 16 });
+    expect(md.training.robust).toMatchObject({ images: 32, epsilon: 0.05, steps: 40 });
+    expect(md.training.robust.underAttack).toBeLessThanOrEqual(md.training.robust.clean);
+    const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
+    expect(card).toMatch(/\| conv1 \| 28×28×4 \|/);
+    expect(card).toMatch(/\| fc1 \| 16 \|/);
+    expect(card).toMatch(/L∞ ε = 0\.12, made against the model/);
+    expect(card).toMatch(/Accuracy under PGD-40\*\* \(L∞ ε = 0\.05,/);
+    expect(r.stdout).toMatch(/under PGD-40 ε 0\.05: [\d.]+ % of the first 32/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 });

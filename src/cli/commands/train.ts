@@ -54,6 +54,7 @@ export interface TrainCommandOptions {
   adversarialSteps?: number;
   adversarialStepSize?: number;
   robustImages: number;
+  robustEpsilon?: number;
   arch: Architecture;
   l2norm: L2Norm;
   l2Scale: number;
@@ -118,9 +119,14 @@ export function registerTrain(program: Command): void {
     )
     .option(
       '--robust-images <n>',
-      'after adversarial training, measure accuracy under PGD-40 (random start, ε as trained) on the first N test images',
+      'after adversarial training, measure accuracy under PGD-40 (random start, ε as trained unless --robust-epsilon) on the first N test images',
       intOption,
       1000,
+    )
+    .option(
+      '--robust-epsilon <x>',
+      'L∞ radius of that check (default: --epsilon); e.g. train at a larger ε than the one the model must resist',
+      floatOption,
     )
     .option(
       '--arch <name>',
@@ -229,7 +235,11 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
   const noneOnTest = result.pnnBackground ? await noneShare(result.model, test) : undefined;
   let robust: RobustAccuracy | undefined;
   if (adversarial && opts.robustImages > 0) {
-    robust = await robustAccuracy(result.model, test, { count: opts.robustImages, epsilon: opts.epsilon, steps: 40 });
+    robust = await robustAccuracy(result.model, test, {
+      count: opts.robustImages,
+      epsilon: opts.robustEpsilon ?? opts.epsilon,
+      steps: 40,
+    });
     logger.info(robust, 'accuracy under PGD-40');
   }
   const training = {
