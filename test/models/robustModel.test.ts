@@ -24,7 +24,9 @@ beforeAll(async () => {
 test('its metadata and model card record the adversarial training and the accuracy under PGD-40', () => {
   const md = JSON.parse(fs.readFileSync(path.join(ROBUST, 'metadata.json'), 'utf8'));
   expect(md.id).toBe('fashion-cnn-robust');
-  expect(md.training.adversarial).toEqual({ method: 'fgsm-rs', epsilon: 0.1 });
+  // Trained at ε 0.12, checked at the ε 0.1 it must resist.
+  expect(md.training.adversarial).toEqual({ method: 'fgsm-rs', epsilon: 0.12 });
+  expect(md.training.robust.epsilon).toBe(0.1);
   expect(md.training.robust.steps).toBe(40);
   expect(md.training.robust.images).toBe(1000);
   expect(md.training.robust.underAttack).toBeGreaterThan(0.5);
@@ -47,7 +49,13 @@ test('screen --model screens with its own calibration: every detector, a verdict
     (r: { prediction: { classIndex: number } }, i: number) => r.prediction.classIndex === fx[i].label,
   );
   expect(right.length).toBeGreaterThanOrEqual(4);
-  expect(rows.filter((r: { detection: { adversarial: boolean } }) => r.detection.adversarial).length).toBeLessThanOrEqual(1);
+  // Its calibration has the boundary margin, whose false alarms fall on ambiguous clean images (the
+  // fixtures' shirt at 0.48, a coat taken for a pullover at 0.56): confident right answers stay clean.
+  type Row = { prediction: { classIndex: number; confidence: number }; detection: { adversarial: boolean } };
+  const confident = (rows as Row[]).filter((r, i) => r.prediction.classIndex === fx[i].label && r.prediction.confidence >= 0.9);
+  expect(confident.length).toBeGreaterThanOrEqual(3);
+  for (const r of confident) expect(r.detection.adversarial).toBe(false);
+  expect((rows as Row[]).filter((r) => r.detection.adversarial).length).toBeLessThanOrEqual(2);
 });
 
 test('under the same PGD (ε 0.1, 10 steps, seeded) it keeps more test images right than the default model', async () => {
