@@ -5,6 +5,7 @@
  * trades distortion against success, and the smallest successful adversarial is kept.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ownAndBestOther } from '../engine/logitMargin';
 import { Attack, AttackName, AttackOptions, AttackTarget } from './attack';
 import { checkCall, CheckedCall, inBatches, classOneHot } from './target';
 
@@ -206,9 +207,7 @@ export class CarliniWagnerL2 implements Attack {
       const adv = tf.mul(tf.add(tf.tanh(w), 1), 0.5) as tf.Tensor4D;
       const l2 = tf.sum(tf.square(tf.sub(adv, x)), [1, 2, 3]) as tf.Tensor1D;
       const logits = target.logits(adv);
-      const own = tf.sum(tf.mul(logits, onehot), 1);
-      // The largest other logit: the own class is pushed far below every other.
-      const other = tf.max(tf.sub(logits, tf.mul(onehot, 1e9)), 1);
+      const { own, other } = ownAndBestOther(logits, onehot);
       const margin = (call.targeted ? tf.sub(other, own) : tf.sub(own, other)) as tf.Tensor1D;
       let loss = tf.add(l2, tf.mul(c, tf.maximum(margin, -kappa)));
       if (target.penalty) loss = tf.add(loss, tf.mul(target.penalty(adv), call.penaltyWeight));

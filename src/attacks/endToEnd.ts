@@ -19,6 +19,7 @@
  * An unbounded budget (ε = 1) must reach 100 %: a lower figure means the attack, not the detector, failed.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ownAndBestOther } from '../engine/logitMargin';
 import { Attack, AttackName, AttackOptions, AttackTarget } from './attack';
 import { uniformStart } from './pgd';
 import { CheckedCall, checkCall, inBatches, classOneHot } from './target';
@@ -36,8 +37,7 @@ export interface EndToEndConfig {
 /** Per image: the margin loss (≤ −κ once past the boundary by κ) and the penalty; the loss is their weighted sum. */
 function parts(target: AttackTarget, x: tf.Tensor4D, call: CheckedCall, onehot: tf.Tensor2D, kappa: number) {
   const logits = target.logits(x);
-  const own = tf.sum(tf.mul(logits, onehot), 1);
-  const other = tf.max(tf.sub(logits, tf.mul(onehot, 1e9)), 1);
+  const { own, other } = ownAndBestOther(logits, onehot);
   const margin = tf.maximum(call.targeted ? tf.sub(other, own) : tf.sub(own, other), -kappa) as tf.Tensor1D;
   const penalty = target.penalty ? target.penalty(x) : (tf.zerosLike(margin) as tf.Tensor1D);
   const loss = tf.add(margin, tf.mul(penalty, call.penaltyWeight)) as tf.Tensor1D;

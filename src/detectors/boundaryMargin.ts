@@ -13,6 +13,7 @@
  * `calibrate --boundary-margin` fits it. It needs no state and no extra pass: the logits are there.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ownAndBestOther } from '../engine/logitMargin';
 import { Detector } from './detector';
 
 /** z_runnerUp − z_top over the logits: ≤ 0, and 0 when the two top classes tie. */
@@ -39,10 +40,8 @@ export const boundaryMargin: Detector<Record<string, never>> = {
   // (equal to score() when `classes` is the argmax, which is how the screener calls it).
   scoreTensor: (_state, batch, classes) =>
     tf.tidy(() => {
-      const k = batch.logits.shape[1];
-      const mask = tf.oneHot(classes, k).toFloat();
-      const own = tf.sum(tf.mul(batch.logits, mask), 1);
-      const others = tf.max(tf.sub(batch.logits, tf.mul(mask, 1e9)), 1);
-      return tf.sub(others, own) as tf.Tensor1D;
+      const onehot = tf.oneHot(classes, batch.logits.shape[1]).toFloat() as tf.Tensor2D;
+      const { own, other } = ownAndBestOther(batch.logits, onehot);
+      return tf.sub(other, own) as tf.Tensor1D;
     }),
 };
