@@ -19,3 +19,22 @@ export async function advsieve(...args: string[]): Promise<{ stdout: string; std
     return { stdout: e.stdout, stderr: e.stderr, code: e.code };
   }
 }
+
+/** `train` on 256 images for one epoch in one worker, into `out`: a model in seconds, for the command's plumbing. */
+export function quickTrainArgs(data: string, out: string): string[] {
+  return [
+    'train',
+    '--data',
+    data,
+    '--out',
+    out,
+    '--epochs',
+    '1',
+    '--limit',
+    '256',
+    '--batch-size',
+    '32',
+    '--workers',
+    '1',
+  ];
+}

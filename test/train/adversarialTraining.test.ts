@@ -14,7 +14,7 @@ import { adversarialBatch, adversarialSchedule } from '../../src/train/adversari
 import { buildTrainingModel } from '../../src/train/fashionCnn';
 import { robustAccuracy } from '../../src/train/robustAccuracy';
 import { train } from '../../src/train/trainer';
-import { advsieve } from '../helpers/cli';
+import { advsieve, quickTrainArgs } from '../helpers/cli';
 
 const DATA = process.env.FASHION_MNIST_DIR ?? DEFAULT_FASHION_MNIST_DIR;
 const SMALL = { conv1Filters: 4, conv2Filters: 4, hiddenUnits: 8, dropout: 0 };
@@ -144,19 +144,7 @@ test('`advsieve train --adversarial` with the widths and a check at another ε t
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-adv-cli-'));
   try {
     const r = await advsieve(
-      'train',
-      '--data',
-      DATA,
-      '--out',
-      out,
-      '--epochs',
-      '1',
-      '--limit',
-      '256',
-      '--batch-size',
-      '32',
-      '--workers',
-      '1',
+      ...quickTrainArgs(DATA, out),
       '--conv1-filters',
       '4',
       '--conv2-filters',

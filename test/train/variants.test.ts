@@ -22,7 +22,7 @@ import { noneShare } from '../../src/train/pnnBackground';
 import { trainedModelMetadata } from '../../src/train/trainedMetadata';
 import { accuracy, train, TrainResult } from '../../src/train/trainer';
 import { smallCalibration } from '../helpers/calibration';
-import { advsieve } from '../helpers/cli';
+import { advsieve, quickTrainArgs } from '../helpers/cli';
 import { fixtureLabels, fixturePixels } from '../helpers/fixtures';
 
 const DATA = process.env.FASHION_MNIST_DIR ?? DEFAULT_FASHION_MNIST_DIR;
@@ -235,19 +235,7 @@ test('a PNN MLP trained over 2 worker threads screens through the engine and the
 test('`advsieve train --arch mlp --head pnn --hidden-units 48` writes a card and metadata that record the variant; `classify` reads the model', async () => {
   const out = path.join(tmp, 'cli-mlp-pnn');
   const r = await advsieve(
-    'train',
-    '--data',
-    DATA,
-    '--out',
-    out,
-    '--epochs',
-    '1',
-    '--limit',
-    '256',
-    '--batch-size',
-    '32',
-    '--workers',
-    '1',
+    ...quickTrainArgs(DATA, out),
     '--arch',
     'mlp',
     '--head',
