@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ownAndBestOther } from '../engine/logitMargin';
 import { Attack, AttackName, AttackOptions, AttackTarget } from './attack';
-import { uniformStart } from './pgd';
+import { projectedSignStep, uniformStart } from './pgd';
 import { CheckedCall, checkCall, inBatches, classOneHot } from './target';
 
 export const DEFAULT_END_TO_END_STEPS = 200;
@@ -126,10 +126,8 @@ export class EndToEnd implements Attack {
           for (let step = 0; step < steps; step++) {
             const halvings = HALVINGS.filter((h) => step >= h * steps).length;
             const size = stepSize * 0.5 ** halvings;
-            const next = tf.tidy(() => {
-              const moved = tf.sub(xa, tf.mul(tf.sign(gradient(xa)), size));
-              return tf.clipByValue(tf.add(x, tf.clipByValue(tf.sub(moved, x), -eps, eps)), 0, 1) as tf.Tensor4D;
-            });
+            // Descends: the loss here is the attacker's, to be minimised.
+            const next = tf.tidy(() => projectedSignStep(x, xa, gradient(xa), -size, eps));
             // The iterate the gradient was taken at (the start, then each step's result).
             const mean = keep(xa, seen!.loss, seen!.success);
             if (trace && step > 0) trace(run * steps + step - 1, (await mean.data())[0], n);

@@ -49,6 +49,22 @@ export function uniformStart(shape: readonly number[], epsilon: number, seed: nu
   return noise;
 }
 
+/**
+ * One sign-gradient step of `size` from xa (a negative size descends), projected onto x's L∞ ball of
+ * radius ε and then onto the image box: x ∈ [0, 1] keeps the result in the ball. PGD's, adversarial
+ * training's and the end-to-end attack's step; call it inside a tidy.
+ */
+export function projectedSignStep(
+  x: tf.Tensor4D,
+  xa: tf.Tensor4D,
+  gradient: tf.Tensor,
+  size: number,
+  epsilon: number,
+): tf.Tensor4D {
+  const moved = tf.add(xa, tf.mul(tf.sign(gradient), size));
+  return tf.clipByValue(tf.add(x, tf.clipByValue(tf.sub(moved, x), -epsilon, epsilon)), 0, 1) as tf.Tensor4D;
+}
+
 async function attackBatch(
   target: AttackTarget,
   x: tf.Tensor4D,
@@ -67,11 +83,7 @@ async function attackBatch(
     : tf.clone(x);
   try {
     for (let step = 0; step < schedule.steps; step++) {
-      const next: tf.Tensor4D = tf.tidy(() => {
-        const moved = tf.add(xa, tf.mul(tf.sign(gradient(xa)), schedule.stepSize));
-        // Projection onto the ε-ball, then onto the image box: x ∈ [0, 1] keeps the result in the ball.
-        return tf.clipByValue(tf.add(x, tf.clipByValue(tf.sub(moved, x), -eps, eps)), 0, 1) as tf.Tensor4D;
-      });
+      const next: tf.Tensor4D = tf.tidy(() => projectedSignStep(x, xa, gradient(xa), schedule.stepSize, eps));
       xa.dispose();
       xa = next;
       // Lets other work (a server's requests) run between steps of a long attack.

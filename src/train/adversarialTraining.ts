@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy } from '../attacks/crossEntropy';
+import { projectedSignStep } from '../attacks/pgd';
 import { mulberry32 } from './random';
 
 export type AdversarialMethod = 'fgsm-rs' | 'pgd';
@@ -71,10 +72,7 @@ export function adversarialBatch(
   const gradient = tf.grad((xa: tf.Tensor) => tf.sum(crossEntropy(logitsOf(xa as tf.Tensor4D), target)));
   let xa = tf.tidy(() => tf.clipByValue(tf.add(x, tf.tensor(noise, x.shape)), 0, 1)) as tf.Tensor4D;
   for (let s = 0; s < steps; s++) {
-    const next = tf.tidy(() => {
-      const moved = tf.add(xa, tf.mul(tf.sign(gradient(xa)), stepSize));
-      return tf.clipByValue(tf.add(x, tf.clipByValue(tf.sub(moved, x), -eps, eps)), 0, 1) as tf.Tensor4D;
-    });
+    const next = tf.tidy(() => projectedSignStep(x, xa, gradient(xa), stepSize, eps));
     xa.dispose();
     xa = next;
   }
