@@ -9,6 +9,7 @@ import { registerClassify } from './commands/classify';
 import { registerEvaluate } from './commands/evaluate';
 import { registerImport } from './commands/import';
 import { registerKeys } from './commands/keys';
+import { registerRobustness } from './commands/robustness';
 import { registerScreen } from './commands/screen';
 import { registerServe } from './commands/serve';
 import { registerStudy } from './commands/study';
@@ -24,7 +25,7 @@ export function buildProgram(): Command {
   const program = new Command('advsieve')
     .version(packageVersion(), '-V, --version', 'print the version')
     .description(
-      'adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train, import models, screen bulk jobs (worker), study the causes of adversarial examples',
+      'adversarial-image screening: serve the API, screen, classify, attack, calibrate, evaluate, train, import models, screen bulk jobs (worker), study the causes of adversarial examples, measure robustness under PGD',
     )
     .showHelpAfterError();
   registerTrain(program);
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerImport(program);
   registerWorker(program);
   registerStudy(program);
+  registerRobustness(program);
   return program;
 }
 

@@ -76,3 +76,28 @@ test('under the same PGD (ε 0.1, 10 steps, seeded) it keeps more test images ri
   expect(robust).toBeGreaterThan(0.5);
   expect(robust).toBeGreaterThan(plain + 0.3);
 });
+
+test('`advsieve robustness` measures it again from its files, a chunk at a time, and refuses models of another input shape', async () => {
+  const args = ['--images', '48', '--chunk', '24', '--steps', '5', '--json'];
+  const robust = await advsieve('robustness', '--model', ROBUST, ...args);
+  expect(robust.code).toBe(0);
+  const r = JSON.parse(robust.stdout);
+  expect(r).toMatchObject({ model: ROBUST, images: 48, epsilon: 0.1, steps: 5 });
+  expect(r.chunks.map((c: { from: number; images: number }) => [c.from, c.images])).toEqual([
+    [0, 24],
+    [24, 24],
+  ]);
+  expect(r.underAttack).toBeLessThanOrEqual(r.clean);
+  expect(r.underAttackInterval.low).toBeLessThanOrEqual(r.underAttack);
+  expect(r.underAttackInterval.high).toBeGreaterThanOrEqual(r.underAttack);
+  const plain = JSON.parse((await advsieve('robustness', '--model', DEFAULT, ...args)).stdout);
+  expect(plain.clean).toBeGreaterThan(0.8);
+  expect(r.underAttack).toBeGreaterThan(plain.underAttack + 0.3);
+
+  const text = await advsieve('robustness', '--model', ROBUST, '--images', '24', '--steps', '2');
+  expect(text.stdout).toMatch(/under PGD-2 \(L∞ ε 0\.1, random start\) \d+\.\d\d % of the first 24 test images \(95 % /);
+
+  const rgb = await advsieve('robustness', '--model', path.join(__dirname, '..', '..', 'models', 'nsfw-mobilenetv2'));
+  expect(rgb.code).not.toBe(0);
+  expect(rgb.stderr).toContain('takes 224×224×3 images');
+});

@@ -137,6 +137,23 @@ test('accuracy under PGD is measured: at most the clean accuracy, and equal to i
   expect(strong.clean).toBeGreaterThan(0.3);
   expect(strong.underAttack).toBeLessThan(strong.clean);
   expect(tiny.underAttack).toBeCloseTo(tiny.clean, 5);
+  expect(strong.chunks).toHaveLength(1);
+  expect(strong.underAttackInterval.low).toBeLessThanOrEqual(strong.underAttack);
+  expect(strong.underAttackInterval.high).toBeGreaterThanOrEqual(strong.underAttack);
+
+  // 1 000 at a time on the real test set; here 64 in chunks of 24: 24 + 24 + 16, the whole figure
+  // their image-weighted mean, and the first chunk attacked exactly as a run on those 24 alone.
+  const chunked = await robustAccuracy(result.model, test, { count: 64, epsilon: 0.1, steps: 10, chunk: 24 });
+  expect(chunked.chunks.map((c) => [c.from, c.images])).toEqual([
+    [0, 24],
+    [24, 24],
+    [48, 16],
+  ]);
+  const mean = chunked.chunks.reduce((s, c) => s + c.underAttack * c.images, 0) / 64;
+  expect(chunked.underAttack).toBeCloseTo(mean, 10);
+  expect(chunked.clean).toBeCloseTo(strong.clean, 10);
+  const first = await robustAccuracy(result.model, test, { count: 24, epsilon: 0.1, steps: 10 });
+  expect(chunked.chunks[0].underAttack).toBe(first.underAttack);
   result.model.dispose();
 });
 

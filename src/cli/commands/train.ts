@@ -119,9 +119,9 @@ export function registerTrain(program: Command): void {
     )
     .option(
       '--robust-images <n>',
-      'after adversarial training, measure accuracy under PGD-40 (random start, ε as trained unless --robust-epsilon) on the first N test images',
+      'after adversarial training, measure accuracy under PGD-40 (random start, ε as trained unless --robust-epsilon) on the first N test images, 1 000 at a time (default: all of them)',
       intOption,
-      1000,
+      10000,
     )
     .option(
       '--robust-epsilon <x>',
@@ -278,7 +278,8 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     `test accuracy ${(testAccuracy * 100).toFixed(2)} % on ${test.count} images; ` +
       (noneOnTest !== undefined ? `p(none) ≥ 0.5 on ${(noneOnTest * 100).toFixed(2)} % of them; ` : '') +
       (robust
-        ? `under PGD-40 ε ${robust.epsilon}: ${(robust.underAttack * 100).toFixed(2)} % of the first ${robust.images}; `
+        ? `under PGD-40 ε ${robust.epsilon}: ${(robust.underAttack * 100).toFixed(2)} % of the first ${robust.images}` +
+          ` (95 % ${(robust.underAttackInterval.low * 100).toFixed(1)}–${(robust.underAttackInterval.high * 100).toFixed(1)} %); `
         : '') +
       `${training.wallSeconds} s of training; written to ${opts.out}\n`,
   );
@@ -307,7 +308,15 @@ ${
   r
     ? `
 - **Accuracy under PGD-40** (L∞ ε = ${r.epsilon}, random start, step 2.5ε/40, against the logits, no other defense):
-  **${(r.underAttack * 100).toFixed(2)} %** of the first ${r.images} test images (clean on the same images: ${(r.clean * 100).toFixed(2)} %), measured in ${r.seconds.toFixed(0)} s.
+  **${(r.underAttack * 100).toFixed(2)} %** of the first ${r.images} test images${
+    r.underAttackInterval
+      ? ` (95 % interval ${(r.underAttackInterval.low * 100).toFixed(1)}–${(r.underAttackInterval.high * 100).toFixed(1)} %)`
+      : ''
+  }; clean on the same images: ${(r.clean * 100).toFixed(2)} %; measured in ${r.seconds.toFixed(0)} s.${
+    r.chunks && r.chunks.length > 1
+      ? `\n  Per ${r.chunks[0].images} images, in test-set order: ${r.chunks.map((c) => (c.underAttack * 100).toFixed(1)).join(', ')} %.`
+      : ''
+  }
 `
     : ''
 }`;

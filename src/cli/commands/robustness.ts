@@ -1,0 +1,90 @@
+/**
+ * `advsieve robustness [--model DIR]`: a Fashion-MNIST model's accuracy under PGD-L∞ (random start)
+ * on the official test images, 1 000 at a time, with each chunk's figure and an exact interval. The
+ * figure `train --adversarial` records, measurable again for any model directory (the bundled one, a
+ * retrained one, an imported one of the same input shape) without retraining it.
+ */
+import { Command } from 'commander';
+import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_FASHION_MNIST_DIR, loadFashionMnist } from '../../data/fashionMnist';
+import { describeBackend, initBackend } from '../../engine/backends';
+import { loadModelFiles, readMetadata } from '../../engine/modelStore';
+import { robustAccuracy, RobustAccuracy } from '../../train/robustAccuracy';
+import { defaultModelDir } from '../../util/paths';
+import { logger } from '../../util/logger';
+import { toJson } from '../json';
+import { floatOption, intOption } from '../options';
+
+/** Rates: always written as JSON floats (1 is 1.0). */
+const RATE_KEYS = new Set(['clean', 'underAttack', 'rate', 'low', 'high', 'epsilon']);
+
+interface RobustnessOptions {
+  model: string;
+  data: string;
+  images: number;
+  epsilon: number;
+  steps: number;
+  seed: number;
+  chunk: number;
+  json?: boolean;
+}
+
+export function registerRobustness(program: Command): void {
+  program
+    .command('robustness')
+    .description(
+      "a Fashion-MNIST model's accuracy under PGD-L∞ (random start, step 2.5ε/steps, against its logits) on the test images, 1 000 at a time",
+    )
+    .option('--model <dir>', 'model directory', defaultModelDir())
+    .option('--data <dir>', 'Fashion-MNIST directory', DEFAULT_FASHION_MNIST_DIR)
+    .option('--images <n>', 'the first N test images (default: all 10 000)', intOption, 10000)
+    .option('--epsilon <x>', 'L∞ radius', floatOption, 0.1)
+    .option('--steps <n>', 'PGD iterations', intOption, 40)
+    .option('--seed <n>', "random start of the first chunk (the next chunk's is seed + 1, …)", intOption, 1)
+    .option('--chunk <n>', 'images attacked at once (memory)', intOption, 1000)
+    .option('--json', 'print the result as one JSON object')
+    .action(async (opts: RobustnessOptions) => {
+      const result = await measureRobustness(opts);
+      process.stdout.write(opts.json ? `${toJson(result, RATE_KEYS)}\n` : describeRobustness(result));
+    });
+}
+
+export async function measureRobustness(opts: RobustnessOptions): Promise<RobustAccuracy & { model: string }> {
+  const backend = await initBackend();
+  logger.info({ backend: backend.name }, describeBackend(backend));
+  const metadata = readMetadata(opts.model);
+  const [h, w, c] = metadata.inputShape;
+  if (h !== 28 || w !== 28 || c !== 1) {
+    throw new Error(
+      `${opts.model} takes ${h}×${w}×${c} images; robustness measures Fashion-MNIST models (28×28×1) on its test set`,
+    );
+  }
+  const { model } = await loadModelFiles(opts.model);
+  if (!(model instanceof tf.LayersModel)) throw new Error(`${opts.model}: a graph model has no logits layer to attack`);
+  const test = loadFashionMnist('test', opts.data);
+  const logitsLayer = metadata.logitsLayer;
+  const result = await robustAccuracy(model, test, {
+    count: opts.images,
+    epsilon: opts.epsilon,
+    steps: opts.steps,
+    seed: opts.seed,
+    chunk: opts.chunk,
+    logitsLayer,
+  });
+  model.dispose();
+  return { model: opts.model, ...result };
+}
+
+export function describeRobustness(r: RobustAccuracy & { model: string }): string {
+  const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+  const lines = [
+    `${r.model}: under PGD-${r.steps} (L∞ ε ${r.epsilon}, random start) ${pct(r.underAttack)} of the first ${r.images} test images` +
+      ` (95 % ${pct(r.underAttackInterval.low)}–${pct(r.underAttackInterval.high)}); clean ${pct(r.clean)}; ${r.seconds.toFixed(0)} s`,
+  ];
+  if (r.chunks.length > 1) {
+    lines.push(
+      `per ${r.chunks[0].images} images: ${r.chunks.map((c) => (c.underAttack * 100).toFixed(1)).join(', ')} %`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
