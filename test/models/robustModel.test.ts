@@ -4,6 +4,7 @@
  * more of its accuracy under a PGD attack than the default model on the same images.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { ProjectedGradientDescent } from '../../src/attacks/pgd';
@@ -97,7 +98,15 @@ test('`advsieve robustness` measures it again from its files, a chunk at a time,
   const text = await advsieve('robustness', '--model', ROBUST, '--images', '24', '--steps', '2');
   expect(text.stdout).toMatch(/under PGD-2 \(L∞ ε 0\.1, random start\) \d+\.\d\d % of the first 24 test images \(95 % /);
 
-  const rgb = await advsieve('robustness', '--model', path.join(__dirname, '..', '..', 'models', 'nsfw-mobilenetv2'));
-  expect(rgb.code).not.toBe(0);
-  expect(rgb.stderr).toContain('takes 224×224×3 images');
+  // A model of RGB images (its metadata is what is read first): refused before any weights load.
+  const rgbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-rgb-'));
+  try {
+    const md = JSON.parse(fs.readFileSync(path.join(ROBUST, 'metadata.json'), 'utf8'));
+    fs.writeFileSync(path.join(rgbDir, 'metadata.json'), JSON.stringify({ ...md, inputShape: [224, 224, 3] }));
+    const rgb = await advsieve('robustness', '--model', rgbDir);
+    expect(rgb.code).not.toBe(0);
+    expect(rgb.stderr).toContain('takes 224×224×3 images');
+  } finally {
+    fs.rmSync(rgbDir, { recursive: true, force: true });
+  }
 });
