@@ -122,8 +122,11 @@ test('a parser thread that dies fails its bodies, and the next body starts anoth
   const payload = () => body({ query: Q, variables: { images: [{ base64: image.toString('base64') }] } });
   await parser.parse(payload()); // started
   const worker = (parser as unknown as { worker: { terminate(): Promise<number> } }).worker;
+  // The body goes to a thread already told to stop: it can never answer. (Told to stop after the
+  // body was sent, a quick thread sometimes answered first on a loaded machine, and the test raced.)
+  const dying = worker.terminate();
   const inFlight = parser.parse(payload());
-  await worker.terminate();
+  await dying;
   await expect(inFlight).rejects.toThrow(/parser's thread exited/);
   const again = await parser.parse(payload());
   expect(same([...again.images.values()][0], image)).toBe(true);
