@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_FASHION_MNIST_DIR, loadFashionMnist } from '../../data/fashionMnist';
 import { describeBackend, initBackend } from '../../engine/backends';
 import { loadModelFiles, readMetadata } from '../../engine/modelStore';
-import { robustAccuracy, RobustAccuracy } from '../../train/robustAccuracy';
+import { robustAccuracy, RobustAccuracy, robustChunksText, robustIntervalText } from '../../train/robustAccuracy';
 import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
 import { toJson } from '../json';
@@ -62,29 +62,27 @@ export async function measureRobustness(opts: RobustnessOptions): Promise<Robust
   const { model } = await loadModelFiles(opts.model);
   if (!(model instanceof tf.LayersModel)) throw new Error(`${opts.model}: a graph model has no logits layer to attack`);
   const test = loadFashionMnist('test', opts.data);
-  const logitsLayer = metadata.logitsLayer;
-  const result = await robustAccuracy(model, test, {
-    count: opts.images,
-    epsilon: opts.epsilon,
-    steps: opts.steps,
-    seed: opts.seed,
-    chunk: opts.chunk,
-    logitsLayer,
-  });
-  model.dispose();
-  return { model: opts.model, ...result };
+  try {
+    const result = await robustAccuracy(model, test, {
+      count: opts.images,
+      epsilon: opts.epsilon,
+      steps: opts.steps,
+      seed: opts.seed,
+      chunk: opts.chunk,
+      logitsLayer: metadata.logitsLayer,
+    });
+    return { model: opts.model, ...result };
+  } finally {
+    model.dispose();
+  }
 }
 
 export function describeRobustness(r: RobustAccuracy & { model: string }): string {
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
   const lines = [
     `${r.model}: under PGD-${r.steps} (L∞ ε ${r.epsilon}, random start) ${pct(r.underAttack)} of the first ${r.images} test images` +
-      ` (95 % ${pct(r.underAttackInterval.low)}–${pct(r.underAttackInterval.high)}); clean ${pct(r.clean)}; ${r.seconds.toFixed(0)} s`,
+      ` (95 % ${robustIntervalText(r)}); clean ${pct(r.clean)}; ${r.seconds.toFixed(0)} s`,
   ];
-  if (r.chunks.length > 1) {
-    lines.push(
-      `per ${r.chunks[0].images} images: ${r.chunks.map((c) => (c.underAttack * 100).toFixed(1)).join(', ')} %`,
-    );
-  }
+  if (r.chunks.length > 1) lines.push(`per ${r.chunks[0].images} images: ${robustChunksText(r)}`);
   return `${lines.join('\n')}\n`;
 }

@@ -10,7 +10,7 @@ import { L2NormalizedDense } from '../../engine/layers/l2NormalizedDense';
 import { PnnHead } from '../../engine/layers/pnnHead';
 import { saveModel } from '../../engine/modelStore';
 import { ADVERSARIAL_METHODS, AdversarialMethod, AdversarialTrainingOptions } from '../../train/adversarialTraining';
-import { robustAccuracy, RobustAccuracy } from '../../train/robustAccuracy';
+import { robustAccuracy, RobustAccuracy, robustChunksText, robustIntervalText } from '../../train/robustAccuracy';
 import { accuracy, train, TrainResult } from '../../train/trainer';
 import { logger } from '../../util/logger';
 import { progressBar } from '../progress';
@@ -279,7 +279,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
       (noneOnTest !== undefined ? `p(none) ≥ 0.5 on ${(noneOnTest * 100).toFixed(2)} % of them; ` : '') +
       (robust
         ? `under PGD-40 ε ${robust.epsilon}: ${(robust.underAttack * 100).toFixed(2)} % of the first ${robust.images}` +
-          ` (95 % ${(robust.underAttackInterval.low * 100).toFixed(1)}–${(robust.underAttackInterval.high * 100).toFixed(1)} %); `
+          ` (95 % ${robustIntervalText(robust)}); `
         : '') +
       `${training.wallSeconds} s of training; written to ${opts.out}\n`,
   );
@@ -308,14 +308,8 @@ ${
   r
     ? `
 - **Accuracy under PGD-40** (L∞ ε = ${r.epsilon}, random start, step 2.5ε/40, against the logits, no other defense):
-  **${(r.underAttack * 100).toFixed(2)} %** of the first ${r.images} test images${
-    r.underAttackInterval
-      ? ` (95 % interval ${(r.underAttackInterval.low * 100).toFixed(1)}–${(r.underAttackInterval.high * 100).toFixed(1)} %)`
-      : ''
-  }; clean on the same images: ${(r.clean * 100).toFixed(2)} %; measured in ${r.seconds.toFixed(0)} s.${
-    r.chunks && r.chunks.length > 1
-      ? `\n  Per ${r.chunks[0].images} images, in test-set order: ${r.chunks.map((c) => (c.underAttack * 100).toFixed(1)).join(', ')} %.`
-      : ''
+  **${(r.underAttack * 100).toFixed(2)} %** of the first ${r.images} test images (95 % interval ${robustIntervalText(r)}); clean on the same images: ${(r.clean * 100).toFixed(2)} %; measured in ${r.seconds.toFixed(0)} s.${
+    r.chunks.length > 1 ? `\n  Per ${r.chunks[0].images} images, in test-set order: ${robustChunksText(r)}.` : ''
   }
 `
     : ''
