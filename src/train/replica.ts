@@ -11,6 +11,7 @@ import { augmentImage, AugmentOptions } from './augment';
 import { classificationLoss, LossKind } from './losses';
 import { buildTrainingModel, classesOf, FashionCnnOptions } from './fashionCnn';
 import { mulberry32 } from './random';
+import { unfuseConvolutionsUnderTape } from '../engine/unfusedUnderTape';
 
 export interface ShardResult {
   /** Gradient of the mean loss over the shard, one array per trainable weight, in model order. */
@@ -46,6 +47,9 @@ export class TrainingReplica {
     opts: ReplicaOptions,
   ) {
     this.model = buildTrainingModel(opts.model);
+    // The adversarial batch's input gradient would otherwise compute conv2's (linear, hence fused)
+    // filter gradient and throw it away: 24 of ~290 ms per 64-image step on wasm.
+    unfuseConvolutionsUnderTape(this.model);
     this.optimizer = tf.train.adam(opts.learningRate);
     this.augment = opts.augment;
     this.adversarial = opts.adversarial;

@@ -1,8 +1,11 @@
-/** Worker-thread entry of a training replica (see replica.ts). Messages: step, apply, export. */
+/**
+ * Worker-thread entry of a training replica (see replica.ts). Messages: peers, step, apply, export.
+ * A step's gradient goes into this worker's shared slot; 'apply' averages every replica's slot.
+ */
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend } from '../engine/backends';
 import { loadFashionMnist } from '../data/fashionMnist';
-import { TrainingReplica } from './replica';
+import { averageGradients, ShardResult, TrainingReplica } from './replica';
 import type { TrainWorkerData, TrainWorkerRequest } from './trainer';
 
 async function main(): Promise<void> {
@@ -11,6 +14,19 @@ async function main(): Promise<void> {
   const set = data.data ?? loadFashionMnist('train', data.dataDir, data.limit);
   const replica = new TrainingReplica(set, data.replica);
   const port = parentPort!;
+  const sizes = replica.model.trainableWeights.map((w) => w.shape.reduce((a: number, b) => a * (b ?? 1), 1));
+  const slot = new SharedArrayBuffer(sizes.reduce((a, b) => a + b, 0) * Float32Array.BYTES_PER_ELEMENT);
+  /** One Float32Array view per trainable weight, in model order. */
+  const viewsOf = (buffer: SharedArrayBuffer): Float32Array[] => {
+    let offset = 0;
+    return sizes.map((n) => {
+      const view = new Float32Array(buffer, offset * Float32Array.BYTES_PER_ELEMENT, n);
+      offset += n;
+      return view;
+    });
+  };
+  const own = viewsOf(slot);
+  let peers: Float32Array[][] = [];
   // Requests are handled one at a time, in order (a step's reads are asynchronous).
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (msg: TrainWorkerRequest) => {
@@ -18,14 +34,20 @@ async function main(): Promise<void> {
   });
   const handle = async (msg: TrainWorkerRequest): Promise<void> => {
     try {
-      if (msg.type === 'apply') {
-        replica.applyGradients(msg.grads);
+      if (msg.type === 'peers') {
+        peers = msg.slots.map(viewsOf);
+        port.postMessage({ type: 'peers' });
+      } else if (msg.type === 'apply') {
+        // The main thread sends 'apply' after every worker's step reply, and each reply was posted
+        // after its slot was written: the slots hold this step's gradients.
+        const shards: ShardResult[] = peers.map((grads, i) => ({ grads, count: msg.counts[i], loss: 0, correct: 0 }));
+        replica.applyGradients(averageGradients(shards));
         port.postMessage({ type: 'applied' });
       } else if (msg.type === 'step') {
         if (msg.learningRate !== undefined) replica.setLearningRate(msg.learningRate);
         const r = await replica.computeGradients(msg.indices, msg.dropoutSeed);
-        // The gradient arrays are copies read from the backend: safe to transfer.
-        port.postMessage({ type: 'grads', result: r }, [...new Set(r.grads.map((g) => g.buffer as ArrayBuffer))]);
+        r.grads.forEach((g, k) => own[k].set(g));
+        port.postMessage({ type: 'grads', result: { ...r, grads: [] } });
       } else if (msg.type === 'export') {
         port.postMessage({ type: 'weights', weights: await replica.exportWeights() });
       }
@@ -33,7 +55,7 @@ async function main(): Promise<void> {
       port.postMessage({ type: 'error', message: (err as Error).stack ?? String(err) });
     }
   };
-  port.postMessage({ type: 'ready' });
+  port.postMessage({ type: 'ready', slot });
 }
 
 main().catch((err) => {

@@ -99,14 +99,19 @@ export interface TrainWorkerData {
 
 export type TrainWorkerRequest =
   | { type: 'step'; indices: Uint32Array; dropoutSeed: number; learningRate?: number }
-  | { type: 'apply'; grads: Float32Array[] }
+  /** Every replica's gradient slot, in replica order (sent once, before the first step). */
+  | { type: 'peers'; slots: SharedArrayBuffer[] }
+  /** Apply the mean of the slots' gradients, weighted by each replica's images in the step. */
+  | { type: 'apply'; counts: number[] }
   | { type: 'export' };
 
 type ExportedWeights = { shape: number[]; values: Float32Array }[];
 
 interface ReplicaHandle {
+  /** The shard's gradient; a worker replica's stays in its shared slot (`grads` is empty here). */
   step(indices: Uint32Array, dropoutSeed: number, learningRate: number): Promise<ShardResult>;
-  apply(grads: Float32Array[]): Promise<void>;
+  /** Applies the mean gradient of one step's shards, `results` in replica order. */
+  apply(results: readonly ShardResult[]): Promise<void>;
   exportWeights(): Promise<ExportedWeights>;
   close(): Promise<void>;
 }
@@ -118,7 +123,7 @@ function localReplica(data: ImageSet, opts: ReplicaOptions): ReplicaHandle {
       r.setLearningRate(learningRate);
       return r.computeGradients(indices, dropoutSeed);
     },
-    apply: async (grads) => r.applyGradients(grads),
+    apply: async (results) => r.applyGradients(averageGradients(results)),
     exportWeights: () => r.exportWeights(),
     close: async () => {
       r.model.dispose();
@@ -126,9 +131,29 @@ function localReplica(data: ImageSet, opts: ReplicaOptions): ReplicaHandle {
   };
 }
 
-async function workerReplica(data: TrainWorkerData): Promise<ReplicaHandle> {
+/**
+ * A replica in a worker thread. Gradients do not travel through messages: each worker writes its
+ * shard's gradient into a SharedArrayBuffer of its own (its slot), and on 'apply' every worker
+ * averages all slots itself, in the same order, so the weights stay bitwise identical. Measured
+ * (fc1 512, FGSM-RS, 2 workers): the main thread's average and the two copies of it sent back
+ * took 56 of 330 ms per step; the workers' own averages run in parallel.
+ */
+interface WorkerReplicaHandle extends ReplicaHandle {
+  /** This worker's gradient slot. */
+  readonly slot: SharedArrayBuffer;
+  /** Hands the worker every replica's slot, in replica order. */
+  peers(slots: SharedArrayBuffer[]): Promise<void>;
+}
+
+async function workerReplica(data: TrainWorkerData): Promise<WorkerReplicaHandle> {
   const worker = new Worker(workerScript(__dirname, 'trainWorker'), { workerData: data });
-  type Reply = { type: string; result?: ShardResult; weights?: ExportedWeights; message?: string };
+  type Reply = {
+    type: string;
+    result?: ShardResult;
+    weights?: ExportedWeights;
+    slot?: SharedArrayBuffer;
+    message?: string;
+  };
   let pending: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
   const next = () =>
     new Promise<Reply>((resolve, reject) => {
@@ -142,17 +167,21 @@ async function workerReplica(data: TrainWorkerData): Promise<ReplicaHandle> {
   });
   worker.on('error', (err) => pending?.reject(err));
   worker.on('exit', (code) => pending?.reject(new Error(`training worker exited with code ${code}`)));
-  await next(); // ready
+  const { slot } = await next(); // ready, with the worker's gradient slot
   const ask = async (req: TrainWorkerRequest, transfer: ArrayBuffer[] = []) => {
     const reply = next();
     worker.postMessage(req, transfer);
     return reply;
   };
   return {
+    slot: slot!,
     step: async (indices, dropoutSeed, learningRate) =>
       (await ask({ type: 'step', indices, dropoutSeed, learningRate })).result!,
-    apply: async (grads) => {
-      await ask({ type: 'apply', grads });
+    apply: async (results) => {
+      await ask({ type: 'apply', counts: results.map((r) => r.count) });
+    },
+    peers: async (slots) => {
+      await ask({ type: 'peers', slots });
     },
     exportWeights: async () => (await ask({ type: 'export' })).weights!,
     close: async () => {
@@ -181,6 +210,49 @@ export function learningRateAt(
   return floor + 0.5 * (opts.learningRate - floor) * (1 + Math.cos(Math.PI * Math.min(1, progress)));
 }
 
+/** One replica in-process (workers = 1), or one per worker thread, each handed every gradient slot. */
+async function startReplicas(
+  data: ImageSet,
+  opts: TrainOptions,
+  replicaOptions: ReplicaOptions,
+  workers: number,
+): Promise<ReplicaHandle[]> {
+  if (workers === 1) return [localReplica(data, replicaOptions)];
+  const inWorkers = await Promise.all(
+    Array.from({ length: workers }, () =>
+      workerReplica({
+        dataDir: opts.dataDir,
+        limit: opts.limit,
+        data: opts.data,
+        backend: opts.backend,
+        replica: replicaOptions,
+      }),
+    ),
+  );
+  const slots = inWorkers.map((w) => w.slot);
+  await Promise.all(inWorkers.map((w) => w.peers(slots)));
+  return inWorkers;
+}
+
+/**
+ * Each worker averages the shards itself; their trainable weights (first in getWeights' order)
+ * must agree bit for bit with replica 0's, whose weights are written. Batch norm's moving
+ * statistics follow each replica's own shards and differ; the model keeps replica 0's.
+ */
+async function expectReplicasAgree(
+  replicas: readonly ReplicaHandle[],
+  weights: ExportedWeights,
+  trainable: number,
+): Promise<void> {
+  for (let i = 1; i < replicas.length; i++) {
+    const other = await replicas[i].exportWeights();
+    const k = weights
+      .slice(0, trainable)
+      .findIndex((w, j) => !w.values.every((v, e) => Object.is(v, other[j].values[e])));
+    if (k >= 0) throw new Error(`training replicas 0 and ${i} disagree on weight ${k} after training`);
+  }
+}
+
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const data = opts.data ?? loadFashionMnist('train', opts.dataDir, opts.limit);
   const modelOptions: FashionCnnOptions = { inputSize: [data.height, data.width], ...opts.model, seed: opts.seed };
@@ -202,20 +274,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     loss,
   };
   const workers = Math.max(1, opts.workers);
-  const replicas =
-    workers === 1
-      ? [localReplica(data, replicaOptions)]
-      : await Promise.all(
-          Array.from({ length: workers }, () =>
-            workerReplica({
-              dataDir: opts.dataDir,
-              limit: opts.limit,
-              data: opts.data,
-              backend: opts.backend,
-              replica: replicaOptions,
-            }),
-          ),
-        );
+  const replicas = await startReplicas(data, opts, replicaOptions, workers);
   const random = mulberry32(opts.seed);
   const stepsPerEpoch = Math.floor(data.count / opts.batchSize);
   if (stepsPerEpoch === 0) throw new Error(`batch size ${opts.batchSize} exceeds the ${data.count} training images`);
@@ -250,8 +309,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             ),
           ),
         );
-        const avg = averageGradients(results);
-        await Promise.all(replicas.map((r) => r.apply(avg)));
+        await Promise.all(replicas.map((r) => r.apply(results)));
         for (const r of results) {
           lossSum += r.loss * r.count;
           correct += r.correct;
@@ -278,8 +336,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (opts.maxSteps !== undefined && totalSteps >= opts.maxSteps) break;
     }
     const weights = await replicas[0].exportWeights();
-    const seconds = (Date.now() - start) / 1000;
     const trained = buildTrainingModel(modelOptions);
+    await expectReplicasAgree(replicas, weights, trained.trainableWeights.length).catch((err) => {
+      trained.dispose();
+      throw err;
+    });
+    const seconds = (Date.now() - start) / 1000;
     tf.tidy(() => trained.setWeights(weights.map((w) => tf.tensor(w.values, w.shape))));
     const probabilities = probabilityKindOf(loss);
     const model = buildServingModel(trained, modelOptions, probabilities);

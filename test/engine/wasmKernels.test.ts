@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
+import { conv2DBackpropFilter } from '../../src/engine/kernels/wasm/Conv2DBackpropFilter';
 import { WASM_KERNELS, WASM_KERNEL_WRAPPERS } from '../../src/engine/kernels/wasm/register';
 import { maxAbsDiff, onBackend, randomValues, setUpBackends, sizeOf } from '../helpers/backends';
 
@@ -63,6 +64,39 @@ describe.each(CONV_SHAPES)('conv gradients, x [%i,%i,%i,%i], filter [%i,%i,·,%i
     });
   });
 });
+
+describe.each(CONV_SHAPES)(
+  'Conv2DBackpropFilter above its patches limit, x [%i,%i,%i,%i], filter [%i,%i,·,%i]',
+  (n, h, w, ci, kh, kw, co) => {
+    // The shapes above all fit the patches matrix; larger layers take the batch-as-channels
+    // convolution, forced here with a limit of 0 and compared with the patches path on wasm.
+    test.each([
+      [1, 'same'],
+      [2, 'valid'],
+    ] as const)('stride %i, padding %s: the convolution path matches the patches path', async (stride, pad) => {
+      const seed = n * 1000 + h * 100 + w * 10 + ci + stride + 3;
+      const byPath = await onBackend('wasm', () =>
+        tf.tidy(() => {
+          const x = tf.tensor4d(randomValues(n * h * w * ci, seed), [n, h, w, ci]);
+          const dy = tf.tidy(() => {
+            const y = tf.conv2d(x, tf.zeros([kh, kw, ci, co]), stride, pad);
+            return tf.tensor(randomValues(y.size, seed + 1), y.shape);
+          });
+          const args = {
+            inputs: { x, dy },
+            backend: tf.backend(),
+            attrs: { strides: stride, pad, dataFormat: 'NHWC', filterShape: [kh, kw, ci, co] },
+          } as unknown as Parameters<typeof conv2DBackpropFilter>[0];
+          const engine = tf.engine();
+          const wrap = (info: ReturnType<typeof conv2DBackpropFilter>) =>
+            engine.makeTensorFromTensorInfo(info, tf.backend()) as tf.Tensor;
+          return [wrap(conv2DBackpropFilter(args)), wrap(conv2DBackpropFilter(args, 0))];
+        }),
+      );
+      expectClose(byPath[1], byPath[0]);
+    });
+  },
+);
 
 // [batch, height, width, inChannels, filterH, filterW, channelMultiplier]
 const DEPTHWISE_SHAPES: Array<[number, number, number, number, number, number, number]> = [

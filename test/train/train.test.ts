@@ -64,6 +64,7 @@ test('training is reproducible from its seed', async () => {
   expect(b.w).toEqual(a.w);
 });
 
+// train() compares every worker's weights with the first's, bit for bit, before it returns.
 test('data-parallel training over 2 worker threads runs and keeps the replicas in step', async () => {
   const result = await train({
     dataDir: DATA,

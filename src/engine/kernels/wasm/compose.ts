@@ -45,6 +45,13 @@ export class KernelComposer {
     return this.run('Transpose', { x }, { perm });
   }
 
+  /** Makes an output on the heap (not zeroed) that `dispose()` frees unless it is `keep`-ed. */
+  makeOutput(shape: number[], dtype: string): TensorInfo {
+    const info = (this.backend as WasmHeapBackend).makeOutput(shape, dtype);
+    this.intermediates.push(info);
+    return info;
+  }
+
   /** Removes `out` from the intermediates so that it survives `dispose()`. */
   keep(out: TensorInfo): TensorInfo {
     const i = this.intermediates.lastIndexOf(out);
