@@ -151,6 +151,9 @@ test('DepthwiseConv2dNativeBackpropInput: an explicit padding and the padding of
 
 test.each([
   [[2, 8, 8, 3], 2, 2, 'valid'],
+  [[2, 9, 7, 3], 2, 2, 'valid'], // 2×2 loop, last row and column unused
+  [[1, 8, 6, 5], 2, 2, 'same'], // 2×2 loop: even sizes need no padding
+  [[1, 9, 7, 2], 2, 2, 'same'], // padded: the general loop
   [[1, 9, 7, 4], 3, 2, 'same'],
   [[2, 6, 6, 2], 3, 1, 'valid'],
 ] as const)('MaxPoolGrad on %j, window %i, stride %i, %s matches cpu', async (shape, size, stride, pad) => {
@@ -163,9 +166,10 @@ test.each([
 });
 
 test("MaxPoolGrad sends a tied window's gradient to its first maximum, as cpu does", async () => {
-  const x = [1, 1, 1, 1, 0, 2, 2, 0]; // two 2×2 windows: all tied; tie on the diagonal
+  // Three 2×2 windows: all tied; a tie on the diagonal; −∞ everywhere but the last position.
+  const x = [1, 1, 0, 2, -Infinity, -Infinity, 1, 1, 2, 0, -Infinity, 5];
   await compare(() =>
-    tf.grad((t: tf.Tensor) => tf.sum(tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid')))(tf.tensor4d(x, [1, 2, 4, 1])),
+    tf.grad((t: tf.Tensor) => tf.sum(tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid')))(tf.tensor4d(x, [1, 2, 6, 1])),
   );
 });
 
