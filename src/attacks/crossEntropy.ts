@@ -16,4 +16,3 @@ export function crossEntropy(logits: tf.Tensor2D, onehot: tf.Tensor2D): tf.Tenso
   const others = tf.sub(tf.sub(logits, own), tf.mul(onehot, 1e9));
   return tf.softplus(tf.logSumExp(others, 1)) as tf.Tensor1D;
 }
-

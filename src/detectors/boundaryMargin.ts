@@ -32,7 +32,8 @@ export function negativeMargin(logits: ArrayLike<number>): number {
 
 export const boundaryMargin: Detector<Record<string, never>> = {
   name: 'boundaryMargin',
-  description: 'runner-up logit minus the top logit: near 0 at the decision boundary, where minimal-confidence attacks stop',
+  description:
+    'runner-up logit minus the top logit: near 0 at the decision boundary, where minimal-confidence attacks stop',
   optional: true,
   fit: () => ({}),
   score: (_state, f) => negativeMargin(f.logits),

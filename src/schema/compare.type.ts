@@ -104,7 +104,9 @@ export class ClassSpectrumComparison {
   @Field(() => String)
   label!: string;
 
-  @Field(() => Boolean, { description: 'Whether the calibration has this class’s spectrum; if not, `reason` says why.' })
+  @Field(() => Boolean, {
+    description: 'Whether the calibration has this class’s spectrum; if not, `reason` says why.',
+  })
   available!: boolean;
 
   @Field(() => String, { nullable: true })

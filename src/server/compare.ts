@@ -140,7 +140,14 @@ export async function compare(
         originClass: from,
         targetClass: to,
         layers: layers.map((layer) =>
-          layerPromotionSuppression(layer, expectations[layer], c.out.activations[layer], s.out.activations[layer], from, to),
+          layerPromotionSuppression(
+            layer,
+            expectations[layer],
+            c.out.activations[layer],
+            s.out.activations[layer],
+            from,
+            to,
+          ),
         ),
       };
     }

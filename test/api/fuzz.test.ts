@@ -205,48 +205,52 @@ afterAll(async () => {
   expect((await server.stop()).code).toBe(0);
 });
 
-test(`${HTTP_MUTANTS} mutated PNGs and JPEGs over HTTP: each a prediction or a decode error code, no request fails`, async () => {
-  const files = mutants(base, HTTP_MUTANTS, 20_251_126);
-  const counts: Record<string, number> = {};
-  const start = performance.now();
-  const requests: Array<Array<{ kind: string; data: Buffer }>> = [];
-  for (let i = 0; i < files.length; i += PER_REQUEST) requests.push(files.slice(i, i + PER_REQUEST));
-  // Four requests at a time, as concurrent clients would.
-  for (let i = 0; i < requests.length; i += 4) {
-    const answers = await Promise.all(
-      requests.slice(i, i + 4).map((batch) =>
-        gql<{
-          classify: Array<{
-            prediction: { classIndex: number } | null;
-            error: { code: string; message: string } | null;
-          }>;
-        }>(server, CLASSIFY, { images: batch.map((f) => ({ base64: f.data.toString('base64') })) }),
-      ),
-    );
-    for (const [j, a] of answers.entries()) {
-      expect({ status: a.status, errors: a.body.errors }).toEqual({ status: 200, errors: undefined });
-      const rows = a.body.data!.classify;
-      expect(rows).toHaveLength(requests[i + j].length);
-      for (const row of rows) {
-        if (row.error) {
-          expect(DECODE_CODES).toContain(row.error.code);
-          expect(row.error.message).not.toMatch(LIBRARY_WORDS); // decoders' own messages stay in the log
-        } else expect(row.prediction!.classIndex).toBeGreaterThanOrEqual(0);
-        tally(counts, row.error?.code ?? 'ok');
+test(
+  `${HTTP_MUTANTS} mutated PNGs and JPEGs over HTTP: each a prediction or a decode error code, no request fails`,
+  async () => {
+    const files = mutants(base, HTTP_MUTANTS, 20_251_126);
+    const counts: Record<string, number> = {};
+    const start = performance.now();
+    const requests: Array<Array<{ kind: string; data: Buffer }>> = [];
+    for (let i = 0; i < files.length; i += PER_REQUEST) requests.push(files.slice(i, i + PER_REQUEST));
+    // Four requests at a time, as concurrent clients would.
+    for (let i = 0; i < requests.length; i += 4) {
+      const answers = await Promise.all(
+        requests.slice(i, i + 4).map((batch) =>
+          gql<{
+            classify: Array<{
+              prediction: { classIndex: number } | null;
+              error: { code: string; message: string } | null;
+            }>;
+          }>(server, CLASSIFY, { images: batch.map((f) => ({ base64: f.data.toString('base64') })) }),
+        ),
+      );
+      for (const [j, a] of answers.entries()) {
+        expect({ status: a.status, errors: a.body.errors }).toEqual({ status: 200, errors: undefined });
+        const rows = a.body.data!.classify;
+        expect(rows).toHaveLength(requests[i + j].length);
+        for (const row of rows) {
+          if (row.error) {
+            expect(DECODE_CODES).toContain(row.error.code);
+            expect(row.error.message).not.toMatch(LIBRARY_WORDS); // decoders' own messages stay in the log
+          } else expect(row.prediction!.classIndex).toBeGreaterThanOrEqual(0);
+          tally(counts, row.error?.code ?? 'ok');
+        }
       }
     }
-  }
-  const seconds = (performance.now() - start) / 1000;
-  console.log(`fuzz over HTTP: ${HTTP_MUTANTS} mutants in ${seconds.toFixed(1)} s: ${JSON.stringify(counts)}`);
-  expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(HTTP_MUTANTS);
-  expect(counts.ok ?? 0).toBeGreaterThan(0); // some mutants still decode: the run reaches the engine
-  expect(counts.CORRUPT_IMAGE ?? 0).toBeGreaterThan(0);
-  // And a clean request right after.
-  const good = await gql<{ classify: Array<{ prediction: { classIndex: number } | null }> }>(server, CLASSIFY, {
-    images: base.slice(0, 8).map((b) => ({ base64: b.toString('base64') })),
-  });
-  expect(good.body.data!.classify.every((r) => r.prediction !== null)).toBe(true);
-}, FUZZ_TIMEOUT_MS);
+    const seconds = (performance.now() - start) / 1000;
+    console.log(`fuzz over HTTP: ${HTTP_MUTANTS} mutants in ${seconds.toFixed(1)} s: ${JSON.stringify(counts)}`);
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(HTTP_MUTANTS);
+    expect(counts.ok ?? 0).toBeGreaterThan(0); // some mutants still decode: the run reaches the engine
+    expect(counts.CORRUPT_IMAGE ?? 0).toBeGreaterThan(0);
+    // And a clean request right after.
+    const good = await gql<{ classify: Array<{ prediction: { classIndex: number } | null }> }>(server, CLASSIFY, {
+      images: base.slice(0, 8).map((b) => ({ base64: b.toString('base64') })),
+    });
+    expect(good.body.data!.classify.every((r) => r.prediction !== null)).toBe(true);
+  },
+  FUZZ_TIMEOUT_MS,
+);
 
 /** An outcome that tells results apart: the code, or a hash of the pixels. */
 async function outcome(data: Buffer): Promise<string> {
@@ -262,28 +266,32 @@ async function outcome(data: Buffer): Promise<string> {
   }
 }
 
-test(`${IN_PROCESS_MUTANTS} more mutants through decodeImage in process: only its coded errors, the same answer every time`, async () => {
-  const files = mutants(base, IN_PROCESS_MUTANTS, 7);
-  const counts: Record<string, number> = {};
-  const start = performance.now();
-  const first: string[] = [];
-  for (const f of files) {
-    let o: string;
-    try {
-      o = await outcome(f.data);
-    } catch (err) {
-      throw new Error(`${f.kind}: ${(err as Error).stack}`);
+test(
+  `${IN_PROCESS_MUTANTS} more mutants through decodeImage in process: only its coded errors, the same answer every time`,
+  async () => {
+    const files = mutants(base, IN_PROCESS_MUTANTS, 7);
+    const counts: Record<string, number> = {};
+    const start = performance.now();
+    const first: string[] = [];
+    for (const f of files) {
+      let o: string;
+      try {
+        o = await outcome(f.data);
+      } catch (err) {
+        throw new Error(`${f.kind}: ${(err as Error).stack}`);
+      }
+      expect(o).not.toBe('pixels out of [0, 1]');
+      first.push(o);
+      tally(counts, o.startsWith('ok') ? 'ok' : o);
     }
-    expect(o).not.toBe('pixels out of [0, 1]');
-    first.push(o);
-    tally(counts, o.startsWith('ok') ? 'ok' : o);
-  }
-  const seconds = (performance.now() - start) / 1000;
-  console.log(`fuzz in process: ${IN_PROCESS_MUTANTS} mutants in ${seconds.toFixed(1)} s: ${JSON.stringify(counts)}`);
-  expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(IN_PROCESS_MUTANTS);
-  // Decoding is a function of the bytes: a second pass over 2000 of them gives the same outcomes
-  // (a decoder reading stale memory would not; see decode.ts's completeImageData).
-  const again: string[] = [];
-  for (const f of files.slice(0, 2000)) again.push(await outcome(f.data));
-  expect(again).toEqual(first.slice(0, 2000));
-}, FUZZ_TIMEOUT_MS);
+    const seconds = (performance.now() - start) / 1000;
+    console.log(`fuzz in process: ${IN_PROCESS_MUTANTS} mutants in ${seconds.toFixed(1)} s: ${JSON.stringify(counts)}`);
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(IN_PROCESS_MUTANTS);
+    // Decoding is a function of the bytes: a second pass over 2000 of them gives the same outcomes
+    // (a decoder reading stale memory would not; see decode.ts's completeImageData).
+    const again: string[] = [];
+    for (const f of files.slice(0, 2000)) again.push(await outcome(f.data));
+    expect(again).toEqual(first.slice(0, 2000));
+  },
+  FUZZ_TIMEOUT_MS,
+);
