@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const set = data.data ?? loadFashionMnist('train', data.dataDir, data.limit);
   const replica = new TrainingReplica(set, data.replica);
   const port = parentPort!;
-  const sizes = replica.model.trainableWeights.map((w) => w.shape.reduce((a: number, b) => a * (b ?? 1), 1));
+  const sizes = replica.model.trainableWeights.map((w) => w.read().size);
   const slot = new SharedArrayBuffer(sizes.reduce((a, b) => a + b, 0) * Float32Array.BYTES_PER_ELEMENT);
   /** One Float32Array view per trainable weight, in model order. */
   const viewsOf = (buffer: SharedArrayBuffer): Float32Array[] => {

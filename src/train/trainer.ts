@@ -131,13 +131,6 @@ function localReplica(data: ImageSet, opts: ReplicaOptions): ReplicaHandle {
   };
 }
 
-/**
- * A replica in a worker thread. Gradients do not travel through messages: each worker writes its
- * shard's gradient into a SharedArrayBuffer of its own (its slot), and on 'apply' every worker
- * averages all slots itself, in the same order, so the weights stay bitwise identical. Measured
- * (fc1 512, FGSM-RS, 2 workers): the main thread's average and the two copies of it sent back
- * took 56 of 330 ms per step; the workers' own averages run in parallel.
- */
 interface WorkerReplicaHandle extends ReplicaHandle {
   /** This worker's gradient slot. */
   readonly slot: SharedArrayBuffer;
@@ -145,6 +138,13 @@ interface WorkerReplicaHandle extends ReplicaHandle {
   peers(slots: SharedArrayBuffer[]): Promise<void>;
 }
 
+/**
+ * A replica in a worker thread. Gradients do not travel through messages: each worker writes its
+ * shard's gradient into a SharedArrayBuffer of its own (its slot), and on 'apply' every worker
+ * averages all slots itself, in the same order, so the weights stay bitwise identical. Measured
+ * (fc1 512, FGSM-RS, 2 workers): the main thread's average and the two copies of it sent back
+ * took 56 of 330 ms per step; the workers' own averages run in parallel.
+ */
 async function workerReplica(data: TrainWorkerData): Promise<WorkerReplicaHandle> {
   const worker = new Worker(workerScript(__dirname, 'trainWorker'), { workerData: data });
   type Reply = {
@@ -336,12 +336,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (opts.maxSteps !== undefined && totalSteps >= opts.maxSteps) break;
     }
     const weights = await replicas[0].exportWeights();
+    const seconds = (Date.now() - start) / 1000;
     const trained = buildTrainingModel(modelOptions);
     await expectReplicasAgree(replicas, weights, trained.trainableWeights.length).catch((err) => {
       trained.dispose();
       throw err;
     });
-    const seconds = (Date.now() - start) / 1000;
     tf.tidy(() => trained.setWeights(weights.map((w) => tf.tensor(w.values, w.shape))));
     const probabilities = probabilityKindOf(loss);
     const model = buildServingModel(trained, modelOptions, probabilities);

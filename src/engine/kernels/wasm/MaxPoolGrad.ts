@@ -126,8 +126,12 @@ function pool2x2Grad(
           const p1 = p0 + ch;
           const p2 = p0 + row;
           const p3 = p2 + ch;
-          let at = x[p0] > -Infinity ? p0 : -1;
-          let best = at >= 0 ? x[p0] : -Infinity;
+          let at = -1;
+          let best = -Infinity;
+          if (x[p0] > best) {
+            best = x[p0];
+            at = p0;
+          }
           if (x[p1] > best) {
             best = x[p1];
             at = p1;
