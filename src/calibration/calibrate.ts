@@ -32,6 +32,7 @@ import { mulberry32, permutation } from '../train/random';
 import { Calibration, CALIBRATION_SCHEMA_VERSION, LowPassChoice } from './calibrationFile';
 import { classSpectra } from './classSpectra';
 import { readThresholds, sortedAscending, ThresholdImages } from './thresholds';
+import { fitUnion, UnionChoice } from './verdictUnion';
 
 export interface LabelledImages {
   /** count × H × W × C values in [0, 1]. */
@@ -68,6 +69,8 @@ export interface CalibrateOptions {
   readonly deepKnn?: boolean;
   /** Also fit the optional boundary-margin detector (src/detectors/boundaryMargin.ts); it then enters the combined verdict. */
   readonly boundaryMargin?: boolean;
+  /** false: the combined verdict is the regression alone, without the "either one" term of ./verdictUnion.ts. */
+  readonly union?: boolean;
 }
 
 /** Images per class of the fit and hold-out sets, and the classes that get the pooled fallback (MIN_CLASS_IMAGES). */
@@ -116,6 +119,16 @@ function subset(images: LabelledImages, indices: ArrayLike<number>, size: number
 
 const accuracyOf = (probs: Float32Array[], labels: ArrayLike<number>) =>
   probs.reduce((n, p, i) => n + (argmax(p) === labels[i] ? 1 : 0), 0) / Math.max(probs.length, 1);
+
+/** What calibration's summary records of the union terms' choice. */
+function unionSummary(u: UnionChoice) {
+  return {
+    terms: u.terms,
+    regressionTprAtTargetFpr: u.regressionTpr,
+    tprAtTargetFpr: u.tpr,
+    candidates: u.candidates,
+  };
+}
 
 /** Fewest images each of the fit and hold-out sets needs; the hold-out set takes at most HOLDOUT_SHARE of them. */
 export const MIN_SPLIT_IMAGES = 20;
@@ -347,7 +360,12 @@ export async function calibrate(
   const advScores = scoresOf(advFeatures);
   const holdoutScores = scoresOf(holdoutFeatures.slice(half));
   const names = detectors.map((d) => d.name);
-  const combined = fitCombined(names, combinerScores, advScores, { hidden: COMBINER_HIDDEN_UNITS, seed: options.seed });
+  const regression = fitCombined(names, combinerScores, advScores, {
+    hidden: COMBINER_HIDDEN_UNITS,
+    seed: options.seed,
+  });
+  const union = options.union === false ? null : fitUnion(regression, holdoutScores, advScores, options.targetFpr);
+  const combined = union?.state ?? regression;
 
   const holdoutByName: Record<string, number[]> = {};
   const summary: Record<string, unknown> = {};
@@ -386,7 +404,7 @@ export async function calibrate(
     combined,
     holdoutScores: holdoutByName,
     classSpectra: spectra,
-    summary,
+    summary: { ...summary, ...(union ? { union: unionSummary(union) } : {}) },
   };
   let calibration = fitted;
   if (options.thresholdImages) {
@@ -397,7 +415,7 @@ export async function calibrate(
   return {
     ...calibration,
     summary: {
-      ...summary,
+      ...calibration.summary,
       command: options.command,
       seconds: (Date.now() - started) / 1000,
       stageSeconds: clock.seconds,

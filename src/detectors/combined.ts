@@ -24,6 +24,32 @@ export interface CombinedState {
   readonly bias: number;
   /** Hidden ReLU units added to the linear part: score += Σ_h out[h]·relu(Σ_j in[h][j]·t_j + bias[h]). */
   readonly hidden?: { readonly in: number[][]; readonly bias: number[]; readonly out: number[] };
+  /** "Either one" terms beside the regression (see UnionTerm); the score is the largest of them all. */
+  readonly union?: CombinedUnion;
+}
+
+/**
+ * A detector that also flags alone: the score becomes max(regression, level + (s − at) / scale).
+ * A regression (hidden units or not) weighs a detector by how it separates the attacks it was fitted
+ * on, all mixed; an attack that only one detector sees — minimal-confidence CW, which stops on the
+ * decision boundary where the boundary margin alone sees it — is diluted by the others' noise. A
+ * term maps the detector's clean quantile at its share of the target rate (`at`) onto the
+ * regression's at the rest (`level`), so that at the target rate the verdict flags when either one
+ * is past its own share; one clean spread of the detector counts as one of the regression (`scale`).
+ * The thresholds are still read on the combined score itself, so any rate holds on clean images.
+ */
+export interface UnionTerm {
+  /** The detector, by its index in `detectors`. */
+  readonly input: number;
+  readonly at: number;
+  readonly scale: number;
+  /** Its share of the target rate when it was fitted (a record: the score needs only `at` and `scale`). */
+  readonly share: number;
+}
+
+export interface CombinedUnion {
+  readonly level: number;
+  readonly terms: readonly UnionTerm[];
 }
 
 const L2 = 1e-3;
@@ -175,7 +201,10 @@ function fitHidden(
 
 /** The combined score of one image from its detectors' scores (in `state.detectors` order). */
 export function combinedScore(state: CombinedState, scores: readonly number[]): number {
-  return scoreOf(state, transform(state, scores));
+  const regression = scoreOf(state, transform(state, scores));
+  const union = state.union;
+  if (!union) return regression;
+  return union.terms.reduce((m, u) => Math.max(m, union.level + (scores[u.input] - u.at) / u.scale), regression);
 }
 
 /** combinedScore on a batch, differentiable: `scores` in `state.detectors` order, each [N]. */
@@ -196,7 +225,12 @@ export function combinedScoreTensor(state: CombinedState, scores: readonly tf.Te
       const act = tf.relu(tf.add(tf.matMul(t, inT), tf.tensor1d(h.bias)));
       score = tf.add(score, tf.matMul(act, tf.tensor2d(h.out, [h.out.length, 1])));
     }
-    return tf.reshape(score, [-1]) as tf.Tensor1D;
+    let flat = tf.reshape(score, [-1]) as tf.Tensor1D;
+    const union = state.union;
+    for (const u of union?.terms ?? []) {
+      flat = tf.maximum(flat, tf.add(tf.div(tf.sub(scores[u.input], u.at), u.scale), union!.level));
+    }
+    return flat;
   });
 }
 

@@ -25,7 +25,10 @@ export class Detection {
   @Field(() => Boolean, { description: 'The combined score is above its threshold.' })
   adversarial!: boolean;
 
-  @Field(() => Float, { description: 'The combined score (a logistic regression over the detectors’ scores).' })
+  @Field(() => Float, {
+    description:
+      'The combined score: a logistic regression over the detectors’ scores, or where calibration gave one detector a term of its own (calibration.json `combined.union`), the larger of the two.',
+  })
   score!: number;
 
   @Field(() => Float)

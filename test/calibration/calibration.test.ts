@@ -56,6 +56,12 @@ test('calibration fits every detector, a low-pass radius within its accuracy bud
   const strict = screener.thresholds(0.01);
   for (const name of screener.detectorNames) expect(strict[name]).toBeGreaterThanOrEqual(loose[name]);
   expect(() => screener.thresholds(1.5)).toThrow(/targetFpr/);
+  // The union terms' choice is recorded, and the state holds exactly the terms it names.
+  const union = calibration.summary.union as { terms: { detector: string }[]; candidates: unknown[] };
+  expect(union.candidates.length).toBeGreaterThan(0);
+  expect((calibration.combined.union?.terms ?? []).map((t) => calibration.combined.detectors[t.input])).toEqual(
+    union.terms.map((t) => t.detector),
+  );
 });
 
 test('a saved calibration loads back the same', () => {

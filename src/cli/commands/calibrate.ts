@@ -58,6 +58,7 @@ interface CalibrateCommandOptions {
   addClassSpectra?: boolean;
   deepKnn?: boolean;
   boundaryMargin?: boolean;
+  union: boolean;
 }
 
 /**
@@ -154,6 +155,10 @@ export function registerCalibrate(program: Command): void {
     .option(
       '--boundary-margin',
       'also fit the boundary-margin detector (runner-up minus top logit: catches minimal-confidence attacks that stop at the decision boundary) and weigh it in the combined verdict',
+    )
+    .option(
+      '--no-union',
+      'keep the combined verdict the regression alone: no "either one" term for the detector that flags the most calibration attacks by itself (kept by default only where it flags ≥ 1 point more of them at the target rate)',
     )
     .option(
       '--add-class-spectra',
@@ -296,6 +301,8 @@ function calibrationReport(
     targetFpr: calibration.defaultTargetFpr,
     thresholds: thresholdsSection(calibration),
     detectors,
+    /** The combined verdict's "either one" term as chosen (src/calibration/verdictUnion.ts), or null. */
+    union: (summary.union as UnionReport | undefined) ?? null,
     /** Reading the images, then calibrate's stages. */
     seconds: {
       read: readSeconds,
@@ -332,8 +339,23 @@ function reportText(r: ReturnType<typeof calibrationReport>): string {
       ([name, m]) =>
         `  ${name.padEnd(20)} AUROC ${m.aurocOnCalibrationAttacks.toFixed(4)}  TPR@${r.targetFpr * 100}% FPR ${m.tprAtTargetFpr.toFixed(3)}`,
     ),
+    ...(r.union ? [unionLine(r.union, r.targetFpr)] : []),
   ];
   return lines.join('\n') + '\n';
+}
+
+interface UnionReport {
+  terms: { detector: string; share: number }[];
+  regressionTprAtTargetFpr: number;
+  tprAtTargetFpr: number;
+}
+
+function unionLine(u: UnionReport, targetFpr: number): string {
+  const tpr = (x: number) => x.toFixed(3);
+  return u.terms.length
+    ? `combined verdict: the regression, or alone ${u.terms.map((t) => `${t.detector} (share ${t.share})`).join(' or ')} ` +
+        `of the ${targetFpr * 100}% (calibration attacks flagged ${tpr(u.regressionTprAtTargetFpr)} → ${tpr(u.tprAtTargetFpr)})`
+    : `combined verdict: the regression alone (no detector's own term flagged ≥ 1 point more calibration attacks)`;
 }
 
 /**

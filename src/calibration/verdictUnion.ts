@@ -1,0 +1,117 @@
+/**
+ * Choosing the combined verdict's "either one" terms (UnionTerm in src/detectors/combined.ts): for
+ * each detector the regression reads and each share of the target rate, the term that maps the
+ * detector's clean quantile at that share onto the regression's at the rest; kept is the one that
+ * flags the most calibration attacks at the target rate, and only if it flags at least
+ * UNION_MIN_GAIN more of them than the verdict without it; then a second the same way (two
+ * detectors may each see an attack the other misses: boundary margin and low-pass disagreement on
+ * minimal-confidence CW). Without a gain the verdict stays the regression.
+ *
+ * Both sides are calibration data: the clean rows are the hold-out half the regression was not
+ * fitted on, the attacks are those the regression was fitted on, which favours the regression
+ * alone — a term is kept only against that bias. The rate on new clean images does not depend on
+ * this choice: the thresholds are read afterwards on the combined score itself (./thresholds.ts).
+ */
+import { CombinedState, combinedScore, UnionTerm } from '../detectors/combined';
+import { conformalThreshold } from './conformal';
+
+/** The shares of the target rate a detector's own term may take. */
+export const UNION_SHARES = [0.2, 0.35, 0.5] as const;
+/** The fewest extra attacks (a fraction of them) a term must flag at the target rate to be kept. */
+export const UNION_MIN_GAIN = 0.01;
+/** At most this many terms, chosen one at a time; the regression keeps at least 1 − Σ shares of the rate. */
+export const UNION_MAX_TERMS = 2;
+
+export interface UnionCandidate {
+  /** The terms chosen before this one (detector names), then this one's. */
+  readonly after: readonly string[];
+  readonly detector: string;
+  readonly share: number;
+  /** The share of calibration attacks flagged at the target rate with this term (and those before it). */
+  readonly tpr: number;
+}
+
+export interface UnionChoice {
+  /** The regression with the chosen terms, or without any. */
+  readonly state: CombinedState;
+  /** The chosen terms, in the order they were chosen. */
+  readonly terms: readonly { readonly detector: string; readonly share: number }[];
+  /** Flagged attacks at the target rate: the regression alone, and with the chosen terms. */
+  readonly regressionTpr: number;
+  readonly tpr: number;
+  readonly candidates: readonly UnionCandidate[];
+}
+
+function interquartileRange(values: readonly number[]): number {
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number) => sorted[Math.round(q * (sorted.length - 1))];
+  return Math.max(at(0.75) - at(0.25), 1e-6);
+}
+
+/** The share of `adversarial` rows whose combined score is over the threshold read on `clean` at `targetFpr`. */
+export function flaggedAt(
+  state: CombinedState,
+  clean: readonly number[][],
+  adversarial: readonly number[][],
+  targetFpr: number,
+): number {
+  const threshold = conformalThreshold(
+    clean.map((r) => combinedScore(state, r)),
+    targetFpr,
+  );
+  return adversarial.filter((r) => combinedScore(state, r) > threshold).length / adversarial.length;
+}
+
+/**
+ * The union terms for `state` (its own terms, if any, are dropped first), one at a time while each
+ * gains UNION_MIN_GAIN. Rows hold the scores in `state.detectors` order.
+ */
+export function fitUnion(
+  state: CombinedState,
+  clean: readonly number[][],
+  adversarial: readonly number[][],
+  targetFpr: number,
+): UnionChoice {
+  if (!clean.length || !adversarial.length) throw new Error('the union term needs clean and adversarial scores');
+  const regression: CombinedState = { ...state, union: undefined };
+  const regressionClean = clean.map((r) => combinedScore(regression, r));
+  const regressionSpread = interquartileRange(regressionClean);
+  const regressionTpr = flaggedAt(regression, clean, adversarial, targetFpr);
+  const candidates: UnionCandidate[] = [];
+  let chosen: { state: CombinedState; terms: UnionTerm[]; tpr: number } = {
+    state: regression,
+    terms: [],
+    tpr: regressionTpr,
+  };
+  while (chosen.terms.length < UNION_MAX_TERMS) {
+    const taken = chosen.terms.reduce((sum, t) => sum + t.share, 0);
+    let best: typeof chosen | null = null;
+    state.detectors.forEach((detector, input) => {
+      if (chosen.terms.some((t) => t.input === input)) return;
+      const column = clean.map((r) => r[input]);
+      const scale = interquartileRange(column) / regressionSpread;
+      for (const share of UNION_SHARES) {
+        if (taken + share >= 1) continue;
+        const level = conformalThreshold(regressionClean, (1 - taken - share) * targetFpr);
+        const at = conformalThreshold(column, share * targetFpr);
+        // Too few clean rows to tell the rate apart: no term at this share.
+        if (!Number.isFinite(level) || !Number.isFinite(at)) continue;
+        const terms = [...chosen.terms, { input, at, scale, share }];
+        const candidate: CombinedState = { ...regression, union: { level, terms } };
+        const tpr = flaggedAt(candidate, clean, adversarial, targetFpr);
+        candidates.push({ after: chosen.terms.map((t) => state.detectors[t.input]), detector, share, tpr });
+        if (!best || tpr > best.tpr) best = { state: candidate, terms, tpr };
+      }
+    });
+    const next = best as typeof chosen | null;
+    if (!next || next.tpr < chosen.tpr + UNION_MIN_GAIN) break;
+    chosen = next;
+  }
+  return {
+    state: chosen.state,
+    terms: chosen.terms.map((t) => ({ detector: state.detectors[t.input], share: t.share })),
+    regressionTpr,
+    tpr: chosen.tpr,
+    candidates,
+  };
+}
