@@ -29,8 +29,11 @@ test('its metadata and model card record the adversarial training and the accura
   expect(md.training.adversarial).toEqual({ method: 'fgsm-rs', epsilon: 0.12 });
   expect(md.training.robust.epsilon).toBe(0.1);
   expect(md.training.robust.steps).toBe(40);
-  expect(md.training.robust.images).toBe(1000);
+  // Checked over the whole test split, a chunk of 1 000 at a time, with its interval.
+  expect(md.training.robust.images).toBe(10000);
+  expect(md.training.robust.chunks).toHaveLength(10);
   expect(md.training.robust.underAttack).toBeGreaterThan(0.5);
+  expect(md.training.robust.underAttackInterval.low).toBeLessThan(md.training.robust.underAttack);
   const card = fs.readFileSync(path.join(ROBUST, 'README.md'), 'utf8');
   expect(card).toContain('## Adversarial training');
   expect(card).toContain(`${(md.training.robust.underAttack * 100).toFixed(2)} %`);
