@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Calibration } from '../calibration/calibrationFile';
-import { combinedScoreTensor } from '../detectors/combined';
+import { combinedScoreTensor, interquartileRange } from '../detectors/combined';
 import type { InferenceModel } from '../engine/model';
 import { lowPassImages, LowPassKind } from '../engine/spectra';
 import type { Screener } from '../screening/screener';
@@ -52,7 +52,5 @@ export function detectorAwareTarget(model: InferenceModel, screener: Screener, t
 function scoreSpread(calibration: Calibration, name: string): number {
   const k = calibration.combined.detectors.indexOf(name);
   if (k >= 0) return calibration.combined.spread[k];
-  const sorted = calibration.holdoutScores[name] ?? [];
-  const at = (q: number) => sorted[Math.round(q * (sorted.length - 1))] ?? 0;
-  return Math.max(at(0.75) - at(0.25), 1e-6);
+  return interquartileRange(calibration.holdoutScores[name] ?? []);
 }

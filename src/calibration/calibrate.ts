@@ -120,7 +120,9 @@ function subset(images: LabelledImages, indices: ArrayLike<number>, size: number
 const accuracyOf = (probs: Float32Array[], labels: ArrayLike<number>) =>
   probs.reduce((n, p, i) => n + (argmax(p) === labels[i] ? 1 : 0), 0) / Math.max(probs.length, 1);
 
-/** What calibration's summary records of the union terms' choice. */
+/** What calibration's summary records of the union terms' choice (`summary.union`). */
+export type UnionSummary = ReturnType<typeof unionSummary>;
+
 function unionSummary(u: UnionChoice) {
   return {
     terms: u.terms,

@@ -12,7 +12,7 @@
  * alone — a term is kept only against that bias. The rate on new clean images does not depend on
  * this choice: the thresholds are read afterwards on the combined score itself (./thresholds.ts).
  */
-import { CombinedState, combinedScore, UnionTerm } from '../detectors/combined';
+import { CombinedState, combinedScore, interquartileRange, UnionTerm } from '../detectors/combined';
 import { conformalThreshold } from './conformal';
 
 /** The shares of the target rate a detector's own term may take. */
@@ -42,11 +42,8 @@ export interface UnionChoice {
   readonly candidates: readonly UnionCandidate[];
 }
 
-function interquartileRange(values: readonly number[]): number {
-  const sorted = Float64Array.from(values).sort();
-  const at = (q: number) => sorted[Math.round(q * (sorted.length - 1))];
-  return Math.max(at(0.75) - at(0.25), 1e-6);
-}
+/** The clean spread of a column of scores (combined.ts's unit). */
+const spreadOf = (values: readonly number[]) => interquartileRange(Float64Array.from(values).sort());
 
 /** The share of `adversarial` rows whose combined score is over the threshold read on `clean` at `targetFpr`. */
 export function flaggedAt(
@@ -75,7 +72,7 @@ export function fitUnion(
   if (!clean.length || !adversarial.length) throw new Error('the union term needs clean and adversarial scores');
   const regression: CombinedState = { ...state, union: undefined };
   const regressionClean = clean.map((r) => combinedScore(regression, r));
-  const regressionSpread = interquartileRange(regressionClean);
+  const regressionSpread = spreadOf(regressionClean);
   const regressionTpr = flaggedAt(regression, clean, adversarial, targetFpr);
   const candidates: UnionCandidate[] = [];
   let chosen: { state: CombinedState; terms: UnionTerm[]; tpr: number } = {
@@ -86,10 +83,10 @@ export function fitUnion(
   while (chosen.terms.length < UNION_MAX_TERMS) {
     const taken = chosen.terms.reduce((sum, t) => sum + t.share, 0);
     let best: typeof chosen | null = null;
-    state.detectors.forEach((detector, input) => {
-      if (chosen.terms.some((t) => t.input === input)) return;
+    for (const [input, detector] of state.detectors.entries()) {
+      if (chosen.terms.some((t) => t.input === input)) continue;
       const column = clean.map((r) => r[input]);
-      const scale = interquartileRange(column) / regressionSpread;
+      const scale = spreadOf(column) / regressionSpread;
       for (const share of UNION_SHARES) {
         if (taken + share >= 1) continue;
         const level = conformalThreshold(regressionClean, (1 - taken - share) * targetFpr);
@@ -102,10 +99,9 @@ export function fitUnion(
         candidates.push({ after: chosen.terms.map((t) => state.detectors[t.input]), detector, share, tpr });
         if (!best || tpr > best.tpr) best = { state: candidate, terms, tpr };
       }
-    });
-    const next = best as typeof chosen | null;
-    if (!next || next.tpr < chosen.tpr + UNION_MIN_GAIN) break;
-    chosen = next;
+    }
+    if (!best || best.tpr < chosen.tpr + UNION_MIN_GAIN) break;
+    chosen = best;
   }
   return {
     state: chosen.state,

@@ -54,8 +54,17 @@ export interface CombinedUnion {
 
 const L2 = 1e-3;
 
-function quantile(sorted: readonly number[], q: number): number {
+function quantile(sorted: ArrayLike<number>, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))];
+}
+
+/**
+ * A score's clean spread, the unit the verdict standardises it by: the interquartile range of its
+ * clean scores (`sorted` ascending), at least 1e-6 (and that floor when there are none).
+ */
+export function interquartileRange(sorted: ArrayLike<number>): number {
+  if (!sorted.length) return 1e-6;
+  return Math.max(quantile(sorted, 0.75) - quantile(sorted, 0.25), 1e-6);
 }
 
 function transform(state: Pick<CombinedState, 'center' | 'spread'>, scores: readonly number[]): number[] {
@@ -91,7 +100,7 @@ function fitLinear(
   for (let j = 0; j < k; j++) {
     const col = clean.map((r) => r[j]).sort((a, b) => a - b);
     center.push(quantile(col, 0.5));
-    spread.push(Math.max(quantile(col, 0.75) - quantile(col, 0.25), 1e-6));
+    spread.push(interquartileRange(col));
   }
   const rows = [...clean, ...adversarial].map((r) => [...transform({ center, spread }, r), 1]);
   const y = [...clean.map(() => 0), ...adversarial.map(() => 1)];
@@ -227,8 +236,10 @@ export function combinedScoreTensor(state: CombinedState, scores: readonly tf.Te
     }
     let flat = tf.reshape(score, [-1]) as tf.Tensor1D;
     const union = state.union;
-    for (const u of union?.terms ?? []) {
-      flat = tf.maximum(flat, tf.add(tf.div(tf.sub(scores[u.input], u.at), u.scale), union!.level));
+    if (union) {
+      for (const u of union.terms) {
+        flat = tf.maximum(flat, tf.add(tf.div(tf.sub(scores[u.input], u.at), u.scale), union.level));
+      }
     }
     return flat;
   });

@@ -168,9 +168,9 @@ async function workerReplica(data: TrainWorkerData): Promise<WorkerReplicaHandle
   worker.on('error', (err) => pending?.reject(err));
   worker.on('exit', (code) => pending?.reject(new Error(`training worker exited with code ${code}`)));
   const { slot } = await next(); // ready, with the worker's gradient slot
-  const ask = async (req: TrainWorkerRequest, transfer: ArrayBuffer[] = []) => {
+  const ask = async (req: TrainWorkerRequest) => {
     const reply = next();
-    worker.postMessage(req, transfer);
+    worker.postMessage(req);
     return reply;
   };
   return {

@@ -16,6 +16,7 @@ import {
   CALIBRATE_DEFAULTS,
   ClassReport,
   LabelledImages,
+  UnionSummary,
 } from '../../calibration/calibrate';
 import {
   Calibration,
@@ -302,7 +303,7 @@ function calibrationReport(
     thresholds: thresholdsSection(calibration),
     detectors,
     /** The combined verdict's "either one" term as chosen (src/calibration/verdictUnion.ts), or null. */
-    union: (summary.union as UnionReport | undefined) ?? null,
+    union: (summary.union as UnionSummary | undefined) ?? null,
     /** Reading the images, then calibrate's stages. */
     seconds: {
       read: readSeconds,
@@ -344,13 +345,7 @@ function reportText(r: ReturnType<typeof calibrationReport>): string {
   return lines.join('\n') + '\n';
 }
 
-interface UnionReport {
-  terms: { detector: string; share: number }[];
-  regressionTprAtTargetFpr: number;
-  tprAtTargetFpr: number;
-}
-
-function unionLine(u: UnionReport, targetFpr: number): string {
+function unionLine(u: UnionSummary, targetFpr: number): string {
   const tpr = (x: number) => x.toFixed(3);
   return u.terms.length
     ? `combined verdict: the regression, or alone ${u.terms.map((t) => `${t.detector} (share ${t.share})`).join(' or ')} ` +
