@@ -31,6 +31,29 @@ export interface ReplicaOptions {
   readonly adversarial?: AdversarialTrainingOptions;
   /** The training loss (default 'softmax'; src/train/losses.ts). */
   readonly loss?: LossKind;
+  /**
+   * Keep an exponential moving average of the trainable weights with this decay (none when absent);
+   * exportWeights() then gives the average. weightAverageDecay() says how it starts.
+   */
+  readonly weightAverage?: number;
+}
+
+/** Which weights exportWeights() gives: the running average (when kept) or the last step's. */
+export type WeightsKind = 'averaged' | 'final';
+
+/**
+ * The average's decay at its `update`-th update (1-based): min(decay, (1 + t) / (10 + t)), as
+ * TensorFlow's ExponentialMovingAverage with num_updates, so early updates are not held near the
+ * random initial weights for thousands of steps.
+ */
+export function weightAverageDecay(decay: number, update: number): number {
+  return Math.min(decay, (1 + update) / (10 + update));
+}
+
+/** Refuses a decay that is not in (0, 1). */
+export function checkWeightAverage(decay: number | undefined): void {
+  if (decay !== undefined && !(decay > 0 && decay < 1))
+    throw new RangeError(`weight average decay: expected a number in (0, 1), got ${decay}`);
 }
 
 export class TrainingReplica {
@@ -41,6 +64,10 @@ export class TrainingReplica {
   private readonly adversarial?: AdversarialTrainingOptions;
   private readonly loss: LossKind;
   private readonly classes: number;
+  private readonly averageDecay?: number;
+  /** The running average of each trainable weight (model order), when kept. */
+  private readonly averages?: tf.Variable[];
+  private averageUpdates = 0;
 
   constructor(
     private readonly data: ImageSet,
@@ -55,6 +82,11 @@ export class TrainingReplica {
     this.adversarial = opts.adversarial;
     this.loss = opts.loss ?? 'softmax';
     this.classes = classesOf(opts.model);
+    checkWeightAverage(opts.weightAverage);
+    if (opts.weightAverage !== undefined) {
+      this.averageDecay = opts.weightAverage;
+      this.averages = this.model.trainableWeights.map((w) => tf.variable(w.read(), false));
+    }
   }
 
   setLearningRate(lr: number): void {
@@ -129,13 +161,34 @@ export class TrainingReplica {
     }));
     this.optimizer.applyGradients(named);
     tf.dispose(named.map((g) => g.tensor));
+    if (this.averages) {
+      const d = weightAverageDecay(this.averageDecay!, ++this.averageUpdates);
+      tf.tidy(() =>
+        this.averages!.forEach((avg, i) => avg.assign(tf.add(tf.mul(avg, d), tf.mul(weights[i].read(), 1 - d)))),
+      );
+    }
   }
 
-  /** All weights (trainable and batch-norm statistics) as arrays, for transfer between threads. */
-  async exportWeights(): Promise<{ shape: number[]; values: Float32Array }[]> {
+  /**
+   * All weights (trainable and batch-norm statistics) as arrays, for transfer between threads.
+   * 'averaged' (the default) gives the running average of the trainable weights where one is kept,
+   * the last step's otherwise; batch norm's moving statistics are the same either way.
+   */
+  async exportWeights(kind: WeightsKind = 'averaged'): Promise<{ shape: number[]; values: Float32Array }[]> {
+    // getWeights() lists the trainable weights first, in trainableWeights' order (tfjs Container.weights).
+    const all = this.model.getWeights();
+    const averages = kind === 'averaged' ? this.averages : undefined;
     return Promise.all(
-      this.model.getWeights().map(async (w) => ({ shape: w.shape, values: (await w.data()) as Float32Array })),
+      all.map(async (w, i) => {
+        const source = averages && i < averages.length ? averages[i] : w;
+        return { shape: w.shape, values: (await source.data()) as Float32Array };
+      }),
     );
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    this.averages?.forEach((v) => v.dispose());
   }
 }
 

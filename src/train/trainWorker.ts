@@ -49,7 +49,7 @@ async function main(): Promise<void> {
         r.grads.forEach((g, k) => own[k].set(g));
         port.postMessage({ type: 'grads', result: { ...r, grads: [] } });
       } else if (msg.type === 'export') {
-        port.postMessage({ type: 'weights', weights: await replica.exportWeights() });
+        port.postMessage({ type: 'weights', weights: await replica.exportWeights(msg.kind) });
       }
     } catch (err) {
       port.postMessage({ type: 'error', message: (err as Error).stack ?? String(err) });

@@ -15,7 +15,14 @@ import type { ProbabilityKind } from '../engine/modelStore';
 import { checkLoss, LossKind, probabilityKindOf } from './losses';
 import { ModelVariant, resolveVariant } from './modelVariant';
 import { calibratePnnBackground, checkBackgroundQuantile, PnnBackground } from './pnnBackground';
-import { averageGradients, ReplicaOptions, ShardResult, TrainingReplica } from './replica';
+import {
+  averageGradients,
+  checkWeightAverage,
+  ReplicaOptions,
+  ShardResult,
+  TrainingReplica,
+  WeightsKind,
+} from './replica';
 
 export interface TrainOptions {
   readonly dataDir: string;
@@ -43,6 +50,11 @@ export interface TrainOptions {
   readonly adversarial?: AdversarialTrainingOptions;
   /** The training loss (default 'softmax'); 'ovr' serves per-class sigmoid probabilities. */
   readonly loss?: LossKind;
+  /**
+   * Serve an exponential moving average of the trainable weights with this decay instead of the last
+   * step's (none when absent); the result then also carries the last step's model (`finalModel`).
+   */
+  readonly weightAverage?: number;
   /** With the PNN head: share of the training images given p(none) ≥ 0.5 (default 0.01; pnnBackground.ts). */
   readonly pnnBackgroundQuantile?: number;
   /**
@@ -70,8 +82,10 @@ export interface EpochStats {
 }
 
 export interface TrainResult {
-  /** The serving graph (batch norm folded). */
+  /** The serving graph (batch norm folded); with `weightAverage`, of the averaged weights. */
   readonly model: tf.Sequential;
+  /** With `weightAverage`: the serving graph of the last step's weights, to compare (caller disposes). */
+  readonly finalModel?: tf.Sequential;
   readonly history: EpochStats[];
   readonly seconds: number;
   readonly samplesPerSec: number;
@@ -103,7 +117,7 @@ export type TrainWorkerRequest =
   | { type: 'peers'; slots: SharedArrayBuffer[] }
   /** Apply the mean of the slots' gradients, weighted by each replica's images in the step. */
   | { type: 'apply'; counts: number[] }
-  | { type: 'export' };
+  | { type: 'export'; kind: WeightsKind };
 
 type ExportedWeights = { shape: number[]; values: Float32Array }[];
 
@@ -112,7 +126,7 @@ interface ReplicaHandle {
   step(indices: Uint32Array, dropoutSeed: number, learningRate: number): Promise<ShardResult>;
   /** Applies the mean gradient of one step's shards, `results` in replica order. */
   apply(results: readonly ShardResult[]): Promise<void>;
-  exportWeights(): Promise<ExportedWeights>;
+  exportWeights(kind: WeightsKind): Promise<ExportedWeights>;
   close(): Promise<void>;
 }
 
@@ -124,9 +138,9 @@ function localReplica(data: ImageSet, opts: ReplicaOptions): ReplicaHandle {
       return r.computeGradients(indices, dropoutSeed);
     },
     apply: async (results) => r.applyGradients(averageGradients(results)),
-    exportWeights: () => r.exportWeights(),
+    exportWeights: (kind) => r.exportWeights(kind),
     close: async () => {
-      r.model.dispose();
+      r.dispose();
     },
   };
 }
@@ -183,7 +197,7 @@ async function workerReplica(data: TrainWorkerData): Promise<WorkerReplicaHandle
     peers: async (slots) => {
       await ask({ type: 'peers', slots });
     },
-    exportWeights: async () => (await ask({ type: 'export' })).weights!,
+    exportWeights: async (kind) => (await ask({ type: 'export', kind })).weights!,
     close: async () => {
       await worker.terminate();
     },
@@ -243,9 +257,10 @@ async function expectReplicasAgree(
   replicas: readonly ReplicaHandle[],
   weights: ExportedWeights,
   trainable: number,
+  kind: WeightsKind,
 ): Promise<void> {
   for (let i = 1; i < replicas.length; i++) {
-    const other = await replicas[i].exportWeights();
+    const other = await replicas[i].exportWeights(kind);
     const k = weights
       .slice(0, trainable)
       .findIndex((w, j) => !w.values.every((v, e) => Object.is(v, other[j].values[e])));
@@ -266,12 +281,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       "loss 'ovr' with head 'pnn': the PNN head has its own 'none' density; train it with 'softmax'",
     );
   if (variant.head === 'pnn') checkBackgroundQuantile(opts.pnnBackgroundQuantile);
+  checkWeightAverage(opts.weightAverage);
   const replicaOptions: ReplicaOptions = {
     model: modelOptions,
     learningRate: opts.learningRate,
     augment: opts.augment,
     adversarial: opts.adversarial,
     loss,
+    weightAverage: opts.weightAverage,
   };
   const workers = Math.max(1, opts.workers);
   const replicas = await startReplicas(data, opts, replicaOptions, workers);
@@ -335,23 +352,29 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       if (opts.maxSteps !== undefined && totalSteps >= opts.maxSteps) break;
     }
-    const weights = await replicas[0].exportWeights();
     const seconds = (Date.now() - start) / 1000;
-    const trained = buildTrainingModel(modelOptions);
-    await expectReplicasAgree(replicas, weights, trained.trainableWeights.length).catch((err) => {
-      trained.dispose();
-      throw err;
-    });
-    tf.tidy(() => trained.setWeights(weights.map((w) => tf.tensor(w.values, w.shape))));
     const probabilities = probabilityKindOf(loss);
-    const model = buildServingModel(trained, modelOptions, probabilities);
-    trained.dispose();
+    /** The serving graph of replica 0's weights of one kind, after checking the other replicas agree. */
+    const servingModel = async (kind: WeightsKind): Promise<tf.Sequential> => {
+      const weights = await replicas[0].exportWeights(kind);
+      const trained = buildTrainingModel(modelOptions);
+      try {
+        await expectReplicasAgree(replicas, weights, trained.trainableWeights.length, kind);
+        tf.tidy(() => trained.setWeights(weights.map((w) => tf.tensor(w.values, w.shape))));
+        return buildServingModel(trained, modelOptions, probabilities);
+      } finally {
+        trained.dispose();
+      }
+    };
+    const model = await servingModel('averaged');
+    const finalModel = opts.weightAverage !== undefined ? await servingModel('final') : undefined;
     const pnnBackground =
       variant.head === 'pnn'
         ? await calibratePnnBackground(model, data, { quantile: opts.pnnBackgroundQuantile })
         : undefined;
     return {
       model,
+      finalModel,
       history,
       seconds,
       samplesPerSec: samples / seconds,
