@@ -5,7 +5,10 @@
  *  - through the low-pass defense: the filter is linear, so the attack differentiates the
  *    classifier composed with it exactly (no BPDA approximation needed);
  *  - against the detectors: the loss also pushes every detector's score, and the combined score,
- *    under its threshold — each excess measured in units of that score's clean spread.
+ *    under its threshold — each excess measured in units of that score's clean spread;
+ *  - against the verdict alone: only the combined score's excess. The verdict is what flags an
+ *    image, so an attacker need not quiet each detector: this aim spends the whole budget on the
+ *    one constraint that matters, where 'every' also pays for detectors the verdict outweighs.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Calibration } from '../calibration/calibrationFile';
@@ -20,7 +23,15 @@ export function lowPassTarget(model: InferenceModel, lowPass: { radius: number; 
   return { logits: (x) => model.logits(lowPassImages(x, lowPass.radius, lowPass.kind)) };
 }
 
-export function detectorAwareTarget(model: InferenceModel, screener: Screener, targetFpr?: number): AttackTarget {
+/** What the detector-aware penalty pushes under its threshold: every score and the verdict, or the verdict only. */
+export type DetectorAim = 'every' | 'verdict';
+
+export function detectorAwareTarget(
+  model: InferenceModel,
+  screener: Screener,
+  targetFpr?: number,
+  aim: DetectorAim = 'every',
+): AttackTarget {
   const calibration: Calibration = screener.calibration;
   const thresholds = screener.thresholds(targetFpr);
   const spread = screener.detectors.map((d) => scoreSpread(calibration, d.name));
@@ -35,10 +46,12 @@ export function detectorAwareTarget(model: InferenceModel, screener: Screener, t
           calibration.combined,
           screener.combinedInputs.map((k) => scores[k]),
         );
+        const verdictExcess = tf.relu(tf.sub(combined, thresholds.combined)) as tf.Tensor1D;
+        if (aim === 'verdict') return verdictExcess;
         const excess = scores.map((s, k) =>
           tf.div(tf.relu(tf.sub(s, thresholds[screener.detectors[k].name])), spread[k]),
         );
-        excess.push(tf.relu(tf.sub(combined, thresholds.combined)));
+        excess.push(verdictExcess);
         return tf.addN(excess) as tf.Tensor1D;
       }),
   };

@@ -18,8 +18,11 @@ export interface AttackSpec {
    * harmless picture pushed into a class that gets it blocked — a false flag.
    */
   readonly targetClass?: number;
-  /** The attacker knows the defense ('lowpass') or the detectors ('detectors'). */
-  readonly adaptive?: 'lowpass' | 'detectors';
+  /**
+   * The attacker knows the defense ('lowpass'), or the detectors: pushing every detector and the
+   * verdict under its threshold ('detectors'), or the verdict alone, which is what flags ('verdict').
+   */
+  readonly adaptive?: 'lowpass' | 'detectors' | 'verdict';
   /** Feature matching: each image gets a guide, a correctly classified clean image of a random other class. */
   readonly guided?: boolean;
   /** κ of margin losses (CW, pgd-e2e): a success must pass the boundary by this much. */
@@ -37,6 +40,7 @@ export const STRONGER_ATTACKS: readonly AttackSpec[] = [
   { name: 'feature-matching-0.1-lowfreq', method: 'feature-matching-lowfreq', epsilon: 0.1, steps: 100, guided: true },
   { name: 'margin-0.1-k10', method: 'pgd-e2e', epsilon: 0.1, steps: 100, confidence: 10 },
   { name: 'adaptive-e2e-0.1', method: 'pgd-e2e', epsilon: 0.1, steps: 200, adaptive: 'detectors' },
+  { name: 'adaptive-e2e-verdict-0.1', method: 'pgd-e2e', epsilon: 0.1, steps: 200, adaptive: 'verdict' },
   { name: 'adaptive-e2e-unbounded', method: 'pgd-e2e', epsilon: 1, steps: 200, adaptive: 'detectors' },
 ];
 

@@ -184,6 +184,7 @@ function guideImages(
 function attackTarget(spec: AttackSpec, model: InferenceModel, screener: Screener): AttackTarget {
   if (spec.adaptive === 'lowpass') return lowPassTarget(model, screener.calibration.lowPass);
   if (spec.adaptive === 'detectors') return detectorAwareTarget(model, screener);
+  if (spec.adaptive === 'verdict') return detectorAwareTarget(model, screener, undefined, 'verdict');
   return modelTarget(model);
 }
 
@@ -242,7 +243,7 @@ async function attackSubset(
       seed: options.seed,
       // Through every detector, a 224×224 image's backward pass also keeps its spectra and their
       // inverse: 8 at once ran out of wasm's 4 GiB heap ("memory access out of bounds"); 2 fit.
-      batchSize: spec.adaptive === 'detectors' && size > 32 * 32 * 3 ? 2 : undefined,
+      batchSize: (spec.adaptive === 'detectors' || spec.adaptive === 'verdict') && size > 32 * 32 * 3 ? 2 : undefined,
     },
     options.onProgress && ((done) => options.onProgress!(done, indices.length)),
   );

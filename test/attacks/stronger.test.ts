@@ -145,15 +145,44 @@ test('the end-to-end attack: within ε, at least as strong as its first run, see
   tf.dispose([adv, one, again]);
 });
 
-test('unbounded, the end-to-end attack on the detectors gets every image misclassified and unflagged (sanity)', async () => {
-  const aware = detectorAwareTarget(model, screener);
-  const adv = await new EndToEnd({ restarts: 1 }).run(aware, x, labels, { epsilon: 1, steps: 60, seed: 1 });
-  const outputs = await runInBatches(model, (await adv.data()) as Float32Array, labels.length, screener.extras);
-  // The deployed verdict: the combined score at the calibration's threshold.
-  const flagged = outputs.filter((o) => screener.screen(o).detection.adversarial).length;
-  expect({ correct: await correct(adv), flagged }).toEqual({ correct: 0, flagged: 0 });
-  adv.dispose();
-}, 300_000);
+test.each(['every', 'verdict'] as const)(
+  'unbounded, the end-to-end attack (aim: %s) gets every image misclassified and unflagged (sanity)',
+  async (aim) => {
+    const aware = detectorAwareTarget(model, screener, undefined, aim);
+    const adv = await new EndToEnd({ restarts: 1 }).run(aware, x, labels, { epsilon: 1, steps: 60, seed: 1 });
+    const outputs = await runInBatches(model, (await adv.data()) as Float32Array, labels.length, screener.extras);
+    // The deployed verdict: the combined score at the calibration's threshold.
+    const flagged = outputs.filter((o) => screener.screen(o).detection.adversarial).length;
+    expect({ correct: await correct(adv), flagged }).toEqual({ correct: 0, flagged: 0 });
+    adv.dispose();
+  },
+  300_000,
+);
+
+test("the verdict-only aim's penalty is the verdict's own excess (as screening computes it) and never above the every-detector aim's", async () => {
+  // Fixtures and their PGD versions: clean images under the verdict's threshold, attacked ones over it.
+  const pgd = await getAttack('pgd').run(target, x, labels, { epsilon: 0.1, steps: 10, seed: 2 });
+  const both = tf.concat([x, pgd]) as tf.Tensor4D;
+  const read = async (t: AttackTarget) => {
+    const p = tf.tidy(() => t.penalty!(both));
+    const v = Array.from(await p.data());
+    p.dispose();
+    return v;
+  };
+  const verdict = await read(detectorAwareTarget(model, screener, undefined, 'verdict'));
+  const every = await read(detectorAwareTarget(model, screener));
+  const outputs = await runInBatches(model, (await both.data()) as Float32Array, 2 * labels.length, screener.extras);
+  const excess = outputs.map((o) => {
+    const d = screener.screen(o).detection;
+    return Math.max(0, d.score - d.threshold);
+  });
+  verdict.forEach((v, i) => expect(v).toBeCloseTo(excess[i], 3));
+  verdict.forEach((v, i) => expect(v).toBeLessThanOrEqual(every[i] + 1e-6));
+  // Somewhere the verdict is quiet while a detector is not: the every-detector aim asks for more.
+  expect(excess.filter((e) => e > 0).length).toBeGreaterThan(0);
+  expect(every.some((e, i) => e > verdict[i] + 1e-3)).toBe(true);
+  tf.dispose([pgd, both]);
+});
 
 test("a call's κ makes CW's successes pass the boundary by it", async () => {
   const adv = await new CarliniWagnerL2().run(target, x, labels, { epsilon: Infinity, steps: 30, confidence: 5 });

@@ -210,12 +210,12 @@ export function registerAttack(program: Command): void {
     .addOption(
       new Option(
         '--adaptive <to>',
-        "adaptive attack: through the calibrated low-pass filter ('lowpass') or also pushing every detector under its threshold ('detectors')",
-      ).choices(['lowpass', 'detectors']),
+        "adaptive attack: through the calibrated low-pass filter ('lowpass'), also pushing every detector and the verdict under its threshold ('detectors'), or the verdict alone ('verdict')",
+      ).choices(['lowpass', 'detectors', 'verdict']),
     )
     .option('--json', 'print one JSON array on stdout')
     .option('--model <dir>', 'model directory', defaultModelDir())
-    .action(async (files: string[], opts: CliOptions & { adaptive?: 'lowpass' | 'detectors' }) => {
+    .action(async (files: string[], opts: CliOptions & { adaptive?: 'lowpass' | 'detectors' | 'verdict' }) => {
       const backend = await initBackend();
       logger.debug(describeBackend(backend));
       const model = await InferenceModel.load(opts.model);
@@ -226,7 +226,12 @@ export function registerAttack(program: Command): void {
           attackTarget =
             opts.adaptive === 'lowpass'
               ? lowPassTarget(model, calibration.lowPass)
-              : detectorAwareTarget(model, new Screener(calibration, model.metadata.labels));
+              : detectorAwareTarget(
+                  model,
+                  new Screener(calibration, model.metadata.labels),
+                  undefined,
+                  opts.adaptive === 'verdict' ? 'verdict' : 'every',
+                );
         }
         const rows = await attackFiles(files, model, { ...opts, attackTarget });
         if (opts.json) process.stdout.write(toJson(rows, FLOAT_KEYS) + '\n');

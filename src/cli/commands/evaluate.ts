@@ -39,17 +39,23 @@ interface EvaluateCommandOptions {
   attacks?: string;
   quick?: boolean;
   json?: boolean;
+  offset: number;
 }
 
-/** Up to n of the images, drawn without replacement, seeded (the order drawn: the same sample as before folders). */
-function sample(
+/**
+ * Up to n of the images, drawn without replacement, seeded (the order drawn: the same sample as before
+ * folders), after skipping the first `offset` of that order: disjoint offsets split one draw across
+ * processes (`--offset 500 --count 500` is the second half of `--count 1000`'s images).
+ */
+export function sample(
   set: { pixels: Float32Array; labels: Int32Array; count: number },
   n: number,
   seed: number,
   size: number,
+  offset = 0,
 ) {
-  if (n >= set.count) return set;
-  const order = Array.from(permutation(set.count, mulberry32(seed)).subarray(0, n));
+  if (offset === 0 && n >= set.count) return set;
+  const order = Array.from(permutation(set.count, mulberry32(seed)).subarray(offset, offset + n));
   const pixels = new Float32Array(order.length * size);
   const labels = new Int32Array(order.length);
   order.forEach((i, k) => {
@@ -112,6 +118,12 @@ export function registerEvaluate(program: Command): void {
     )
     .option('--count <n>', 'images evaluated at most, drawn seeded (default: 1000)', intOption)
     .option('--seed <n>', 'random seed (sample, attacks)', intOption, 1)
+    .option(
+      '--offset <n>',
+      "skip the first n images of the seeded draw: disjoint offsets split one evaluation across processes (e.g. --offset 500 --count 500 is the second half of --count 1000's images; each process's attacks draw their own random starts)",
+      intOption,
+      0,
+    )
     .option('--out <dir>', 'report directory (default: reports/ for the bundled model, reports/<id>/ for others)')
     .addOption(
       new Option('--suite <name>', 'attack suite (default: photo for RGB models, fashion for grey ones)').choices([
@@ -142,7 +154,8 @@ export function registerEvaluate(program: Command): void {
       const pool = part
         ? pickImages(read, testSplitParts(part).evaluation, model.imageSize, describeTestPart(part, 'evaluation'))
         : read;
-      const images = sample(pool, wanted, opts.seed, model.imageSize);
+      if (opts.offset >= pool.count) throw new RangeError(`--offset ${opts.offset}: the pool has ${pool.count} images`);
+      const images = sample(pool, wanted, opts.seed, model.imageSize, opts.offset);
       const id = model.metadata.id;
       const out = opts.out ?? (id === 'fashion-cnn' ? 'reports' : path.join('reports', id));
       process.stderr.write(
