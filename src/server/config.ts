@@ -58,6 +58,13 @@ export interface ServerConfig {
   readonly shutdownTimeoutMs: number;
   /** A request's deadline, from its arrival: receiving, decoding, queueing and inference (DEADLINE_EXCEEDED). */
   readonly requestTimeoutMs: number;
+  /**
+   * How long an idle keep-alive connection is kept open. Longer than the idle timeouts of the load
+   * balancers and clients in front (HAProxy's pool, undici's 4 s, cloud balancers' 60 s): whichever
+   * side closes an idle connection first must be the client, or a request sent on it as the server
+   * closes fails (EPIPE / ECONNRESET) without ever reaching the service.
+   */
+  readonly keepAliveTimeoutMs: number;
   /** GraphQL requests in flight at most; beyond, OVERLOADED before the body is read (bounds memory). */
   readonly maxConcurrentRequests: number;
   /** Bytes of request bodies in flight at most, by Content-Length; beyond, OVERLOADED (a global memory bound). */
@@ -264,6 +271,7 @@ function resilienceConfig(
 ): Pick<
   ServerConfig,
   | 'requestTimeoutMs'
+  | 'keepAliveTimeoutMs'
   | 'maxConcurrentRequests'
   | 'maxInflightBytes'
   | 'maxConcurrentRequestsPerClient'
@@ -285,6 +293,7 @@ function resilienceConfig(
   const maxInflightBytes = integer(env, 'ADVSIEVE_MAX_INFLIGHT_BYTES', 1024) ?? 512 * MiB;
   return {
     requestTimeoutMs: integer(env, 'ADVSIEVE_REQUEST_TIMEOUT_MS', 1) ?? 30_000,
+    keepAliveTimeoutMs: integer(env, 'ADVSIEVE_KEEP_ALIVE_TIMEOUT_MS', 1) ?? 65_000,
     maxConcurrentRequests,
     maxInflightBytes,
     ...clientShares(env, keyed, maxConcurrentRequests, maxInflightBytes),

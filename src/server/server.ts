@@ -220,6 +220,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     },
     app,
   );
+  // Node's default (5 s) races the client's own idle timeout: see ServerConfig.keepAliveTimeoutMs.
+  httpServer.keepAliveTimeout = config.keepAliveTimeoutMs;
   const port = await listen(httpServer, config.port, config.host);
   const origin = `http://${config.host ?? 'localhost'}:${port}`;
   const url = `${origin}/graphql`;

@@ -27,6 +27,7 @@ test('production: attacks off, and switching them on is refused', () => {
 test('deadlines, admission, decoding and fault injection: defaults, checks, and no fault injection in production', () => {
   expect(configFromEnv({})).toMatchObject({
     requestTimeoutMs: 30_000,
+    keepAliveTimeoutMs: 65_000,
     maxConcurrentRequests: 256,
     maxInflightBytes: 512 * 1024 * 1024,
     faultInjection: false,
@@ -45,6 +46,8 @@ test('deadlines, admission, decoding and fault injection: defaults, checks, and 
   expect(() => configFromEnv({ ADVSIEVE_REQUEST_TIMEOUT_MS: '0' })).toThrow(
     /ADVSIEVE_REQUEST_TIMEOUT_MS must be an integer ≥ 1/,
   );
+  expect(configFromEnv({ ADVSIEVE_KEEP_ALIVE_TIMEOUT_MS: '120000' }).keepAliveTimeoutMs).toBe(120_000);
+  expect(() => configFromEnv({ ADVSIEVE_KEEP_ALIVE_TIMEOUT_MS: '0' })).toThrow(/ADVSIEVE_KEEP_ALIVE_TIMEOUT_MS/);
   expect(() => configFromEnv({ ADVSIEVE_DECODE_CONCURRENCY: 'many' })).toThrow(/ADVSIEVE_DECODE_CONCURRENCY/);
   expect(() => configFromEnv({ NODE_ENV: 'production', ADVSIEVE_FAULT_INJECTION: '1' })).toThrow(
     /ADVSIEVE_FAULT_INJECTION must be off when NODE_ENV=production/,

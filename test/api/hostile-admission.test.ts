@@ -188,7 +188,7 @@ const codeOf = (r: { body: GqlResponse<unknown>['body'] }) => r.body.errors?.[0]
 
 /**
  * After building a huge body, which blocks this process for seconds: lets fetch's pool notice the
- * keep-alive connections the server closed meanwhile (its keep-alive timeout is 5 s), rather than
+ * keep-alive connections the server closed meanwhile (ADVSIEVE_KEEP_ALIVE_TIMEOUT_MS; it was 5 s), rather than
  * send on one of them.
  */
 const settle = () => sleep(1500);

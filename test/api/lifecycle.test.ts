@@ -4,6 +4,7 @@
  * attacks, no stack traces) and a graceful SIGTERM: requests whose images wait in the engine's
  * queue are answered, then the process exits 0.
  */
+import * as http from 'http';
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -40,6 +41,25 @@ test('ready only once the workers are up; the entry point’s health check agree
   expect(server.readinessSeen[0]).toBe(503);
   expect(server.readinessSeen[server.readinessSeen.length - 1]).toBe(200);
   expect(await healthcheck(server.port)).toBe(0);
+});
+
+test('idle keep-alive connections outlive the idle timeouts of clients and balancers in front (65 s, told in Keep-Alive)', async () => {
+  // Node's default, 5 s, is shorter than HAProxy's or a cloud balancer's: a request sent on a connection
+  // the server is closing would fail before reaching the service.
+  const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+    const agent = new http.Agent({ keepAlive: true });
+    http
+      .get({ host: '127.0.0.1', port: server.port, path: '/health/live', agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          agent.destroy();
+          resolve(res.headers);
+        });
+      })
+      .on('error', reject);
+  });
+  expect(headers.connection).toBe('keep-alive');
+  expect(headers['keep-alive']).toBe('timeout=65');
 });
 
 test('production: attacks are off, and errors carry no stack traces', async () => {
