@@ -17,7 +17,7 @@
 import { attackInBatches } from '../attacks/runAttack';
 import { getAttack } from '../attacks/registry';
 import { modelTarget } from '../attacks/target';
-import { combinedScore, fitCombined } from '../detectors/combined';
+import { combinedScore, CombinedState, fitCombined } from '../detectors/combined';
 import { argmax, FitData, ImageFeatures, MIN_CLASS_IMAGES, toFeatures } from '../detectors/detector';
 import { HF_CUTOFF_CANDIDATES } from '../detectors/highFrequencyEnergy';
 import { COMBINED, screeningDetectors } from '../detectors/registry';
@@ -33,6 +33,8 @@ import { Calibration, CALIBRATION_SCHEMA_VERSION, LowPassChoice } from './calibr
 import { classSpectra } from './classSpectra';
 import { readThresholds, sortedAscending, ThresholdImages } from './thresholds';
 import { fitUnion, UnionChoice } from './verdictUnion';
+import { hardenVerdict, HardeningOptions, HardeningRound } from './hardening';
+import { conformalThreshold } from './conformal';
 
 export interface LabelledImages {
   /** count × H × W × C values in [0, 1]. */
@@ -71,6 +73,13 @@ export interface CalibrateOptions {
   readonly boundaryMargin?: boolean;
   /** false: the combined verdict is the regression alone, without the "either one" term of ./verdictUnion.ts. */
   readonly union?: boolean;
+  /** Rounds of hardening the verdict against end-to-end attacks aimed at it (./hardening.ts); none without. */
+  readonly hardening?: HardeningOptions;
+  /**
+   * Clean training images for hardening to attack, beside `images` (so the split does not depend on
+   * hardening); without them, the images the split leaves over, else the attack set's.
+   */
+  readonly hardeningImages?: { readonly pixels: Float32Array; readonly labels: Int32Array; readonly count: number };
 }
 
 /** Images per class of the fit and hold-out sets, and the classes that get the pooled fallback (MIN_CLASS_IMAGES). */
@@ -169,10 +178,17 @@ function split(images: LabelledImages, options: CalibrateOptions) {
         `(--fit) the rest and needs ${MIN_SPLIT_IMAGES}; here they would get ${holdout} and ${fit}`,
     );
   }
+  // Hardening attacks images no other set took; with too few of those (a small folder), the attack set's too.
+  const beyond = order.subarray(Math.max(holdout + fit, attackFrom + attacked));
+  const hardeningNeeds = options.hardening ? options.hardening.rounds * options.hardening.images : 0;
   return {
     holdout: order.subarray(0, holdout),
     fit: order.subarray(holdout, holdout + fit),
     attacked: order.subarray(attackFrom, attackFrom + attacked),
+    hardening:
+      beyond.length >= hardeningNeeds
+        ? beyond.subarray(0, hardeningNeeds)
+        : Uint32Array.from([...beyond, ...order.subarray(attackFrom, attackFrom + attacked)]),
   };
 }
 
@@ -362,29 +378,22 @@ export async function calibrate(
   const advScores = scoresOf(advFeatures);
   const holdoutScores = scoresOf(holdoutFeatures.slice(half));
   const names = detectors.map((d) => d.name);
-  const regression = fitCombined(names, combinerScores, advScores, {
-    hidden: COMBINER_HIDDEN_UNITS,
-    seed: options.seed,
-  });
-  const union = options.union === false ? null : fitUnion(regression, holdoutScores, advScores, options.targetFpr);
-  const combined = union?.state ?? regression;
-
-  const holdoutByName: Record<string, number[]> = {};
-  const summary: Record<string, unknown> = {};
-  [...names, COMBINED].forEach((name, k) => {
-    const score = (row: number[]) => (k < names.length ? row[k] : combinedScore(combined, row));
-    const clean = holdoutScores.map(score);
-    const adv = advScores.map(score);
-    const nan = [...clean, ...adv].filter(Number.isNaN).length;
-    if (nan > 0) throw new Error(`${name} scored ${nan} calibration images NaN: its fitted statistics are not usable`);
-    holdoutByName[name] = sortedAscending(clean);
-    summary[name] = {
-      aurocOnCalibrationAttacks: auroc(adv, clean),
-      tprAtTargetFpr: tprAtFpr(adv, clean, options.targetFpr),
-    };
-  });
-  clock.end();
-  const fitted: Calibration = {
+  const fitVerdict = (adversarial: readonly number[][], weights?: readonly number[]) => {
+    const regression = fitCombined(names, combinerScores, adversarial as number[][], {
+      hidden: COMBINER_HIDDEN_UNITS,
+      seed: options.seed,
+      adversarialWeights: weights,
+    });
+    const union =
+      options.union === false
+        ? null
+        : fitUnion(regression, holdoutScores, adversarial as number[][], options.targetFpr, weights);
+    return { state: union?.state ?? regression, union };
+  };
+  let verdict = fitVerdict(advScores);
+  const columns = Object.fromEntries(names.map((name, k) => [name, sortedAscending(holdoutScores.map((r) => r[k]))]));
+  const combinedHoldout = (state: CombinedState) => sortedAscending(holdoutScores.map((r) => combinedScore(state, r)));
+  const assemble = (combined: CombinedState, summary: Record<string, unknown>): Calibration => ({
     schemaVersion: CALIBRATION_SCHEMA_VERSION,
     model: { id: model.metadata.id, sha256: modelSha256 },
     createdAt: new Date().toISOString(),
@@ -404,10 +413,57 @@ export async function calibrate(
     lowPass,
     detectors: states,
     combined,
-    holdoutScores: holdoutByName,
+    holdoutScores: { ...columns, [COMBINED]: combinedHoldout(combined) },
     classSpectra: spectra,
-    summary: { ...summary, ...(union ? { union: unionSummary(union) } : {}) },
-  };
+    summary,
+  });
+
+  let hardening: HardeningRound[] | undefined;
+  if (options.hardening) {
+    const h = options.hardening;
+    const pool = options.hardeningImages ?? subset(images, parts.hardening, size);
+    clock.start(
+      'hardening',
+      `hardening the verdict: ${h.rounds} rounds of end-to-end attacks, ${h.images} images each`,
+    );
+    const hardened = await hardenVerdict({
+      model,
+      images: pool,
+      options: h,
+      seed: options.seed,
+      targetFpr: options.targetFpr,
+      combined: verdict.state,
+      adversarial: advScores,
+      calibrationWith: (combined) => assemble(combined, {}),
+      scoresOf: async (pixels, count) =>
+        scoresOf((await runInBatches(model, pixels, count, extras)).map((o) => toFeatures(o, HF_CUTOFF_CANDIDATES))),
+      refit: (rows, weights) => (verdict = fitVerdict(rows, weights)).state,
+      flags: (state, row) => combinedScore(state, row) > conformalThreshold(combinedHoldout(state), options.targetFpr),
+      onRound: (round, stage) => options.onStage?.(`hardening round ${round + 1} of ${h.rounds}: ${stage}`),
+      onProgress: options.onProgress,
+    });
+    hardening = hardened.rounds;
+  }
+  const { union, state: combined } = verdict;
+
+  const summary: Record<string, unknown> = {};
+  [...names, COMBINED].forEach((name, k) => {
+    const score = (row: number[]) => (k < names.length ? row[k] : combinedScore(combined, row));
+    const clean = holdoutScores.map(score);
+    const adv = advScores.map(score);
+    const nan = [...clean, ...adv].filter(Number.isNaN).length;
+    if (nan > 0) throw new Error(`${name} scored ${nan} calibration images NaN: its fitted statistics are not usable`);
+    summary[name] = {
+      aurocOnCalibrationAttacks: auroc(adv, clean),
+      tprAtTargetFpr: tprAtFpr(adv, clean, options.targetFpr),
+    };
+  });
+  clock.end();
+  const fitted = assemble(combined, {
+    ...summary,
+    ...(union ? { union: unionSummary(union) } : {}),
+    ...(hardening ? { hardening: { settings: options.hardening, rounds: hardening } } : {}),
+  });
   let calibration = fitted;
   if (options.thresholdImages) {
     clock.start('thresholds', `reading the thresholds on ${options.thresholdImages.count} unseen clean images`);

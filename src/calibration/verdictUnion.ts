@@ -45,35 +45,48 @@ export interface UnionChoice {
 /** The clean spread of a column of scores (combined.ts's unit). */
 const spreadOf = (values: readonly number[]) => interquartileRange(Float64Array.from(values).sort());
 
-/** The share of `adversarial` rows whose combined score is over the threshold read on `clean` at `targetFpr`. */
+/**
+ * The share of `adversarial` rows whose combined score is over the threshold read on `clean` at
+ * `targetFpr`; with `weights`, the weighted share.
+ */
 export function flaggedAt(
   state: CombinedState,
   clean: readonly number[][],
   adversarial: readonly number[][],
   targetFpr: number,
+  weights?: readonly number[],
 ): number {
   const threshold = conformalThreshold(
     clean.map((r) => combinedScore(state, r)),
     targetFpr,
   );
-  return adversarial.filter((r) => combinedScore(state, r) > threshold).length / adversarial.length;
+  let flagged = 0;
+  let total = 0;
+  adversarial.forEach((r, n) => {
+    const w = weights ? weights[n] : 1;
+    total += w;
+    if (combinedScore(state, r) > threshold) flagged += w;
+  });
+  return flagged / total;
 }
 
 /**
  * The union terms for `state` (its own terms, if any, are dropped first), one at a time while each
- * gains UNION_MIN_GAIN. Rows hold the scores in `state.detectors` order.
+ * gains UNION_MIN_GAIN. Rows hold the scores in `state.detectors` order; `adversarialWeights`
+ * weigh the attacks as fitCombined's option of that name.
  */
 export function fitUnion(
   state: CombinedState,
   clean: readonly number[][],
   adversarial: readonly number[][],
   targetFpr: number,
+  adversarialWeights?: readonly number[],
 ): UnionChoice {
   if (!clean.length || !adversarial.length) throw new Error('the union term needs clean and adversarial scores');
   const regression: CombinedState = { ...state, union: undefined };
   const regressionClean = clean.map((r) => combinedScore(regression, r));
   const regressionSpread = spreadOf(regressionClean);
-  const regressionTpr = flaggedAt(regression, clean, adversarial, targetFpr);
+  const regressionTpr = flaggedAt(regression, clean, adversarial, targetFpr, adversarialWeights);
   const candidates: UnionCandidate[] = [];
   let chosen: { state: CombinedState; terms: UnionTerm[]; tpr: number } = {
     state: regression,
@@ -95,7 +108,7 @@ export function fitUnion(
         if (!Number.isFinite(level) || !Number.isFinite(at)) continue;
         const terms = [...chosen.terms, { input, at, scale, share }];
         const candidate: CombinedState = { ...regression, union: { level, terms } };
-        const tpr = flaggedAt(candidate, clean, adversarial, targetFpr);
+        const tpr = flaggedAt(candidate, clean, adversarial, targetFpr, adversarialWeights);
         candidates.push({ after: chosen.terms.map((t) => state.detectors[t.input]), detector, share, tpr });
         if (!best || tpr > best.tpr) best = { state: candidate, terms, tpr };
       }

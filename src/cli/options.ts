@@ -26,3 +26,11 @@ export function choiceOption<T extends string>(allowed: readonly T[]): (value: s
     return value as T;
   };
 }
+
+/** A comma-separated list of L∞ budgets, each in (0, 1] (pixels are in [0, 1]). */
+export function epsilonListOption(value: string): number[] {
+  const list = value.split(',').map((s) => Number(s.trim()));
+  if (!list.length || !list.every((e) => Number.isFinite(e) && e > 0 && e <= 1))
+    throw new InvalidArgumentError(`expected comma-separated budgets in (0, 1], got '${value}'`);
+  return list;
+}

@@ -82,18 +82,36 @@ export function fitCombined(
   detectors: readonly string[],
   clean: readonly number[][],
   adversarial: readonly number[][],
-  options: { hidden?: number; seed?: number } = {},
+  options: { hidden?: number; seed?: number; adversarialWeights?: readonly number[] } = {},
 ): CombinedState {
-  const linear = fitLinear(detectors, clean, adversarial);
-  return options.hidden ? fitHidden(linear, clean, adversarial, options.hidden, options.seed ?? 1) : linear;
+  if (!clean.length || !adversarial.length) throw new Error('the combined detector needs clean and adversarial scores');
+  const weight = rowWeights(clean.length, adversarial.length, options.adversarialWeights);
+  const linear = fitLinear(detectors, clean, adversarial, weight);
+  return options.hidden ? fitHidden(linear, clean, adversarial, weight, options.hidden, options.seed ?? 1) : linear;
+}
+
+/**
+ * Each row's weight in the fit: the two classes weigh ½ each; clean rows equally, adversarial rows
+ * in proportion to `adversarialWeights` (equally without them): hardening (src/calibration/
+ * hardening.ts) gives each round's few adaptive attacks the weight of all the others together.
+ */
+function rowWeights(clean: number, adversarial: number, relative?: readonly number[]): number[] {
+  if (relative && (relative.length !== adversarial || !relative.every((w) => w >= 0 && Number.isFinite(w))))
+    throw new RangeError(`adversarialWeights: expected ${adversarial} finite weights ≥ 0`);
+  const total = relative ? relative.reduce((a, b) => a + b, 0) : adversarial;
+  if (!(total > 0)) throw new RangeError('adversarialWeights: expected a positive total');
+  return [
+    ...new Array<number>(clean).fill(0.5 / clean),
+    ...(relative ?? new Array<number>(adversarial).fill(1)).map((w) => (0.5 * w) / total),
+  ];
 }
 
 function fitLinear(
   detectors: readonly string[],
   clean: readonly number[][],
   adversarial: readonly number[][],
+  weight: readonly number[],
 ): CombinedState {
-  if (!clean.length || !adversarial.length) throw new Error('the combined detector needs clean and adversarial scores');
   const k = detectors.length;
   const center: number[] = [];
   const spread: number[] = [];
@@ -104,7 +122,6 @@ function fitLinear(
   }
   const rows = [...clean, ...adversarial].map((r) => [...transform({ center, spread }, r), 1]);
   const y = [...clean.map(() => 0), ...adversarial.map(() => 1)];
-  const weight = [...clean.map(() => 0.5 / clean.length), ...adversarial.map(() => 0.5 / adversarial.length)];
   let beta = new Array(k + 1).fill(0);
   for (let iter = 0; iter < 50; iter++) {
     const grad = new Array(k + 1).fill(0);
@@ -149,6 +166,7 @@ function fitHidden(
   linear: CombinedState,
   clean: readonly number[][],
   adversarial: readonly number[][],
+  weight: readonly number[],
   units: number,
   seed: number,
 ): CombinedState {
@@ -156,7 +174,6 @@ function fitHidden(
   const k = linear.detectors.length;
   const rows = [...clean, ...adversarial].map((r) => transform(linear, r));
   const y = [...clean.map(() => 0), ...adversarial.map(() => 1)];
-  const weight = [...clean.map(() => 0.5 / clean.length), ...adversarial.map(() => 0.5 / adversarial.length)];
   // Parameters as one flat vector: linear weights, bias, hidden in-weights, hidden biases, out-weights.
   const nIn = units * k;
   const p = new Float64Array(k + 1 + nIn + 2 * units);
