@@ -31,10 +31,10 @@ import { makeDefense } from '../defenses/registry';
 import { mulberry32, permutation } from '../train/random';
 import { Calibration, CALIBRATION_SCHEMA_VERSION, LowPassChoice } from './calibrationFile';
 import { classSpectra } from './classSpectra';
+import { pickImages } from '../data/labelledImages';
 import { readThresholds, sortedAscending, ThresholdImages } from './thresholds';
 import { fitUnion, UnionChoice } from './verdictUnion';
 import { hardenVerdict, HardeningOptions, HardeningRound } from './hardening';
-import { conformalThreshold } from './conformal';
 
 export interface LabelledImages {
   /** count × H × W × C values in [0, 1]. */
@@ -115,16 +115,6 @@ const CALIBRATION_ATTACKS = [
   { method: 'pgd', epsilon: 0.1, steps: 20 },
   { method: 'cw', epsilon: Infinity, steps: 50 },
 ] as const;
-
-function subset(images: LabelledImages, indices: ArrayLike<number>, size: number) {
-  const pixels = new Float32Array(indices.length * size);
-  const labels = new Int32Array(indices.length);
-  for (let k = 0; k < indices.length; k++) {
-    pixels.set(images.pixels.subarray(indices[k] * size, (indices[k] + 1) * size), k * size);
-    labels[k] = images.labels[indices[k]];
-  }
-  return { pixels, labels, count: indices.length };
-}
 
 const accuracyOf = (probs: Float32Array[], labels: ArrayLike<number>) =>
   probs.reduce((n, p, i) => n + (argmax(p) === labels[i] ? 1 : 0), 0) / Math.max(probs.length, 1);
@@ -304,9 +294,9 @@ export async function calibrate(
   const size = model.imageSize;
   const numClasses = model.metadata.labels.length;
   const parts = split(images, options);
-  const fitSet = subset(images, parts.fit, size);
-  const holdoutSet = subset(images, parts.holdout, size);
-  const attackSet = subset(images, parts.attacked, size);
+  const fitSet = pickImages(images, parts.fit, size);
+  const holdoutSet = pickImages(images, parts.holdout, size);
+  const attackSet = pickImages(images, parts.attacked, size);
   const classImages = classCounts(fitSet.labels, model.metadata.labels);
   const holdoutClassImages = classCounts(holdoutSet.labels, model.metadata.labels);
   const pooledClasses = Object.entries(classImages).flatMap(([label, n]) => (n < MIN_CLASS_IMAGES ? [label] : []));
@@ -321,7 +311,7 @@ export async function calibrate(
     options.onProgress?.(done, generated.count),
   );
   const successful = advOutPlain.flatMap((o, i) => (argmax(o.probs) !== generated.labels[i] ? [i] : []));
-  const adversarialSet = subset({ ...generated, source: '' }, successful, size);
+  const adversarialSet = pickImages({ ...generated, source: '' }, successful, size);
   if (adversarialSet.count < MIN_ADVERSARIAL_IMAGES) {
     throw new Error(
       `only ${adversarialSet.count} of ${generated.count} calibration attacks changed the prediction; at least ` +
@@ -379,15 +369,13 @@ export async function calibrate(
   const holdoutScores = scoresOf(holdoutFeatures.slice(half));
   const names = detectors.map((d) => d.name);
   const fitVerdict = (adversarial: readonly number[][], weights?: readonly number[]) => {
-    const regression = fitCombined(names, combinerScores, adversarial as number[][], {
+    const regression = fitCombined(names, combinerScores, adversarial, {
       hidden: COMBINER_HIDDEN_UNITS,
       seed: options.seed,
       adversarialWeights: weights,
     });
     const union =
-      options.union === false
-        ? null
-        : fitUnion(regression, holdoutScores, adversarial as number[][], options.targetFpr, weights);
+      options.union === false ? null : fitUnion(regression, holdoutScores, adversarial, options.targetFpr, weights);
     return { state: union?.state ?? regression, union };
   };
   let verdict = fitVerdict(advScores);
@@ -421,7 +409,7 @@ export async function calibrate(
   let hardening: HardeningRound[] | undefined;
   if (options.hardening) {
     const h = options.hardening;
-    const pool = options.hardeningImages ?? subset(images, parts.hardening, size);
+    const pool = options.hardeningImages ?? pickImages(images, parts.hardening, size);
     clock.start(
       'hardening',
       `hardening the verdict: ${h.rounds} rounds of end-to-end attacks, ${h.images} images each`,
@@ -438,7 +426,7 @@ export async function calibrate(
       scoresOf: async (pixels, count) =>
         scoresOf((await runInBatches(model, pixels, count, extras)).map((o) => toFeatures(o, HF_CUTOFF_CANDIDATES))),
       refit: (rows, weights) => (verdict = fitVerdict(rows, weights)).state,
-      flags: (state, row) => combinedScore(state, row) > conformalThreshold(combinedHoldout(state), options.targetFpr),
+      clean: holdoutScores,
       onRound: (round, stage) => options.onStage?.(`hardening round ${round + 1} of ${h.rounds}: ${stage}`),
       onProgress: options.onProgress,
     });
@@ -495,7 +483,7 @@ export async function addClassSpectra(
 ): Promise<{ calibration: Calibration; expectationError: number }> {
   const size = model.imageSize;
   const parts = split(images, options as CalibrateOptions);
-  const fitSet = subset(images, parts.fit, size);
+  const fitSet = pickImages(images, parts.fit, size);
   const { data } = calibration;
   if (images.source !== data.source || fitSet.count !== data.fit || parts.holdout.length !== data.holdout) {
     throw new Error(

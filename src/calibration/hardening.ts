@@ -25,9 +25,11 @@ import { argmax } from '../detectors/detector';
 import type { InferenceModel } from '../engine/model';
 import { probabilitiesInBatches } from '../screening/inProcess';
 import { Screener } from '../screening/screener';
+import { pickImages } from '../data/labelledImages';
+import { flaggedAt } from './verdictUnion';
 
 export interface HardeningOptions {
-  /** Rounds of attack-and-refit (0: none). */
+  /** Rounds of attack-and-refit (at least 1). */
   readonly rounds: number;
   /** Training images attacked per round (those the model classifies right). */
   readonly images: number;
@@ -46,7 +48,6 @@ export const HARDENING_DEFAULTS: Omit<HardeningOptions, 'rounds'> = {
 /** What a round did, for the calibration's summary. */
 export interface HardeningRound {
   readonly attacked: number;
-  readonly epsilons: readonly number[];
   /** Attacked images the model misclassified: added to the verdict's adversarial rows. */
   readonly misclassified: number;
   /** Of those, the share the verdict the round attacked did not flag at the target rate. */
@@ -72,8 +73,8 @@ export interface HardeningInput {
   readonly scoresOf: (pixels: Float32Array, count: number) => Promise<number[][]>;
   /** Refits the verdict on these adversarial rows and weights (fitCombined, then fitUnion). */
   readonly refit: (adversarial: readonly number[][], weights: readonly number[]) => CombinedState;
-  /** Whether the verdict flags a row at the target rate. */
-  readonly flags: (combined: CombinedState, row: readonly number[]) => boolean;
+  /** Clean hold-out rows (detector scores): a verdict's threshold at the target rate is read on them. */
+  readonly clean: readonly number[][];
   readonly onRound?: (round: number, stage: string) => void;
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -103,12 +104,7 @@ export async function hardenVerdict(
       (_, k) => right[(next + k) % right.length],
     );
     next += picked.length;
-    const pixels = new Float32Array(picked.length * size);
-    const truth = new Int32Array(picked.length);
-    picked.forEach((i, k) => {
-      pixels.set(images.pixels.subarray(i * size, (i + 1) * size), k * size);
-      truth[k] = images.labels[i];
-    });
+    const { pixels, labels: truth } = pickImages({ ...images, source: '' }, picked, size);
     input.onRound?.(round, `attacking ${picked.length} images end to end against the verdict`);
     const target = detectorAwareTarget(
       model,
@@ -139,20 +135,22 @@ export async function hardenVerdict(
     const before = combined;
     let found: number[][] = [];
     if (wrong.length) {
-      const wrongPixels = new Float32Array(wrong.length * size);
-      wrong.forEach((k, n) => wrongPixels.set(adversarial.subarray(k * size, (k + 1) * size), n * size));
+      const misclassified = pickImages(
+        { pixels: adversarial, labels: truth, count: picked.length, source: '' },
+        wrong,
+        size,
+      );
       input.onRound?.(round, `refitting the verdict with ${wrong.length} adaptive attacks`);
-      found = await input.scoresOf(wrongPixels, wrong.length);
+      found = await input.scoresOf(misclassified.pixels, misclassified.count);
       rows.push(...found);
       // This round's attacks weigh as much as the non-adaptive ones together.
       weights.push(...found.map(() => input.adversarial.length / found.length));
       combined = input.refit(rows, weights);
     }
     const evaded = (state: CombinedState) =>
-      found.length ? found.filter((r) => !input.flags(state, r)).length / found.length : 0;
+      found.length ? 1 - flaggedAt(state, input.clean, found, input.targetFpr) : 0;
     rounds.push({
       attacked: picked.length,
-      epsilons: options.epsilons,
       misclassified: wrong.length,
       evadedBefore: evaded(before),
       evadedAfter: evaded(combined),
