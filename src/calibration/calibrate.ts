@@ -311,7 +311,7 @@ export async function calibrate(
     options.onProgress?.(done, generated.count),
   );
   const successful = advOutPlain.flatMap((o, i) => (argmax(o.probs) !== generated.labels[i] ? [i] : []));
-  const adversarialSet = pickImages({ ...generated, source: '' }, successful, size);
+  const adversarialSet = pickImages(generated, successful, size);
   if (adversarialSet.count < MIN_ADVERSARIAL_IMAGES) {
     throw new Error(
       `only ${adversarialSet.count} of ${generated.count} calibration attacks changed the prediction; at least ` +

@@ -104,7 +104,7 @@ export async function hardenVerdict(
       (_, k) => right[(next + k) % right.length],
     );
     next += picked.length;
-    const { pixels, labels: truth } = pickImages({ ...images, source: '' }, picked, size);
+    const { pixels, labels: truth } = pickImages(images, picked, size);
     input.onRound?.(round, `attacking ${picked.length} images end to end against the verdict`);
     const target = detectorAwareTarget(
       model,
@@ -135,11 +135,7 @@ export async function hardenVerdict(
     const before = combined;
     let found: number[][] = [];
     if (wrong.length) {
-      const misclassified = pickImages(
-        { pixels: adversarial, labels: truth, count: picked.length, source: '' },
-        wrong,
-        size,
-      );
+      const misclassified = pickImages({ pixels: adversarial, labels: truth }, wrong, size);
       input.onRound?.(round, `refitting the verdict with ${wrong.length} adaptive attacks`);
       found = await input.scoresOf(misclassified.pixels, misclassified.count);
       rows.push(...found);

@@ -82,12 +82,15 @@ export async function readLabelledImages(
   };
 }
 
-/** The images at `indices` (in that order), copied out of `set`; `size` values an image. */
+/**
+ * The images at `indices` (in that order), copied out of `set`; `size` values an image. The copy
+ * says `source`, by default the set's (or nothing, for images made here: attacks, samples).
+ */
 export function pickImages(
-  set: LabelledImageSet,
+  set: Pick<LabelledImageSet, 'pixels' | 'labels'> & { readonly source?: string },
   indices: ArrayLike<number>,
   size: number,
-  source = set.source,
+  source = set.source ?? '',
 ): LabelledImageSet {
   const pixels = new Float32Array(indices.length * size);
   const labels = new Int32Array(indices.length);

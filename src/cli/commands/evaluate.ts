@@ -55,14 +55,12 @@ export function sample(
   offset = 0,
 ) {
   if (offset === 0 && n >= set.count) return set;
-  const order = Array.from(permutation(set.count, mulberry32(seed)).subarray(offset, offset + n));
-  const pixels = new Float32Array(order.length * size);
-  const labels = new Int32Array(order.length);
-  order.forEach((i, k) => {
-    pixels.set(set.pixels.subarray(i * size, (i + 1) * size), k * size);
-    labels[k] = set.labels[i];
-  });
-  return { pixels, labels, count: order.length };
+  const { pixels, labels, count } = pickImages(
+    set,
+    permutation(set.count, mulberry32(seed)).subarray(offset, offset + n),
+    size,
+  );
+  return { pixels, labels, count };
 }
 
 /**
