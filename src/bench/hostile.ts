@@ -18,9 +18,12 @@ import * as os from 'os';
 import * as path from 'path';
 import { createApiKey } from '../gateway/apiKeys';
 import { fixtureBytes, get, metricsOf, percentile, round, rssBytes, sleep, startService, stopService } from './load';
-import { hostileScenarios, HostileScenario, ScenarioTools } from './hostileScenarios';
+import { openFileLimit } from '../util/openFileLimit';
+import { floodConnections, hostileScenarios, HostileScenario, ScenarioTools } from './hostileScenarios';
 
 const SECONDS = Number(process.env.BENCH_HOSTILE_SECONDS ?? 12);
+/** Most connections one flood process holds (BENCH_HOSTILE_CONNECTIONS; its descriptor limit caps it too). */
+const FLOOD_PER_PROCESS = Number(process.env.BENCH_HOSTILE_CONNECTIONS ?? 30_000);
 const ONLY = process.env.BENCH_HOSTILE_ONLY?.split(',').map((s) => s.trim());
 
 /** The victim's own request: one fixture screened, with its own key. */
@@ -255,8 +258,22 @@ async function attackerMain(name: string): Promise<void> {
   process.exit(0);
 }
 
+/** A connection flood's helper: one address's connections (hostileScenarios' floodConnections). */
+async function floodMain(localAddress: string): Promise<void> {
+  const wanted = Math.min(FLOOD_PER_PROCESS, openFileLimit() - 200);
+  const result = await floodConnections(Number(process.env.HOSTILE_PORT), localAddress, wanted, SECONDS);
+  await new Promise<void>((r) => process.send!(result, () => r()));
+  process.exit(0);
+}
+
 const attackArg = process.argv.indexOf('--attack');
-(attackArg >= 0 ? attackerMain(process.argv[attackArg + 1]) : main()).catch((err: unknown) => {
+const floodArg = process.argv.indexOf('--flood');
+(attackArg >= 0
+  ? attackerMain(process.argv[attackArg + 1])
+  : floodArg >= 0
+    ? floodMain(process.argv[floodArg + 1])
+    : main()
+).catch((err: unknown) => {
   console.error(err);
   process.exit(1);
 });

@@ -3,7 +3,8 @@
  * integrity holes: each is a sample of its class, made here from the fixtures at run time. A
  * scenario only attacks; src/bench/hostile.ts watches what the service does meanwhile.
  */
-import type * as net from 'net';
+import { fork } from 'child_process';
+import * as net from 'net';
 import * as zlib from 'zlib';
 import { fixtureBytes, sleep } from './load';
 import { PNG_SIGNATURE, pngChunk } from './pngChunks';
@@ -73,6 +74,82 @@ export function manyChunkPng(chunks: number): Buffer {
   for (let i = data.length; i < chunks; i++) parts.push(empty);
   parts.push(pngChunk('IEND', Buffer.alloc(0)));
   return Buffer.concat(parts);
+}
+
+/** Addresses (127.0.0.2, …) the connection flood comes from, one process each (BENCH_HOSTILE_FLOOD_ADDRESSES). */
+const FLOOD_ADDRESSES = Number(process.env.BENCH_HOSTILE_FLOOD_ADDRESSES ?? 3);
+
+export interface FloodResult {
+  opened: number;
+  peakOpen: number;
+  closedByService: number;
+  connectFailures: number;
+}
+
+/**
+ * Holds up to `wanted` connections to `port` from `localAddress` until `seconds` have passed:
+ * half idle after one request, half stalled in their headers; each one the service closes is
+ * opened again.
+ */
+export async function floodConnections(
+  port: number,
+  localAddress: string,
+  wanted: number,
+  seconds: number,
+): Promise<FloodResult> {
+  const until = performance.now() + seconds * 1000;
+  const result: FloodResult = { opened: 0, peakOpen: 0, closedByService: 0, connectFailures: 0 };
+  let open = 0;
+  const connect = () =>
+    new Promise<net.Socket | undefined>((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s));
+      s.once('error', () => resolve(undefined));
+    });
+  const hold = async (idle: boolean): Promise<void> => {
+    while (performance.now() < until) {
+      const s = await connect();
+      if (!s) {
+        result.connectFailures++;
+        await sleep(50);
+        continue;
+      }
+      result.opened++;
+      result.peakOpen = Math.max(result.peakOpen, ++open);
+      await new Promise<void>((resolve) => {
+        s.on('error', () => undefined);
+        s.on('data', () => undefined);
+        s.once('close', () => resolve());
+        s.write(idle ? 'GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n' : 'GET /health/live HTTP/1.1\r\nHo');
+        setTimeout(() => s.destroy(), Math.max(0, until - performance.now())).unref();
+      });
+      open--;
+      if (performance.now() < until) result.closedByService++;
+    }
+  };
+  const holders: Promise<void>[] = [];
+  // In waves of 500, so the connects themselves do not overflow the listen backlog.
+  for (let i = 0; i < wanted && performance.now() < until; i++) {
+    holders.push(hold(i % 2 === 0));
+    if (i % 500 === 499) await sleep(100);
+  }
+  await Promise.all(holders);
+  return result;
+}
+
+/** Runs floodConnections in a process of its own (src/bench/hostile.ts --flood ADDRESS). */
+function floodFromChild(port: number, localAddress: string, seconds: number): Promise<FloodResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(require.main!.filename, ['--flood', localAddress], {
+      env: { ...process.env, HOSTILE_PORT: String(port), BENCH_HOSTILE_SECONDS: String(seconds) },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    let result: FloodResult | undefined;
+    child.on('message', (m) => (result = m as FloodResult));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 && result ? resolve(result) : reject(new Error(`flood from ${localAddress} exited ${code}`)),
+    );
+  });
 }
 
 const SCREEN = 'mutation($i:[ImageInput!]!){screen(images:$i){index detection{adversarial} error{code}}}';
@@ -196,6 +273,27 @@ export const hostileScenarios: HostileScenario[] = [
         answers.push(await tools.request({ body, headers: bearer(tools.attackerKey) }));
       }
       return tally(answers);
+    },
+  },
+  {
+    name: 'connection-flood',
+    what: `connections held open from ${FLOOD_ADDRESSES} addresses, each process as many as it may open: half send one request and keep the connection idle, half send part of a header and stall; each one closed is opened again`,
+    async run(tools) {
+      // One process per address: a process's descriptor limit caps its connections, and on one
+      // machine the attacker shares the service's limit, so one process could never exhaust it.
+      const parts = await Promise.all(
+        Array.from({ length: FLOOD_ADDRESSES }, (_, i) =>
+          floodFromChild(tools.port, `127.0.0.${2 + i}`, tools.seconds),
+        ),
+      );
+      const sum = (k: keyof FloodResult) => parts.reduce((a, p) => a + p[k], 0);
+      return {
+        addresses: FLOOD_ADDRESSES,
+        opened: sum('opened'),
+        peakOpen: sum('peakOpen'),
+        closedByService: sum('closedByService'),
+        connectFailures: sum('connectFailures'),
+      };
     },
   },
   {

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as client from 'prom-client';
 import type { BatchInfo } from '../engine/batcher';
 import type { Engine } from '../engine/engine';
+import type { ConnectionStats } from '../server/connectionGuard';
 import { logger } from '../util/logger';
 import type { RequestContext } from './context';
 
@@ -148,6 +149,28 @@ export class Metrics {
       'Decode processes that died while decoding an image, since start',
       () => pool.crashes,
     );
+  }
+
+  /** The HTTP connections (src/server/connectionGuard.ts): open now, and those closed by its limits since start. */
+  observeConnections(read: () => ConnectionStats): void {
+    this.gauge('advsieve_connections_open', 'HTTP connections open now', () => read().open);
+    this.gauge(
+      'advsieve_connections_under_pressure',
+      '1 while three quarters of ADVSIEVE_MAX_CONNECTIONS are open (idle connections closed, short timeouts)',
+      () => Number(read().underPressure),
+    );
+    new client.Gauge({
+      name: 'advsieve_connections_closed_by_limit',
+      help: 'Connections closed by the connection limits since start: refused per address, refused when full, evicted for another address',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      collect() {
+        const s = read();
+        this.set({ reason: 'per_address' }, s.refusedPerAddress);
+        this.set({ reason: 'full' }, s.refusedFull);
+        this.set({ reason: 'evicted' }, s.evicted);
+      },
+    });
   }
 
   /** A gauge read at each scrape. */

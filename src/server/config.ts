@@ -13,6 +13,7 @@ import type { GatewayConfig } from '../gateway/gateway';
 import { apqEnabled } from '../gateway/persistedQueries';
 import { DEFAULT_QUERY_LIMITS } from '../gateway/queryLimits';
 import type { RedisFailurePolicy } from '../gateway/redisRateLimit';
+import { openFileLimit } from '../util/openFileLimit';
 import { defaultModelDir, PACKAGE_ROOT } from '../util/paths';
 
 export interface ServerConfig {
@@ -65,6 +66,10 @@ export interface ServerConfig {
    * closes fails (EPIPE / ECONNRESET) without ever reaching the service.
    */
   readonly keepAliveTimeoutMs: number;
+  /** Connections this process holds at most (src/server/connectionGuard.ts); default from its open-file limit. */
+  readonly maxConnections: number;
+  /** Connections one remote address holds at most; 0: no cap (behind a balancer that opens more). */
+  readonly maxConnectionsPerAddress: number;
   /** GraphQL requests in flight at most; beyond, OVERLOADED before the body is read (bounds memory). */
   readonly maxConcurrentRequests: number;
   /** Bytes of request bodies in flight at most, by Content-Length; beyond, OVERLOADED (a global memory bound). */
@@ -263,6 +268,25 @@ function clientShares(
   };
 }
 
+/**
+ * Connections held at most, in all and per remote address. The default total leaves a fifth of the
+ * open-file limit (at least 256 descriptors) to the process's own files, pipes and database and
+ * Redis connections, and stops at 16 384 (~9 KB each held: ~150 MB). The default per address is a
+ * quarter of it, at most 1 024: above what a balancer needs in front of a replica that admits
+ * ADVSIEVE_MAX_CONCURRENT_REQUESTS requests at a time.
+ */
+export function connectionLimits(
+  env: Env,
+  fileLimit = openFileLimit(),
+): Pick<ServerConfig, 'maxConnections' | 'maxConnectionsPerAddress'> {
+  const maxConnections =
+    integer(env, 'ADVSIEVE_MAX_CONNECTIONS', 1) ??
+    Math.max(64, Math.min(16_384, fileLimit - Math.max(256, Math.floor(fileLimit / 5))));
+  const perAddress =
+    integer(env, 'ADVSIEVE_MAX_CONNECTIONS_PER_ADDRESS', 0) ?? Math.min(1024, Math.floor(maxConnections / 4));
+  return { maxConnections, maxConnectionsPerAddress: Math.min(perAddress, maxConnections) };
+}
+
 /** Deadlines, admission, decoding and fault injection (docs/api.md, "Holding under load and faults"). */
 function resilienceConfig(
   env: Env,
@@ -272,6 +296,8 @@ function resilienceConfig(
   ServerConfig,
   | 'requestTimeoutMs'
   | 'keepAliveTimeoutMs'
+  | 'maxConnections'
+  | 'maxConnectionsPerAddress'
   | 'maxConcurrentRequests'
   | 'maxInflightBytes'
   | 'maxConcurrentRequestsPerClient'
@@ -294,6 +320,7 @@ function resilienceConfig(
   return {
     requestTimeoutMs: integer(env, 'ADVSIEVE_REQUEST_TIMEOUT_MS', 1) ?? 30_000,
     keepAliveTimeoutMs: integer(env, 'ADVSIEVE_KEEP_ALIVE_TIMEOUT_MS', 1) ?? 65_000,
+    ...connectionLimits(env),
     maxConcurrentRequests,
     maxInflightBytes,
     ...clientShares(env, keyed, maxConcurrentRequests, maxInflightBytes),

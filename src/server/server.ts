@@ -35,6 +35,7 @@ import { logger } from '../util/logger';
 import { openJobs, type OpenedJobs } from '../jobs/openJobs';
 import type { ServerConfig } from './config';
 import { Admission, deadlineOf, holdPlaceUntilSettled } from './admission';
+import { ConnectionGuard } from './connectionGuard';
 import { CONSOLE_PATH, mountConsole } from './console';
 import { bodyImagesOf, jsonBody } from './jsonBody';
 import { jsonShapeLimits } from './jsonShape';
@@ -222,6 +223,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   );
   // Node's default (5 s) races the client's own idle timeout: see ServerConfig.keepAliveTimeoutMs.
   httpServer.keepAliveTimeout = config.keepAliveTimeoutMs;
+  // Connections held open must not exhaust descriptors nor lock other clients out (connectionGuard.ts).
+  const connections = new ConnectionGuard(httpServer, {
+    maxConnections: config.maxConnections,
+    maxPerAddress: config.maxConnectionsPerAddress,
+  });
+  metrics.observeConnections(() => connections.stats());
   const port = await listen(httpServer, config.port, config.host);
   const origin = `http://${config.host ?? 'localhost'}:${port}`;
   const url = `${origin}/graphql`;

@@ -404,5 +404,10 @@ describe('metrics', () => {
       0,
     );
     expect(value(new RegExp(`advsieve_workers_ready\\{${m}\\} (\\d+)`))).toBeGreaterThan(0);
+    // This scrape's own connection at least; none closed by the connection limits.
+    expect(value(/^advsieve_connections_open (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^advsieve_connections_under_pressure (\d+)/m)).toBe(0);
+    for (const reason of ['per_address', 'full', 'evicted'])
+      expect(value(new RegExp(`advsieve_connections_closed_by_limit\\{reason="${reason}"\\} (\\d+)`))).toBe(0);
   });
 });

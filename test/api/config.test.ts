@@ -1,5 +1,6 @@
 /** The service's configuration from the environment: defaults, checked values, production's rules. */
-import { configFromEnv } from '../../src/server/config';
+import { configFromEnv, connectionLimits } from '../../src/server/config';
+import { openFileLimit } from '../../src/util/openFileLimit';
 
 test('defaults: port 4000, attacks on outside production, the engine’s own batching', () => {
   const c = configFromEnv({});
@@ -52,4 +53,38 @@ test('deadlines, admission, decoding and fault injection: defaults, checks, and 
   expect(() => configFromEnv({ NODE_ENV: 'production', ADVSIEVE_FAULT_INJECTION: '1' })).toThrow(
     /ADVSIEVE_FAULT_INJECTION must be off when NODE_ENV=production/,
   );
+});
+
+test('connection limits: from the open-file limit by default, set or switched off per address, checked', () => {
+  // A fifth of the descriptors (at least 256) left to the process, at most 16 384; a quarter per address, at most 1 024.
+  expect(connectionLimits({}, 1024)).toEqual({ maxConnections: 768, maxConnectionsPerAddress: 192 });
+  expect(connectionLimits({}, 20_000)).toEqual({ maxConnections: 16_000, maxConnectionsPerAddress: 1024 });
+  expect(connectionLimits({}, 1_048_576)).toEqual({ maxConnections: 16_384, maxConnectionsPerAddress: 1024 });
+  expect(connectionLimits({}, 100)).toEqual({ maxConnections: 64, maxConnectionsPerAddress: 16 });
+  expect(connectionLimits({ ADVSIEVE_MAX_CONNECTIONS: '100' }, 20_000)).toEqual({
+    maxConnections: 100,
+    maxConnectionsPerAddress: 25,
+  });
+  // 0: no cap per address (behind a balancer); a cap above the total is the total.
+  expect(connectionLimits({ ADVSIEVE_MAX_CONNECTIONS_PER_ADDRESS: '0' }, 20_000).maxConnectionsPerAddress).toBe(0);
+  expect(
+    connectionLimits({ ADVSIEVE_MAX_CONNECTIONS: '10', ADVSIEVE_MAX_CONNECTIONS_PER_ADDRESS: '50' }, 20_000)
+      .maxConnectionsPerAddress,
+  ).toBe(10);
+  expect(() => configFromEnv({ ADVSIEVE_MAX_CONNECTIONS: '0' })).toThrow(
+    /ADVSIEVE_MAX_CONNECTIONS must be an integer ≥ 1/,
+  );
+  expect(() => configFromEnv({ ADVSIEVE_MAX_CONNECTIONS_PER_ADDRESS: '-1' })).toThrow(
+    /ADVSIEVE_MAX_CONNECTIONS_PER_ADDRESS must be an integer ≥ 0/,
+  );
+  expect(configFromEnv({}).maxConnections).toBe(connectionLimits({}).maxConnections);
+});
+
+test('the open-file limit is read from /proc/self/limits, unlimited included', () => {
+  const limits = (v: string) =>
+    `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${v}                20000                files\n`;
+  expect(openFileLimit(limits('20000'))).toBe(20_000);
+  expect(openFileLimit(limits('unlimited'))).toBe(Number.MAX_SAFE_INTEGER);
+  expect(openFileLimit('nothing here')).toBe(1024);
+  expect(openFileLimit()).toBeGreaterThan(0);
 });

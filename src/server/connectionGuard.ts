@@ -1,0 +1,165 @@
+/**
+ * Bounds the connections one process holds. Without it, connections held open — idle after a
+ * request (kept ADVSIEVE_KEEP_ALIVE_TIMEOUT_MS), or stalled in their headers (kept until the
+ * headers timeout) — cost nothing to hold for a client and a file descriptor and ~9 KB each to
+ * the service: a few processes holding them exhausted its descriptors and new clients' connections
+ * failed (`npm run bench:hostile`, scenario connection-flood). Three rules, checked as each
+ * connection is accepted:
+ * - **per address**: one remote address holds at most `maxPerAddress` connections (0: no cap, for
+ *   a balancer whose connections all come from one address); a connection past it is closed at once;
+ * - **in all**: past `maxConnections`, a new connection takes the place of the oldest connection
+ *   not serving a request of the address holding the most, when that is another address; otherwise
+ *   it is closed. So a few addresses cannot take every place from the others, and a request in
+ *   flight is never cut;
+ * - **under pressure** (¾ of `maxConnections` open): idle connections and those still sending
+ *   their headers get short timeouts (1 s idle, 2 s for the headers), until fewer than ½ are open.
+ * The count is of the remote address the socket sees: behind a balancer, the balancer's.
+ */
+import type * as http from 'http';
+import type * as net from 'net';
+import { logger } from '../util/logger';
+
+export interface ConnectionLimits {
+  /** Connections this process holds at most. */
+  readonly maxConnections: number;
+  /** Connections one remote address holds at most; 0: no cap. */
+  readonly maxPerAddress: number;
+}
+
+/** The timeouts a connection gets while the process is under pressure (ms). */
+export const PRESSURE_KEEP_ALIVE_MS = 1_000;
+export const PRESSURE_HEADERS_MS = 2_000;
+
+export interface ConnectionStats {
+  readonly open: number;
+  readonly addresses: number;
+  readonly underPressure: boolean;
+  /** Since start: connections closed on arrival because their address held its share. */
+  readonly refusedPerAddress: number;
+  /** Since start: connections closed on arrival because every place was taken by requests or by their own address. */
+  readonly refusedFull: number;
+  /** Since start: connections closed to make room for another address's. */
+  readonly evicted: number;
+}
+
+export class ConnectionGuard {
+  /** Each address's open connections, oldest first (a Set keeps insertion order). */
+  private readonly byAddress = new Map<string, Set<net.Socket>>();
+  /** Per socket: requests in flight (a socket with one is never evicted), and whether one was answered. */
+  private readonly use = new WeakMap<net.Socket, { inFlight: number; answered: boolean }>();
+  private open = 0;
+  private pressure = false;
+  private refusedPerAddress = 0;
+  private refusedFull = 0;
+  private evicted = 0;
+  private readonly normal: { keepAliveTimeout: number; headersTimeout: number };
+
+  constructor(
+    private readonly server: http.Server,
+    private readonly limits: ConnectionLimits,
+  ) {
+    if (!(limits.maxConnections >= 1) || !(limits.maxPerAddress >= 0))
+      throw new RangeError('maxConnections must be ≥ 1 and maxPerAddress ≥ 0');
+    this.normal = { keepAliveTimeout: server.keepAliveTimeout, headersTimeout: server.headersTimeout };
+    server.on('connection', (socket: net.Socket) => this.admit(socket));
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const use = this.useOf(req.socket);
+      use.inFlight++;
+      res.once('close', () => {
+        use.inFlight--;
+        use.answered = true;
+      });
+    });
+  }
+
+  private useOf(socket: net.Socket): { inFlight: number; answered: boolean } {
+    let use = this.use.get(socket);
+    if (!use) this.use.set(socket, (use = { inFlight: 0, answered: false }));
+    return use;
+  }
+
+  stats(): ConnectionStats {
+    return {
+      open: this.open,
+      addresses: this.byAddress.size,
+      underPressure: this.pressure,
+      refusedPerAddress: this.refusedPerAddress,
+      refusedFull: this.refusedFull,
+      evicted: this.evicted,
+    };
+  }
+
+  private admit(socket: net.Socket): void {
+    const address = socket.remoteAddress ?? '';
+    const own = this.byAddress.get(address);
+    const { maxConnections, maxPerAddress } = this.limits;
+    if (maxPerAddress > 0 && (own?.size ?? 0) >= maxPerAddress) {
+      this.refusedPerAddress++;
+      socket.destroy();
+      return;
+    }
+    if (this.open >= maxConnections && !this.evictFor(address)) {
+      this.refusedFull++;
+      socket.destroy();
+      return;
+    }
+    const sockets = own ?? new Set<net.Socket>();
+    if (!own) this.byAddress.set(address, sockets);
+    sockets.add(socket);
+    this.open++;
+    socket.once('close', () => {
+      if (!sockets.delete(socket)) return; // evicted: counted out already
+      if (sockets.size === 0 && this.byAddress.get(address) === sockets) this.byAddress.delete(address);
+      this.open--;
+      this.checkPressure();
+    });
+    this.checkPressure();
+  }
+
+  /** Closes the oldest connection not serving a request of the address holding the most, if not `address`. */
+  private evictFor(address: string): boolean {
+    let heaviest: Set<net.Socket> | undefined;
+    let heaviestAddress: string | undefined;
+    for (const [a, sockets] of this.byAddress)
+      if (!heaviest || sockets.size > heaviest.size) [heaviest, heaviestAddress] = [sockets, a];
+    const newcomer = this.byAddress.get(address)?.size ?? 0;
+    // Only from an address holding more than the newcomer's would after: a fair share, not a swap.
+    if (!heaviest || heaviestAddress === address || heaviest.size <= newcomer + 1) return false;
+    for (const victim of heaviest) {
+      if ((this.use.get(victim)?.inFlight ?? 0) > 0) continue;
+      this.evicted++;
+      // Counted out now, not at its 'close' event (next tick), so the newcomer's place is free.
+      heaviest.delete(victim);
+      this.open--;
+      victim.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  private checkPressure(): void {
+    const { maxConnections } = this.limits;
+    if (!this.pressure && this.open >= Math.ceil(maxConnections * 0.75)) {
+      this.pressure = true;
+      logger.warn(
+        { open: this.open, maxConnections, addresses: this.byAddress.size },
+        'connections under pressure: idle and header timeouts shortened',
+      );
+      const keepAlive = Math.min(this.normal.keepAliveTimeout, PRESSURE_KEEP_ALIVE_MS);
+      this.server.keepAliveTimeout = keepAlive; // for connections that turn idle from now on
+      this.server.headersTimeout = Math.min(this.normal.headersTimeout, PRESSURE_HEADERS_MS); // read at Node's next check
+      // Those idle now: their keep-alive timer re-armed short, not closed at once, so a client that
+      // is about to reuse its connection still can. Node clears it when their next request comes.
+      for (const sockets of this.byAddress.values())
+        for (const socket of sockets) {
+          const use = this.use.get(socket);
+          if (use?.answered && use.inFlight === 0) socket.setTimeout(keepAlive);
+        }
+    } else if (this.pressure && this.open < Math.floor(maxConnections / 2)) {
+      this.pressure = false;
+      logger.info({ open: this.open }, 'connections back under half the limit: timeouts restored');
+      this.server.keepAliveTimeout = this.normal.keepAliveTimeout;
+      this.server.headersTimeout = this.normal.headersTimeout;
+    }
+  }
+}
