@@ -15,6 +15,9 @@ import type { Registry } from 'prom-client';
 import { logger } from '../util/logger';
 import type { Gateway } from './gateway';
 
+/** Connections the metrics listener of its own holds at most; past it, closed on arrival. */
+export const METRICS_MAX_CONNECTIONS = 16;
+
 export interface MetricsEndpoint {
   /** The listener's port when /metrics has one of its own. */
   readonly port: number | undefined;
@@ -39,7 +42,9 @@ export async function mountMetrics(app: Express, gateway: Gateway, registry: Reg
   const apart = express();
   apart.disable('x-powered-by');
   apart.get('/metrics', scrape(registry));
-  const server = http.createServer(apart);
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, apart);
+  // A scraper needs one connection; the listener shares the process's descriptors with the API's.
+  server.maxConnections = METRICS_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(where.port, where.host, () => {
