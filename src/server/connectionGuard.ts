@@ -42,9 +42,63 @@ export interface ConnectionStats {
   readonly evicted: number;
 }
 
+/**
+ * How many connections each address holds, with the addresses grouped by that count: the address
+ * holding the most is found at once. Counts move by one, so the largest is kept in O(1) too. (A
+ * scan of every address for each connection past the limit would make a flood from many addresses
+ * cost the service time in proportion to their number.)
+ */
+export class AddressCounts {
+  private readonly counts = new Map<string, number>();
+  private readonly byCount = new Map<number, Set<string>>();
+  private most = 0;
+
+  get size(): number {
+    return this.counts.size;
+  }
+
+  countOf(address: string): number {
+    return this.counts.get(address) ?? 0;
+  }
+
+  add(address: string): void {
+    const n = this.countOf(address);
+    this.move(address, n, n + 1);
+  }
+
+  remove(address: string): void {
+    const n = this.countOf(address);
+    if (n > 0) this.move(address, n, n - 1);
+  }
+
+  /** An address other than `except` holding the most of them all, with its count; none if `except` alone does. */
+  heaviest(except?: string): { address: string; count: number } | undefined {
+    for (const address of this.byCount.get(this.most) ?? [])
+      if (address !== except) return { address, count: this.most };
+    return undefined;
+  }
+
+  private move(address: string, from: number, to: number): void {
+    if (from > 0) {
+      const group = this.byCount.get(from)!;
+      group.delete(address);
+      if (group.size === 0) this.byCount.delete(from);
+    }
+    if (to > 0) {
+      this.counts.set(address, to);
+      let group = this.byCount.get(to);
+      if (!group) this.byCount.set(to, (group = new Set()));
+      group.add(address);
+    } else this.counts.delete(address);
+    if (to > this.most) this.most = to;
+    while (this.most > 0 && !this.byCount.has(this.most)) this.most--;
+  }
+}
+
 export class ConnectionGuard {
   /** Each address's open connections, oldest first (a Set keeps insertion order). */
   private readonly byAddress = new Map<string, Set<net.Socket>>();
+  private readonly counts = new AddressCounts();
   /** Per socket: requests in flight (a socket with one is never evicted), and whether one was answered. */
   private readonly use = new WeakMap<net.Socket, { inFlight: number; answered: boolean }>();
   private open = 0;
@@ -106,10 +160,12 @@ export class ConnectionGuard {
     const sockets = own ?? new Set<net.Socket>();
     if (!own) this.byAddress.set(address, sockets);
     sockets.add(socket);
+    this.counts.add(address);
     this.open++;
     socket.once('close', () => {
       if (!sockets.delete(socket)) return; // evicted: counted out already
       if (sockets.size === 0 && this.byAddress.get(address) === sockets) this.byAddress.delete(address);
+      this.counts.remove(address);
       this.open--;
       this.checkPressure();
     });
@@ -118,18 +174,16 @@ export class ConnectionGuard {
 
   /** Closes the oldest connection not serving a request of the address holding the most, if not `address`. */
   private evictFor(address: string): boolean {
-    let heaviest: Set<net.Socket> | undefined;
-    let heaviestAddress: string | undefined;
-    for (const [a, sockets] of this.byAddress)
-      if (!heaviest || sockets.size > heaviest.size) [heaviest, heaviestAddress] = [sockets, a];
-    const newcomer = this.byAddress.get(address)?.size ?? 0;
+    const heaviest = this.counts.heaviest(address);
     // Only from an address holding more than the newcomer's would after: a fair share, not a swap.
-    if (!heaviest || heaviestAddress === address || heaviest.size <= newcomer + 1) return false;
-    for (const victim of heaviest) {
+    if (!heaviest || heaviest.count < this.counts.countOf(address) + 2) return false;
+    const sockets = this.byAddress.get(heaviest.address)!;
+    for (const victim of sockets) {
       if ((this.use.get(victim)?.inFlight ?? 0) > 0) continue;
       this.evicted++;
       // Counted out now, not at its 'close' event (next tick), so the newcomer's place is free.
-      heaviest.delete(victim);
+      sockets.delete(victim);
+      this.counts.remove(heaviest.address);
       this.open--;
       victim.destroy();
       return true;

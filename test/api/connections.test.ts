@@ -5,7 +5,12 @@
 import * as http from 'http';
 import * as net from 'net';
 import type { AddressInfo } from 'net';
-import { ConnectionGuard, PRESSURE_HEADERS_MS, PRESSURE_KEEP_ALIVE_MS } from '../../src/server/connectionGuard';
+import {
+  AddressCounts,
+  ConnectionGuard,
+  PRESSURE_HEADERS_MS,
+  PRESSURE_KEEP_ALIVE_MS,
+} from '../../src/server/connectionGuard';
 
 interface Served {
   server: http.Server;
@@ -164,4 +169,32 @@ test('limits out of range are refused', () => {
   const server = http.createServer();
   expect(() => new ConnectionGuard(server, { maxConnections: 0, maxPerAddress: 1 })).toThrow(RangeError);
   expect(() => new ConnectionGuard(server, { maxConnections: 1, maxPerAddress: -1 })).toThrow(RangeError);
+});
+
+test('the address holding the most is kept through any sequence of opens and closes (against a full scan)', () => {
+  const counts = new AddressCounts();
+  const reference = new Map<string, number>();
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let step = 0; step < 5_000; step++) {
+    const address = `10.0.0.${Math.floor(random() * 40)}`;
+    if (random() < 0.55) {
+      counts.add(address);
+      reference.set(address, (reference.get(address) ?? 0) + 1);
+    } else {
+      counts.remove(address); // closing one it does not hold changes nothing
+      const n = reference.get(address) ?? 0;
+      if (n > 1) reference.set(address, n - 1);
+      else reference.delete(address);
+    }
+    const most = Math.max(0, ...reference.values());
+    const except = `10.0.0.${Math.floor(random() * 40)}`;
+    const found = counts.heaviest(except);
+    const others = [...reference].filter(([a, n]) => a !== except && n === most);
+    if (others.length === 0) expect(found).toBeUndefined();
+    else expect(found).toEqual({ address: expect.any(String), count: most });
+    if (found) expect(reference.get(found.address)).toBe(most);
+    expect(counts.countOf(address)).toBe(reference.get(address) ?? 0);
+    expect(counts.size).toBe(reference.size);
+  }
 });
