@@ -40,6 +40,7 @@ import { persistedQueryError, persistedQueryScope } from './persistedQueries';
 import { TrustedDocuments } from './trustedDocuments';
 import { DeclaredVariables } from './undeclaredVariables';
 import { listEntriesOver } from './variableLists';
+import { clientAddress } from '../util/clientAddress';
 
 export interface GatewayConfig {
   /** The configured API keys; none: the API is open to anyone who reaches it. */
@@ -464,10 +465,10 @@ export class Gateway {
     return undefined;
   }
 
-  /** Whose share of admission a request is charged to (src/server/admission.ts): its key, else its address. */
+  /** Whose share of admission a request is charged to (src/server/admission.ts): its key, else its address (IPv6: its /64). */
   clientOf(req: Request, res: Response): string {
     const principal = locals(res).principal;
-    return principal ? `key:${principal.keyId}` : `address:${req.socket.remoteAddress ?? ''}`;
+    return principal ? `key:${principal.keyId}` : `address:${clientAddress(req.socket.remoteAddress)}`;
   }
 
   /** The principal for the API context; with keys configured, a request without one never gets here. */

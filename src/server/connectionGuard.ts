@@ -13,10 +13,12 @@
  *   flight is never cut;
  * - **under pressure** (¾ of `maxConnections` open): idle connections and those still sending
  *   their headers get short timeouts (1 s idle, 2 s for the headers), until fewer than ½ are open.
- * The count is of the remote address the socket sees: behind a balancer, the balancer's.
+ * The count is of the remote address the socket sees, an IPv6 one by its /64 (clientAddress):
+ * behind a balancer, the balancer's.
  */
 import type * as http from 'http';
 import type * as net from 'net';
+import { clientAddress } from '../util/clientAddress';
 import { logger } from '../util/logger';
 
 export interface ConnectionLimits {
@@ -144,7 +146,7 @@ export class ConnectionGuard {
   }
 
   private admit(socket: net.Socket): void {
-    const address = socket.remoteAddress ?? '';
+    const address = clientAddress(socket.remoteAddress);
     const own = this.byAddress.get(address);
     const { maxConnections, maxPerAddress } = this.limits;
     if (maxPerAddress > 0 && (own?.size ?? 0) >= maxPerAddress) {
