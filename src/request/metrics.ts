@@ -10,7 +10,6 @@ import * as tf from '@tensorflow/tfjs';
 import * as client from 'prom-client';
 import type { BatchInfo } from '../engine/batcher';
 import type { Engine } from '../engine/engine';
-import type { ConnectionStats } from '../server/connectionGuard';
 import { logger } from '../util/logger';
 import type { RequestContext } from './context';
 
@@ -152,7 +151,15 @@ export class Metrics {
   }
 
   /** The HTTP connections (src/server/connectionGuard.ts): open now, and those closed by its limits since start. */
-  observeConnections(read: () => ConnectionStats): void {
+  observeConnections(
+    read: () => {
+      readonly open: number;
+      readonly underPressure: boolean;
+      readonly refusedPerAddress: number;
+      readonly refusedFull: number;
+      readonly evicted: number;
+    },
+  ): void {
     this.gauge('advsieve_connections_open', 'HTTP connections open now', () => read().open);
     this.gauge(
       'advsieve_connections_under_pressure',
