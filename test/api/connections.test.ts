@@ -5,6 +5,8 @@
 import * as http from 'http';
 import * as net from 'net';
 import type { AddressInfo } from 'net';
+import * as fs from 'fs';
+import { fixtureFiles, startServer } from './helpers';
 import {
   AddressCounts,
   ConnectionGuard,
@@ -198,3 +200,48 @@ test('the address holding the most is kept through any sequence of opens and clo
     expect(counts.size).toBe(reference.size);
   }
 });
+
+test('the service applies its limits from the environment: a screen gets in past a full house of stalled connections', async () => {
+  const server = await startServer({ ADVSIEVE_MAX_CONNECTIONS: '12', ADVSIEVE_MAX_CONNECTIONS_PER_ADDRESS: '4' });
+  try {
+    // The house is full at once, and the screen follows: under pressure a stalled connection is cut
+    // 2 s after it opened, so a slow test would find places free and evict nothing.
+    const held = [];
+    for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4'])
+      for (let i = 0; i < 4; i++) held.push(await connect(server.port, from, 'POST /graphql HTTP/1.1\r\nHo'));
+    const fifth = await connect(server.port, '127.0.0.2');
+    await fifth.gone; // past its address's 4
+    const body = JSON.stringify({
+      query: 'mutation($i:[ImageInput!]!){screen(images:$i){prediction{label}}}',
+      variables: { i: [{ base64: fs.readFileSync(fixtureFiles()[0]).toString('base64') }] },
+    });
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          path: '/graphql',
+          method: 'POST',
+          agent: false,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.text).data.screen[0].prediction.label).toEqual(expect.any(String));
+    const metrics = await (await fetch(`${server.base}/metrics`)).text();
+    const value = (reason: string) =>
+      Number(metrics.match(new RegExp(`advsieve_connections_closed_by_limit\\{reason="${reason}"\\} (\\d+)`))?.[1]);
+    expect(value('per_address')).toBeGreaterThanOrEqual(1);
+    expect(value('evicted')).toBeGreaterThanOrEqual(1);
+  } finally {
+    await server.stop();
+  }
+}, 120_000);
