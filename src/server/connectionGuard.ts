@@ -45,32 +45,59 @@ export interface ConnectionStats {
 }
 
 /**
- * How many connections each address holds, with the addresses grouped by that count: the address
- * holding the most is found at once. Counts move by one, so the largest is kept in O(1) too. (A
- * scan of every address for each connection past the limit would make a flood from many addresses
- * cost the service time in proportion to their number.)
+ * The open connections by address, oldest first in each, with the addresses grouped by how many
+ * they hold: the address holding the most is found at once. Counts move by one, so the largest is
+ * kept in O(1) too. (A scan of every address for each connection past the limit would make a flood
+ * from many addresses cost the service time in proportion to their number.)
  */
-export class AddressCounts {
-  private readonly counts = new Map<string, number>();
+export class SocketsByAddress<S> {
+  /** Each address's sockets, oldest first (a Set keeps insertion order); an address holding none is absent. */
+  private readonly sockets = new Map<string, Set<S>>();
   private readonly byCount = new Map<number, Set<string>>();
   private most = 0;
+  private total = 0;
 
+  /** Sockets held, over every address. */
   get size(): number {
-    return this.counts.size;
+    return this.total;
+  }
+
+  /** Addresses holding at least one. */
+  get addresses(): number {
+    return this.sockets.size;
   }
 
   countOf(address: string): number {
-    return this.counts.get(address) ?? 0;
+    return this.sockets.get(address)?.size ?? 0;
   }
 
-  add(address: string): void {
-    const n = this.countOf(address);
-    this.move(address, n, n + 1);
+  /** `address`'s sockets, oldest first. */
+  of(address: string): Iterable<S> {
+    return this.sockets.get(address) ?? [];
   }
 
-  remove(address: string): void {
-    const n = this.countOf(address);
-    if (n > 0) this.move(address, n, n - 1);
+  *all(): Iterable<S> {
+    for (const held of this.sockets.values()) yield* held;
+  }
+
+  add(address: string, socket: S): void {
+    let held = this.sockets.get(address);
+    if (!held) this.sockets.set(address, (held = new Set()));
+    const before = held.size;
+    held.add(socket);
+    if (held.size === before) return;
+    this.total++;
+    this.regroup(address, before, held.size);
+  }
+
+  /** Takes `socket` out; false when it was not held (taken out already). */
+  delete(address: string, socket: S): boolean {
+    const held = this.sockets.get(address);
+    if (!held?.delete(socket)) return false;
+    this.total--;
+    if (held.size === 0) this.sockets.delete(address);
+    this.regroup(address, held.size + 1, held.size);
+    return true;
   }
 
   /** An address other than `except` holding the most of them all, with its count; none if `except` alone does. */
@@ -80,30 +107,26 @@ export class AddressCounts {
     return undefined;
   }
 
-  private move(address: string, from: number, to: number): void {
+  private regroup(address: string, from: number, to: number): void {
     if (from > 0) {
       const group = this.byCount.get(from)!;
       group.delete(address);
       if (group.size === 0) this.byCount.delete(from);
     }
     if (to > 0) {
-      this.counts.set(address, to);
       let group = this.byCount.get(to);
       if (!group) this.byCount.set(to, (group = new Set()));
       group.add(address);
-    } else this.counts.delete(address);
+    }
     if (to > this.most) this.most = to;
     while (this.most > 0 && !this.byCount.has(this.most)) this.most--;
   }
 }
 
 export class ConnectionGuard {
-  /** Each address's open connections, oldest first (a Set keeps insertion order). */
-  private readonly byAddress = new Map<string, Set<net.Socket>>();
-  private readonly counts = new AddressCounts();
+  private readonly held = new SocketsByAddress<net.Socket>();
   /** Per socket: requests in flight (a socket with one is never evicted), and whether one was answered. */
   private readonly use = new WeakMap<net.Socket, { inFlight: number; answered: boolean }>();
-  private open = 0;
   private pressure = false;
   private refusedPerAddress = 0;
   private refusedFull = 0;
@@ -136,8 +159,8 @@ export class ConnectionGuard {
 
   stats(): ConnectionStats {
     return {
-      open: this.open,
-      addresses: this.byAddress.size,
+      open: this.held.size,
+      addresses: this.held.addresses,
       underPressure: this.pressure,
       refusedPerAddress: this.refusedPerAddress,
       refusedFull: this.refusedFull,
@@ -147,46 +170,34 @@ export class ConnectionGuard {
 
   private admit(socket: net.Socket): void {
     const address = clientAddress(socket.remoteAddress);
-    const own = this.byAddress.get(address);
     const { maxConnections, maxPerAddress } = this.limits;
-    if (maxPerAddress > 0 && (own?.size ?? 0) >= maxPerAddress) {
+    if (maxPerAddress > 0 && this.held.countOf(address) >= maxPerAddress) {
       this.refusedPerAddress++;
       socket.destroy();
       return;
     }
-    if (this.open >= maxConnections && !this.evictFor(address)) {
+    if (this.held.size >= maxConnections && !this.evictFor(address)) {
       this.refusedFull++;
       socket.destroy();
       return;
     }
-    const sockets = own ?? new Set<net.Socket>();
-    if (!own) this.byAddress.set(address, sockets);
-    sockets.add(socket);
-    this.counts.add(address);
-    this.open++;
+    this.held.add(address, socket);
     socket.once('close', () => {
-      if (!sockets.delete(socket)) return; // evicted: counted out already
-      if (sockets.size === 0 && this.byAddress.get(address) === sockets) this.byAddress.delete(address);
-      this.counts.remove(address);
-      this.open--;
-      this.checkPressure();
+      if (this.held.delete(address, socket)) this.checkPressure(); // else evicted: counted out already
     });
     this.checkPressure();
   }
 
   /** Closes the oldest connection not serving a request of the address holding the most, if not `address`. */
   private evictFor(address: string): boolean {
-    const heaviest = this.counts.heaviest(address);
+    const heaviest = this.held.heaviest(address);
     // Only from an address holding more than the newcomer's would after: a fair share, not a swap.
-    if (!heaviest || heaviest.count < this.counts.countOf(address) + 2) return false;
-    const sockets = this.byAddress.get(heaviest.address)!;
-    for (const victim of sockets) {
+    if (!heaviest || heaviest.count < this.held.countOf(address) + 2) return false;
+    for (const victim of this.held.of(heaviest.address)) {
       if ((this.use.get(victim)?.inFlight ?? 0) > 0) continue;
       this.evicted++;
       // Counted out now, not at its 'close' event (next tick), so the newcomer's place is free.
-      sockets.delete(victim);
-      this.counts.remove(heaviest.address);
-      this.open--;
+      this.held.delete(heaviest.address, victim);
       victim.destroy();
       return true;
     }
@@ -195,10 +206,11 @@ export class ConnectionGuard {
 
   private checkPressure(): void {
     const { maxConnections } = this.limits;
-    if (!this.pressure && this.open >= Math.ceil(maxConnections * 0.75)) {
+    const open = this.held.size;
+    if (!this.pressure && open >= Math.ceil(maxConnections * 0.75)) {
       this.pressure = true;
       logger.warn(
-        { open: this.open, maxConnections, addresses: this.byAddress.size },
+        { open, maxConnections, addresses: this.held.addresses },
         'connections under pressure: idle and header timeouts shortened',
       );
       const keepAlive = Math.min(this.normal.keepAliveTimeout, PRESSURE_KEEP_ALIVE_MS);
@@ -206,14 +218,13 @@ export class ConnectionGuard {
       this.server.headersTimeout = Math.min(this.normal.headersTimeout, PRESSURE_HEADERS_MS); // read at Node's next check
       // Those idle now: their keep-alive timer re-armed short, not closed at once, so a client that
       // is about to reuse its connection still can. Node clears it when their next request comes.
-      for (const sockets of this.byAddress.values())
-        for (const socket of sockets) {
-          const use = this.use.get(socket);
-          if (use?.answered && use.inFlight === 0) socket.setTimeout(keepAlive);
-        }
-    } else if (this.pressure && this.open < Math.floor(maxConnections / 2)) {
+      for (const socket of this.held.all()) {
+        const use = this.use.get(socket);
+        if (use?.answered && use.inFlight === 0) socket.setTimeout(keepAlive);
+      }
+    } else if (this.pressure && open < Math.floor(maxConnections / 2)) {
       this.pressure = false;
-      logger.info({ open: this.open }, 'connections back under half the limit: timeouts restored');
+      logger.info({ open }, 'connections back under half the limit: timeouts restored');
       this.server.keepAliveTimeout = this.normal.keepAliveTimeout;
       this.server.headersTimeout = this.normal.headersTimeout;
     }

@@ -8,10 +8,10 @@ import type { AddressInfo } from 'net';
 import * as fs from 'fs';
 import { fixtureFiles, startServer } from './helpers';
 import {
-  AddressCounts,
   ConnectionGuard,
   PRESSURE_HEADERS_MS,
   PRESSURE_KEEP_ALIVE_MS,
+  SocketsByAddress,
 } from '../../src/server/connectionGuard';
 
 interface Served {
@@ -174,31 +174,45 @@ test('limits out of range are refused', () => {
 });
 
 test('the address holding the most is kept through any sequence of opens and closes (against a full scan)', () => {
-  const counts = new AddressCounts();
-  const reference = new Map<string, number>();
+  const held = new SocketsByAddress<object>();
+  // The sockets each address holds, oldest first.
+  const reference = new Map<string, object[]>();
   let seed = 7;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   for (let step = 0; step < 5_000; step++) {
     const address = `10.0.0.${Math.floor(random() * 40)}`;
+    const mine = reference.get(address) ?? [];
     if (random() < 0.55) {
-      counts.add(address);
-      reference.set(address, (reference.get(address) ?? 0) + 1);
+      const socket = {};
+      held.add(address, socket);
+      reference.set(address, [...mine, socket]);
+    } else if (mine.length === 0) {
+      expect(held.delete(address, {})).toBe(false); // closing one it does not hold changes nothing
     } else {
-      counts.remove(address); // closing one it does not hold changes nothing
-      const n = reference.get(address) ?? 0;
-      if (n > 1) reference.set(address, n - 1);
+      const closing = mine[Math.floor(random() * mine.length)];
+      expect(held.delete(address, closing)).toBe(true);
+      expect(held.delete(address, closing)).toBe(false); // taken out once
+      if (mine.length > 1)
+        reference.set(
+          address,
+          mine.filter((x) => x !== closing),
+        );
       else reference.delete(address);
     }
-    const most = Math.max(0, ...reference.values());
+    const counts = new Map([...reference].map(([a, xs]) => [a, xs.length]));
+    const most = Math.max(0, ...counts.values());
     const except = `10.0.0.${Math.floor(random() * 40)}`;
-    const found = counts.heaviest(except);
-    const others = [...reference].filter(([a, n]) => a !== except && n === most);
+    const found = held.heaviest(except);
+    const others = [...counts].filter(([a, n]) => a !== except && n === most);
     if (others.length === 0) expect(found).toBeUndefined();
     else expect(found).toEqual({ address: expect.any(String), count: most });
-    if (found) expect(reference.get(found.address)).toBe(most);
-    expect(counts.countOf(address)).toBe(reference.get(address) ?? 0);
-    expect(counts.size).toBe(reference.size);
+    if (found) expect(counts.get(found.address)).toBe(most);
+    expect(held.countOf(address)).toBe(counts.get(address) ?? 0);
+    expect(held.addresses).toBe(reference.size);
+    expect([...held.of(address)]).toEqual(reference.get(address) ?? []);
+    expect(held.size).toBe([...counts.values()].reduce((a, n) => a + n, 0));
   }
+  expect([...held.all()]).toHaveLength(held.size);
 });
 
 test('the service applies its limits from the environment: a screen gets in past a full house of stalled connections', async () => {
