@@ -10,14 +10,25 @@
  * (environment): BENCH_HOSTILE_ONLY (comma-separated scenario names), BENCH_HOSTILE_SECONDS
  * (longest a scenario runs, default 12), and the service's own ADVSIEVE_* settings.
  */
-import { fork } from 'child_process';
 import * as http from 'http';
 import * as net from 'net';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { createApiKey } from '../gateway/apiKeys';
-import { fixtureBytes, get, metricsOf, percentile, round, rssBytes, sleep, startService, stopService } from './load';
+import {
+  fixtureBytes,
+  get,
+  metricsOf,
+  percentile,
+  resultFromChild,
+  round,
+  rssBytes,
+  sendResultAndExit,
+  sleep,
+  startService,
+  stopService,
+} from './load';
 import { openFileLimit } from '../util/openFileLimit';
 import { floodConnections, hostileScenarios, HostileScenario, ScenarioTools } from './hostileScenarios';
 
@@ -237,33 +248,25 @@ function toolsFor(port: number, attackerKey: string): ScenarioTools {
 
 /** Runs one scenario's attack in a child process (this script, `--attack NAME`); resolves with its result. */
 function attackFromChild(name: string, port: number, attackerKey: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const child = fork(__filename, ['--attack', name], {
-      env: { ...process.env, HOSTILE_PORT: String(port), HOSTILE_KEY: attackerKey },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    let result: unknown;
-    child.on('message', (m) => (result = m));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(result) : reject(new Error(`attacker ${name} exited ${code}`))));
-  });
+  return resultFromChild(
+    __filename,
+    ['--attack', name],
+    { HOSTILE_PORT: String(port), HOSTILE_KEY: attackerKey },
+    `attacker ${name}`,
+  );
 }
 
 /** The child's side: run the named scenario and send its result to the parent. */
 async function attackerMain(name: string): Promise<void> {
   const scenario = hostileScenarios.find((s) => s.name === name);
   if (!scenario) throw new Error(`no scenario ${name}`);
-  const result = await scenario.run(toolsFor(Number(process.env.HOSTILE_PORT), process.env.HOSTILE_KEY!));
-  await new Promise<void>((r) => process.send!(result ?? null, () => r()));
-  process.exit(0);
+  await sendResultAndExit(await scenario.run(toolsFor(Number(process.env.HOSTILE_PORT), process.env.HOSTILE_KEY!)));
 }
 
 /** A connection flood's helper: one address's connections (hostileScenarios' floodConnections). */
 async function floodMain(localAddress: string): Promise<void> {
   const wanted = Math.min(FLOOD_PER_PROCESS, openFileLimit() - 200);
-  const result = await floodConnections(Number(process.env.HOSTILE_PORT), localAddress, wanted, SECONDS);
-  await new Promise<void>((r) => process.send!(result, () => r()));
-  process.exit(0);
+  await sendResultAndExit(await floodConnections(Number(process.env.HOSTILE_PORT), localAddress, wanted, SECONDS));
 }
 
 const attackArg = process.argv.indexOf('--attack');

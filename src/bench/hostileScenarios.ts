@@ -3,10 +3,9 @@
  * integrity holes: each is a sample of its class, made here from the fixtures at run time. A
  * scenario only attacks; src/bench/hostile.ts watches what the service does meanwhile.
  */
-import { fork } from 'child_process';
 import * as net from 'net';
 import * as zlib from 'zlib';
-import { fixtureBytes, sleep } from './load';
+import { fixtureBytes, resultFromChild, sleep } from './load';
 import { PNG_SIGNATURE, pngChunk } from './pngChunks';
 
 export interface ScenarioTools {
@@ -138,18 +137,12 @@ export async function floodConnections(
 
 /** Runs floodConnections in a process of its own (src/bench/hostile.ts --flood ADDRESS). */
 function floodFromChild(port: number, localAddress: string, seconds: number): Promise<FloodResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(require.main!.filename, ['--flood', localAddress], {
-      env: { ...process.env, HOSTILE_PORT: String(port), BENCH_HOSTILE_SECONDS: String(seconds) },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    let result: FloodResult | undefined;
-    child.on('message', (m) => (result = m as FloodResult));
-    child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0 && result ? resolve(result) : reject(new Error(`flood from ${localAddress} exited ${code}`)),
-    );
-  });
+  return resultFromChild<FloodResult>(
+    require.main!.filename,
+    ['--flood', localAddress],
+    { HOSTILE_PORT: String(port), BENCH_HOSTILE_SECONDS: String(seconds) },
+    `flood from ${localAddress}`,
+  );
 }
 
 const SCREEN = 'mutation($i:[ImageInput!]!){screen(images:$i){index detection{adversarial} error{code}}}';

@@ -3,7 +3,7 @@
  * client that sorts answers into results, OVERLOADED refusals and failures, closed-loop and
  * open-loop load, and readings of the service's /metrics and of its process's memory.
  */
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess, fork, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
@@ -127,6 +127,36 @@ export async function stopService(s: Service): Promise<void> {
   const exited = new Promise((r) => s.proc.once('exit', r));
   s.proc.kill('SIGTERM');
   await exited;
+}
+
+/**
+ * Runs `script` with `args` in a child process of its own (stdout ignored, stderr shown) and
+ * resolves with the one result it sends back (`sendResultAndExit`); rejects if it exits otherwise.
+ */
+export function resultFromChild<T>(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  what: string,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = fork(script, [...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    let result: { value: T } | undefined;
+    child.on('message', (m) => (result = { value: m as T }));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 && result ? resolve(result.value) : reject(new Error(`${what} exited ${code}`)),
+    );
+  });
+}
+
+/** The child's side of resultFromChild: sends `result` to the parent, then exits 0. */
+export async function sendResultAndExit(result: unknown): Promise<never> {
+  await new Promise<void>((r) => process.send!(result ?? null, () => r()));
+  process.exit(0);
 }
 
 export function sleep(ms: number): Promise<void> {
