@@ -6,6 +6,7 @@ import * as http from 'http';
 import * as net from 'net';
 import type { AddressInfo } from 'net';
 import * as fs from 'fs';
+import { waitFor } from '../helpers/waitFor';
 import { fixtureFiles, startServer } from './helpers';
 import {
   ConnectionGuard,
@@ -77,15 +78,6 @@ function get(port: number, from: string): Promise<{ status: number; body: string
   });
 }
 
-/** Waits until `check` holds (the server sees connections a moment after the client). */
-async function until(check: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   for (const s of servers.splice(0)) {
@@ -97,7 +89,7 @@ afterEach(async () => {
 test('one address holds at most its share; a connection past it is closed at once, others still get in', async () => {
   const { port, guard } = await serve(100, 3);
   for (let i = 0; i < 3; i++) await connect(port, '127.0.0.2');
-  await until(() => guard.stats().open === 3);
+  await waitFor(() => guard.stats().open === 3, 3000, 10);
   const fourth = await connect(port, '127.0.0.2');
   await fourth.gone; // closed by the server, without an answer
   expect(guard.stats()).toMatchObject({ open: 3, refusedPerAddress: 1, refusedFull: 0, evicted: 0 });
@@ -108,15 +100,15 @@ test('when every place is taken, a newcomer takes the oldest idle place of the a
   const { port, guard } = await serve(4, 0);
   const held = [];
   for (let i = 0; i < 4; i++) held.push(await connect(port, '127.0.0.2', 'GET / HTTP/1.1\r\nHo')); // stalled headers
-  await until(() => guard.stats().open === 4);
+  await waitFor(() => guard.stats().open === 4, 3000, 10);
   expect(await get(port, '127.0.0.3')).toEqual({ status: 200, body: 'ok' });
   await held[0].gone; // the oldest made room
   expect(guard.stats().evicted).toBe(1);
   expect(held.slice(1).every((s) => !s.destroyed)).toBe(true);
   // The heaviest address cannot take from the others, nor from itself: full.
-  await until(() => guard.stats().open === 3);
+  await waitFor(() => guard.stats().open === 3, 3000, 10);
   await connect(port, '127.0.0.3');
-  await until(() => guard.stats().open === 4);
+  await waitFor(() => guard.stats().open === 4, 3000, 10);
   const more = await connect(port, '127.0.0.2');
   await more.gone;
   expect(guard.stats()).toMatchObject({ refusedFull: 1, evicted: 1, open: 4 });
@@ -125,7 +117,7 @@ test('when every place is taken, a newcomer takes the oldest idle place of the a
 test('a connection serving a request is never evicted: the newcomer is refused instead', async () => {
   const s = await serve(2, 0, true);
   const answers = [0, 1].map(() => get(s.port, '127.0.0.2'));
-  await until(() => s.holding === 2);
+  await waitFor(() => s.holding === 2, 3000, 10);
   const newcomer = await connect(s.port, '127.0.0.3');
   await newcomer.gone;
   expect(s.guard.stats()).toMatchObject({ refusedFull: 1, evicted: 0, open: 2 });
@@ -152,7 +144,7 @@ test('under pressure (¾ open) idle and header timeouts shorten; under half they
   const idleClosed = new Promise<void>((r) => idle.once('close', () => r()));
   const held = [];
   for (let i = 0; i < 5; i++) held.push(await connect(port, '127.0.0.2'));
-  await until(() => guard.stats().open === 6);
+  await waitFor(() => guard.stats().open === 6, 3000, 10);
   expect(guard.stats().underPressure).toBe(true);
   expect(server.keepAliveTimeout).toBe(PRESSURE_KEEP_ALIVE_MS);
   expect(server.headersTimeout).toBe(PRESSURE_HEADERS_MS);
@@ -161,7 +153,7 @@ test('under pressure (¾ open) idle and header timeouts shorten; under half they
   expect(Date.now() - t0).toBeLessThan(PRESSURE_KEEP_ALIVE_MS + 1000);
   agent.destroy();
   for (const s of held.slice(0, 4)) s.destroy();
-  await until(() => guard.stats().open === 1);
+  await waitFor(() => guard.stats().open === 1, 3000, 10);
   expect(guard.stats().underPressure).toBe(false);
   expect(server.keepAliveTimeout).toBe(65_000);
   expect(server.headersTimeout).toBe(30_000);

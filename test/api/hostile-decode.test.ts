@@ -8,6 +8,7 @@
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import sharp from 'sharp';
+import { waitFor } from '../helpers/waitFor';
 import { fixtureFiles, gql, gqlMultipart, GqlResponse, startServer, TestServer } from './helpers';
 import {
   apng,
@@ -70,14 +71,6 @@ function decodePids(): number[] {
       return []; // gone meanwhile
     }
   });
-}
-
-async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** Polls /health/live every 10 ms from a child process until stopped; the latencies in ms. */
@@ -188,7 +181,7 @@ test('hostile decoding in one request: /health/live stays fast, a good request s
 }, 60_000);
 
 test('a decode past ADVSIEVE_DECODE_TIMEOUT_MS: DECODE_TIMEOUT in about that time, its process killed (CPU freed) and replaced', async () => {
-  await waitFor(() => decodePids().length === 2);
+  await waitFor(() => decodePids().length === 2, 10_000, 25);
   const before = decodePids();
   const start = performance.now();
   const r = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: [b64(slow), b64(trouser)] });
@@ -206,10 +199,14 @@ test('a decode past ADVSIEVE_DECODE_TIMEOUT_MS: DECODE_TIMEOUT in about that tim
   expect(good.prediction!.label).toBe('Trouser');
   expect(ms).toBeLessThan(DECODE_TIMEOUT_MS + 1500);
   // One of the two processes was killed: gone, and a new one in its place.
-  await waitFor(() => {
-    const now = decodePids();
-    return now.length === 2 && now.filter((p) => before.includes(p)).length === 1;
-  });
+  await waitFor(
+    () => {
+      const now = decodePids();
+      return now.length === 2 && now.filter((p) => before.includes(p)).length === 1;
+    },
+    10_000,
+    25,
+  );
   const t2 = performance.now();
   const again = await gql<{ classify: Row[] }>(server, CLASSIFY, { images: [b64(sandal)] });
   expect(rows(again, 'classify')[0].prediction!.label).toBe('Sandal');

@@ -13,6 +13,7 @@ import { ImageDecodeError } from '../../src/images/decodeErrors';
 import { DecodeDeadlineError, DecodePool, processCpuMs, WALL_FACTOR } from '../../src/images/decodePool';
 import { slowPng } from '../api/hostileFiles';
 import { FIXTURE_DIR } from '../helpers/fixtures';
+import { waitFor } from '../helpers/waitFor';
 
 const GREY: [number, number, number] = [28, 28, 1];
 const trouser = fs.readFileSync(path.join(FIXTURE_DIR, 'test-0002-trouser.png'));
@@ -31,14 +32,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
