@@ -163,7 +163,7 @@ export class Metrics {
     this.gauge('advsieve_connections_open', 'HTTP connections open now', () => read().open);
     this.gauge(
       'advsieve_connections_under_pressure',
-      '1 while three quarters of ADVSIEVE_MAX_CONNECTIONS are open (idle connections closed, short timeouts)',
+      '1 while three quarters of ADVSIEVE_MAX_CONNECTIONS are open (short idle and header timeouts)',
       () => Number(read().underPressure),
     );
     new client.Gauge({
