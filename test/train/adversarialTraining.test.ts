@@ -157,7 +157,7 @@ test('accuracy under PGD is measured: at most the clean accuracy, and equal to i
   result.model.dispose();
 });
 
-test('`advsieve train --adversarial` with the widths and a check at another ε than training’s: the metadata and card record both', async () => {
+test('`advsieve train --adversarial` with the widths, swish and a check at another ε than training’s: the metadata and card record them', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-adv-cli-'));
   try {
     const r = await advsieve(
@@ -168,6 +168,8 @@ test('`advsieve train --adversarial` with the widths and a check at another ε t
       '4',
       '--hidden-units',
       '16',
+      '--activation',
+      'swish',
       '--dropout',
       '0',
       '--adversarial',
@@ -183,10 +185,17 @@ test('`advsieve train --adversarial` with the widths and a check at another ε t
     const md = JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8'));
     expect(md.training.adversarial).toEqual({ method: 'fgsm-rs', epsilon: 0.12 });
     expect(md.training.widths).toEqual({ conv1: 4, conv2: 4, hidden: 16 });
+    expect(md.training.activation).toBe('swish');
+    // The served graph is what `serve` loads: its hidden layers carry the activation trained.
+    const topology = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8')).modelTopology;
+    const layers = topology.config.layers as { config: { name: string; activation?: string } }[];
+    expect(
+      layers.filter((l) => ['conv1', 'conv2', 'fc1'].includes(l.config.name)).map((l) => l.config.activation),
+    ).toEqual(['swish', 'swish', 'swish']);
     expect(md.training.robust).toMatchObject({ images: 32, epsilon: 0.05, steps: 40 });
     expect(md.training.robust.underAttack).toBeLessThanOrEqual(md.training.robust.clean);
     const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
-    expect(card).toMatch(/\| conv1 \| 28×28×4 \|/);
+    expect(card).toMatch(/\| conv1 \| 28×28×4 \| 3×3, same padding, swish/);
     expect(card).toMatch(/\| fc1 \| 16 \|/);
     expect(card).toMatch(/L∞ ε = 0\.12, made against the model/);
     expect(card).toMatch(/Accuracy under PGD-40\*\* \(L∞ ε = 0\.05,/);

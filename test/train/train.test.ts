@@ -82,8 +82,8 @@ test('data-parallel training over 2 worker threads runs and keeps the replicas i
   result.model.dispose();
 });
 
-test('batch norm folds into conv2 without changing the output', () => {
-  const trained = buildTrainingModel({ seed: 11 });
+test.each(['relu', 'swish'] as const)('batch norm folds into conv2 without changing the output (%s)', (activation) => {
+  const trained = buildTrainingModel({ seed: 11, activation });
   const bn = trained.getLayer('bn2');
   tf.tidy(() =>
     bn.setWeights(
@@ -94,7 +94,7 @@ test('batch norm folds into conv2 without changing the output', () => {
         ),
     ),
   );
-  const serving = buildServingModel(trained);
+  const serving = buildServingModel(trained, { seed: 11, activation });
   const x = tf.randomUniform([3, 28, 28, 1], 0, 1, 'float32', 2);
   const a = tf.softmax(trained.predict(x) as tf.Tensor);
   const b = serving.predict(x) as tf.Tensor;
@@ -109,9 +109,22 @@ test('batch norm folds into conv2 without changing the output', () => {
     'logits',
     'probs',
   ]);
+  // swish is x·sigmoid(x): hidden activations dip below 0 (to −0.28), where ReLU's never do.
+  const conv1 = tf.model({ inputs: serving.inputs, outputs: serving.getLayer('conv1').output as tf.SymbolicTensor });
+  const low = tf.tidy(() => tf.min(conv1.predict(x) as tf.Tensor).dataSync()[0]);
+  if (activation === 'swish') {
+    expect(low).toBeLessThan(0);
+    expect(low).toBeGreaterThanOrEqual(-0.2785);
+  } else expect(low).toBe(0);
   tf.dispose([x, a, b]);
   trained.dispose();
   serving.dispose();
+});
+
+test('an unknown activation is refused, naming it', () => {
+  expect(() => buildTrainingModel({ seed: 1, activation: 'tanh' as 'relu' })).toThrow(
+    /activation: expected one of relu, swish, got 'tanh'/,
+  );
 });
 
 test('a saved model loads back through the file-system handler with the same outputs', async () => {

@@ -12,6 +12,7 @@ import { saveModel } from '../../engine/modelStore';
 import { ADVERSARIAL_METHODS, AdversarialMethod, AdversarialTrainingOptions } from '../../train/adversarialTraining';
 import { robustAccuracy, RobustAccuracy, robustChunksText, robustIntervalText } from '../../train/robustAccuracy';
 import { accuracy, train, TrainResult } from '../../train/trainer';
+import { HIDDEN_ACTIVATIONS, HiddenActivation } from '../../train/fashionCnn';
 import { logger } from '../../util/logger';
 import { progressBar } from '../progress';
 import { InvalidArgumentError } from 'commander';
@@ -45,6 +46,7 @@ export interface TrainCommandOptions {
   conv1Filters: number;
   conv2Filters: number;
   hiddenUnits: number;
+  activation: HiddenActivation;
   augment: boolean;
   seed: number;
   workers: number;
@@ -96,6 +98,12 @@ export function registerTrain(program: Command): void {
       "width of the penultimate features (the CNN's fc1, the MLP's fc2): capacity adversarial training can use",
       intOption,
       128,
+    )
+    .option(
+      '--activation <name>',
+      "the hidden layers' activation: 'relu', or 'swish' (x·sigmoid(x), smooth; Xie et al. 2020. Measured with FGSM-RS training: 61.9 % under PGD-40 against ReLU's 73.6 %)",
+      choiceOption(HIDDEN_ACTIVATIONS),
+      'relu',
     )
     .option(
       '--augment',
@@ -203,6 +211,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
       conv1Filters: opts.conv1Filters,
       conv2Filters: opts.conv2Filters,
       hiddenUnits: opts.hiddenUnits,
+      activation: opts.activation,
       arch: opts.arch,
       l2norm: opts.l2norm,
       l2Scale: opts.l2Scale,
@@ -276,6 +285,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
     warmupEpochs: opts.warmupEpochs,
     dropout: opts.dropout,
     widths: { conv1: opts.conv1Filters, conv2: opts.conv2Filters, hidden: opts.hiddenUnits },
+    activation: opts.activation,
     augment: opts.augment,
     adversarial,
     weightAverage: opts.weightAverage,
@@ -319,6 +329,7 @@ export async function runTrain(opts: TrainCommandOptions): Promise<void> {
 
 type CardFields = Record<string, unknown> & {
   testAccuracy: number;
+  activation?: HiddenActivation;
   adversarial?: AdversarialTrainingOptions;
   robust?: RobustAccuracy;
   weightAverage?: number;
@@ -365,19 +376,20 @@ ${
 function layerNote(layer: tf.layers.Layer, t: CardFields, result: TrainResult): string {
   const mlp = result.variant.arch === 'mlp';
   const config = layer.getConfig();
+  const activation = t.activation === 'swish' ? 'swish (x·sigmoid(x))' : 'ReLU';
   switch (layer.name) {
     case 'conv1':
-      return '3×3, same padding, ReLU';
+      return `3×3, same padding, ${activation}`;
     case 'conv2':
-      return '3×3, same padding, ReLU; batch norm of training folded into kernel and bias';
+      return `3×3, same padding, ${activation}; batch norm of training folded into kernel and bias`;
     case 'pool1':
     case 'pool2':
       return '2×2 max';
     case 'fc1':
     case 'fc2':
       return mlp
-        ? `ReLU (dropout ${t.dropout} after it in training)`
-        : `ReLU (dropout ${t.dropout} before and after it in training)`;
+        ? `${activation} (dropout ${t.dropout} after it in training)`
+        : `${activation} (dropout ${t.dropout} before and after it in training)`;
     case 'probs':
       return result.probabilities === 'sigmoid'
         ? 'sigmoid per class (one-vs-rest: independent, need not sum to 1)'
