@@ -101,6 +101,19 @@ test('`advsieve robustness` measures it again from its files, a chunk at a time,
   const text = await advsieve('robustness', '--model', ROBUST, '--images', '24', '--steps', '2');
   expect(text.stdout).toMatch(/under PGD-2 \(L∞ ε 0\.1, random start\) \d+\.\d\d % of the first 24 test images \(95 % /);
 
+  // Training images, from an index on: the chunks are named by their index in the split.
+  const train = await advsieve('robustness', '--model', ROBUST, '--split', 'train', '--from', '59976', ...args);
+  expect(train.code).toBe(0);
+  const t = JSON.parse(train.stdout);
+  expect(t).toMatchObject({ split: 'train', from: 59976, images: 24 }); // the split ends there
+  expect(t.chunks.map((c: { from: number }) => c.from)).toEqual([59976]);
+  expect(t.underAttack).toBeLessThanOrEqual(t.clean);
+  const trainText = await advsieve('robustness', '--model', ROBUST, '--split', 'train', '--from', '100', '--images', '8', '--steps', '1');
+  expect(trainText.stdout).toMatch(/% of training images 100–107 \(95 % /);
+  const past = await advsieve('robustness', '--model', ROBUST, '--from', '10000');
+  expect(past.code).not.toBe(0);
+  expect(past.stderr).toContain('--from 10000: the test split has 10000 images');
+
   // A model of RGB images (its metadata is what is read first): refused before any weights load.
   const rgbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-rgb-'));
   try {

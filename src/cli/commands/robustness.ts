@@ -3,17 +3,20 @@
  * on the official test images, 1 000 at a time, with each chunk's figure and an exact interval. The
  * figure `train --adversarial` records, measurable again for any model directory (the bundled one, a
  * retrained one, an imported one of the same input shape) without retraining it.
+ *
+ * `--split train --from N` measures the same on training images: beside the test figure it tells a
+ * model that underfits the robust objective (both low) from one that overfits it (train far above).
  */
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_FASHION_MNIST_DIR, loadFashionMnist } from '../../data/fashionMnist';
+import { DEFAULT_FASHION_MNIST_DIR, ImageSet, loadFashionMnist, Split } from '../../data/fashionMnist';
 import { describeBackend, initBackend } from '../../engine/backends';
 import { loadModelFiles, readMetadata } from '../../engine/modelStore';
 import { robustAccuracy, RobustAccuracy, robustChunksText, robustIntervalText } from '../../train/robustAccuracy';
 import { defaultModelDir } from '../../util/paths';
 import { logger } from '../../util/logger';
 import { toJson } from '../json';
-import { floatOption, intOption } from '../options';
+import { choiceOption, floatOption, intOption } from '../options';
 
 /** Rates: always written as JSON floats (1 is 1.0). */
 const RATE_KEYS = new Set(['clean', 'underAttack', 'rate', 'low', 'high', 'epsilon']);
@@ -22,6 +25,8 @@ interface RobustnessOptions {
   model: string;
   data: string;
   images: number;
+  split: Split;
+  from: number;
   epsilon: number;
   steps: number;
   seed: number;
@@ -38,6 +43,13 @@ export function registerRobustness(program: Command): void {
     .option('--model <dir>', 'model directory', defaultModelDir())
     .option('--data <dir>', 'Fashion-MNIST directory', DEFAULT_FASHION_MNIST_DIR)
     .option('--images <n>', 'the first N test images (default: all 10 000)', intOption, 10000)
+    .option(
+      '--split <name>',
+      "the images: 'test', or 'train' (to compare: a robust model that overfits does far better on it)",
+      choiceOption(['test', 'train'] as const),
+      'test',
+    )
+    .option('--from <n>', "skip the split's first N images", intOption, 0)
     .option('--epsilon <x>', 'L∞ radius', floatOption, 0.1)
     .option('--steps <n>', 'PGD iterations', intOption, 40)
     .option('--seed <n>', "random start of the first chunk (the next chunk's is seed + 1, …)", intOption, 1)
@@ -49,7 +61,24 @@ export function registerRobustness(program: Command): void {
     });
 }
 
-export async function measureRobustness(opts: RobustnessOptions): Promise<RobustAccuracy & { model: string }> {
+/** What was measured, and on which images: `split` images `from` … `from + images − 1`. */
+export type RobustnessResult = RobustAccuracy & { model: string; split: Split; from: number };
+
+/** Images from … from + count − 1 of `set` (fewer at its end); refuses a start past it. */
+function imagesFrom(set: ImageSet, split: Split, from: number, count: number): ImageSet {
+  if (!(Number.isInteger(from) && from >= 0 && from < set.count))
+    throw new RangeError(`--from ${from}: the ${split} split has ${set.count} images (0 … ${set.count - 1})`);
+  const n = Math.min(count, set.count - from);
+  const size = set.height * set.width;
+  return {
+    ...set,
+    count: n,
+    pixels: set.pixels.subarray(from * size, (from + n) * size),
+    labels: set.labels.subarray(from, from + n),
+  };
+}
+
+export async function measureRobustness(opts: RobustnessOptions): Promise<RobustnessResult> {
   const backend = await initBackend();
   logger.info({ backend: backend.name }, describeBackend(backend));
   const metadata = readMetadata(opts.model);
@@ -61,9 +90,11 @@ export async function measureRobustness(opts: RobustnessOptions): Promise<Robust
   }
   const { model } = await loadModelFiles(opts.model);
   if (!(model instanceof tf.LayersModel)) throw new Error(`${opts.model}: a graph model has no logits layer to attack`);
-  const test = loadFashionMnist('test', opts.data);
+  const split = opts.split ?? 'test';
+  const from = opts.from ?? 0;
   try {
-    const result = await robustAccuracy(model, test, {
+    const images = imagesFrom(loadFashionMnist(split, opts.data), split, from, opts.images);
+    const result = await robustAccuracy(model, images, {
       count: opts.images,
       epsilon: opts.epsilon,
       steps: opts.steps,
@@ -71,16 +102,22 @@ export async function measureRobustness(opts: RobustnessOptions): Promise<Robust
       chunk: opts.chunk,
       logitsLayer: metadata.logitsLayer,
     });
-    return { model: opts.model, ...result };
+    // Chunks by their index in the split, not in the slice.
+    const chunks = result.chunks.map((c) => ({ ...c, from: c.from + from }));
+    return { model: opts.model, split, from, ...result, chunks };
   } finally {
     model.dispose();
   }
 }
 
-export function describeRobustness(r: RobustAccuracy & { model: string }): string {
+export function describeRobustness(r: RobustnessResult): string {
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+  const which =
+    r.from === 0
+      ? `the first ${r.images} ${r.split === 'train' ? 'training' : 'test'} images`
+      : `${r.split === 'train' ? 'training' : 'test'} images ${r.from}–${r.from + r.images - 1}`;
   const lines = [
-    `${r.model}: under PGD-${r.steps} (L∞ ε ${r.epsilon}, random start) ${pct(r.underAttack)} of the first ${r.images} test images` +
+    `${r.model}: under PGD-${r.steps} (L∞ ε ${r.epsilon}, random start) ${pct(r.underAttack)} of ${which}` +
       ` (95 % ${robustIntervalText(r)}); clean ${pct(r.clean)}; ${r.seconds.toFixed(0)} s`,
   ];
   if (r.chunks.length > 1) lines.push(`per ${r.chunks[0].images} images: ${robustChunksText(r)}`);
