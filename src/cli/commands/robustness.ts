@@ -42,7 +42,7 @@ export function registerRobustness(program: Command): void {
     )
     .option('--model <dir>', 'model directory', defaultModelDir())
     .option('--data <dir>', 'Fashion-MNIST directory', DEFAULT_FASHION_MNIST_DIR)
-    .option('--images <n>', 'the first N test images (default: all 10 000)', intOption, 10000)
+    .option('--images <n>', 'N images of the split, from --from on (default: all 10 000 test images)', intOption, 10000)
     .option(
       '--split <name>',
       "the images: 'test', or 'train' (to compare: a robust model that overfits does far better on it)",
