@@ -64,7 +64,7 @@ export function classesOf(opts: Pick<FashionCnnOptions, 'classes'>): number {
   return k;
 }
 
-/** The CNN's hidden activation; throws a RangeError on an unknown one. */
+/** The hidden layers' activation (CNN or MLP); throws a RangeError on an unknown one. */
 export function activationOf(opts: Pick<FashionCnnOptions, 'activation'>): HiddenActivation {
   const a = opts.activation ?? 'relu';
   if (!HIDDEN_ACTIVATIONS.includes(a))

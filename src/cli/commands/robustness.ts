@@ -90,12 +90,11 @@ export async function measureRobustness(opts: RobustnessOptions): Promise<Robust
   }
   const { model } = await loadModelFiles(opts.model);
   if (!(model instanceof tf.LayersModel)) throw new Error(`${opts.model}: a graph model has no logits layer to attack`);
-  const split = opts.split ?? 'test';
-  const from = opts.from ?? 0;
+  const { split, from } = opts;
   try {
     const images = imagesFrom(loadFashionMnist(split, opts.data), split, from, opts.images);
     const result = await robustAccuracy(model, images, {
-      count: opts.images,
+      count: images.count,
       epsilon: opts.epsilon,
       steps: opts.steps,
       seed: opts.seed,
@@ -112,10 +111,9 @@ export async function measureRobustness(opts: RobustnessOptions): Promise<Robust
 
 export function describeRobustness(r: RobustnessResult): string {
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+  const kind = r.split === 'train' ? 'training' : 'test';
   const which =
-    r.from === 0
-      ? `the first ${r.images} ${r.split === 'train' ? 'training' : 'test'} images`
-      : `${r.split === 'train' ? 'training' : 'test'} images ${r.from}–${r.from + r.images - 1}`;
+    r.from === 0 ? `the first ${r.images} ${kind} images` : `${kind} images ${r.from}–${r.from + r.images - 1}`;
   const lines = [
     `${r.model}: under PGD-${r.steps} (L∞ ε ${r.epsilon}, random start) ${pct(r.underAttack)} of ${which}` +
       ` (95 % ${robustIntervalText(r)}); clean ${pct(r.clean)}; ${r.seconds.toFixed(0)} s`,
