@@ -1,10 +1,10 @@
 /**
- * The GPU check run on a lent GPU machine (scripts/gpu-check.sh runs it from a carried bundle):
+ * The GPU check run on a lent GPU machine (the `check` stage of scripts/gpu-check.sh, docs/gpu.md):
  * the adapter (it must be a hardware GPU, not a software rasteriser), WebGPU forward images/s at
  * batch 64, 256 and 1 024 and input-gradient images/s, then the wasm backend on the same machine's
  * CPU (one thread) in the same run. Last line: one JSON object.
  *
- *   node gpu-check.js [--allow-software] [--seconds N]
+ *   node dist/bench/gpuCheck.js [--allow-software] [--seconds N]
  */
 import * as os from 'os';
 import { initBackend } from '../engine/backends';

@@ -35,12 +35,8 @@ export function softwareAdapterAllowed(): boolean {
 
 let active: BackendInfo | undefined;
 
-/**
- * Directory holding tfjs-backend-wasm's `.wasm` binaries, found through Node's resolver, or
- * ADVSIEVE_WASM_DIR (the bundled GPU check carries them beside its script).
- */
+/** Directory holding tfjs-backend-wasm's `.wasm` binaries, found through Node's resolver. */
 export function wasmDir(): string {
-  if (process.env.ADVSIEVE_WASM_DIR) return path.resolve(process.env.ADVSIEVE_WASM_DIR) + path.sep;
   const entry = require.resolve('@tensorflow/tfjs-backend-wasm');
   // entry is <pkg>/dist/tf-backend-wasm.node.js; the binaries sit beside it.
   return path.dirname(entry) + path.sep;

@@ -39,10 +39,8 @@ const SOFTWARE_NAMES = /llvmpipe|lavapipe|softpipe|swiftshader/i;
 /**
  * Loads dawn.node directly: the `webgpu` package's index is an ES module, which jest (and older
  * Node 20 releases) cannot `require`; the native addon itself is plain CommonJS.
- * ADVSIEVE_DAWN_NODE names the file explicitly (the bundled GPU check carries its own copy).
  */
 function loadDawn(): DawnModule {
-  if (process.env.ADVSIEVE_DAWN_NODE) return require(process.env.ADVSIEVE_DAWN_NODE) as DawnModule;
   const dir = path.dirname(require.resolve('webgpu'));
   const arch = process.platform === 'darwin' ? 'universal' : process.arch;
   return require(path.join(dir, 'dist', `${process.platform}-${arch}`, 'dawn.node')) as DawnModule;
