@@ -113,6 +113,11 @@ describe.each([
       (d) => d.spec!.template.spec.containers[0].resources.limits['nvidia.com/gpu'] as string | undefined,
     );
     expect(gpus).toEqual(values.gpu.enabled ? ['1', '1'] : [undefined, undefined]);
+    // A GPU pod runs one engine worker (one GPU context); a CPU pod one per requested core.
+    const workers = api.spec!.template.spec.containers[0].env.find(
+      (e: { name: string }) => e.name === 'ADVSIEVE_WORKERS',
+    ) as { value: string };
+    expect(workers.value).toBe(values.gpu.enabled ? '1' : '2');
   });
 });
 
