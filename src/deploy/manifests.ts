@@ -111,10 +111,11 @@ export const DEFAULT_VALUES: DeployValues = {
 
 /**
  * The defaults with the GPU variant switched on, and one engine worker per API pod: on a GPU one
- * worker is not what limits a process, its main thread is (measured on an H200: 1 691 images/s with
- * one GPU worker, 1 677 with three; docs/gpu.md). More throughput per GPU comes from more pods
- * sharing it (the device plugin's time-slicing, docs/deploy.md), not from more workers in a pod,
- * each of which holds a GPU context of its own.
+ * worker is not what limits a process, its main thread is (measured on an H200, 64 clients sending 8
+ * images a request: 1 691 images/s with one GPU worker in bench:api, 1 677 with three in
+ * bench:replicas' single replica, which also pays Redis charges; docs/gpu.md). More throughput per
+ * GPU comes from more pods sharing it (the device plugin's time-slicing, docs/deploy.md), not from
+ * more workers in a pod, each of which holds a GPU context of its own.
  */
 export const GPU_VALUES: DeployValues = {
   ...DEFAULT_VALUES,
