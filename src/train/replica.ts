@@ -69,9 +69,14 @@ export class TrainingReplica {
   private readonly averages?: tf.Variable[];
   private averageUpdates = 0;
 
+  /**
+   * `perturbations`: ATTA's store (adversarialTraining.ts, one perturbation per training image, shared
+   * with the other replicas); each step starts its images' attack from theirs and writes the result back.
+   */
   constructor(
     private readonly data: ImageSet,
     opts: ReplicaOptions,
+    private readonly perturbations?: Float32Array,
   ) {
     this.model = buildTrainingModel(opts.model);
     // The adversarial batch's input gradient would otherwise compute conv2's (linear, hence fused)
@@ -123,14 +128,30 @@ export class TrainingReplica {
     let x = tf.tensor4d(batch, [n, height, width, 1]);
     if (this.adversarial) {
       const clean = x;
+      const store = this.perturbations;
+      let start: Float32Array | undefined;
+      if (store) {
+        start = new Float32Array(n * size);
+        for (let i = 0; i < n; i++) start.set(store.subarray(indices[i] * size, (indices[i] + 1) * size), i * size);
+      }
       x = adversarialBatch(
         (xa) => this.model.apply(xa, { training: true }) as tf.Tensor2D,
         clean,
         target,
         this.adversarial,
         dropoutSeed ^ 0x2c1b3c6d,
+        start,
       );
       clean.dispose();
+      if (store) {
+        // The next visit of each image starts here. `batch` is the clean images (ATTA is refused
+        // with augmentation, whose shifted image would not match the stored perturbation).
+        const adversarial = (await x.data()) as Float32Array;
+        for (let i = 0; i < n; i++) {
+          const at = indices[i] * size;
+          for (let p = 0; p < size; p++) store[at + p] = adversarial[i * size + p] - batch[i * size + p];
+        }
+      }
     }
     const { value, grads } = tf.tidy(() => {
       return tf.variableGrads(() => {

@@ -8,7 +8,7 @@ import { Worker } from 'worker_threads';
 import { ImageSet, loadFashionMnist } from '../data/fashionMnist';
 import { workerScript } from '../util/workerScript';
 import { buildServingModel, buildTrainingModel, FashionCnnOptions } from './fashionCnn';
-import { AdversarialTrainingOptions, adversarialSchedule } from './adversarialTraining';
+import { AdversarialTrainingOptions, adversarialSchedule, perturbationStore } from './adversarialTraining';
 import { AugmentOptions } from './augment';
 import { mulberry32, permutation } from './random';
 import type { ProbabilityKind } from '../engine/modelStore';
@@ -109,6 +109,8 @@ export interface TrainWorkerData {
   readonly data?: ImageSet;
   readonly backend?: string;
   readonly replica: ReplicaOptions;
+  /** ATTA's perturbation store, shared by every replica (adversarialTraining.ts). */
+  readonly perturbations?: SharedArrayBuffer;
 }
 
 export type TrainWorkerRequest =
@@ -130,8 +132,8 @@ interface ReplicaHandle {
   close(): Promise<void>;
 }
 
-function localReplica(data: ImageSet, opts: ReplicaOptions): ReplicaHandle {
-  const r = new TrainingReplica(data, opts);
+function localReplica(data: ImageSet, opts: ReplicaOptions, perturbations?: SharedArrayBuffer): ReplicaHandle {
+  const r = new TrainingReplica(data, opts, perturbations ? new Float32Array(perturbations) : undefined);
   return {
     step: async (indices, dropoutSeed, learningRate) => {
       r.setLearningRate(learningRate);
@@ -230,8 +232,9 @@ async function startReplicas(
   opts: TrainOptions,
   replicaOptions: ReplicaOptions,
   workers: number,
+  perturbations?: SharedArrayBuffer,
 ): Promise<ReplicaHandle[]> {
-  if (workers === 1) return [localReplica(data, replicaOptions)];
+  if (workers === 1) return [localReplica(data, replicaOptions, perturbations)];
   const inWorkers = await Promise.all(
     Array.from({ length: workers }, () =>
       workerReplica({
@@ -240,6 +243,7 @@ async function startReplicas(
         data: opts.data,
         backend: opts.backend,
         replica: replicaOptions,
+        perturbations,
       }),
     ),
   );
@@ -268,10 +272,12 @@ async function expectReplicasAgree(
   }
 }
 
-export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const data = opts.data ?? loadFashionMnist('train', opts.dataDir, opts.limit);
-  const modelOptions: FashionCnnOptions = { inputSize: [data.height, data.width], ...opts.model, seed: opts.seed };
-  if (opts.adversarial) adversarialSchedule(opts.adversarial); // refuse bad settings before any worker starts
+/** Refuses settings that make no sense, before any worker starts; gives the variant and the loss. */
+function checkedSettings(
+  opts: TrainOptions,
+  modelOptions: FashionCnnOptions,
+): { variant: ModelVariant; loss: LossKind } {
+  if (opts.adversarial) adversarialSchedule(opts.adversarial);
   const variant = resolveVariant(modelOptions);
   const loss = checkLoss(opts.loss ?? 'softmax');
   if (variant.head === 'pnn' && loss === 'ovr')
@@ -282,6 +288,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     );
   if (variant.head === 'pnn') checkBackgroundQuantile(opts.pnnBackgroundQuantile);
   checkWeightAverage(opts.weightAverage);
+  if (opts.adversarial?.method === 'atta' && opts.augment)
+    // The carried perturbation belongs to the image as it was; a flipped or shifted copy would get
+    // another image's pattern (ATTA's authors undo the augmentation; advsieve refuses the pair).
+    throw new RangeError("adversarial 'atta' with augmentation: the carried perturbations need the unaugmented images");
+  return { variant, loss };
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const data = opts.data ?? loadFashionMnist('train', opts.dataDir, opts.limit);
+  const modelOptions: FashionCnnOptions = { inputSize: [data.height, data.width], ...opts.model, seed: opts.seed };
+  const { variant, loss } = checkedSettings(opts, modelOptions);
   const replicaOptions: ReplicaOptions = {
     model: modelOptions,
     learningRate: opts.learningRate,
@@ -291,7 +308,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     weightAverage: opts.weightAverage,
   };
   const workers = Math.max(1, opts.workers);
-  const replicas = await startReplicas(data, opts, replicaOptions, workers);
+  const perturbations =
+    opts.adversarial?.method === 'atta'
+      ? perturbationStore(data.count, data.height * data.width, opts.adversarial.epsilon, opts.seed ^ 0x6a09e667)
+      : undefined;
+  const replicas = await startReplicas(data, opts, replicaOptions, workers, perturbations);
   const random = mulberry32(opts.seed);
   const stepsPerEpoch = Math.floor(data.count / opts.batchSize);
   if (stepsPerEpoch === 0) throw new Error(`batch size ${opts.batchSize} exceeds the ${data.count} training images`);

@@ -10,10 +10,11 @@ import * as tf from '@tensorflow/tfjs';
 import { crossEntropy } from '../../src/attacks/pgd';
 import { DEFAULT_FASHION_MNIST_DIR, ImageSet, loadFashionMnist } from '../../src/data/fashionMnist';
 import { initBackend } from '../../src/engine/backends';
-import { adversarialBatch, adversarialSchedule } from '../../src/train/adversarialTraining';
+import { adversarialBatch, adversarialSchedule, perturbationStore } from '../../src/train/adversarialTraining';
 import { buildTrainingModel } from '../../src/train/fashionCnn';
+import { TrainingReplica } from '../../src/train/replica';
 import { robustAccuracy } from '../../src/train/robustAccuracy';
-import { train } from '../../src/train/trainer';
+import { train, TrainOptions } from '../../src/train/trainer';
 import { advsieve, quickTrainArgs } from '../helpers/cli';
 
 const DATA = process.env.FASHION_MNIST_DIR ?? DEFAULT_FASHION_MNIST_DIR;
@@ -35,7 +36,26 @@ test('the schedule: FGSM-RS takes one step of 1.25ε, PGD 7 of 2.5ε/7; bad sett
   expect(() => adversarialSchedule({ method: 'fgsm-rs', epsilon: 0 })).toThrow(/epsilon/);
   expect(() => adversarialSchedule({ method: 'fgsm-rs', epsilon: 1.5 })).toThrow(/epsilon/);
   expect(() => adversarialSchedule({ method: 'pgd', epsilon: 0.1, steps: 0 })).toThrow(/steps/);
-  expect(() => adversarialSchedule({ method: 'bim' as never, epsilon: 0.1 })).toThrow(/fgsm-rs, pgd/);
+  expect(() => adversarialSchedule({ method: 'bim' as never, epsilon: 0.1 })).toThrow(/fgsm-rs, pgd, atta/);
+  // ATTA: one step of ε/2 a visit unless told otherwise.
+  expect(adversarialSchedule({ method: 'atta', epsilon: 0.1 })).toEqual({ steps: 1, stepSize: 0.05 });
+  expect(adversarialSchedule({ method: 'atta', epsilon: 0.1, steps: 2, stepSize: 0.02 })).toEqual({
+    steps: 2,
+    stepSize: 0.02,
+  });
+});
+
+test('the perturbation store starts every image uniformly in the ε-ball, from its seed', () => {
+  const a = new Float32Array(perturbationStore(50, 784, 0.1, 3));
+  const b = new Float32Array(perturbationStore(50, 784, 0.1, 3));
+  const c = new Float32Array(perturbationStore(50, 784, 0.1, 4));
+  expect(a.length).toBe(50 * 784);
+  expect(Array.from(b)).toEqual(Array.from(a));
+  expect(Array.from(c)).not.toEqual(Array.from(a));
+  expect(Math.max(...a)).toBeLessThanOrEqual(0.1);
+  expect(Math.min(...a)).toBeGreaterThanOrEqual(-0.1);
+  // Uniform on [−ε, ε): mean |δ| ≈ ε/2.
+  expect(a.reduce((s, v) => s + Math.abs(v), 0) / a.length).toBeCloseTo(0.05, 2);
 });
 
 describe('the inner attack', () => {
@@ -59,6 +79,32 @@ describe('the inner attack', () => {
     tf.dispose([x, target, adv, diff]);
   });
 
+  test('from a given start: the attack continues from x + start (projected), not from a random point', () => {
+    const s = set();
+    const x = tf.tensor4d(s.pixels, [s.count, 28, 28, 1]);
+    const target = tf.oneHot(tf.tensor1d(s.labels, 'int32'), 10) as tf.Tensor2D;
+    const eps = 0.1;
+    // A start far outside the ball is projected onto it first: every pixel starts at +ε (or the box).
+    const start = new Float32Array(x.size).fill(0.5);
+    const step = 0.01;
+    const adv = adversarialBatch(logitsOf, x, target, { method: 'atta', epsilon: eps, stepSize: step }, 1, start);
+    const xs = x.dataSync();
+    const a = adv.dataSync();
+    // One sign step of 0.01 from min(1, x + ε), projected back on the ball and the box: within a
+    // step of the start everywhere (a random start would put pixels up to 2ε away).
+    let far = 0;
+    for (let i = 0; i < xs.length; i++) far = Math.max(far, Math.abs(a[i] - Math.min(1, xs[i] + eps)));
+    expect(far).toBeLessThanOrEqual(step + 1e-6);
+    expect(far).toBeGreaterThan(step / 2);
+    // Seeds do not matter when the start is given.
+    const again = adversarialBatch(logitsOf, x, target, { method: 'atta', epsilon: eps, stepSize: step }, 99, start);
+    expect(Array.from(again.dataSync())).toEqual(Array.from(a));
+    expect(() =>
+      adversarialBatch(logitsOf, x, target, { method: 'atta', epsilon: eps }, 1, new Float32Array(3)),
+    ).toThrow(/expected 25088 values/);
+    tf.dispose([x, target, adv, again]);
+  });
+
   test('PGD raises the loss it attacks above the clean loss, and is reproducible from its seed', () => {
     const s = set();
     const x = tf.tensor4d(s.pixels, [s.count, 28, 28, 1]);
@@ -72,24 +118,71 @@ describe('the inner attack', () => {
   });
 });
 
-test('a few adversarial training steps lower the training loss, in process and over 2 worker threads', async () => {
-  for (const workers of [1, 2]) {
-    const result = await train({
-      dataDir: DATA,
-      epochs: 3,
-      batchSize: 32,
-      learningRate: 3e-3,
-      lrDecay: 1,
-      seed: 7,
-      workers,
-      limit: 640,
-      model: SMALL,
-      adversarial: { method: 'fgsm-rs', epsilon: 0.1 },
-    });
-    expect(result.history).toHaveLength(3);
-    expect(result.history[2].loss).toBeLessThan(result.history[0].loss * 0.9);
-    result.model.dispose();
+/** Adversarial training of the tiny CNN on the first 640 training images, with `extra` options. */
+const trainSmall = (extra: Partial<TrainOptions>) =>
+  train({
+    dataDir: DATA,
+    epochs: 3,
+    batchSize: 32,
+    learningRate: 3e-3,
+    lrDecay: 1,
+    seed: 7,
+    workers: 1,
+    limit: 640,
+    model: SMALL,
+    ...extra,
+  });
+
+test.each(['fgsm-rs', 'atta'] as const)(
+  'a few %s training steps lower the training loss, in process and over 2 worker threads (ATTA: the store shared)',
+  async (method) => {
+    for (const workers of [1, 2]) {
+      const result = await trainSmall({ workers, adversarial: { method, epsilon: 0.1 } });
+      expect(result.history).toHaveLength(3);
+      expect(result.history[2].loss).toBeLessThan(result.history[0].loss * 0.9);
+      result.model.dispose();
+    }
+  },
+);
+
+test('ATTA with augmentation is refused before training', async () => {
+  await expect(
+    trainSmall({ epochs: 1, augment: { flip: true, maxShift: 2 }, adversarial: { method: 'atta', epsilon: 0.1 } }),
+  ).rejects.toThrow(/augmentation/);
+});
+
+test("ATTA: a step writes its images' perturbations back to the store (in the ε-ball), and leaves the others", async () => {
+  const data = loadFashionMnist('train', DATA, 64);
+  const eps = 0.1;
+  const buffer = perturbationStore(data.count, 784, eps, 5);
+  const store = new Float32Array(buffer);
+  const before = store.slice();
+  const replica = new TrainingReplica(
+    data,
+    { model: { ...SMALL, seed: 3 }, learningRate: 1e-3, adversarial: { method: 'atta', epsilon: eps } },
+    store,
+  );
+  const touched = [3, 10, 11, 40];
+  await replica.computeGradients(Uint32Array.from(touched), 1);
+  for (let img = 0; img < data.count; img++) {
+    const now = store.subarray(img * 784, (img + 1) * 784);
+    const was = before.subarray(img * 784, (img + 1) * 784);
+    if (!touched.includes(img)) {
+      expect(Array.from(now)).toEqual(Array.from(was));
+      continue;
+    }
+    let moved = 0;
+    for (let p = 0; p < 784; p++) {
+      expect(Math.abs(now[p])).toBeLessThanOrEqual(eps + 1e-6);
+      const x = data.pixels[img * 784 + p];
+      expect(x + now[p]).toBeGreaterThanOrEqual(-1e-6);
+      expect(x + now[p]).toBeLessThanOrEqual(1 + 1e-6);
+      if (Math.abs(now[p] - was[p]) > 1e-6) moved++;
+    }
+    // One step of ε/2 moves most pixels (not those held at the ball's edge or the box).
+    expect(moved).toBeGreaterThan(392);
   }
+  replica.dispose();
 });
 
 test('train() takes its images from TrainOptions.data when given (worker replicas get a copy)', async () => {

@@ -9,7 +9,12 @@ import { activeBackend, describeBackend, initBackend } from '../../engine/backen
 import { L2NormalizedDense } from '../../engine/layers/l2NormalizedDense';
 import { PnnHead } from '../../engine/layers/pnnHead';
 import { saveModel } from '../../engine/modelStore';
-import { ADVERSARIAL_METHODS, AdversarialMethod, AdversarialTrainingOptions } from '../../train/adversarialTraining';
+import {
+  ADVERSARIAL_METHODS,
+  AdversarialMethod,
+  adversarialSchedule,
+  AdversarialTrainingOptions,
+} from '../../train/adversarialTraining';
 import { robustAccuracy, RobustAccuracy, robustChunksText, robustIntervalText } from '../../train/robustAccuracy';
 import { accuracy, train, TrainResult } from '../../train/trainer';
 import { HIDDEN_ACTIVATIONS, HiddenActivation } from '../../train/fashionCnn';
@@ -119,14 +124,18 @@ export function registerTrain(program: Command): void {
     .option('--limit <n>', 'train on the first N training images only', intOption)
     .option(
       '--adversarial <method>',
-      "adversarial training: 'fgsm-rs' (FGSM from a random start, Wong et al. 2020) or 'pgd' (Madry et al. 2018)",
+      "adversarial training: 'fgsm-rs' (FGSM from a random start, Wong et al. 2020), 'pgd' (Madry et al. 2018) or 'atta' (each image's perturbation carried from epoch to epoch, one step of ε/2 a visit; Zheng et al. 2020)",
       adversarialOption,
     )
     .option('--epsilon <x>', 'L∞ radius of the adversarial training perturbations', floatOption, 0.1)
-    .option('--adversarial-steps <n>', "PGD iterations of adversarial training ('pgd'; default 7)", intOption)
+    .option(
+      '--adversarial-steps <n>',
+      "iterations of the inner attack ('pgd', default 7; 'atta', per visit, default 1)",
+      intOption,
+    )
     .option(
       '--adversarial-step-size <x>',
-      'step size of the inner attack (default 1.25ε FGSM-RS, 2.5ε/steps PGD)',
+      'step size of the inner attack (default 1.25ε FGSM-RS, 2.5ε/steps PGD, ε/2 ATTA)',
       floatOption,
     )
     .option(
@@ -350,10 +359,11 @@ function weightAverageLine(t: CardFields): string {
 function adversarialSection(t: CardFields): string {
   if (!t.adversarial) return '';
   const a = t.adversarial;
-  const method =
-    a.method === 'fgsm-rs'
-      ? 'FGSM from a uniform random start in the ε-ball (Wong, Rice & Kolter 2020)'
-      : `PGD with ${a.steps ?? 7} steps from a random start (Madry et al. 2018)`;
+  const method = {
+    'fgsm-rs': 'FGSM from a uniform random start in the ε-ball (Wong, Rice & Kolter 2020)',
+    pgd: `PGD with ${a.steps ?? 7} steps from a random start (Madry et al. 2018)`,
+    atta: `${a.steps ?? 1} sign step(s) of ${adversarialSchedule(a).stepSize} a visit from the image's perturbation of its previous visit, carried between epochs (ATTA, Zheng et al. 2020; the first visit from a uniform random start)`,
+  }[a.method];
   const r = t.robust;
   return `
 ## Adversarial training
