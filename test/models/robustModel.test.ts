@@ -25,8 +25,8 @@ beforeAll(async () => {
 test('its metadata and model card record the adversarial training and the accuracy under PGD-40', () => {
   const md = JSON.parse(fs.readFileSync(path.join(ROBUST, 'metadata.json'), 'utf8'));
   expect(md.id).toBe('fashion-cnn-robust');
-  // Trained at ε 0.12, checked at the ε 0.1 it must resist.
-  expect(md.training.adversarial).toEqual({ method: 'fgsm-rs', epsilon: 0.12 });
+  // Trained with carried perturbations (ATTA) at ε 0.12, checked at the ε 0.1 it must resist.
+  expect(md.training.adversarial).toEqual({ method: 'atta', epsilon: 0.12 });
   expect(md.training.robust.epsilon).toBe(0.1);
   expect(md.training.robust.steps).toBe(40);
   // Checked over the whole test split, a chunk of 1 000 at a time, with its interval.
@@ -54,9 +54,10 @@ test('screen --model screens with its own calibration: every detector, a verdict
   );
   expect(right.length).toBeGreaterThanOrEqual(4);
   // Its calibration has the boundary margin, whose false alarms fall on ambiguous clean images (the
-  // fixtures' shirt at 0.48, a coat taken for a pullover at 0.56): confident right answers stay clean.
+  // fixtures' coat taken for a pullover at 0.41): confident right answers stay clean. The ATTA-trained
+  // model is less sure of clean images than the default (ankle boot 0.73, pullover 0.82, trousers 1.0).
   type Row = { prediction: { classIndex: number; confidence: number }; detection: { adversarial: boolean } };
-  const confident = (rows as Row[]).filter((r, i) => r.prediction.classIndex === fx[i].label && r.prediction.confidence >= 0.9);
+  const confident = (rows as Row[]).filter((r, i) => r.prediction.classIndex === fx[i].label && r.prediction.confidence >= 0.7);
   expect(confident.length).toBeGreaterThanOrEqual(3);
   for (const r of confident) expect(r.detection.adversarial).toBe(false);
   expect((rows as Row[]).filter((r) => r.detection.adversarial).length).toBeLessThanOrEqual(2);
