@@ -82,7 +82,7 @@ export function adversarialBatch(
   const eps = opts.epsilon;
   if (start && start.length !== x.size)
     throw new RangeError(`adversarial start: expected ${x.size} values (the batch's), got ${start.length}`);
-  const noise = start ?? randomStart(x.size, eps, seed);
+  const noise = start ?? fillRandomStart(new Float32Array(x.size), eps, seed);
   const gradient = tf.grad((xa: tf.Tensor) => tf.sum(crossEntropy(logitsOf(xa as tf.Tensor4D), target)));
   // The carried start is projected too: a stored perturbation is in the ball by construction, but a
   // caller's need not be.
@@ -97,12 +97,11 @@ export function adversarialBatch(
   return xa;
 }
 
-/** `size` values drawn uniformly from [−ε, ε) with `seed`: the random start of the inner attacks. */
-export function randomStart(size: number, epsilon: number, seed: number): Float32Array {
+/** Fills `out` with values drawn uniformly from [−ε, ε) with `seed`: the random start of the inner attacks. */
+function fillRandomStart<T extends Float32Array>(out: T, epsilon: number, seed: number): T {
   const random = mulberry32(seed);
-  const noise = new Float32Array(size);
-  for (let i = 0; i < size; i++) noise[i] = (2 * random() - 1) * epsilon;
-  return noise;
+  for (let i = 0; i < out.length; i++) out[i] = (2 * random() - 1) * epsilon;
+  return out;
 }
 
 /**
@@ -112,8 +111,6 @@ export function randomStart(size: number, epsilon: number, seed: number): Float3
  */
 export function perturbationStore(images: number, pixels: number, epsilon: number, seed: number): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer(images * pixels * Float32Array.BYTES_PER_ELEMENT);
-  const store = new Float32Array(buffer);
-  const random = mulberry32(seed);
-  for (let i = 0; i < store.length; i++) store[i] = (2 * random() - 1) * epsilon;
+  fillRandomStart(new Float32Array(buffer), epsilon, seed);
   return buffer;
 }

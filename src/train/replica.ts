@@ -68,6 +68,8 @@ export class TrainingReplica {
   /** The running average of each trainable weight (model order), when kept. */
   private readonly averages?: tf.Variable[];
   private averageUpdates = 0;
+  /** ATTA's store as floats, one image after another (absent without ATTA). */
+  private readonly perturbations?: Float32Array;
 
   /**
    * `perturbations`: ATTA's store (adversarialTraining.ts, one perturbation per training image, shared
@@ -76,8 +78,9 @@ export class TrainingReplica {
   constructor(
     private readonly data: ImageSet,
     opts: ReplicaOptions,
-    private readonly perturbations?: Float32Array,
+    perturbations?: SharedArrayBuffer,
   ) {
+    this.perturbations = perturbations && new Float32Array(perturbations);
     this.model = buildTrainingModel(opts.model);
     // The adversarial batch's input gradient would otherwise compute conv2's (linear, hence fused)
     // filter gradient and throw it away: 24 of ~290 ms per 64-image step on wasm.

@@ -12,11 +12,7 @@ async function main(): Promise<void> {
   const data = workerData as TrainWorkerData;
   await initBackend(data.backend);
   const set = data.data ?? loadFashionMnist('train', data.dataDir, data.limit);
-  const replica = new TrainingReplica(
-    set,
-    data.replica,
-    data.perturbations ? new Float32Array(data.perturbations) : undefined,
-  );
+  const replica = new TrainingReplica(set, data.replica, data.perturbations);
   const port = parentPort!;
   const sizes = replica.model.trainableWeights.map((w) => w.read().size);
   const slot = new SharedArrayBuffer(sizes.reduce((a, b) => a + b, 0) * Float32Array.BYTES_PER_ELEMENT);

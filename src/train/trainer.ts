@@ -133,7 +133,7 @@ interface ReplicaHandle {
 }
 
 function localReplica(data: ImageSet, opts: ReplicaOptions, perturbations?: SharedArrayBuffer): ReplicaHandle {
-  const r = new TrainingReplica(data, opts, perturbations ? new Float32Array(perturbations) : undefined);
+  const r = new TrainingReplica(data, opts, perturbations);
   return {
     step: async (indices, dropoutSeed, learningRate) => {
       r.setLearningRate(learningRate);

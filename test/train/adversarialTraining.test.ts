@@ -160,7 +160,7 @@ test("ATTA: a step writes its images' perturbations back to the store (in the ε
   const replica = new TrainingReplica(
     data,
     { model: { ...SMALL, seed: 3 }, learningRate: 1e-3, adversarial: { method: 'atta', epsilon: eps } },
-    store,
+    buffer,
   );
   const touched = [3, 10, 11, 40];
   await replica.computeGradients(Uint32Array.from(touched), 1);

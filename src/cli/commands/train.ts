@@ -359,10 +359,11 @@ function weightAverageLine(t: CardFields): string {
 function adversarialSection(t: CardFields): string {
   if (!t.adversarial) return '';
   const a = t.adversarial;
+  const { steps, stepSize } = adversarialSchedule(a);
   const method = {
     'fgsm-rs': 'FGSM from a uniform random start in the ε-ball (Wong, Rice & Kolter 2020)',
-    pgd: `PGD with ${a.steps ?? 7} steps from a random start (Madry et al. 2018)`,
-    atta: `${a.steps ?? 1} sign step(s) of ${adversarialSchedule(a).stepSize} a visit from the image's perturbation of its previous visit, carried between epochs (ATTA, Zheng et al. 2020; the first visit from a uniform random start)`,
+    pgd: `PGD with ${steps} steps from a random start (Madry et al. 2018)`,
+    atta: `${steps} sign step(s) of ${stepSize} a visit from the image's perturbation of its previous visit, carried between epochs (ATTA, Zheng et al. 2020; the first visit from a uniform random start)`,
   }[a.method];
   const r = t.robust;
   return `
