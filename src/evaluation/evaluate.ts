@@ -73,6 +73,10 @@ export interface AttackRow {
   /** Misclassified and not flagged by the combined verdict at calibration's threshold. */
   readonly evasionRate: number;
   readonly successful: number;
+  /** The images the rates are of (right before the attack, not of the row's target class). */
+  readonly eligible: number;
+  readonly misclassified: number;
+  readonly evaded: number;
   readonly meanLinf: number;
   readonly meanL2: number;
   readonly detectors: DetectorRow[];
@@ -104,6 +108,19 @@ export interface EvaluationArtifacts {
   readonly perturbationSpectra: Record<string, Float32Array[]>;
   /** Iterative rows that trace their loss: the mean loss after each step (restarts one after another). */
   readonly lossCurves: Record<string, number[]>;
+  /** Per-image scores, what a merge of parts run apart needs to pool AUROC and ROC exactly (./merge.ts). */
+  readonly scores: EvaluationScores;
+}
+
+/**
+ * Every detector's score (`names`: the screening detectors, combined, feature squeezing) on each
+ * clean image and on each row's misclassified adversarial images: the negatives and positives of
+ * the AUROC and ROC. Written beside evaluation.json as scores.json.
+ */
+export interface EvaluationScores {
+  readonly names: readonly string[];
+  readonly clean: number[][];
+  readonly rows: Record<string, { positives: number[][]; loss?: { sum: number[]; images: number[] } }>;
 }
 
 interface SetAnalysis {
@@ -116,6 +133,53 @@ interface SetAnalysis {
 }
 
 const BASELINE_DEFENSES = ['bitdepth', 'median', 'jpeg'] as const;
+
+/**
+ * Each detector's row from the scores of a row's positives (the misclassified adversarial images)
+ * and negatives (the clean images), one score per detector in `names` order; `thresholds` are the
+ * deployed ones (feature squeezing has none: its TPR at the 5 % this set's clean images allow).
+ */
+export function detectorRows(
+  names: readonly string[],
+  positives: readonly number[][],
+  negatives: readonly number[][],
+  thresholds: Record<string, number | undefined>,
+): DetectorRow[] {
+  return names.map((name, k) => {
+    if (!positives.length) return { name, auroc: NaN, tprAtFpr5: NaN, tprAtCalibratedThreshold: NaN };
+    const pos = positives.map((s) => s[k]);
+    const neg = negatives.map((s) => s[k]);
+    const threshold = thresholds[name] ?? Infinity;
+    return {
+      name,
+      auroc: auroc(pos, neg),
+      tprAtFpr5: tprAtFpr(pos, neg, REPORT_FPR),
+      tprAtCalibratedThreshold:
+        name === FEATURE_SQUEEZING
+          ? tprAtFpr(pos, neg, REPORT_FPR)
+          : pos.filter((s) => s > threshold).length / pos.length,
+    };
+  });
+}
+
+/** Each detector's ROC curve for the report's plot (the diagonal without positives). */
+export function rocCurves(
+  names: readonly string[],
+  positives: readonly number[][],
+  negatives: readonly number[][],
+): EvaluationArtifacts['roc'][string] {
+  return names.map((name, k) =>
+    positives.length
+      ? {
+          name,
+          ...rocCurve(
+            positives.map((s) => s[k]),
+            negatives.map((s) => s[k]),
+          ),
+        }
+      : { name, fpr: [0, 1], tpr: [0, 1] },
+  );
+}
 
 async function analyse(
   model: InferenceModel,
@@ -298,6 +362,7 @@ export async function evaluate(
     adversarialSpectra: {},
     perturbationSpectra: {},
     lossCurves: {},
+    scores: { names, clean: clean.scores, rows: {} },
   };
   const rows: AttackRow[] = [];
   for (const spec of options.attacks) {
@@ -336,32 +401,13 @@ export async function evaluate(
     );
     const misclassified = eligible.filter((i) => adv.predicted[i] !== labels[i]);
     const evaded = misclassified.filter((i) => !(adv.scores[i][combinedIndex] > calibrated.combined));
-    const detectors = names.map((name, k) => {
-      const positives = misclassified.map((i) => adv.scores[i][k]);
-      const negatives = cleanScore(k);
-      const threshold = calibrated[name] ?? Infinity;
-      if (!positives.length) return { name, auroc: NaN, tprAtFpr5: NaN, tprAtCalibratedThreshold: NaN };
-      return {
-        name,
-        auroc: auroc(positives, negatives),
-        tprAtFpr5: tprAtFpr(positives, negatives, REPORT_FPR),
-        tprAtCalibratedThreshold:
-          name === FEATURE_SQUEEZING
-            ? tprAtFpr(positives, negatives, REPORT_FPR)
-            : positives.filter((s) => s > threshold).length / positives.length,
-      };
-    });
-    artifacts.roc[spec.name] = names.map((name, k) =>
-      misclassified.length
-        ? {
-            name,
-            ...rocCurve(
-              misclassified.map((i) => adv.scores[i][k]),
-              cleanScore(k),
-            ),
-          }
-        : { name, fpr: [0, 1], tpr: [0, 1] },
-    );
+    const positives = misclassified.map((i) => adv.scores[i]);
+    artifacts.scores.rows[spec.name] = {
+      positives,
+      ...(curve.sum.length > 0 ? { loss: curve } : {}),
+    };
+    const detectors = detectorRows(names, positives, clean.scores, calibrated);
+    artifacts.roc[spec.name] = rocCurves(names, positives, clean.scores);
     const defenses = Object.entries(adv.defended).map(([name, p]) => ({
       name,
       accuracy: accuracy(p, labels),
@@ -405,6 +451,9 @@ export async function evaluate(
       misclassificationRate: misclassified.length / base,
       evasionRate: evaded.length / base,
       successful: succeeded.length,
+      eligible: eligible.length,
+      misclassified: misclassified.length,
+      evaded: evaded.length,
       meanLinf: n.linf,
       meanL2: n.l2,
       detectors,

@@ -32,6 +32,10 @@ export interface ReportContext {
   readonly imageShape: readonly number[];
   /** Where the images came from, in words; undefined: Fashion-MNIST's test split. */
   readonly images?: string;
+  /** Images of the seeded draw skipped before these (`evaluate --offset`). */
+  readonly offset?: number;
+  /** A merged report (./merge.ts): the parts it pools, in draw order. */
+  readonly parts?: readonly { dir: string; offset: number; images: number; command: string; seconds: number }[];
 }
 
 /**
@@ -272,8 +276,11 @@ async function writePlots(
   };
   for (const [attack, curves] of Object.entries(artifacts.roc))
     save(`roc-${attack.replace(/[^\w.-]+/g, '_')}.png`, await rocPlot(`ROC — ${attack}`, curves));
-  const spectraFor = plainPgd(result)?.name ?? Object.keys(artifacts.perturbationSpectra)[0];
-  if (spectraFor) {
+  const spectraFor = [plainPgd(result)?.name, ...Object.keys(artifacts.perturbationSpectra)].find(
+    (name) => name && artifacts.perturbationSpectra[name],
+  );
+  // A merge of parts has no spectra to draw (./merge.ts): only the plots its scores and curves make.
+  if (spectraFor && artifacts.cleanSpectra.length) {
     const tile = (label: string, values: Float32Array) => ({ label, ...shrunk(values, ctx.imageShape) });
     const tiles = [
       ...artifacts.cleanSpectra.map((v, c) => tile(`clean ${ctx.labels[c]}`, v)),
@@ -332,12 +339,30 @@ export async function writeReport(
   const json = path.join(dir, 'evaluation.json');
   const context = { ...ctx, calibration: calibrationRecord(ctx.calibration) };
   fs.writeFileSync(json, JSON.stringify({ ...result, goals, context }, null, 2) + '\n');
+  // Seven significant digits: the ranking AUROC reads survives, the file stays a few hundred kB.
+  fs.writeFileSync(
+    path.join(dir, 'scores.json'),
+    JSON.stringify(artifacts.scores, (_, v) => (typeof v === 'number' ? Number(v.toPrecision(7)) : v)) + '\n',
+  );
   const plots = await writePlots(dir, result, artifacts, ctx);
   const lp = ctx.calibration.lowPass;
   const md = [
     '# advsieve evaluation report',
     '',
-    `Command: \`${ctx.command}\` — ${ctx.date}, ${result.seconds.toFixed(0)} s wall time on backend ${ctx.backend}.`,
+    ...(ctx.parts
+      ? [
+          `Merged from ${ctx.parts.length} parts run apart (\`${ctx.command}\`, ${ctx.date}); counts are summed, AUROC, TPR and ROC read again on the pooled scores, ` +
+            `means weighted by their images; the seconds are the parts' summed (${result.seconds.toFixed(0)} s on backend ${ctx.backend}), not a wall time:`,
+          '',
+          ...ctx.parts.map(
+            (p) =>
+              `- images ${p.offset}–${p.offset + p.images - 1} of the draw: \`${p.command}\` (${p.seconds.toFixed(0)} s)`,
+          ),
+          '',
+        ]
+      : [
+          `Command: \`${ctx.command}\` — ${ctx.date}, ${result.seconds.toFixed(0)} s wall time on backend ${ctx.backend}.`,
+        ]),
     `Model ${ctx.model.id} (SHA-256 ${ctx.model.sha256.slice(0, 12)}…), calibration of ${ctx.calibration.createdAt} (on other images than these)${ctx.calibration.data?.thresholds ? `, thresholds read ${ctx.calibration.data.thresholds.readAt} on ${ctx.calibration.data.thresholds.source}` : ''}.`,
     `${result.images} ${ctx.images ? `images of ${ctx.images}` : 'official test images'} (seed ${result.seed}); clean accuracy **${pct(result.cleanAccuracy)}**.`,
     `Low-pass defense as calibrated: ${lp.kind} mask, radius ${lp.radius} cycles/pixel.`,

@@ -15,7 +15,9 @@ import { InferenceModel } from '../../engine/model';
 import { AttackSpec, EVALUATION_ATTACKS, photoAttacks, QUICK_ATTACKS } from '../../evaluation/attackSuite';
 import { evaluate } from '../../evaluation/evaluate';
 import { cleanFalsePositives } from '../../evaluation/falsePositives';
+import { mergeEvaluations, readPart } from '../../evaluation/merge';
 import { checkGoals, writeReport } from '../../evaluation/report';
+import { conformalThreshold } from '../../calibration/conformal';
 import { Screener } from '../../screening/screener';
 import { mulberry32, permutation } from '../../train/random';
 import { defaultModelDir } from '../../util/paths';
@@ -38,6 +40,7 @@ interface EvaluateCommandOptions {
   steps: number;
   attacks?: string;
   quick?: boolean;
+  merge?: string;
   json?: boolean;
   offset: number;
 }
@@ -132,7 +135,12 @@ export function registerEvaluate(program: Command): void {
     .option('--attacks <names>', 'comma-separated subset of the suite’s rows')
     .option('--quick', 'a few cheap attacks with few steps (plumbing checks, not figures): --suite quick')
     .option('--json', 'print the result object as the last line of stdout')
+    .option(
+      '--merge <dirs>',
+      'attack nothing: pool the reports of parts run apart with disjoint --offset (comma-separated report directories) into one report in --out',
+    )
     .action(async (opts: EvaluateCommandOptions) => {
+      if (opts.merge !== undefined) return mergeParts(opts);
       const started = Date.now();
       const backend = await initBackend();
       const model = await InferenceModel.load(opts.model);
@@ -184,6 +192,7 @@ export function registerEvaluate(program: Command): void {
           model: { id: model.metadata.id, sha256: model.stored.sha256 },
           backend: backend.name,
           images: pool.source,
+          ...(opts.offset ? { offset: opts.offset } : {}),
           calibration,
           labels: model.metadata.labels,
           imageShape: model.inputShape,
@@ -197,4 +206,45 @@ export function registerEvaluate(program: Command): void {
       if (opts.json) process.stdout.write(JSON.stringify({ ...result, goals }) + '\n');
       model.dispose();
     });
+}
+
+/**
+ * `evaluate --merge A,B,… --out DIR`: one report from parts of one draw run apart
+ * (src/evaluation/merge.ts). The thresholds a detection counts at are the calibration's, read
+ * again: the parts must have been run with it (its date is checked against theirs).
+ */
+async function mergeParts(opts: EvaluateCommandOptions): Promise<void> {
+  const dirs = opts
+    .merge!.split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
+  if (!opts.out) throw new RangeError('--merge needs --out: the directory the pooled report is written to');
+  const parts = dirs.map((d) => readPart(path.resolve(d)));
+  const calibration = loadCalibration(opts.calibration ?? calibrationPath(opts.model), parts[0].context.model.sha256);
+  const { createdAt } = parts[0].context.calibration;
+  if (calibration.createdAt !== createdAt)
+    throw new RangeError(
+      `the parts were run with the calibration of ${createdAt}; ${opts.calibration ?? calibrationPath(opts.model)} is of ${calibration.createdAt} (pass --model or --calibration)`,
+    );
+  const thresholds = Object.fromEntries(
+    Object.entries(calibration.holdoutScores).map(([name, scores]) => [
+      name,
+      conformalThreshold(scores, calibration.defaultTargetFpr),
+    ]),
+  );
+  const { result, artifacts, context } = mergeEvaluations(parts, thresholds);
+  const out = path.resolve(opts.out);
+  const written = await writeReport(out, result, artifacts, {
+    ...context,
+    command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
+    date: new Date().toISOString(),
+    // The parts' directories as the user named them: relative to where the command ran.
+    parts: context.parts!.map((p) => ({ ...p, dir: path.relative(process.cwd(), p.dir) })),
+  });
+  const goals = checkGoals(result);
+  process.stdout.write(
+    `merged ${parts.length} parts (${result.images} images) into ${path.relative(process.cwd(), written.markdown)}; ` +
+      `goals met ${goals.filter((g) => g.met).length}/${goals.length}\n`,
+  );
+  if (opts.json) process.stdout.write(JSON.stringify({ ...result, goals }) + '\n');
 }

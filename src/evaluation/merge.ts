@@ -1,0 +1,258 @@
+/**
+ * One evaluation from parts run apart: `evaluate --offset` splits a draw across processes (an
+ * end-to-end attack of 1 000 images is an hour on one core), and this pools their reports into the
+ * report the whole draw would have had. Counts add up exactly (success, misclassified, evaded of the
+ * eligible images); AUROC, TPR and ROC are read again on the pooled scores (scores.json: positives
+ * of every part against the clean images of every part); means over images (norms, defenses,
+ * research claims, loss per step) are weighted by the images each part averaged. The clean
+ * false-positive section is the same in every part (measured on the whole pool): it is kept once.
+ *
+ * Parts must be of one model, calibration, seed and attack list, on disjoint offsets of one draw;
+ * anything else is refused rather than averaged.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { AttackRow, DefenseRow, EvaluationArtifacts, EvaluationResult, EvaluationScores } from './evaluate';
+import { detectorRows, rocCurves } from './evaluate';
+import type { ReportContext } from './report';
+
+/** A part as read from its directory: evaluation.json (result, goals, context) and scores.json. */
+export interface EvaluationPart {
+  readonly dir: string;
+  readonly result: EvaluationResult;
+  readonly context: ReportContext;
+  readonly scores: EvaluationScores;
+}
+
+export class MergeError extends Error {}
+
+export function readPart(dir: string): EvaluationPart {
+  const read = (name: string) => {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file))
+      throw new MergeError(
+        `${file} is missing: ${name === 'scores.json' ? 'the part was written before evaluate kept per-image scores; run it again' : 'not an evaluation report'}`,
+      );
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  };
+  // evaluation.json is the result with the goals checked on it and the context beside it.
+  const { context, ...result } = read('evaluation.json');
+  delete result.goals;
+  return { dir, result: result as EvaluationResult, context: context as ReportContext, scores: read('scores.json') };
+}
+
+/** A part's offset in the draw: recorded since parts were; older reports say it in their command. */
+function offsetOf(part: EvaluationPart): number {
+  if (typeof part.context.offset === 'number') return part.context.offset;
+  const m = /--offset[ =](\d+)/.exec(part.context.command);
+  return m ? Number(m[1]) : 0;
+}
+
+function same<T>(parts: readonly EvaluationPart[], what: string, get: (p: EvaluationPart) => T): T {
+  const first = JSON.stringify(get(parts[0]));
+  const other = parts.find((p) => JSON.stringify(get(p)) !== first);
+  if (other)
+    throw new MergeError(
+      `${other.dir}: its ${what} differs from ${parts[0].dir}'s; only parts of one evaluation merge`,
+    );
+  return get(parts[0]);
+}
+
+/** Σ w·x / Σ w over the parts (0 when no weight). */
+function weighted(values: readonly number[], weights: readonly number[]): number {
+  let sum = 0;
+  let total = 0;
+  values.forEach((v, k) => {
+    if (weights[k] > 0 && Number.isFinite(v)) {
+      sum += v * weights[k];
+      total += weights[k];
+    }
+  });
+  return total > 0 ? sum / total : weights.some((w) => w > 0) ? NaN : 0;
+}
+
+function mergeDefenses(rows: readonly (readonly DefenseRow[])[], images: readonly number[]): DefenseRow[] {
+  return rows[0].map((d) => ({
+    name: d.name,
+    accuracy: weighted(
+      rows.map((r) => r.find((x) => x.name === d.name)!.accuracy),
+      images,
+    ),
+    cleanAccuracy: weighted(
+      rows.map((r) => r.find((x) => x.name === d.name)!.cleanAccuracy),
+      images,
+    ),
+  }));
+}
+
+function mergeRow(
+  name: string,
+  parts: readonly EvaluationPart[],
+  clean: readonly number[][],
+  names: readonly string[],
+  thresholds: Record<string, number | undefined>,
+): { row: AttackRow; positives: number[][]; loss?: number[] } {
+  const rows = parts.map((p) => p.result.attacks.find((a) => a.name === name)!);
+  const first = rows[0];
+  const eligible = rows.reduce((n, r) => n + r.eligible, 0);
+  const misclassified = rows.reduce((n, r) => n + r.misclassified, 0);
+  const evaded = rows.reduce((n, r) => n + r.evaded, 0);
+  const successful = rows.reduce((n, r) => n + r.successful, 0);
+  const base = Math.max(eligible, 1);
+  parts.forEach((p, k) => {
+    const n = p.scores.rows[name]?.positives.length ?? 0;
+    if (n !== rows[k].misclassified)
+      throw new MergeError(`${p.dir}: ${name}: ${n} positive scores for ${rows[k].misclassified} misclassified images`);
+  });
+  const positives = parts.flatMap((p) => p.scores.rows[name]?.positives ?? []);
+  const weights = rows.map((r) => r.misclassified);
+  const detectors = detectorRows(names, positives, clean, thresholds);
+  // The loss per step: each part's mean over its images, weighted back to sums.
+  const curves = parts.map((p) => p.scores.rows[name]?.loss).filter((c) => c !== undefined);
+  const steps = Math.max(0, ...curves.map((c) => c.sum.length));
+  const loss = curves.length
+    ? Array.from({ length: steps }, (_, k) => {
+        const sum = curves.reduce((a, c) => a + (c.sum[k] ?? 0), 0);
+        const n = curves.reduce((a, c) => a + (c.images[k] ?? 0), 0);
+        return n > 0 ? sum / n : NaN;
+      })
+    : undefined;
+  const spectrumWeights = rows.map((r) => r.spectrum.images);
+  // Means over a row's misclassified images (norms, claims), over its spectra's images.
+  const mean = (get: (r: AttackRow) => number) => weighted(rows.map(get), weights);
+  const spectrumMean = (get: (r: AttackRow) => number) => weighted(rows.map(get), spectrumWeights);
+  const row: AttackRow = {
+    ...first,
+    successRate: (first.adaptive ? evaded : successful) / base,
+    misclassificationRate: misclassified / base,
+    evasionRate: evaded / base,
+    successful,
+    eligible,
+    misclassified,
+    evaded,
+    meanLinf: mean((r) => r.meanLinf),
+    meanL2: mean((r) => r.meanL2),
+    detectors,
+    defenses: mergeDefenses(
+      rows.map((r) => r.defenses),
+      parts.map((p) => p.result.images),
+    ),
+    spectrum: {
+      targetCorrelation: spectrumMean((r) => r.spectrum.targetCorrelation),
+      otherCorrelation: spectrumMean((r) => r.spectrum.otherCorrelation),
+      targetIsBest: spectrumMean((r) => r.spectrum.targetIsBest),
+      images: spectrumWeights.reduce((a, b) => a + b, 0),
+    },
+    trajectory: first.trajectory.map((layer, j) => {
+      const of = (key: Exclude<keyof typeof layer, 'layer'>) => mean((r) => r.trajectory[j][key]);
+      return {
+        layer: layer.layer,
+        cleanToOrigin: of('cleanToOrigin'),
+        cleanToTarget: of('cleanToTarget'),
+        adversarialToOrigin: of('adversarialToOrigin'),
+        adversarialToTarget: of('adversarialToTarget'),
+        nearestIsTarget: of('nearestIsTarget'),
+      };
+    }),
+    promotionSuppression: {
+      suppression: mean((r) => r.promotionSuppression.suppression),
+      promotion: mean((r) => r.promotionSuppression.promotion),
+      balanced: mean((r) => r.promotionSuppression.balanced),
+      meanDrop: mean((r) => r.promotionSuppression.meanDrop),
+      meanRise: mean((r) => r.promotionSuppression.meanRise),
+    },
+    // Processor time of the row over all parts (they ran side by side: not the wall time).
+    seconds: rows.reduce((a, r) => a + r.seconds, 0),
+  };
+  return { row, positives, loss };
+}
+
+/**
+ * Pools parts of one evaluation. `thresholds` are the deployed thresholds of the calibration the
+ * parts were run with (tprAtCalibratedThreshold is read again on the pooled positives).
+ */
+export function mergeEvaluations(
+  parts: readonly EvaluationPart[],
+  thresholds: Record<string, number | undefined>,
+): { result: EvaluationResult; artifacts: EvaluationArtifacts; context: ReportContext } {
+  if (parts.length < 2) throw new MergeError('merging needs at least two parts');
+  same(parts, 'model', (p) => p.context.model);
+  same(parts, 'calibration', (p) => p.context.calibration.createdAt);
+  same(parts, 'image pool', (p) => p.context.images ?? null);
+  same(parts, 'seed', (p) => p.result.seed);
+  const attackNames = same(parts, 'attack list', (p) => p.result.attacks.map((a) => a.name));
+  const names = same(parts, 'detector list', (p) => p.scores.names);
+  // Disjoint offsets of one draw: each part's images are [offset, offset + images).
+  const spans = parts.map((p) => ({ dir: p.dir, from: offsetOf(p), to: offsetOf(p) + p.result.images }));
+  const sorted = [...spans].sort((a, b) => a.from - b.from);
+  sorted.slice(1).forEach((s, k) => {
+    if (s.from < sorted[k].to)
+      throw new MergeError(
+        `${s.dir} (images ${s.from}–${s.to - 1} of the draw) overlaps ${sorted[k].dir} (${sorted[k].from}–${sorted[k].to - 1})`,
+      );
+  });
+  for (const p of parts) {
+    if (p.scores.clean.length !== p.result.images)
+      throw new MergeError(
+        `${p.dir}: scores.json has ${p.scores.clean.length} clean rows for ${p.result.images} images`,
+      );
+    for (const a of p.result.attacks)
+      if (typeof a.eligible !== 'number')
+        throw new MergeError(`${p.dir}: its rows lack image counts (written before merging existed); run it again`);
+  }
+  const images = parts.map((p) => p.result.images);
+  const clean = parts.flatMap((p) => p.scores.clean);
+  const merged = attackNames.map((name) => mergeRow(name, parts, clean, names, thresholds));
+  const artifacts: EvaluationArtifacts = {
+    roc: Object.fromEntries(merged.map(({ row, positives }) => [row.name, rocCurves(names, positives, clean)])),
+    cleanSpectra: [],
+    adversarialSpectra: {},
+    perturbationSpectra: {},
+    lossCurves: Object.fromEntries(merged.flatMap(({ row, loss }) => (loss ? [[row.name, loss]] : []))),
+    scores: {
+      names,
+      clean,
+      rows: Object.fromEntries(merged.map(({ row, positives }) => [row.name, { positives }])),
+    },
+  };
+  const first = parts[0].result;
+  const result: EvaluationResult = {
+    images: images.reduce((a, b) => a + b, 0),
+    seed: first.seed,
+    cleanAccuracy: weighted(
+      parts.map((p) => p.result.cleanAccuracy),
+      images,
+    ),
+    cleanFalsePositiveRate: Object.fromEntries(
+      Object.keys(first.cleanFalsePositiveRate).map((k) => [
+        k,
+        weighted(
+          parts.map((p) => p.result.cleanFalsePositiveRate[k]),
+          images,
+        ),
+      ]),
+    ),
+    ...(first.falsePositives ? { falsePositives: first.falsePositives } : {}),
+    defensesClean: mergeDefenses(
+      parts.map((p) => p.result.defensesClean),
+      images,
+    ),
+    attacks: merged.map((m) => m.row),
+    seconds: parts.reduce((a, p) => a + p.result.seconds, 0),
+  };
+  const context: ReportContext = {
+    ...parts[0].context,
+    offset: sorted[0].from,
+    parts: sorted.map((s) => {
+      const part = parts.find((p) => p.dir === s.dir)!;
+      return {
+        dir: s.dir,
+        offset: s.from,
+        images: s.to - s.from,
+        command: part.context.command,
+        seconds: part.result.seconds,
+      };
+    }),
+  };
+  return { result, artifacts, context };
+}

@@ -1,0 +1,158 @@
+/**
+ * `evaluate --merge`: parts of one draw run apart (`--offset`) pool into the report the whole draw
+ * gives; parts that are not of one evaluation are refused.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { AttackRow, EvaluationResult, EvaluationScores } from '../../src/evaluation/evaluate';
+import { EvaluationPart, MergeError, mergeEvaluations } from '../../src/evaluation/merge';
+import { auroc } from '../../src/evaluation/metrics';
+import type { ReportContext } from '../../src/evaluation/report';
+import { advsieve } from '../helpers/cli';
+
+let tmp: string;
+beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'advsieve-merge-'))));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const readJson = (dir: string, name: string) => JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8'));
+
+test('two halves of a draw merge into the whole: FGSM (no randomness) gives the same counts and AUROC', async () => {
+  const run = (out: string, ...args: string[]) =>
+    advsieve('evaluate', '--count', '24', '--attacks', 'fgsm-0.1', '--out', path.join(tmp, out), ...args);
+  const results = await Promise.all([
+    run('whole'),
+    run('a', '--offset', '0', '--count', '12'),
+    run('b', '--offset', '12', '--count', '12'),
+  ]);
+  for (const r of results) expect(r.code).toBe(0);
+  const merged = await advsieve(
+    'evaluate',
+    '--merge',
+    `${path.join(tmp, 'b')},${path.join(tmp, 'a')}`,
+    '--out',
+    path.join(tmp, 'merged'),
+    '--json',
+  );
+  expect(merged.stderr).toBe('');
+  expect(merged.code).toBe(0);
+  expect(merged.stdout).toMatch(/merged 2 parts \(24 images\)/);
+  const whole = readJson(path.join(tmp, 'whole'), 'evaluation.json');
+  const pooled = readJson(path.join(tmp, 'merged'), 'evaluation.json');
+  expect(pooled.images).toBe(24);
+  expect(pooled.cleanAccuracy).toBeCloseTo(whole.cleanAccuracy, 12);
+  const [w, m] = [whole.attacks[0], pooled.attacks[0]];
+  for (const key of ['eligible', 'misclassified', 'evaded', 'successful']) expect(m[key]).toBe(w[key]);
+  expect(m.successRate).toBeCloseTo(w.successRate, 12);
+  expect(m.misclassified).toBeGreaterThan(0);
+  for (const [k, d] of w.detectors.entries()) {
+    expect(m.detectors[k].name).toBe(d.name);
+    expect(m.detectors[k].auroc).toBeCloseTo(d.auroc, 6);
+    expect(m.detectors[k].tprAtCalibratedThreshold).toBeCloseTo(d.tprAtCalibratedThreshold, 6);
+  }
+  expect(m.meanL2).toBeCloseTo(w.meanL2, 4);
+  expect(pooled.falsePositives.rows).toEqual(whole.falsePositives.rows);
+  const md = fs.readFileSync(path.join(tmp, 'merged', 'evaluation.md'), 'utf8');
+  expect(md).toMatch(/Merged from 2 parts run apart/);
+  expect(md).toMatch(/images 0–11 of the draw: `npx advsieve evaluate .*--offset 0/);
+  expect(md).toMatch(/images 12–23 of the draw/);
+  expect(fs.existsSync(path.join(tmp, 'merged', 'roc-fgsm-0.1.png'))).toBe(true);
+
+  // Overlapping parts, or a part merged with itself, are refused: the images would count twice.
+  const twice = await advsieve(
+    'evaluate',
+    '--merge',
+    `${path.join(tmp, 'a')},${path.join(tmp, 'whole')}`,
+    '--out',
+    path.join(tmp, 'bad'),
+  );
+  expect(twice.code).not.toBe(0);
+  expect(twice.stderr).toMatch(/overlaps/);
+  const nothing = await advsieve('evaluate', '--merge', path.join(tmp, 'a'), '--out', path.join(tmp, 'bad'));
+  expect(nothing.code).not.toBe(0);
+  expect(nothing.stderr).toMatch(/at least two parts/);
+}, 300_000);
+
+/** A synthetic part: `clean` and `positives` scores of one detector, the row's counts. */
+function part(
+  dir: string,
+  offset: number,
+  clean: number[],
+  positives: number[],
+  counts: { eligible: number; evaded: number },
+  calibration = '2026-12-04T00:00:00.000Z',
+): EvaluationPart {
+  const row = {
+    name: 'pgd',
+    method: 'pgd',
+    adaptive: true,
+    eligible: counts.eligible,
+    misclassified: positives.length,
+    evaded: counts.evaded,
+    successful: counts.evaded,
+    meanLinf: 0.1,
+    meanL2: offset ? 2 : 1,
+    detectors: [],
+    defenses: [{ name: 'lowpass', accuracy: offset ? 0.5 : 1, cleanAccuracy: 1 }],
+    spectrum: { targetCorrelation: 0, otherCorrelation: 0, targetIsBest: 0, images: positives.length },
+    trajectory: [],
+    promotionSuppression: { suppression: 0, promotion: 0, balanced: 1, meanDrop: 0, meanRise: 0 },
+    seconds: 10,
+  } as unknown as AttackRow;
+  const result = {
+    images: clean.length,
+    seed: 1,
+    cleanAccuracy: 1,
+    cleanFalsePositiveRate: { combined: 0 },
+    defensesClean: [{ name: 'lowpass', accuracy: 1, cleanAccuracy: 1 }],
+    attacks: [row],
+    seconds: 10,
+  } as EvaluationResult;
+  const context = {
+    command: `npx advsieve evaluate --offset ${offset}`,
+    date: '',
+    model: { id: 'm', sha256: 'x' },
+    backend: 'wasm',
+    calibration: { createdAt: calibration },
+    labels: [],
+    imageShape: [],
+  } as unknown as ReportContext;
+  const scores: EvaluationScores = {
+    names: ['combined'],
+    clean: clean.map((s) => [s]),
+    rows: { pgd: { positives: positives.map((s) => [s]) } },
+  };
+  return { dir, result, context, scores };
+}
+
+test('pooled AUROC is read on all scores together, not averaged; counts add; means weigh by images', () => {
+  // Each part alone separates perfectly (AUROC 1); together the second part's positives sit below
+  // the first part's clean images.
+  const a = part('a', 0, [0, 1, 2, 3], [4, 5], { eligible: 4, evaded: 1 });
+  const b = part('b', 4, [10, 11, 12, 13], [14, 2.5], { eligible: 3, evaded: 2 });
+  const { result } = mergeEvaluations([a, b], { combined: 3.5 });
+  const row = result.attacks[0];
+  expect(row.eligible).toBe(7);
+  expect(row.evaded).toBe(3);
+  expect(row.evasionRate).toBeCloseTo(3 / 7, 12);
+  expect(row.successRate).toBeCloseTo(3 / 7, 12); // adaptive: success is evasion
+  const expected = auroc([4, 5, 14, 2.5], [0, 1, 2, 3, 10, 11, 12, 13]);
+  expect(row.detectors[0].auroc).toBeCloseTo(expected, 12);
+  expect(row.detectors[0].auroc).toBeLessThan(1);
+  expect(row.detectors[0].tprAtCalibratedThreshold).toBeCloseTo(3 / 4, 12); // 4, 5, 14 > 3.5
+  expect(row.meanL2).toBeCloseTo(1.5, 12); // two misclassified each
+  expect(row.defenses[0].accuracy).toBeCloseTo(0.75, 12); // 4 images each
+  expect(result.images).toBe(8);
+});
+
+test('parts of different calibrations, or with a count that disagrees with their scores, are refused', () => {
+  const a = part('a', 0, [0, 1], [4], { eligible: 2, evaded: 0 });
+  const other = part('b', 2, [0, 1], [4], { eligible: 2, evaded: 0 }, '2026-12-05T00:00:00.000Z');
+  expect(() => mergeEvaluations([a, other], {})).toThrow(MergeError);
+  expect(() => mergeEvaluations([a, other], {})).toThrow(/calibration differs/);
+  const short = part('b', 2, [0, 1], [4], { eligible: 2, evaded: 0 });
+  short.scores.rows.pgd.positives.pop();
+  expect(() => mergeEvaluations([a, short], {})).toThrow(/b: pgd: 0 positive scores for 1 misclassified/);
+  const overlapping = part('b', 1, [0, 1], [4], { eligible: 2, evaded: 0 });
+  expect(() => mergeEvaluations([a, overlapping], {})).toThrow(/overlaps/);
+});
