@@ -35,7 +35,7 @@ import {
 } from './analysis';
 import { AttackSpec } from './attackSuite';
 import type { FalsePositiveReport } from './falsePositives';
-import { auroc, rocCurve, tprAtFpr } from './metrics';
+import { auroc, aurocInterval, rocCurve, tprAtFpr } from './metrics';
 
 export const REPORT_FPR = 0.05;
 export const FEATURE_SQUEEZING = 'featureSqueezing';
@@ -43,6 +43,8 @@ export const FEATURE_SQUEEZING = 'featureSqueezing';
 export interface DetectorRow {
   readonly name: string;
   readonly auroc: number;
+  /** The combined verdict's row: a 95 % bootstrap interval of its AUROC (metrics.ts aurocInterval). */
+  readonly aurocInterval?: [number, number];
   /** At the threshold that holds 5 % FPR on these clean test images. */
   readonly tprAtFpr5: number;
   /** At calibration's threshold (set on training hold-out images), as deployed. */
@@ -153,6 +155,7 @@ export function detectorRows(
     return {
       name,
       auroc: auroc(pos, neg),
+      ...(name === COMBINED ? { aurocInterval: aurocInterval(pos, neg) } : {}),
       tprAtFpr5: tprAtFpr(pos, neg, REPORT_FPR),
       tprAtCalibratedThreshold:
         name === FEATURE_SQUEEZING

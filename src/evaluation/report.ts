@@ -83,17 +83,17 @@ function shrunk(
 export function checkGoals(result: EvaluationResult): GoalCheck[] {
   const checks: GoalCheck[] = [];
   const plain = result.attacks.filter((a) => !a.adaptive);
-  const atLeast = (goal: string, value: number, min: number, show: (x: number) => string) =>
+  const atLeast = (goal: string, value: number, min: number, show: (x: number) => string, interval?: number[]) =>
     checks.push({
       goal,
-      measured: show(value),
+      measured: interval ? `${show(value)} (95 % ${show(interval[0])}–${show(interval[1])})` : show(value),
       met: value >= min,
       shortfall: value >= min ? undefined : `${show(min - value)} short`,
     });
   for (const a of plain.filter((r) => ['fgsm', 'pgd', 'cw'].includes(r.method))) {
     const c = detector(a, COMBINED);
     const min = a.method === 'cw' ? 0.95 : 0.99;
-    atLeast(`${a.name}: combined AUROC ≥ ${min}`, c.auroc, min, f3);
+    atLeast(`${a.name}: combined AUROC ≥ ${min}`, c.auroc, min, f3, c.aurocInterval);
     atLeast(`${a.name}: combined TPR at 5 % FPR ≥ 0.95`, c.tprAtFpr5, 0.95, f3);
   }
   for (const a of plain) {
@@ -180,7 +180,7 @@ function falsePositiveSection(result: EvaluationResult): string[] {
 
 function attackTable(result: EvaluationResult): string[] {
   const lines = [
-    '| attack | ε | steps | success | misclassified | evaded combined | mean L∞ / L2 | combined AUROC | combined TPR@5 % | FS AUROC | low-pass acc. | seconds |',
+    '| attack | ε | steps | success | misclassified | evaded combined | mean L∞ / L2 | combined AUROC (95 % bootstrap) | combined TPR@5 % | FS AUROC | low-pass acc. | seconds |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const a of result.attacks) {
@@ -188,7 +188,7 @@ function attackTable(result: EvaluationResult): string[] {
     lines.push(
       `| ${a.name}${a.adaptive ? ' (adaptive)' : ''} | ${a.epsilon ?? '∞'} | ${a.steps ?? '–'} | ${pct(a.successRate)} | ` +
         `${pct(a.misclassificationRate)} | ${pct(a.evasionRate)} | ${a.meanLinf.toFixed(3)} / ${a.meanL2.toFixed(2)} | ` +
-        `${f3(c.auroc)} | ${f3(c.tprAtFpr5)} | ${f3(detector(a, FEATURE_SQUEEZING).auroc)} | ${pct(defense(a, 'lowpass').accuracy)} | ${a.seconds.toFixed(0)} |`,
+        `${f3(c.auroc)}${c.aurocInterval ? ` (${f3(c.aurocInterval[0])}–${f3(c.aurocInterval[1])})` : ''} | ${f3(c.tprAtFpr5)} | ${f3(detector(a, FEATURE_SQUEEZING).auroc)} | ${pct(defense(a, 'lowpass').accuracy)} | ${a.seconds.toFixed(0)} |`,
     );
   }
   return lines;

@@ -1,4 +1,5 @@
-import { auroc, rateAbove, rocCurve, thresholdForFpr, tprAtFpr } from '../../src/evaluation/metrics';
+import { auroc, aurocInterval, rateAbove, rocCurve, thresholdForFpr, tprAtFpr } from '../../src/evaluation/metrics';
+import { mulberry32 } from '../../src/train/random';
 
 test('AUROC of separated, reversed, identical and hand-counted score sets', () => {
   expect(auroc([3, 4, 5], [0, 1, 2])).toBe(1);
@@ -79,4 +80,49 @@ test('ROC curve area equals AUROC, and thinning keeps the endpoints and the shap
   expect(j).toBe(exact.fpr.length - 1);
   expect(Math.abs(area(thin) - area(exact))).toBeLessThan(0.005);
   expect(rocCurve(pos, neg, 3).fpr).toHaveLength(3);
+});
+
+describe('aurocInterval', () => {
+  const normal = (random: () => number) => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const scores = (n: number, shift: number, seed: number) => {
+    const random = mulberry32(seed);
+    return Array.from({ length: n }, () => normal(random) + shift);
+  };
+
+  test('holds the AUROC, narrows with more positives, is seeded; perfect separation is [1, 1]', () => {
+    const neg = scores(1000, 0, 1);
+    const few = scores(60, 2, 2);
+    const many = scores(600, 2, 3);
+    const [lo, hi] = aurocInterval(few, neg);
+    expect(lo).toBeLessThan(auroc(few, neg));
+    expect(hi).toBeGreaterThan(auroc(few, neg));
+    const [lo2, hi2] = aurocInterval(many, neg);
+    expect(hi2 - lo2).toBeLessThan((hi - lo) * 0.6); // ≈ 1/√10 of the width with ten times the positives
+    expect(aurocInterval(few, neg)).toEqual([lo, hi]);
+    expect(aurocInterval(few, neg, { seed: 2 })).not.toEqual([lo, hi]);
+    expect(aurocInterval([5, 6], [1, 2, 3])).toEqual([1, 1]);
+  });
+
+  test('covers the true AUROC about as often as it says', () => {
+    // Shift 1 between unit normals: the true AUROC is Φ(1/√2) = 0.7602.
+    const truth = 0.7602;
+    let covered = 0;
+    const trials = 60;
+    for (let t = 0; t < trials; t++) {
+      const [lo, hi] = aurocInterval(scores(40, 1, 100 + t), scores(200, 0, 500 + t), { resamples: 400, seed: t });
+      if (lo <= truth && truth <= hi) covered++;
+    }
+    expect(covered / trials).toBeGreaterThan(0.85);
+  });
+});
+
+test('AUROC equals the pairwise count on random scores with many ties', () => {
+  const random = mulberry32(9);
+  for (let t = 0; t < 20; t++) {
+    const pos = Array.from({ length: 1 + Math.floor(random() * 30) }, () => Math.floor(random() * 8));
+    const neg = Array.from({ length: 1 + Math.floor(random() * 30) }, () => Math.floor(random() * 8) - 1);
+    let wins = 0;
+    for (const p of pos) for (const n of neg) wins += p > n ? 1 : p === n ? 0.5 : 0;
+    expect(auroc(pos, neg)).toBeCloseTo(wins / (pos.length * neg.length), 12);
+  }
 });
