@@ -110,8 +110,11 @@ export interface EvaluationArtifacts {
   readonly perturbationSpectra: Record<string, Float32Array[]>;
   /** Iterative rows that trace their loss: the mean loss after each step (restarts one after another). */
   readonly lossCurves: Record<string, number[]>;
-  /** Per-image scores, what a merge of parts run apart needs to pool AUROC and ROC exactly (./merge.ts). */
-  readonly scores: EvaluationScores;
+  /**
+   * Per-image scores, what a merge of parts run apart needs to pool AUROC and ROC exactly (./merge.ts);
+   * absent from a merge of parts that lacked them.
+   */
+  readonly scores?: EvaluationScores;
 }
 
 /**
@@ -405,7 +408,7 @@ export async function evaluate(
     const misclassified = eligible.filter((i) => adv.predicted[i] !== labels[i]);
     const evaded = misclassified.filter((i) => !(adv.scores[i][combinedIndex] > calibrated.combined));
     const positives = misclassified.map((i) => adv.scores[i]);
-    artifacts.scores.rows[spec.name] = {
+    artifacts.scores!.rows[spec.name] = {
       positives,
       ...(curve.sum.length > 0 ? { loss: curve } : {}),
     };

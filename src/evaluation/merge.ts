@@ -8,7 +8,9 @@
  * false-positive section is the same in every part (measured on the whole pool): it is kept once.
  *
  * Parts must be of one model, calibration, seed and attack list, on disjoint offsets of one draw;
- * anything else is refused rather than averaged.
+ * anything else is refused rather than averaged. Parts written before evaluate kept its per-image
+ * scores and counts still merge: their counts are read back from the rates (a rate times the
+ * images it is of is a whole number), and the AUROC and TPR at 5 %, which need the scores, are n/a.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -21,24 +23,49 @@ export interface EvaluationPart {
   readonly dir: string;
   readonly result: EvaluationResult;
   readonly context: ReportContext;
-  readonly scores: EvaluationScores;
+  /** Absent in reports written before evaluate kept them. */
+  readonly scores?: EvaluationScores;
 }
 
 export class MergeError extends Error {}
 
 export function readPart(dir: string): EvaluationPart {
-  const read = (name: string) => {
-    const file = path.join(dir, name);
-    if (!fs.existsSync(file))
-      throw new MergeError(
-        `${file} is missing: ${name === 'scores.json' ? 'the part was written before evaluate kept per-image scores; run it again' : 'not an evaluation report'}`,
-      );
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  };
+  const file = path.join(dir, 'evaluation.json');
+  if (!fs.existsSync(file)) throw new MergeError(`${file} is missing: not an evaluation report`);
   // evaluation.json is the result with the goals checked on it and the context beside it.
-  const { context, ...result } = read('evaluation.json');
+  const { context, ...result } = JSON.parse(fs.readFileSync(file, 'utf8'));
   delete result.goals;
-  return { dir, result: result as EvaluationResult, context: context as ReportContext, scores: read('scores.json') };
+  const scores = path.join(dir, 'scores.json');
+  return {
+    dir,
+    result: withCounts(dir, result as EvaluationResult),
+    context: context as ReportContext,
+    ...(fs.existsSync(scores) ? { scores: JSON.parse(fs.readFileSync(scores, 'utf8')) as EvaluationScores } : {}),
+  };
+}
+
+/**
+ * A result whose rows carry their image counts: as written, or read back from the rates of a report
+ * written before they were (an untargeted row's eligible images are the ones classified right).
+ */
+export function withCounts(dir: string, result: EvaluationResult): EvaluationResult {
+  return {
+    ...result,
+    attacks: result.attacks.map((a) => {
+      if (typeof a.eligible === 'number') return a;
+      if (a.targetClass !== null && a.targetClass !== undefined)
+        throw new MergeError(
+          `${dir}: ${a.name}: a row towards one class written without its image counts; run it again`,
+        );
+      const eligible = Math.round(result.cleanAccuracy * result.images);
+      return {
+        ...a,
+        eligible,
+        misclassified: Math.round(a.misclassificationRate * eligible),
+        evaded: Math.round(a.evasionRate * eligible),
+      };
+    }),
+  };
 }
 
 /** A part's offset in the draw: recorded since parts were; older reports say it in their command. */
@@ -88,7 +115,7 @@ function mergeDefenses(rows: readonly (readonly DefenseRow[])[], images: readonl
 function mergeRow(
   name: string,
   parts: readonly EvaluationPart[],
-  clean: readonly number[][],
+  clean: readonly number[][] | undefined,
   names: readonly string[],
   thresholds: Record<string, number | undefined>,
 ): { row: AttackRow; positives: number[][]; loss?: number[] } {
@@ -99,16 +126,28 @@ function mergeRow(
   const evaded = rows.reduce((n, r) => n + r.evaded, 0);
   const successful = rows.reduce((n, r) => n + r.successful, 0);
   const base = Math.max(eligible, 1);
+  const weights = rows.map((r) => r.misclassified);
+  const pooled = clean !== undefined;
   parts.forEach((p, k) => {
-    const n = p.scores.rows[name]?.positives.length ?? 0;
-    if (n !== rows[k].misclassified)
+    const n = p.scores?.rows[name]?.positives.length ?? 0;
+    if (pooled && n !== rows[k].misclassified)
       throw new MergeError(`${p.dir}: ${name}: ${n} positive scores for ${rows[k].misclassified} misclassified images`);
   });
-  const positives = parts.flatMap((p) => p.scores.rows[name]?.positives ?? []);
-  const weights = rows.map((r) => r.misclassified);
-  const detectors = detectorRows(names, positives, clean, thresholds);
+  const positives = parts.flatMap((p) => p.scores?.rows[name]?.positives ?? []);
+  const detectors = pooled
+    ? detectorRows(names, positives, clean, thresholds)
+    : // Without the scores: the share flagged at the deployed threshold adds up; the rest is n/a.
+      first.detectors.map((d, k) => ({
+        name: d.name,
+        auroc: NaN,
+        tprAtFpr5: NaN,
+        tprAtCalibratedThreshold: weighted(
+          rows.map((r) => r.detectors[k].tprAtCalibratedThreshold),
+          weights,
+        ),
+      }));
   // The loss per step: each part's mean over its images, weighted back to sums.
-  const curves = parts.map((p) => p.scores.rows[name]?.loss).filter((c) => c !== undefined);
+  const curves = parts.map((p) => p.scores?.rows[name]?.loss).filter((c) => c !== undefined);
   const steps = Math.max(0, ...curves.map((c) => c.sum.length));
   const loss = curves.length
     ? Array.from({ length: steps }, (_, k) => {
@@ -181,7 +220,9 @@ export function mergeEvaluations(
   same(parts, 'image pool', (p) => p.context.images ?? null);
   same(parts, 'seed', (p) => p.result.seed);
   const attackNames = same(parts, 'attack list', (p) => p.result.attacks.map((a) => a.name));
-  const names = same(parts, 'detector list', (p) => p.scores.names);
+  const names = same(parts, 'detector list', (p) => p.result.attacks[0]?.detectors.map((d) => d.name) ?? []);
+  // AUROC and ROC are read on the pooled scores: only when every part has them.
+  const pooled = parts.every((p) => p.scores);
   // Disjoint offsets of one draw: each part's images are [offset, offset + images).
   const spans = parts.map((p) => ({ dir: p.dir, from: offsetOf(p), to: offsetOf(p) + p.result.images }));
   const sorted = [...spans].sort((a, b) => a.from - b.from);
@@ -192,28 +233,33 @@ export function mergeEvaluations(
       );
   });
   for (const p of parts) {
-    if (p.scores.clean.length !== p.result.images)
+    if (p.scores && JSON.stringify(p.scores.names) !== JSON.stringify(names))
+      throw new MergeError(`${p.dir}: scores.json's detectors differ from its report's`);
+    if (p.scores && p.scores.clean.length !== p.result.images)
       throw new MergeError(
         `${p.dir}: scores.json has ${p.scores.clean.length} clean rows for ${p.result.images} images`,
       );
-    for (const a of p.result.attacks)
-      if (typeof a.eligible !== 'number')
-        throw new MergeError(`${p.dir}: its rows lack image counts (written before merging existed); run it again`);
   }
   const images = parts.map((p) => p.result.images);
-  const clean = parts.flatMap((p) => p.scores.clean);
+  const clean = pooled ? parts.flatMap((p) => p.scores!.clean) : undefined;
   const merged = attackNames.map((name) => mergeRow(name, parts, clean, names, thresholds));
   const artifacts: EvaluationArtifacts = {
-    roc: Object.fromEntries(merged.map(({ row, positives }) => [row.name, rocCurves(names, positives, clean)])),
+    roc: clean
+      ? Object.fromEntries(merged.map(({ row, positives }) => [row.name, rocCurves(names, positives, clean)]))
+      : {},
     cleanSpectra: [],
     adversarialSpectra: {},
     perturbationSpectra: {},
     lossCurves: Object.fromEntries(merged.flatMap(({ row, loss }) => (loss ? [[row.name, loss]] : []))),
-    scores: {
-      names,
-      clean,
-      rows: Object.fromEntries(merged.map(({ row, positives }) => [row.name, { positives }])),
-    },
+    ...(clean
+      ? {
+          scores: {
+            names,
+            clean,
+            rows: Object.fromEntries(merged.map(({ row, positives }) => [row.name, { positives }])),
+          },
+        }
+      : {}),
   };
   const first = parts[0].result;
   const result: EvaluationResult = {
@@ -251,6 +297,7 @@ export function mergeEvaluations(
         images: s.to - s.from,
         command: part.context.command,
         seconds: part.result.seconds,
+        scores: part.scores !== undefined,
       };
     }),
   };

@@ -35,7 +35,15 @@ export interface ReportContext {
   /** Images of the seeded draw skipped before these (`evaluate --offset`). */
   readonly offset?: number;
   /** A merged report (./merge.ts): the parts it pools, in draw order. */
-  readonly parts?: readonly { dir: string; offset: number; images: number; command: string; seconds: number }[];
+  readonly parts?: readonly {
+    dir: string;
+    offset: number;
+    images: number;
+    command: string;
+    seconds: number;
+    /** Whether the part had its per-image scores (scores.json). */
+    scores: boolean;
+  }[];
 }
 
 /**
@@ -340,10 +348,11 @@ export async function writeReport(
   const context = { ...ctx, calibration: calibrationRecord(ctx.calibration) };
   fs.writeFileSync(json, JSON.stringify({ ...result, goals, context }, null, 2) + '\n');
   // Seven significant digits: the ranking AUROC reads survives, the file stays a few hundred kB.
-  fs.writeFileSync(
-    path.join(dir, 'scores.json'),
-    JSON.stringify(artifacts.scores, (_, v) => (typeof v === 'number' ? Number(v.toPrecision(7)) : v)) + '\n',
-  );
+  if (artifacts.scores)
+    fs.writeFileSync(
+      path.join(dir, 'scores.json'),
+      JSON.stringify(artifacts.scores, (_, v) => (typeof v === 'number' ? Number(v.toPrecision(7)) : v)) + '\n',
+    );
   const plots = await writePlots(dir, result, artifacts, ctx);
   const lp = ctx.calibration.lowPass;
   const md = [
@@ -351,7 +360,10 @@ export async function writeReport(
     '',
     ...(ctx.parts
       ? [
-          `Merged from ${ctx.parts.length} parts run apart (\`${ctx.command}\`, ${ctx.date}); counts are summed, AUROC, TPR and ROC read again on the pooled scores, ` +
+          `Merged from ${ctx.parts.length} parts run apart (\`${ctx.command}\`, ${ctx.date}); counts are summed, ` +
+            (ctx.parts.every((p) => p.scores)
+              ? 'AUROC, TPR and ROC read again on the pooled scores, '
+              : "AUROC and TPR at 5 % n/a (they need every part's per-image scores, and a part was written before evaluate kept them), the TPR at the deployed threshold pooled from counts, ") +
             `means weighted by their images; the seconds are the parts' summed (${result.seconds.toFixed(0)} s on backend ${ctx.backend}), not a wall time:`,
           '',
           ...ctx.parts.map(

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { AttackRow, EvaluationResult, EvaluationScores } from '../../src/evaluation/evaluate';
-import { EvaluationPart, MergeError, mergeEvaluations } from '../../src/evaluation/merge';
+import { EvaluationPart, MergeError, mergeEvaluations, withCounts } from '../../src/evaluation/merge';
 import { auroc } from '../../src/evaluation/metrics';
 import type { ReportContext } from '../../src/evaluation/report';
 import { advsieve } from '../helpers/cli';
@@ -92,7 +92,7 @@ function part(
     successful: counts.evaded,
     meanLinf: 0.1,
     meanL2: offset ? 2 : 1,
-    detectors: [],
+    detectors: [{ name: 'combined', auroc: 1, tprAtFpr5: 1, tprAtCalibratedThreshold: 1 }],
     defenses: [{ name: 'lowpass', accuracy: offset ? 0.5 : 1, cleanAccuracy: 1 }],
     spectrum: { targetCorrelation: 0, otherCorrelation: 0, targetIsBest: 0, images: positives.length },
     trajectory: [],
@@ -151,8 +151,46 @@ test('parts of different calibrations, or with a count that disagrees with their
   expect(() => mergeEvaluations([a, other], {})).toThrow(MergeError);
   expect(() => mergeEvaluations([a, other], {})).toThrow(/calibration differs/);
   const short = part('b', 2, [0, 1], [4], { eligible: 2, evaded: 0 });
-  short.scores.rows.pgd.positives.pop();
+  short.scores!.rows.pgd.positives.pop();
   expect(() => mergeEvaluations([a, short], {})).toThrow(/b: pgd: 0 positive scores for 1 misclassified/);
   const overlapping = part('b', 1, [0, 1], [4], { eligible: 2, evaded: 0 });
   expect(() => mergeEvaluations([a, overlapping], {})).toThrow(/overlaps/);
+});
+
+test('parts written before scores and counts were kept: counts read back from the rates, AUROC n/a', () => {
+  const old = (p: EvaluationPart, right: number, misclassified: number, evaded: number): EvaluationPart => {
+    // The row as written then: no image counts.
+    const row: Record<string, unknown> = { ...p.result.attacks[0] };
+    delete row.eligible;
+    delete row.misclassified;
+    delete row.evaded;
+    const result = {
+      ...p.result,
+      cleanAccuracy: right / p.result.images,
+      attacks: [
+        {
+          ...row,
+          detectors: [{ name: 'combined', auroc: 0.9, tprAtFpr5: 0.5, tprAtCalibratedThreshold: 0.5 }],
+          misclassificationRate: misclassified / right,
+          evasionRate: evaded / right,
+          targetClass: null,
+        },
+      ],
+    } as unknown as EvaluationResult;
+    return { dir: p.dir, context: p.context, result: withCounts(p.dir, result) };
+  };
+  const a = old(part('a', 0, [0, 1, 2, 3, 4, 5, 6], [], { eligible: 0, evaded: 0 }), 6, 2, 1);
+  const b = old(part('b', 7, [0, 1, 2], [], { eligible: 0, evaded: 0 }), 3, 1, 1);
+  expect(a.result.attacks[0]).toMatchObject({ eligible: 6, misclassified: 2, evaded: 1 });
+  const { result, artifacts } = mergeEvaluations([a, b], { combined: 0 });
+  const row = result.attacks[0];
+  expect(row).toMatchObject({ eligible: 9, misclassified: 3, evaded: 2 });
+  expect(row.evasionRate).toBeCloseTo(2 / 9, 12);
+  expect(row.detectors[0].auroc).toBeNaN();
+  expect(row.detectors[0].tprAtCalibratedThreshold).toBeCloseTo(0.5, 12);
+  expect(artifacts.scores).toBeUndefined();
+  expect(artifacts.roc).toEqual({});
+  // A row towards one class cannot be counted back: its eligible images are not the right ones.
+  const towards = { ...a.result, attacks: [{ ...a.result.attacks[0], eligible: undefined, targetClass: 3 }] };
+  expect(() => withCounts('c', towards as unknown as EvaluationResult)).toThrow(/towards one class/);
 });
