@@ -17,61 +17,76 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const readJson = (dir: string, name: string) => JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8'));
 
-test('two halves of a draw merge into the whole: FGSM (no randomness) gives the same counts and AUROC', async () => {
+test('--processes 2 splits the draw into two parts and merges them into the whole: FGSM (no randomness) gives the same counts and AUROC', async () => {
   const run = (out: string, ...args: string[]) =>
     advsieve('evaluate', '--count', '24', '--attacks', 'fgsm-0.1', '--out', path.join(tmp, out), ...args);
-  const results = await Promise.all([
-    run('whole'),
-    run('a', '--offset', '0', '--count', '12'),
-    run('b', '--offset', '12', '--count', '12'),
-  ]);
-  for (const r of results) expect(r.code).toBe(0);
-  const merged = await advsieve(
-    'evaluate',
-    '--merge',
-    `${path.join(tmp, 'b')},${path.join(tmp, 'a')}`,
-    '--out',
-    path.join(tmp, 'merged'),
-    '--json',
-  );
+  const [whole, split] = await Promise.all([run('whole'), run('split', '--processes', '2', '--json')]);
+  expect(whole.code).toBe(0);
+  expect(split.code).toBe(0);
+  expect(split.stderr).toMatch(/24 images in 2 processes \(images 0–11, 12–23 of the draw\)/);
+  expect(split.stdout).toMatch(/merged 2 parts \(24 images\)/);
+  // The same parts merged again by hand give the same report.
+  const parts = ['part-0', 'part-12'].map((p) => path.join(tmp, 'split', p));
+  const merged = await advsieve('evaluate', '--merge', parts.reverse().join(','), '--out', path.join(tmp, 'merged'));
   expect(merged.stderr).toBe('');
   expect(merged.code).toBe(0);
-  expect(merged.stdout).toMatch(/merged 2 parts \(24 images\)/);
-  const whole = readJson(path.join(tmp, 'whole'), 'evaluation.json');
-  const pooled = readJson(path.join(tmp, 'merged'), 'evaluation.json');
-  expect(pooled.images).toBe(24);
-  expect(pooled.cleanAccuracy).toBeCloseTo(whole.cleanAccuracy, 12);
-  const [w, m] = [whole.attacks[0], pooled.attacks[0]];
-  for (const key of ['eligible', 'misclassified', 'evaded', 'successful']) expect(m[key]).toBe(w[key]);
-  expect(m.successRate).toBeCloseTo(w.successRate, 12);
-  expect(m.misclassified).toBeGreaterThan(0);
-  for (const [k, d] of w.detectors.entries()) {
-    expect(m.detectors[k].name).toBe(d.name);
-    expect(m.detectors[k].auroc).toBeCloseTo(d.auroc, 6);
-    expect(m.detectors[k].tprAtCalibratedThreshold).toBeCloseTo(d.tprAtCalibratedThreshold, 6);
+  const reference = readJson(path.join(tmp, 'whole'), 'evaluation.json');
+  for (const dir of ['split', 'merged']) {
+    const pooled = readJson(path.join(tmp, dir), 'evaluation.json');
+    expect(pooled.images).toBe(24);
+    expect(pooled.cleanAccuracy).toBeCloseTo(reference.cleanAccuracy, 12);
+    const [w, m] = [reference.attacks[0], pooled.attacks[0]];
+    for (const key of ['eligible', 'misclassified', 'evaded', 'successful']) expect(m[key]).toBe(w[key]);
+    expect(m.successRate).toBeCloseTo(w.successRate, 12);
+    expect(m.misclassified).toBeGreaterThan(0);
+    for (const [k, d] of w.detectors.entries()) {
+      expect(m.detectors[k].name).toBe(d.name);
+      expect(m.detectors[k].auroc).toBeCloseTo(d.auroc, 6);
+      expect(m.detectors[k].tprAtCalibratedThreshold).toBeCloseTo(d.tprAtCalibratedThreshold, 6);
+    }
+    expect(m.meanL2).toBeCloseTo(w.meanL2, 4);
+    expect(pooled.falsePositives.rows).toEqual(reference.falsePositives.rows);
+    const md = fs.readFileSync(path.join(tmp, dir, 'evaluation.md'), 'utf8');
+    expect(md).toMatch(/Merged from 2 parts run apart/);
+    expect(md).toMatch(/images 0–11 of the draw: `npx advsieve evaluate .*--offset 0 --count 12/);
+    expect(md).toMatch(/images 12–23 of the draw/);
+    expect(fs.existsSync(path.join(tmp, dir, 'roc-fgsm-0.1.png'))).toBe(true);
   }
-  expect(m.meanL2).toBeCloseTo(w.meanL2, 4);
-  expect(pooled.falsePositives.rows).toEqual(whole.falsePositives.rows);
-  const md = fs.readFileSync(path.join(tmp, 'merged', 'evaluation.md'), 'utf8');
-  expect(md).toMatch(/Merged from 2 parts run apart/);
-  expect(md).toMatch(/images 0–11 of the draw: `npx advsieve evaluate .*--offset 0/);
-  expect(md).toMatch(/images 12–23 of the draw/);
-  expect(fs.existsSync(path.join(tmp, 'merged', 'roc-fgsm-0.1.png'))).toBe(true);
+  expect(fs.readFileSync(path.join(tmp, 'split', 'part-12', 'evaluate.log'), 'utf8')).toMatch(/fgsm-0.1/);
 
   // Overlapping parts, or a part merged with itself, are refused: the images would count twice.
   const twice = await advsieve(
     'evaluate',
     '--merge',
-    `${path.join(tmp, 'a')},${path.join(tmp, 'whole')}`,
+    `${path.join(tmp, 'split', 'part-0')},${path.join(tmp, 'whole')}`,
     '--out',
     path.join(tmp, 'bad'),
   );
   expect(twice.code).not.toBe(0);
   expect(twice.stderr).toMatch(/overlaps/);
-  const nothing = await advsieve('evaluate', '--merge', path.join(tmp, 'a'), '--out', path.join(tmp, 'bad'));
+  const nothing = await advsieve('evaluate', '--merge', path.join(tmp, 'whole'), '--out', path.join(tmp, 'bad'));
   expect(nothing.code).not.toBe(0);
   expect(nothing.stderr).toMatch(/at least two parts/);
 }, 300_000);
+
+test('a bad setting fails --processes before any part starts', async () => {
+  const { code, stderr } = await advsieve(
+    'evaluate',
+    '--count',
+    '8',
+    '--processes',
+    '2',
+    '--attacks',
+    'fgsm-0.1',
+    '--calibration',
+    path.join(tmp, 'no-such-calibration.json'),
+    '--out',
+    path.join(tmp, 'failing'),
+  );
+  expect(code).not.toBe(0);
+  expect(stderr).toMatch(/no-such-calibration/);
+  expect(fs.existsSync(path.join(tmp, 'failing', 'part-0'))).toBe(false);
+}, 120_000);
 
 /** A synthetic part: `clean` and `positives` scores of one detector, the row's counts. */
 function part(
@@ -194,3 +209,23 @@ test('parts written before scores and counts were kept: counts read back from th
   const towards = { ...a.result, attacks: [{ ...a.result.attacks[0], eligible: undefined, targetClass: 3 }] };
   expect(() => withCounts('c', towards as unknown as EvaluationResult)).toThrow(/towards one class/);
 });
+
+test('a part that fails fails the run, naming its images and its log', async () => {
+  const out = path.join(tmp, 'part-fails');
+  // The first part cannot write its report: its evaluation.json is a directory.
+  fs.mkdirSync(path.join(out, 'part-0', 'evaluation.json'), { recursive: true });
+  const { code, stderr } = await advsieve(
+    'evaluate',
+    '--count',
+    '8',
+    '--processes',
+    '2',
+    '--attacks',
+    'fgsm-0.1',
+    '--out',
+    out,
+  );
+  expect(code).not.toBe(0);
+  expect(stderr).toMatch(/the part of images 0–3 failed \(exit 1\): .*EISDIR.*part-0[/\\]evaluate\.log/);
+  expect(fs.existsSync(path.join(out, 'evaluation.md'))).toBe(false);
+}, 120_000);

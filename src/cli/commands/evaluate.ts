@@ -4,6 +4,8 @@
  * Fashion-MNIST's test split (the bundled model) or a folder of class folders (`--images DIR`,
  * the same flag as calibrate's, e.g. the corpus' evaluation/ half that calibration never saw).
  */
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { calibrationPath, loadCalibration } from '../../calibration/calibrationFile';
@@ -41,6 +43,7 @@ interface EvaluateCommandOptions {
   attacks?: string;
   quick?: boolean;
   merge?: string;
+  processes: number;
   json?: boolean;
   offset: number;
 }
@@ -136,11 +139,29 @@ export function registerEvaluate(program: Command): void {
     .option('--quick', 'a few cheap attacks with few steps (plumbing checks, not figures): --suite quick')
     .option('--json', 'print the result object as the last line of stdout')
     .option(
+      '--processes <n>',
+      'split the images across n processes of this command (disjoint --offset parts in <out>/part-<offset>/, each logging to its evaluate.log) and merge their reports into <out>: one per core',
+      intOption,
+      1,
+    )
+    .option(
       '--merge <dirs>',
       'attack nothing: pool the reports of parts run apart with disjoint --offset (comma-separated report directories) into one report in --out',
     )
     .action(async (opts: EvaluateCommandOptions) => {
-      if (opts.merge !== undefined) return mergeParts(opts);
+      if (opts.merge !== undefined) {
+        if (!opts.out) throw new RangeError('--merge needs --out: the directory the pooled report is written to');
+        if (opts.processes > 1) throw new RangeError('--merge attacks nothing: --processes has nothing to split');
+        return mergeParts(
+          opts.merge
+            .split(',')
+            .map((d) => d.trim())
+            .filter(Boolean),
+          opts.out,
+          opts,
+        );
+      }
+      if (!(opts.processes >= 1)) throw new RangeError(`--processes: expected an integer ≥ 1, got ${opts.processes}`);
       const started = Date.now();
       const backend = await initBackend();
       const model = await InferenceModel.load(opts.model);
@@ -161,9 +182,14 @@ export function registerEvaluate(program: Command): void {
         ? pickImages(read, testSplitParts(part).evaluation, model.imageSize, describeTestPart(part, 'evaluation'))
         : read;
       if (opts.offset >= pool.count) throw new RangeError(`--offset ${opts.offset}: the pool has ${pool.count} images`);
-      const images = sample(pool, wanted, opts.seed, model.imageSize, opts.offset);
       const id = model.metadata.id;
       const out = opts.out ?? (id === 'fashion-cnn' ? 'reports' : path.join('reports', id));
+      if (opts.processes > 1) {
+        progress.stop();
+        model.dispose();
+        return evaluateInProcesses(opts, folder, Math.min(wanted, pool.count - opts.offset), out);
+      }
+      const images = sample(pool, wanted, opts.seed, model.imageSize, opts.offset);
       process.stderr.write(
         `evaluate: ${id}, ${images.count} images of ${pool.source}, ${attacks.length} attacks: ${attacks.map((a) => a.name).join(', ')}\n`,
       );
@@ -213,12 +239,7 @@ export function registerEvaluate(program: Command): void {
  * (src/evaluation/merge.ts). The thresholds a detection counts at are the calibration's, read
  * again: the parts must have been run with it (its date is checked against theirs).
  */
-async function mergeParts(opts: EvaluateCommandOptions): Promise<void> {
-  const dirs = opts
-    .merge!.split(',')
-    .map((d) => d.trim())
-    .filter(Boolean);
-  if (!opts.out) throw new RangeError('--merge needs --out: the directory the pooled report is written to');
+async function mergeParts(dirs: readonly string[], out: string, opts: EvaluateCommandOptions): Promise<void> {
   const parts = dirs.map((d) => readPart(path.resolve(d)));
   const calibration = loadCalibration(opts.calibration ?? calibrationPath(opts.model), parts[0].context.model.sha256);
   const { createdAt } = parts[0].context.calibration;
@@ -233,8 +254,7 @@ async function mergeParts(opts: EvaluateCommandOptions): Promise<void> {
     ]),
   );
   const { result, artifacts, context } = mergeEvaluations(parts, thresholds);
-  const out = path.resolve(opts.out);
-  const written = await writeReport(out, result, artifacts, {
+  const written = await writeReport(path.resolve(out), result, artifacts, {
     ...context,
     command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
     date: new Date().toISOString(),
@@ -247,4 +267,69 @@ async function mergeParts(opts: EvaluateCommandOptions): Promise<void> {
       `goals met ${goals.filter((g) => g.met).length}/${goals.length}\n`,
   );
   if (opts.json) process.stdout.write(JSON.stringify({ ...result, goals }) + '\n');
+}
+
+/**
+ * `evaluate --processes N`: the draw's images in N contiguous parts, each evaluated by a child
+ * process of this command (one wasm engine is one core), then merged. A part that fails stops the
+ * others: a merge of what is left would not be the draw asked for.
+ */
+async function evaluateInProcesses(
+  opts: EvaluateCommandOptions,
+  folder: string | undefined,
+  total: number,
+  out: string,
+): Promise<void> {
+  const share = Math.ceil(total / Math.min(opts.processes, total));
+  const spans = [];
+  for (let from = 0; from < total; from += share)
+    spans.push({ offset: opts.offset + from, count: Math.min(share, total - from) });
+  // What each part is told: the settings of this call, its own span and report directory.
+  const common = [
+    ...['--model', opts.model, '--data', opts.data, '--seed', String(opts.seed), '--steps', String(opts.steps)],
+    ...(opts.calibration ? ['--calibration', opts.calibration] : []),
+    ...(folder ? ['--images', folder, '--labels', opts.labels] : []),
+    ...(opts.suite ? ['--suite', opts.suite] : []),
+    ...(opts.attacks ? ['--attacks', opts.attacks] : []),
+    ...(opts.quick ? ['--quick'] : []),
+  ];
+  const dirs = spans.map((s) => path.join(out, `part-${s.offset}`));
+  process.stderr.write(
+    `evaluate: ${total} images in ${spans.length} processes (images ${spans.map((s) => `${s.offset}–${s.offset + s.count - 1}`).join(', ')} of the draw); ` +
+      `each one's progress in ${path.join(out, 'part-*', 'evaluate.log')}\n`,
+  );
+  const children: ChildProcess[] = [];
+  await Promise.all(
+    spans.map(
+      (s, k) =>
+        new Promise<void>((resolve, reject) => {
+          fs.mkdirSync(dirs[k], { recursive: true });
+          const log = path.join(dirs[k], 'evaluate.log');
+          const fd = fs.openSync(log, 'w');
+          const args = [...common, '--offset', String(s.offset), '--count', String(s.count), '--out', dirs[k]];
+          const child = spawn(process.execPath, [process.argv[1], 'evaluate', ...args], {
+            stdio: ['ignore', 'ignore', fd],
+          });
+          children.push(child);
+          child.on('exit', (code, signal) => {
+            fs.closeSync(fd);
+            if (code === 0) return resolve();
+            for (const other of children) if (other !== child && other.exitCode === null) other.kill();
+            const tail = fs
+              .readFileSync(log, 'utf8')
+              .split(/[\r\n]+/)
+              // The last words, not the progress bars.
+              .filter((line) => line.trim() && !/^\s*\[[=-]*\]/.test(line))
+              .slice(-2)
+              .join(' / ');
+            reject(
+              new Error(
+                `the part of images ${s.offset}–${s.offset + s.count - 1} failed (${signal ?? `exit ${code}`}): ${tail} (${log})`,
+              ),
+            );
+          });
+        }),
+    ),
+  );
+  await mergeParts(dirs, out, opts);
 }
