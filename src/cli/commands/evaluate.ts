@@ -208,28 +208,25 @@ export function registerEvaluate(program: Command): void {
         progress.onProgress,
       );
       progress.stop();
-      const written = await writeReport(
-        path.resolve(out),
-        { ...result, falsePositives, seconds: (Date.now() - started) / 1000 },
-        artifacts,
-        {
-          command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
-          date: new Date().toISOString(),
-          model: { id: model.metadata.id, sha256: model.stored.sha256 },
-          backend: backend.name,
-          images: pool.source,
-          ...(opts.offset ? { offset: opts.offset } : {}),
-          calibration,
-          labels: model.metadata.labels,
-          imageShape: model.inputShape,
-        },
-      );
-      const goals = checkGoals(result);
+      // The report, the goals printed and --json's object are all of the whole result, clean rate included.
+      const whole = { ...result, falsePositives, seconds: (Date.now() - started) / 1000 };
+      const written = await writeReport(path.resolve(out), whole, artifacts, {
+        command: `npx advsieve ${process.argv.slice(2).join(' ')}`,
+        date: new Date().toISOString(),
+        model: { id: model.metadata.id, sha256: model.stored.sha256 },
+        backend: backend.name,
+        images: pool.source,
+        ...(opts.offset ? { offset: opts.offset } : {}),
+        calibration,
+        labels: model.metadata.labels,
+        imageShape: model.inputShape,
+      });
+      const goals = checkGoals(whole);
       process.stdout.write(
         `wrote ${path.relative(process.cwd(), written.markdown)}, evaluation.json and ${written.plots.length} plots; ` +
           `clean accuracy ${(result.cleanAccuracy * 100).toFixed(2)} %, goals met ${goals.filter((g) => g.met).length}/${goals.length}\n`,
       );
-      if (opts.json) process.stdout.write(JSON.stringify({ ...result, goals }) + '\n');
+      if (opts.json) process.stdout.write(JSON.stringify({ ...whole, goals }) + '\n');
       model.dispose();
     });
 }
