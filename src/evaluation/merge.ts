@@ -118,7 +118,7 @@ function mergeRow(
   clean: readonly number[][] | undefined,
   names: readonly string[],
   thresholds: Record<string, number | undefined>,
-): { row: AttackRow; positives: number[][]; loss?: number[] } {
+): { row: AttackRow; positives: number[][]; loss?: { sum: number[]; images: number[] } } {
   const rows = parts.map((p) => p.result.attacks.find((a) => a.name === name)!);
   const first = rows[0];
   const eligible = rows.reduce((n, r) => n + r.eligible, 0);
@@ -146,15 +146,14 @@ function mergeRow(
           weights,
         ),
       }));
-  // The loss per step: each part's mean over its images, weighted back to sums.
+  // The loss per step, as sums over images: the parts' sums add up, and a merge of merges still can.
   const curves = parts.map((p) => p.scores?.rows[name]?.loss).filter((c) => c !== undefined);
   const steps = Math.max(0, ...curves.map((c) => c.sum.length));
   const loss = curves.length
-    ? Array.from({ length: steps }, (_, k) => {
-        const sum = curves.reduce((a, c) => a + (c.sum[k] ?? 0), 0);
-        const n = curves.reduce((a, c) => a + (c.images[k] ?? 0), 0);
-        return n > 0 ? sum / n : NaN;
-      })
+    ? {
+        sum: Array.from({ length: steps }, (_, k) => curves.reduce((a, c) => a + (c.sum[k] ?? 0), 0)),
+        images: Array.from({ length: steps }, (_, k) => curves.reduce((a, c) => a + (c.images[k] ?? 0), 0)),
+      }
     : undefined;
   const spectrumWeights = rows.map((r) => r.spectrum.images);
   // Means over a row's misclassified images (norms, claims), over its spectra's images.
@@ -250,13 +249,17 @@ export function mergeEvaluations(
     cleanSpectra: [],
     adversarialSpectra: {},
     perturbationSpectra: {},
-    lossCurves: Object.fromEntries(merged.flatMap(({ row, loss }) => (loss ? [[row.name, loss]] : []))),
+    lossCurves: Object.fromEntries(
+      merged.flatMap(({ row, loss }) => (loss ? [[row.name, loss.sum.map((v, k) => v / loss.images[k])]] : [])),
+    ),
     ...(clean
       ? {
           scores: {
             names,
             clean,
-            rows: Object.fromEntries(merged.map(({ row, positives }) => [row.name, { positives }])),
+            rows: Object.fromEntries(
+              merged.map(({ row, positives, loss }) => [row.name, { positives, ...(loss ? { loss } : {}) }]),
+            ),
           },
         }
       : {}),

@@ -288,7 +288,7 @@ async function writePlots(
     (name) => name && artifacts.perturbationSpectra[name],
   );
   // A merge of parts has no spectra to draw (./merge.ts): only the plots its scores and curves make.
-  if (spectraFor && artifacts.cleanSpectra.length) {
+  if (spectraFor) {
     const tile = (label: string, values: Float32Array) => ({ label, ...shrunk(values, ctx.imageShape) });
     const tiles = [
       ...artifacts.cleanSpectra.map((v, c) => tile(`clean ${ctx.labels[c]}`, v)),

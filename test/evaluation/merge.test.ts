@@ -69,19 +69,15 @@ test('--processes 2 splits the draw into two parts and merges them into the whol
   expect(nothing.stderr).toMatch(/at least two parts/);
 }, 300_000);
 
+/** FGSM on 8 images in 2 processes, into `out`. */
+const eightInTwo = (out: string, ...args: string[]) =>
+  advsieve('evaluate', '--count', '8', '--processes', '2', '--attacks', 'fgsm-0.1', '--out', out, ...args);
+
 test('a bad setting fails --processes before any part starts', async () => {
-  const { code, stderr } = await advsieve(
-    'evaluate',
-    '--count',
-    '8',
-    '--processes',
-    '2',
-    '--attacks',
-    'fgsm-0.1',
+  const { code, stderr } = await eightInTwo(
+    path.join(tmp, 'failing'),
     '--calibration',
     path.join(tmp, 'no-such-calibration.json'),
-    '--out',
-    path.join(tmp, 'failing'),
   );
   expect(code).not.toBe(0);
   expect(stderr).toMatch(/no-such-calibration/);
@@ -214,17 +210,7 @@ test('a part that fails fails the run, naming its images and its log', async () 
   const out = path.join(tmp, 'part-fails');
   // The first part cannot write its report: its evaluation.json is a directory.
   fs.mkdirSync(path.join(out, 'part-0', 'evaluation.json'), { recursive: true });
-  const { code, stderr } = await advsieve(
-    'evaluate',
-    '--count',
-    '8',
-    '--processes',
-    '2',
-    '--attacks',
-    'fgsm-0.1',
-    '--out',
-    out,
-  );
+  const { code, stderr } = await eightInTwo(out);
   expect(code).not.toBe(0);
   expect(stderr).toMatch(/the part of images 0–3 failed \(exit 1\): .*EISDIR.*part-0[/\\]evaluate\.log/);
   expect(fs.existsSync(path.join(out, 'evaluation.md'))).toBe(false);

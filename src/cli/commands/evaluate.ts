@@ -19,7 +19,6 @@ import { evaluate } from '../../evaluation/evaluate';
 import { cleanFalsePositives } from '../../evaluation/falsePositives';
 import { mergeEvaluations, readPart } from '../../evaluation/merge';
 import { checkGoals, writeReport } from '../../evaluation/report';
-import { conformalThreshold } from '../../calibration/conformal';
 import { Screener } from '../../screening/screener';
 import { mulberry32, permutation } from '../../train/random';
 import { defaultModelDir } from '../../util/paths';
@@ -244,12 +243,8 @@ async function mergeParts(dirs: readonly string[], out: string, opts: EvaluateCo
     throw new RangeError(
       `the parts were run with the calibration of ${createdAt}; ${opts.calibration ?? calibrationPath(opts.model)} is of ${calibration.createdAt} (pass --model or --calibration)`,
     );
-  const thresholds = Object.fromEntries(
-    Object.entries(calibration.holdoutScores).map(([name, scores]) => [
-      name,
-      conformalThreshold(scores, calibration.defaultTargetFpr),
-    ]),
-  );
+  // The deployed thresholds, read as screening reads them.
+  const thresholds = new Screener(calibration, parts[0].context.labels).thresholds();
   const { result, artifacts, context } = mergeEvaluations(parts, thresholds);
   const written = await writeReport(path.resolve(out), result, artifacts, {
     ...context,
