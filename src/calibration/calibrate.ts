@@ -20,6 +20,7 @@ import { modelTarget } from '../attacks/target';
 import { combinedScore, CombinedState, fitCombined } from '../detectors/combined';
 import { argmax, FitData, ImageFeatures, MIN_CLASS_IMAGES, toFeatures } from '../detectors/detector';
 import { HF_CUTOFF_CANDIDATES } from '../detectors/highFrequencyEnergy';
+import { CHANNEL_MAHALANOBIS } from '../detectors/channelMahalanobis';
 import { COMBINED, screeningDetectors } from '../detectors/registry';
 import type { ActivationDistanceState } from '../detectors/activationDistance';
 import { classExpectations } from '../detectors/classExpectations';
@@ -71,6 +72,19 @@ export interface CalibrateOptions {
   readonly deepKnn?: boolean;
   /** Also fit the optional boundary-margin detector (src/detectors/boundaryMargin.ts); it then enters the combined verdict. */
   readonly boundaryMargin?: boolean;
+  /**
+   * Also fit a channel-means Mahalanobis detector per conv layer (src/detectors/channelMahalanobis.ts);
+   * they then enter the combined verdict as inputs of their own.
+   */
+  readonly channelMahalanobis?: boolean;
+  /**
+   * How the combined verdict weighs its adversarial rows: 'image' (default), each successful attack
+   * image alike, so an attack that succeeds on more images weighs more (unbounded CW succeeds on
+   * nearly all, an ε-bounded attack on a robust model on few); 'attack', each calibration attack
+   * (CALIBRATION_ATTACKS) alike, its images sharing its weight; the "either one" terms are then
+   * chosen by the attack they flag least (fitUnion's `attackOfRow`).
+   */
+  readonly attackWeights?: AttackWeights;
   /** false: the combined verdict is the regression alone, without the "either one" term of ./verdictUnion.ts. */
   readonly union?: boolean;
   /** Rounds of hardening the verdict against end-to-end attacks aimed at it (./hardening.ts); none without. */
@@ -80,6 +94,21 @@ export interface CalibrateOptions {
    * hardening); without them, the images the split leaves over, else the attack set's.
    */
   readonly hardeningImages?: { readonly pixels: Float32Array; readonly labels: Int32Array; readonly count: number };
+}
+
+export const ATTACK_WEIGHTS = ['image', 'attack'] as const;
+export type AttackWeights = (typeof ATTACK_WEIGHTS)[number];
+
+/**
+ * The adversarial rows' weights in the verdict's fit: all 1 ('image'), or 1 / (the successful images
+ * of its attack) ('attack'), scaled so that they sum to the number of rows either way.
+ */
+export function attackRowWeights(attackOfRow: ArrayLike<number>, mode: AttackWeights): number[] {
+  const n = attackOfRow.length;
+  if (mode === 'image') return new Array<number>(n).fill(1);
+  const counts = new Map<number, number>();
+  for (let i = 0; i < n; i++) counts.set(attackOfRow[i], (counts.get(attackOfRow[i]) ?? 0) + 1);
+  return Array.from(attackOfRow, (a) => n / counts.size / counts.get(a)!);
 }
 
 /** Images per class of the fit and hold-out sets, and the classes that get the pooled fallback (MIN_CLASS_IMAGES). */
@@ -128,6 +157,7 @@ function unionSummary(u: UnionChoice) {
     regressionTprAtTargetFpr: u.regressionTpr,
     tprAtTargetFpr: u.tpr,
     candidates: u.candidates,
+    criterion: u.criterion,
   };
 }
 
@@ -187,9 +217,10 @@ async function generateAttacks(
   images: { pixels: Float32Array; labels: Int32Array; count: number },
   seed: number,
   onProgress?: (done: number, total: number) => void,
-): Promise<{ pixels: Float32Array; labels: Int32Array; count: number; attacks: string[] }> {
+): Promise<{ pixels: Float32Array; labels: Int32Array; count: number; attacks: string[]; attackOf: Uint8Array }> {
   const size = model.imageSize;
   const out = new Float32Array(images.count * size);
+  const attackOf = new Uint8Array(images.count);
   const share = Math.ceil(images.count / CALIBRATION_ATTACKS.length);
   const attacks: string[] = [];
   for (const [k, spec] of CALIBRATION_ATTACKS.entries()) {
@@ -206,11 +237,12 @@ async function generateAttacks(
       (done) => onProgress?.(start + done, images.count),
     );
     out.set(adv, start * size);
+    attackOf.fill(k, start, end);
     attacks.push(
       `${spec.method} ${Number.isFinite(spec.epsilon) ? `ε=${spec.epsilon}` : 'unbounded ε'}${'steps' in spec ? ` ${spec.steps} steps` : ''} ×${end - start}`,
     );
   }
-  return { pixels: out, labels: images.labels, count: images.count, attacks };
+  return { pixels: out, labels: images.labels, count: images.count, attacks, attackOf };
 }
 
 async function chooseLowPass(
@@ -348,10 +380,15 @@ export async function calibrate(
   const spectra = await classSpectra(fitSet.pixels, fitSet.labels, fitSet.count, model.inputShape, numClasses);
 
   const hiddenLayer = model.activationLayers.filter((l) => l !== model.metadata.logitsLayer).slice(-1)[0];
-  const detectors = screeningDetectors(hiddenLayer, [
-    ...(options.deepKnn ? ['deepKnn'] : []),
-    ...(options.boundaryMargin ? ['boundaryMargin'] : []),
-  ]);
+  const detectors = screeningDetectors(
+    hiddenLayer,
+    [
+      ...(options.deepKnn ? ['deepKnn'] : []),
+      ...(options.boundaryMargin ? ['boundaryMargin'] : []),
+      ...(options.channelMahalanobis ? [CHANNEL_MAHALANOBIS] : []),
+    ],
+    options.channelMahalanobis ? model.spatialLayers : [],
+  );
   clock.start('fit', `fitting the ${detectors.length} detectors`);
   const fitData: FitData = { clean: fitFeatures, labels: fitSet.labels, adversarial: advFeatures, numClasses };
   const states: Record<string, unknown> = {};
@@ -368,17 +405,24 @@ export async function calibrate(
   const advScores = scoresOf(advFeatures);
   const holdoutScores = scoresOf(holdoutFeatures.slice(half));
   const names = detectors.map((d) => d.name);
-  const fitVerdict = (adversarial: readonly number[][], weights?: readonly number[]) => {
+  const attackOfRow = successful.map((i) => generated.attackOf[i]);
+  // attackOfRow: the union's criterion is the worst attack's share (see fitUnion), on the calibration
+  // attacks only: a hardening refit adds rows of its own and keeps the pooled criterion.
+  const fitVerdict = (adversarial: readonly number[][], weights?: readonly number[], attacks?: ArrayLike<number>) => {
     const regression = fitCombined(names, combinerScores, adversarial, {
       hidden: COMBINER_HIDDEN_UNITS,
       seed: options.seed,
       adversarialWeights: weights,
     });
     const union =
-      options.union === false ? null : fitUnion(regression, holdoutScores, adversarial, options.targetFpr, weights);
+      options.union === false
+        ? null
+        : fitUnion(regression, holdoutScores, adversarial, options.targetFpr, weights, attacks);
     return { state: union?.state ?? regression, union };
   };
-  let verdict = fitVerdict(advScores);
+  const byAttack = options.attackWeights === 'attack';
+  const attackWeights = attackRowWeights(attackOfRow, byAttack ? 'attack' : 'image');
+  let verdict = byAttack ? fitVerdict(advScores, attackWeights, attackOfRow) : fitVerdict(advScores);
   const columns = Object.fromEntries(names.map((name, k) => [name, sortedAscending(holdoutScores.map((r) => r[k]))]));
   const combinedHoldout = (state: CombinedState) => sortedAscending(holdoutScores.map((r) => combinedScore(state, r)));
   const assemble = (combined: CombinedState, summary: Record<string, unknown>): Calibration => ({
@@ -422,6 +466,7 @@ export async function calibrate(
       targetFpr: options.targetFpr,
       combined: verdict.state,
       adversarial: advScores,
+      adversarialWeights: attackWeights,
       calibrationWith: (combined) => assemble(combined, {}),
       scoresOf: async (pixels, count) =>
         scoresOf((await runInBatches(model, pixels, count, extras)).map((o) => toFeatures(o, HF_CUTOFF_CANDIDATES))),

@@ -71,6 +71,8 @@ export interface HardeningInput {
   readonly calibrationWith: (combined: CombinedState) => Calibration;
   /** The detector scores (in `combined.detectors` order) of images. */
   readonly scoresOf: (pixels: Float32Array, count: number) => Promise<number[][]>;
+  /** The weights of `adversarial` in the verdict's fit (calibrate's attackRowWeights; summing to their count); all 1 without. */
+  readonly adversarialWeights?: readonly number[];
   /** Refits the verdict on these adversarial rows and weights (fitCombined, then fitUnion). */
   readonly refit: (adversarial: readonly number[][], weights: readonly number[]) => CombinedState;
   /** Clean hold-out rows (detector scores): a verdict's threshold at the target rate is read on them. */
@@ -92,7 +94,7 @@ export async function hardenVerdict(
   if (!right.length) throw new Error('hardening: the model classifies none of the hardening images right');
 
   const rows: number[][] = [...input.adversarial];
-  const weights: number[] = input.adversarial.map(() => 1);
+  const weights: number[] = input.adversarialWeights ? [...input.adversarialWeights] : input.adversarial.map(() => 1);
   let combined = input.combined;
   const rounds: HardeningRound[] = [];
   let next = 0;

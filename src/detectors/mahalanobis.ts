@@ -36,7 +36,8 @@ function perLayer(state: Omit<MahalanobisState, 'layerWeights'>, f: ImageFeature
 
 const SHRINKAGE = 0.01;
 
-function quadraticForm(a: Float32Array, mu: readonly number[], precision: readonly number[]): number {
+/** (a − μ)ᵀ P (a − μ) over the first μ.length values of `a`, P row-major and symmetric. */
+export function quadraticForm(a: ArrayLike<number>, mu: readonly number[], precision: readonly number[]): number {
   const d = mu.length;
   const diff = new Float64Array(d);
   for (let i = 0; i < d; i++) diff[i] = a[i] - mu[i];
@@ -60,13 +61,21 @@ function quadraticForm(a: Float32Array, mu: readonly number[], precision: readon
   return total;
 }
 
-function sharedPrecision(data: FitData, layer: string, mu: number[][]): number[] {
+/**
+ * The inverse of the covariance of `vectors` around their classes' means `mu` (row-major), shared
+ * by the classes and shrunk as SHRINKAGE says; `what` names the features in its error.
+ */
+export function sharedPrecision(
+  vectors: ReadonlyArray<ArrayLike<number>>,
+  labels: ArrayLike<number>,
+  mu: readonly (readonly number[])[],
+  what: string,
+): number[] {
   const d = mu[0].length;
   const cov = new Float64Array(d * d);
   const diff = new Float64Array(d);
-  data.clean.forEach((f, n) => {
-    const a = f.activations[layer];
-    const m = mu[data.labels[n]];
+  vectors.forEach((a, n) => {
+    const m = mu[labels[n]];
     for (let i = 0; i < d; i++) diff[i] = a[i] - m[i];
     for (let i = 0; i < d; i++) {
       const di = diff[i];
@@ -74,19 +83,20 @@ function sharedPrecision(data: FitData, layer: string, mu: number[][]): number[]
       for (let j = i; j < d; j++) cov[i * d + j] += di * diff[j];
     }
   });
+  const count = vectors.length;
   let trace = 0;
-  for (let i = 0; i < d; i++) trace += cov[i * d + i] / data.clean.length;
+  for (let i = 0; i < d; i++) trace += cov[i * d + i] / count;
   const ridge = SHRINKAGE * (trace / d) + 1e-9;
   const m = Matrix.zeros(d, d);
   for (let i = 0; i < d; i++) {
     for (let j = i; j < d; j++) {
-      const v = (1 - SHRINKAGE) * (cov[i * d + j] / data.clean.length) + (i === j ? ridge : 0);
+      const v = (1 - SHRINKAGE) * (cov[i * d + j] / count) + (i === j ? ridge : 0);
       m.set(i, j, v);
       m.set(j, i, v);
     }
   }
   const chol = new CholeskyDecomposition(m);
-  if (!chol.isPositiveDefinite()) throw new Error(`covariance of layer ${layer} is not positive definite`);
+  if (!chol.isPositiveDefinite()) throw new Error(`covariance of ${what} is not positive definite`);
   return Array.from(chol.solve(Matrix.eye(d, d)).to1DArray());
 }
 
@@ -105,7 +115,12 @@ export const mahalanobis: Detector<MahalanobisState> = {
     const precision: Record<string, number[]> = {};
     const scale: Record<string, number> = {};
     for (const layer of layers) {
-      precision[layer] = sharedPrecision(data, layer, expectations[layer]);
+      precision[layer] = sharedPrecision(
+        data.clean.map((f) => f.activations[layer]),
+        data.labels,
+        expectations[layer],
+        `layer ${layer}`,
+      );
       let sum = 0;
       data.clean.forEach((f, n) => {
         sum += quadraticForm(f.activations[layer], expectations[layer][data.labels[n]], precision[layer]);

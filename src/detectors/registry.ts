@@ -4,6 +4,7 @@
  */
 import { activationDistance } from './activationDistance';
 import { boundaryMargin } from './boundaryMargin';
+import { CHANNEL_MAHALANOBIS, channelMahalanobis } from './channelMahalanobis';
 import { deepKnn } from './deepKnn';
 import { densityDetector } from './density';
 import type { Detector } from './detector';
@@ -20,9 +21,15 @@ export const COMBINED = 'combined';
  * runs only when the calibration has their state. Deep k-NN is one: on the bundled model it did
  * not move the combined verdict's evasion rates beyond their noise and cost ~0.1 of the screening
  * / forward-only throughput (docs/figures.md). Boundary margin is the other: it costs nothing, and
- * the bundled calibrations predate it.
+ * the bundled calibrations predate it. The channel-means Mahalanobis detectors are the third kind,
+ * one per layer in `channelLayers` (the model's conv layers; `calibrate --channel-mahalanobis`), all
+ * named by CHANNEL_MAHALANOBIS in `withOptional`.
  */
-export function screeningDetectors(hiddenLayer: string, withOptional: boolean | readonly string[] = false): Detector[] {
+export function screeningDetectors(
+  hiddenLayer: string,
+  withOptional: boolean | readonly string[] = false,
+  channelLayers: readonly string[] = [],
+): Detector[] {
   const all = [
     highFrequencyEnergy,
     activationDistance,
@@ -31,8 +38,14 @@ export function screeningDetectors(hiddenLayer: string, withOptional: boolean | 
     lowPassDisagreement,
     deepKnn,
     boundaryMargin,
+    ...channelLayers.map(channelMahalanobis),
   ] as Detector[];
   if (withOptional === true) return all;
   const named = withOptional === false ? [] : withOptional;
-  return all.filter((d) => !d.optional || named.includes(d.name));
+  return all.filter(
+    (d) =>
+      !d.optional ||
+      named.includes(d.name) ||
+      (named.includes(CHANNEL_MAHALANOBIS) && channelLayers.some((l) => d === channelMahalanobis(l))),
+  );
 }

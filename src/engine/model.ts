@@ -176,15 +176,20 @@ export class InferenceModel {
 
   /** The layer Grad-CAM reads unless asked for another: the deepest activation layer with a spatial output. */
   get camLayer(): string | undefined {
-    if (this.defaultCamLayer === null) {
-      const [h, w, c] = this.inputShape;
-      const ranks = tf.tidy(() => this.run(tf.zeros([1, h, w, c]), false).activations.map((t) => t.rank));
-      this.defaultCamLayer = this.activationLayers.filter((_, i) => ranks[i] === 4).pop();
-    }
-    return this.defaultCamLayer;
+    return this.spatialLayers[this.spatialLayers.length - 1];
   }
 
-  private defaultCamLayer: string | undefined | null = null;
+  /** The activation layers with a spatial output (conv layers: the detectors read them pooled per channel). */
+  get spatialLayers(): readonly string[] {
+    if (this.spatialLayerNames === null) {
+      const [h, w, c] = this.inputShape;
+      const ranks = tf.tidy(() => this.run(tf.zeros([1, h, w, c]), false).activations.map((t) => t.rank));
+      this.spatialLayerNames = this.activationLayers.filter((_, i) => ranks[i] === 4);
+    }
+    return this.spatialLayerNames;
+  }
+
+  private spatialLayerNames: readonly string[] | null = null;
 
   /** gradCam on pixels, read out: the maps row-major [count × height × width]. */
   async explain(

@@ -7,6 +7,7 @@
  */
 import { Calibration } from '../calibration/calibrationFile';
 import { combinedScore } from '../detectors/combined';
+import { channelMahalanobisLayer } from '../detectors/channelMahalanobis';
 import { argmax, Detector, ImageFeatures, toFeatures } from '../detectors/detector';
 import { COMBINED, screeningDetectors } from '../detectors/registry';
 import { trajectory, TrajectoryStep } from '../detectors/classExpectations';
@@ -78,7 +79,8 @@ export class Screener {
   ) {
     // An optional detector the calibration has no state for is left out, not an error: calibrations
     // made without `--deep-knn` (the bundled ones, older files) have no deep k-NN state.
-    this.detectors = screeningDetectors(calibration.hiddenLayer, true).filter((d) => {
+    const channelLayers = Object.keys(calibration.detectors).flatMap((name) => channelMahalanobisLayer(name) ?? []);
+    this.detectors = screeningDetectors(calibration.hiddenLayer, true, channelLayers).filter((d) => {
       if (d.name in calibration.detectors) return true;
       if (d.optional) return false;
       throw new Error(`calibration has no state for detector '${d.name}'`);

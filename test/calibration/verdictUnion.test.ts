@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { conformalThreshold } from '../../src/calibration/conformal';
-import { fitUnion, flaggedAt, UNION_MIN_GAIN } from '../../src/calibration/verdictUnion';
+import { fitUnion, flaggedAt, UNION_MIN_GAIN, worstAttackFlaggedAt } from '../../src/calibration/verdictUnion';
 import { combinedScore, combinedScoreTensor, fitCombined } from '../../src/detectors/combined';
 import { mulberry32 } from '../../src/train/random';
 
@@ -101,4 +101,32 @@ test('a calibration state with terms keeps them, and a second fit replaces them 
   expect(twice.state.union!.terms).toHaveLength(once.terms.length);
   expect(twice.state).toEqual(once.state);
   expect(JSON.parse(JSON.stringify(once.state))).toEqual(once.state);
+});
+
+test('worstAttackFlaggedAt: the lowest share flagged among the attacks, at the threshold read on the clean rows', () => {
+  const state = fitCombined(['a'], [[0], [1], [2], [3]], [[10], [11]]);
+  const clean = Array.from({ length: 100 }, (_, i) => [i / 100]);
+  // Attack 0: both far out; attack 1: one of two far out, the other as clean as can be.
+  const adversarial = [[50], [60], [70], [0]];
+  expect(worstAttackFlaggedAt(state, clean, adversarial, TARGET, [0, 0, 1, 1])).toBe(0.5);
+  expect(worstAttackFlaggedAt(state, clean, adversarial, TARGET, [0, 0, 0, 1])).toBe(0);
+  expect(flaggedAt(state, clean, adversarial, TARGET)).toBe(0.75);
+});
+
+test('with each row’s attack, a term is kept for the attack flagged least even where the pooled share barely moves', () => {
+  // Attack B (seen by c alone) is 2 % of the rows: the regression follows attack A, a term for c
+  // lifts B a lot and the pool a little.
+  const fit = rows(11, 1000, 2940, 60);
+  const regression = fitCombined(['a', 'b', 'c'], fit.clean, fit.adversarial);
+  const held = rows(12, 2000, 2940, 60);
+  const attackOf = held.adversarial.map((_, n) => (n < 2940 ? 0 : 1));
+  const pooled = fitUnion(regression, held.clean, held.adversarial, TARGET);
+  const worst = fitUnion(regression, held.clean, held.adversarial, TARGET, undefined, attackOf);
+  expect(worst.terms.map((t) => t.detector)).toContain('c');
+  expect(worst.tpr).toBe(worstAttackFlaggedAt(worst.state, held.clean, held.adversarial, TARGET, attackOf));
+  expect(worst.tpr).toBeGreaterThanOrEqual(worst.regressionTpr + UNION_MIN_GAIN);
+  // The attack flagged least gains more with the worst-attack choice than with the pooled one.
+  const worstOf = (state: typeof regression) =>
+    worstAttackFlaggedAt(state, held.clean, held.adversarial, TARGET, attackOf);
+  expect(worstOf(worst.state)).toBeGreaterThan(worstOf(pooled.state));
 });

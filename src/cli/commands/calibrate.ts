@@ -12,6 +12,8 @@ import * as path from 'path';
 import { Command, Option } from 'commander';
 import {
   addClassSpectra,
+  ATTACK_WEIGHTS,
+  AttackWeights,
   calibrate,
   CALIBRATE_DEFAULTS,
   ClassReport,
@@ -60,6 +62,8 @@ interface CalibrateCommandOptions {
   addClassSpectra?: boolean;
   deepKnn?: boolean;
   boundaryMargin?: boolean;
+  channelMahalanobis?: boolean;
+  attackWeights?: AttackWeights;
   union: boolean;
   harden?: number;
   hardenImages: number;
@@ -161,6 +165,18 @@ export function registerCalibrate(program: Command): void {
     .option(
       '--boundary-margin',
       'also fit the boundary-margin detector (runner-up minus top logit: catches minimal-confidence attacks that stop at the decision boundary) and weigh it in the combined verdict',
+    )
+    .option(
+      '--channel-mahalanobis',
+      "also fit one Mahalanobis detector per conv layer on its channel means (Lee et al. 2018's per-layer feature) and give each its own input of the combined verdict",
+    )
+    .addOption(
+      new Option(
+        '--attack-weights <per>',
+        "how the combined verdict weighs its calibration attacks: 'image' (every successful attack image alike: an attack that succeeds more often weighs more) or 'attack' (each calibration attack alike, and an \"either one\" term kept where it lifts the attack flagged least)",
+      )
+        .choices([...ATTACK_WEIGHTS])
+        .default('image'),
     )
     .option(
       '--no-union',
@@ -411,10 +427,11 @@ function hardeningLines(h: HardeningSummary): string[] {
 
 function unionLine(u: UnionSummary, targetFpr: number): string {
   const tpr = (x: number) => x.toFixed(3);
+  const flagged = u.criterion === 'worstAttack' ? 'the calibration attack flagged least' : 'calibration attacks';
   return u.terms.length
     ? `combined verdict: the regression, or alone ${u.terms.map((t) => `${t.detector} (share ${t.share})`).join(' or ')} ` +
-        `of the ${targetFpr * 100}% (calibration attacks flagged ${tpr(u.regressionTprAtTargetFpr)} → ${tpr(u.tprAtTargetFpr)})`
-    : `combined verdict: the regression alone (no detector's own term flagged ≥ 1 point more calibration attacks)`;
+        `of the ${targetFpr * 100}% (${flagged}: ${tpr(u.regressionTprAtTargetFpr)} flagged → ${tpr(u.tprAtTargetFpr)})`
+    : `combined verdict: the regression alone (no detector's own term flagged ≥ 1 point more of ${flagged})`;
 }
 
 /**
