@@ -4,7 +4,7 @@ import { Field, Float, ObjectType } from 'type-graphql';
 export class DetectorScore {
   @Field(() => String, {
     description:
-      'highFrequency, activationDistance, mahalanobis, density, lowPassDisagreement, and the optional deepKnn and boundaryMargin (present only when the calibration fitted them: `calibrate --deep-knn`, `--boundary-margin`).',
+      'highFrequency, activationDistance, mahalanobis, density, lowPassDisagreement, and the optional deepKnn, boundaryMargin and channelMahalanobis:<conv layer> (one per conv layer) (present only when the calibration fitted them: `calibrate --deep-knn`, `--boundary-margin`, `--channel-mahalanobis`).',
   })
   name!: string;
 
