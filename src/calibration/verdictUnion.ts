@@ -50,6 +50,20 @@ export interface UnionChoice {
 /** The clean spread of a column of scores (combined.ts's unit). */
 const spreadOf = (values: readonly number[]) => interquartileRange(Float64Array.from(values).sort());
 
+/** Whether each `adversarial` row's combined score is over the threshold read on `clean` at `targetFpr`. */
+function flaggedRows(
+  state: CombinedState,
+  clean: readonly number[][],
+  adversarial: readonly number[][],
+  targetFpr: number,
+): boolean[] {
+  const threshold = conformalThreshold(
+    clean.map((r) => combinedScore(state, r)),
+    targetFpr,
+  );
+  return adversarial.map((r) => combinedScore(state, r) > threshold);
+}
+
 /**
  * The share of `adversarial` rows whose combined score is over the threshold read on `clean` at
  * `targetFpr`; with `weights`, the weighted share.
@@ -61,16 +75,12 @@ export function flaggedAt(
   targetFpr: number,
   weights?: readonly number[],
 ): number {
-  const threshold = conformalThreshold(
-    clean.map((r) => combinedScore(state, r)),
-    targetFpr,
-  );
   let flagged = 0;
   let total = 0;
-  adversarial.forEach((r, n) => {
+  flaggedRows(state, clean, adversarial, targetFpr).forEach((isFlagged, n) => {
     const w = weights ? weights[n] : 1;
     total += w;
-    if (combinedScore(state, r) > threshold) flagged += w;
+    if (isFlagged) flagged += w;
   });
   return flagged / total;
 }
@@ -86,15 +96,11 @@ export function worstAttackFlaggedAt(
   targetFpr: number,
   attackOfRow: ArrayLike<number>,
 ): number {
-  const threshold = conformalThreshold(
-    clean.map((r) => combinedScore(state, r)),
-    targetFpr,
-  );
   const counts = new Map<number, { flagged: number; total: number }>();
-  adversarial.forEach((r, n) => {
+  flaggedRows(state, clean, adversarial, targetFpr).forEach((isFlagged, n) => {
     const c = counts.get(attackOfRow[n]) ?? { flagged: 0, total: 0 };
     c.total++;
-    if (combinedScore(state, r) > threshold) c.flagged++;
+    if (isFlagged) c.flagged++;
     counts.set(attackOfRow[n], c);
   });
   return Math.min(...[...counts.values()].map((c) => c.flagged / c.total));

@@ -19,7 +19,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { classExpectations } from './classExpectations';
 import { argmax, classRows, Detector, FitData, stateTensors } from './detector';
-import { quadraticForm, sharedPrecision } from './mahalanobis';
+import { quadraticForm, sharedGaussian } from './mahalanobis';
 
 export interface ChannelMahalanobisState {
   readonly layer: string;
@@ -78,10 +78,12 @@ function make(layer: string): Detector<ChannelMahalanobisState> {
         [layer],
         data.numClasses,
       )[layer];
-      const precision = sharedPrecision(means, data.labels, expectations, `${layer}'s channel means`);
-      let sum = 0;
-      means.forEach((m, n) => (sum += quadraticForm(m, expectations[data.labels[n]], precision)));
-      return { layer, channels, expectations, precision, scale: Math.max(sum / means.length, 1e-9) };
+      return {
+        layer,
+        channels,
+        expectations,
+        ...sharedGaussian(means, data.labels, expectations, `${layer}'s channel means`),
+      };
     },
     score(state, f) {
       return quadraticForm(f.activations[layer], state.expectations[argmax(f.probs)], state.precision) / state.scale;

@@ -65,7 +65,7 @@ export function quadraticForm(a: ArrayLike<number>, mu: readonly number[], preci
  * The inverse of the covariance of `vectors` around their classes' means `mu` (row-major), shared
  * by the classes and shrunk as SHRINKAGE says; `what` names the features in its error.
  */
-export function sharedPrecision(
+function sharedPrecision(
   vectors: ReadonlyArray<ArrayLike<number>>,
   labels: ArrayLike<number>,
   mu: readonly (readonly number[])[],
@@ -100,6 +100,23 @@ export function sharedPrecision(
   return Array.from(chol.solve(Matrix.eye(d, d)).to1DArray());
 }
 
+/**
+ * Class-conditional Gaussians with one covariance shared by the classes, for `vectors` of classes
+ * `labels` around their classes' means `mu`: the shared precision, and the scale a distance is read
+ * in (the mean squared distance of the vectors to their own class, at least 1e-9).
+ */
+export function sharedGaussian(
+  vectors: ReadonlyArray<ArrayLike<number>>,
+  labels: ArrayLike<number>,
+  mu: readonly (readonly number[])[],
+  what: string,
+): { precision: number[]; scale: number } {
+  const precision = sharedPrecision(vectors, labels, mu, what);
+  let sum = 0;
+  vectors.forEach((a, n) => (sum += quadraticForm(a, mu[labels[n]], precision)));
+  return { precision, scale: Math.max(sum / vectors.length, 1e-9) };
+}
+
 export const mahalanobis: Detector<MahalanobisState> = {
   name: 'mahalanobis',
   description:
@@ -115,17 +132,14 @@ export const mahalanobis: Detector<MahalanobisState> = {
     const precision: Record<string, number[]> = {};
     const scale: Record<string, number> = {};
     for (const layer of layers) {
-      precision[layer] = sharedPrecision(
+      const gaussian = sharedGaussian(
         data.clean.map((f) => f.activations[layer]),
         data.labels,
         expectations[layer],
         `layer ${layer}`,
       );
-      let sum = 0;
-      data.clean.forEach((f, n) => {
-        sum += quadraticForm(f.activations[layer], expectations[layer][data.labels[n]], precision[layer]);
-      });
-      scale[layer] = Math.max(sum / data.clean.length, 1e-9);
+      precision[layer] = gaussian.precision;
+      scale[layer] = gaussian.scale;
     }
     const fitted = { layers, expectations, precision, scale };
     return { ...fitted, layerWeights: fitLayerWeights(layers, fitted, data, perLayer) };

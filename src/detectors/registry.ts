@@ -4,7 +4,7 @@
  */
 import { activationDistance } from './activationDistance';
 import { boundaryMargin } from './boundaryMargin';
-import { CHANNEL_MAHALANOBIS, channelMahalanobis } from './channelMahalanobis';
+import { CHANNEL_MAHALANOBIS, channelMahalanobis, channelMahalanobisLayer } from './channelMahalanobis';
 import { deepKnn } from './deepKnn';
 import { densityDetector } from './density';
 import type { Detector } from './detector';
@@ -42,10 +42,7 @@ export function screeningDetectors(
   ] as Detector[];
   if (withOptional === true) return all;
   const named = withOptional === false ? [] : withOptional;
-  return all.filter(
-    (d) =>
-      !d.optional ||
-      named.includes(d.name) ||
-      (named.includes(CHANNEL_MAHALANOBIS) && channelLayers.some((l) => d === channelMahalanobis(l))),
-  );
+  // A channel-means detector is named by its kind: one name asks for every layer's.
+  const kindOf = (d: Detector) => (channelMahalanobisLayer(d.name) !== undefined ? CHANNEL_MAHALANOBIS : d.name);
+  return all.filter((d) => !d.optional || named.includes(d.name) || named.includes(kindOf(d)));
 }
